@@ -1,0 +1,98 @@
+"""Named cross-column rules a study can switch on with ``rules: [...]``.
+
+Each rule knows the columns it reads and returns a boolean mask of the rows
+that break it (rows whose inputs are missing do not break it; null rates are
+checked elsewhere). Validation (Great Expectations) turns each rule into an
+expectation; reports show the rule's name and the number of rows, never the
+rows themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.cohort import indices
+
+#: How far a recorded index may lie from the value recomputed from its
+#: components: registries round components and indices to 1-2 decimals.
+INDEX_TOLERANCE = {"das28_esr": 0.05, "das28_crp": 0.05, "cdai": 0.15}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-column check.
+
+    Attributes:
+        name: the name used in study specs and reports.
+        description: what the rule demands, in words (shown in reports).
+        columns: the columns it reads.
+        broken: function from a table to a boolean mask of breaking rows.
+    """
+
+    name: str
+    description: str
+    columns: tuple[str, ...]
+    broken: Callable[[pd.DataFrame], np.ndarray]
+
+
+def _consistent(index: str, compute: Callable[[pd.DataFrame], np.ndarray]) -> Callable[[pd.DataFrame], np.ndarray]:
+    tol = INDEX_TOLERANCE[index]
+
+    def broken(df: pd.DataFrame) -> np.ndarray:
+        recorded = df[index].to_numpy(dtype=float)
+        expected = compute(df)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(recorded - expected) > tol
+        return np.asarray(bad & ~np.isnan(recorded) & ~np.isnan(expected))
+
+    return broken
+
+
+def _jhaq_range(df: pd.DataFrame) -> np.ndarray:
+    v = df["jhaq"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.asarray((v < 0) | (v > 3))
+
+
+def _followup(df: pd.DataFrame) -> np.ndarray:
+    v = df["followup_months"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(v < 21.0)
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule(
+            "das28_esr_consistent",
+            f"recorded DAS28-ESR equals 0.56√TJC28 + 0.28√SJC28 + 0.70 ln(ESR) + 0.014·PtGA "
+            f"within {INDEX_TOLERANCE['das28_esr']}",
+            ("das28_esr", "tjc28", "sjc28", "esr", "ptga_mm"),
+            _consistent("das28_esr", lambda d: indices.das28_esr(d["tjc28"], d["sjc28"], d["esr"], d["ptga_mm"])),
+        ),
+        Rule(
+            "das28_crp_consistent",
+            f"recorded DAS28-CRP equals 0.56√TJC28 + 0.28√SJC28 + 0.36 ln(CRP+1) + 0.014·PtGA + 0.96 "
+            f"within {INDEX_TOLERANCE['das28_crp']}",
+            ("das28_crp", "tjc28", "sjc28", "crp_mg_l", "ptga_mm"),
+            _consistent("das28_crp", lambda d: indices.das28_crp(d["tjc28"], d["sjc28"], d["crp_mg_l"], d["ptga_mm"])),
+        ),
+        Rule(
+            "cdai_consistent",
+            f"recorded CDAI equals TJC28 + SJC28 + PtGA/10 + EvGA/10 within {INDEX_TOLERANCE['cdai']}",
+            ("cdai", "tjc28", "sjc28", "ptga_mm", "evga_mm"),
+            _consistent("cdai", lambda d: indices.cdai(d["tjc28"], d["sjc28"], d["ptga_mm"], d["evga_mm"])),
+        ),
+        Rule("jhaq_range", "J-HAQ lies between 0 and 3", ("jhaq",), _jhaq_range),
+        Rule(
+            "two_year_followup",
+            "every included patient has a visit at least 21 months after baseline",
+            ("followup_months",),
+            _followup,
+        ),
+    )
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian servers the integration tests start on 127.0.0.1
+# (redis-server, prometheus, prometheus-pushgateway) when they are missing.
+# The tests start and stop their own instances; nothing is left running.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+if ((${#need[@]})); then
+  echo "installing ${need[*]} (Debian packages)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian starts the packaged services; the tests run their own on free ports.
+  for svc in redis-server prometheus prometheus-pushgateway; do
+    (command -v systemctl >/dev/null && $SUDO systemctl stop "$svc" 2>/dev/null) || true
+    (command -v service >/dev/null && $SUDO service "$svc" stop >/dev/null 2>&1) || true
+  done
+fi
