@@ -1,0 +1,104 @@
+"""Multiple-testing adjustment across endpoints: Holm (family-wise error) and Benjamini–Hochberg (FDR).
+
+Both return adjusted p-values in the input order, equal to R's
+``p.adjust(p, method = "holm")`` and ``p.adjust(p, method = "BH")``: compare an
+adjusted p-value with α directly. NaN p-values (an endpoint whose test is
+undefined) stay NaN and do not count towards the number of tests, as in R.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["ADJUSTMENTS", "adjust_pvalues", "benjamini_hochberg", "holm"]
+
+Adjustment = Literal["holm", "bh", "none"]
+ADJUSTMENTS: tuple[str, ...] = ("holm", "bh", "none")
+
+
+def _as_pvalues(pvalues: ArrayLike) -> NDArray[np.float64]:
+    try:
+        p = np.asarray(pvalues, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("pvalues must be numeric") from None
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be one-dimensional, got shape {p.shape}")
+    finite = p[~np.isnan(p)]
+    if ((finite < 0) | (finite > 1)).any():
+        raise ValueError("pvalues must lie in [0, 1] (NaN allowed)")
+    return p
+
+
+def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
+    """Holm's step-down adjustment (controls the family-wise error rate).
+
+    Args:
+        pvalues: Raw p-values, one per test; NaN for a test that could not be done.
+
+    Returns:
+        Adjusted p-values in the input order: ``p_(i) · (m − i + 1)``, made
+        monotone from the smallest up and capped at 1.
+
+    Raises:
+        ValueError: If ``pvalues`` is not a 1-D array of numbers in [0, 1] or NaN.
+    """
+    p = _as_pvalues(pvalues)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out
+
+
+def benjamini_hochberg(pvalues: ArrayLike) -> NDArray[np.float64]:
+    """Benjamini–Hochberg step-up adjustment (controls the false discovery rate).
+
+    Args:
+        pvalues: Raw p-values, one per test; NaN for a test that could not be done.
+
+    Returns:
+        Adjusted p-values (q-values) in the input order: ``p_(i) · m / i``, made
+        monotone from the largest down and capped at 1.
+
+    Raises:
+        ValueError: If ``pvalues`` is not a 1-D array of numbers in [0, 1] or NaN.
+    """
+    p = _as_pvalues(pvalues)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return out
+
+
+def adjust_pvalues(pvalues: ArrayLike, *, method: Adjustment | str = "holm") -> NDArray[np.float64]:
+    """Adjust p-values by name: ``"holm"``, ``"bh"`` (Benjamini–Hochberg) or ``"none"``.
+
+    Args:
+        pvalues: Raw p-values; NaN allowed.
+        method: The adjustment.
+
+    Returns:
+        Adjusted p-values in the input order.
+
+    Raises:
+        ValueError: If ``method`` is unknown or ``pvalues`` is malformed.
+    """
+    if method == "holm":
+        return holm(pvalues)
+    if method == "bh":
+        return benjamini_hochberg(pvalues)
+    if method == "none":
+        return _as_pvalues(pvalues).copy()
+    raise ValueError(f"method must be 'holm', 'bh' or 'none', got {method!r}")
