@@ -225,9 +225,7 @@ class StudySpec:
     def labels(self, table: pd.DataFrame) -> pd.DataFrame:
         """Binary endpoint labels (float, NaN where the source is missing)."""
         self.check_columns(table, need_endpoints=True)
-        return pd.DataFrame(
-            {e.name: e.label(table[e.column]) for e in self.endpoints}, index=table.index
-        )
+        return pd.DataFrame({e.name: e.label(table[e.column]) for e in self.endpoints}, index=table.index)
 
     def check_columns(
         self, table: pd.DataFrame, *, need_endpoints: bool = True, what: str = "the data"
@@ -264,9 +262,7 @@ def resolve_study_path(study: str | Path) -> Path:
     builtin = resources.files("cohortlm") / "studies" / f"{study}.yaml"
     if builtin.is_file():
         return Path(str(builtin))
-    raise SpecError(
-        f"unknown study '{study}': give a YAML file or one of {', '.join(builtin_studies())}"
-    )
+    raise SpecError(f"unknown study '{study}': give a YAML file or one of {', '.join(builtin_studies())}")
 
 
 def load_study(study: str | Path) -> StudySpec:
@@ -413,7 +409,9 @@ def _parse_split(source: str, raw: Any) -> SplitSpec:
     spec = SplitSpec(sizes=parsed, seed=0)
     if spec.is_fraction:
         if not math.isclose(sum(parsed.values()), 1.0, abs_tol=1e-9):
-            raise _err(source, "split.sizes", f"fractions must add up to 1, they add up to {sum(parsed.values()):g}")
+            raise _err(
+                source, "split.sizes", f"fractions must add up to 1, they add up to {sum(parsed.values()):g}"
+            )
     elif not all(v.is_integer() for v in parsed.values()):
         raise _err(source, "split.sizes", "give either whole counts or fractions that add up to 1")
     seed = raw.get("seed", 0)
@@ -425,7 +423,9 @@ def _parse_split(source: str, raw: Any) -> SplitSpec:
 def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
     """Validate plain data (parsed YAML) into a :class:`StudySpec`."""
     if not isinstance(data, Mapping):
-        raise SpecError(f"{source}: the study must be a YAML mapping with name, features, endpoints and split")
+        raise SpecError(
+            f"{source}: the study must be a YAML mapping with name, features, endpoints and split"
+        )
     _unknown(source, "", data, _TOP_KEYS)
     for req in ("name", "id_column", "features", "endpoints", "split"):
         if req not in data:
@@ -469,7 +469,9 @@ def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
         from cohortlm.cohort.featurise import FEATURISERS
 
         if featuriser not in FEATURISERS:
-            raise _err(source, "featuriser", f"unknown featuriser {featuriser!r}; known: {', '.join(FEATURISERS)}")
+            raise _err(
+                source, "featuriser", f"unknown featuriser {featuriser!r}; known: {', '.join(FEATURISERS)}"
+            )
     rules = data.get("rules") or []
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise _err(source, "rules", "must be a list of rule names")

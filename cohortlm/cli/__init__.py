@@ -13,7 +13,7 @@ import traceback
 
 import click
 
-from cohortlm.cli import data, models, pipeline, serving, stats  # noqa: F401  (register commands)
+from cohortlm.cli import data, models, pipeline, serving, stats, validation  # noqa: F401  (register)
 from cohortlm.cli._app import STATE, app
 from cohortlm.errors import CohortlmError
 

@@ -1,5 +1,115 @@
-"""CLI commands: data (see cohortlm.cli)."""
+"""CLI commands for data: ``synth``, ``featurise``, ``split``, ``studies``."""
 
 from __future__ import annotations
 
-from cohortlm.cli._app import app  # noqa: F401
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cohortlm.cli._app import app
+from cohortlm.errors import UsageError
+
+console = Console(stderr=True)
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    table = Table(title=title)
+    table.add_column("item")
+    table.add_column("patients", justify="right")
+    for k, v in counts.items():
+        table.add_row(k, f"{v:,}")
+    console.print(table)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder for patients/visits/medications Parquet tables."),
+    n: int = typer.Option(15004, "--n", min=10, help="Number of patients (the seed study has 15,004)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical data."),
+) -> None:
+    """Write a synthetic IORRA-like RA registry (raw tables) to OUT."""
+    from cohortlm.cohort.synthetic import dropout_count, generate_cohort
+
+    with console.status(f"generating {n:,} synthetic patients"):
+        cohort = generate_cohort(n=n, seed=seed)
+        paths = cohort.write(out)
+    _print_counts(
+        f"synthetic cohort (seed {seed}) -> {out}",
+        {
+            "patients": len(cohort.patients),
+            "of whom under two years of follow-up": dropout_count(n),
+            "visits (rows)": len(cohort.visits),
+            "medication episodes (rows)": len(cohort.medications),
+        },
+    )
+    for p in paths.values():
+        typer.echo(str(p))
+
+
+@app.command()
+def featurise(
+    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    raw: Path = typer.Option(
+        ..., "--raw", help="Raw tables folder (or the flat file for a study without featuriser)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output table (.parquet or .csv), one row per eligible patient."
+    ),
+) -> None:
+    """Turn raw registry tables into one row per eligible patient."""
+    from cohortlm.cohort.featurise import featurise as run_featurise
+    from cohortlm.cohort.io import write_table
+    from cohortlm.study import load_study
+
+    spec = load_study(study)
+    with console.status("featurising"):
+        result = run_featurise(raw, spec)
+    write_table(result.table, out)
+    summary = {"patients in raw data": result.n_input}
+    summary.update({f"excluded: {k}": v for k, v in result.exclusions.items()})
+    summary["included"] = result.n_included
+    _print_counts(f"featurise ({spec.name})", summary)
+    exclusions_path = out.with_name(out.name + ".exclusions.json")
+    exclusions_path.write_text(
+        json.dumps(
+            {"n_input": result.n_input, "n_included": result.n_included, **result.exclusions}, indent=2
+        )
+    )
+    typer.echo(str(out))
+
+
+@app.command("split")
+def split_cmd(
+    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    data: Path = typer.Option(..., "--data", help="Featurised table (.parquet or .csv)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the table with a `split` column here."),
+) -> None:
+    """Assign each patient to train/validation/test (seeded, by patient) and print the counts."""
+    from cohortlm.cohort.io import read_table, write_table
+    from cohortlm.cohort.split import split_table
+    from cohortlm.study import load_study
+
+    spec = load_study(study)
+    table = split_table(read_table(data, what="--data"), spec)
+    counts = table["split"].value_counts()
+    _print_counts(
+        f"split (seed {spec.split.seed})", {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
+    )
+    if out is not None:
+        if out.resolve() == data.resolve():
+            raise UsageError("--out must differ from --data: the input file is never modified")
+        write_table(table, out)
+        typer.echo(str(out))
+
+
+@app.command()
+def studies() -> None:
+    """List the built-in studies."""
+    from cohortlm.study import builtin_studies, load_study
+
+    for name in builtin_studies():
+        spec = load_study(name)
+        typer.echo(f"{name}\t{len(spec.features)} features\t{len(spec.endpoints)} endpoints")

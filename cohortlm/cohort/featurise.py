@@ -1,3 +1,211 @@
-"""Featurisers: raw registry tables -> one row per patient (placeholder, filled below)."""
+"""Featurisers: raw registry tables -> one row per eligible patient.
 
-FEATURISERS: dict = {}
+A study names its featuriser in the spec (``featuriser: ra_visits``); a study
+without one is a flat table already (one row per patient) and is used as is.
+
+``ra_visits`` (the RA study):
+
+* Baseline is the enrolment visit (the first visit on the enrolment date).
+  Inputs are that visit's index components and values, the patient's
+  demographics and comorbidities, and the drugs active on that day (started on
+  or before it and not stopped by it).
+* The endpoint visit is the visit nearest to 24 months after baseline within
+  the window **21-27 months** (±3 months, half the 6-month visit interval, so
+  at most one scheduled visit falls in it). Its DAS28-ESR, DAS28-CRP, CDAI and
+  J-HAQ become ``das28_esr_2y``, ``das28_crp_2y``, ``cdai_2y``, ``jhaq_2y``.
+* Exclusion reasons, counted: ``no_baseline_visit``, ``follow_up_under_2y``
+  (last visit before 21 months), ``no_visit_in_window`` (followed past 21
+  months but never seen between 21 and 27), ``missing_endpoint_values`` (the
+  endpoint visit lacks an index value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.cohort.io import read_table
+from cohortlm.errors import DataError, UsageError
+from cohortlm.study import StudySpec
+
+WINDOW_MONTHS = (21.0, 27.0)
+TARGET_MONTHS = 24.0
+MONTH_DAYS = 30.4375
+INDEX_COLUMNS = ("das28_esr", "das28_crp", "cdai", "jhaq")
+VISIT_COMPONENTS = ("tjc28", "sjc28", "esr", "crp_mg_l", "ptga_mm", "evga_mm")
+
+
+@dataclass
+class FeaturiseResult:
+    """The featurised table and what was left out, by reason."""
+
+    table: pd.DataFrame
+    n_input: int
+    exclusions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_included(self) -> int:
+        """Patients in the featurised table."""
+        return len(self.table)
+
+
+def _require(df: pd.DataFrame, columns: list[str] | tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{what} lacks column(s): {', '.join(missing)}; the raw export must have them")
+
+
+def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
+    """Featurise the raw RA registry tables in folder ``raw`` (see module docstring)."""
+    folder = Path(raw)
+    if not folder.is_dir():
+        raise UsageError(f"--raw {folder} is not a folder with patients, visits and medications tables")
+    tables = {}
+    for name in ("patients", "visits", "medications"):
+        candidates = [folder / f"{name}.parquet", folder / f"{name}.csv"]
+        path = next((c for c in candidates if c.exists()), None)
+        if path is None:
+            raise UsageError(f"--raw {folder} has no {name}.parquet or {name}.csv")
+        tables[name] = read_table(path, what=f"raw table {path.name}")
+    patients, visits, meds = tables["patients"], tables["visits"], tables["medications"]
+    pid = spec.id_column
+    _require(patients, [pid, "sex", "birth_date", "ra_onset_date", "enrolment_date"], "patients table")
+    _require(visits, [pid, "visit_date", *VISIT_COMPONENTS, *INDEX_COLUMNS], "visits table")
+    _require(meds, [pid, "drug", "drug_class", "start_date", "stop_date", "dose"], "medications table")
+    if patients[pid].duplicated().any():
+        raise DataError(
+            f"patients table has {int(patients[pid].duplicated().sum())} duplicated {pid} value(s); "
+            "each patient must appear once"
+        )
+    for df, cols in (
+        (patients, ["birth_date", "ra_onset_date", "enrolment_date"]),
+        (visits, ["visit_date"]),
+        (meds, ["start_date", "stop_date"]),
+    ):
+        for c in cols:
+            try:
+                df[c] = pd.to_datetime(df[c])
+            except (ValueError, TypeError):
+                raise DataError(
+                    f"column {c} holds values that are not dates; use ISO dates (YYYY-MM-DD)"
+                ) from None
+
+    n_input = len(patients)
+    p = patients.set_index(pid)
+    visits = visits.merge(p[["enrolment_date"]], left_on=pid, right_index=True, how="inner")
+    visits["months"] = (visits["visit_date"] - visits["enrolment_date"]).dt.days / MONTH_DAYS
+    exclusions: dict[str, int] = {}
+
+    base = visits[visits["months"].abs() < 0.5].sort_values([pid, "visit_date"]).drop_duplicates(pid)
+    base = base.set_index(pid)
+    has_base = p.index.isin(base.index)
+    exclusions["no_baseline_visit"] = int((~has_base).sum())
+
+    last = visits.groupby(pid)["months"].max().reindex(p.index)
+    short = has_base & (last.to_numpy() < WINDOW_MONTHS[0])
+    exclusions["follow_up_under_2y"] = int(short.sum())
+
+    lo, hi = WINDOW_MONTHS
+    window = visits[(visits["months"] >= lo) & (visits["months"] <= hi)].copy()
+    window["dist"] = (window["months"] - TARGET_MONTHS).abs()
+    end = window.sort_values([pid, "dist", "visit_date"]).drop_duplicates(pid).set_index(pid)
+    in_window = p.index.isin(end.index)
+    no_window = has_base & ~short & ~in_window
+    exclusions["no_visit_in_window"] = int(no_window.sum())
+
+    eligible = has_base & ~short & in_window
+    ids = p.index[eligible]
+    end = end.reindex(ids)
+    missing_end = end[list(INDEX_COLUMNS)].isna().any(axis=1).to_numpy()
+    exclusions["missing_endpoint_values"] = int(missing_end.sum())
+    ids = ids[~missing_end]
+
+    b = base.reindex(ids)
+    pp = p.reindex(ids)
+    bdate = pp["enrolment_date"]
+    out = pd.DataFrame(index=ids)
+    out.index.name = pid
+    out["baseline_date"] = bdate
+    out["age"] = ((bdate - pp["birth_date"]).dt.days / 365.25).round(1)
+    out["sex"] = pp["sex"]
+    out["disease_duration"] = ((bdate - pp["ra_onset_date"]).dt.days / 365.25).clip(lower=0).round(1)
+    for col in (
+        "bmi",
+        "smoking",
+        "rf_positive",
+        "acpa_positive",
+        "hypertension",
+        "diabetes",
+        "interstitial_lung_disease",
+        "osteoporosis",
+        "cardiovascular_disease",
+    ):
+        if col in pp.columns:
+            out[col] = pp[col]
+
+    # Drugs active on the baseline day.
+    m = meds.merge(p[["enrolment_date"]], left_on=pid, right_index=True, how="inner")
+    active = m[
+        (m["start_date"] <= m["enrolment_date"])
+        & (m["stop_date"].isna() | (m["stop_date"] > m["enrolment_date"]))
+    ]
+
+    def flag(mask: pd.Series) -> pd.Series:
+        return pd.Series(1, index=active.loc[mask, pid].unique()).reindex(ids, fill_value=0).astype("int64")
+
+    def dose(mask: pd.Series) -> pd.Series:
+        return active.loc[mask].groupby(pid)["dose"].max().reindex(ids).fillna(0.0).astype(float)
+
+    is_mtx = active["drug"] == "methotrexate"
+    is_gc = active["drug_class"] == "glucocorticoid"
+    out["methotrexate"] = flag(is_mtx)
+    out["methotrexate_dose"] = dose(is_mtx)
+    out["other_csdmard"] = flag((active["drug_class"] == "csDMARD") & ~is_mtx)
+    out["biologic"] = flag(active["drug_class"] == "bDMARD")
+    out["jak_inhibitor"] = flag(active["drug_class"] == "tsDMARD")
+    out["glucocorticoid"] = flag(is_gc)
+    out["glucocorticoid_dose"] = dose(is_gc)
+
+    for col in (*VISIT_COMPONENTS, *INDEX_COLUMNS):
+        out[col] = b[col].to_numpy()
+    for col in INDEX_COLUMNS:
+        out[f"{col}_2y"] = end.loc[ids, col].to_numpy()
+    out["followup_months"] = last.reindex(ids).round(1).to_numpy()
+    out["endpoint_visit_months"] = end.loc[ids, "months"].round(2).to_numpy()
+    out = out.reset_index()
+    spec.check_columns(out, what="the featurised table")
+    return FeaturiseResult(table=out, n_input=n_input, exclusions=exclusions)
+
+
+def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
+    """A flat table (one row per patient) used as it is, after a column check."""
+    table = read_table(path, what="cohort file")
+    spec.check_columns(table, what=f"cohort file {Path(path).name}")
+    if table[spec.id_column].duplicated().any():
+        raise DataError(
+            f"cohort file has {int(table[spec.id_column].duplicated().sum())} duplicated "
+            f"{spec.id_column} value(s); a flat cohort needs one row per patient"
+        )
+    return FeaturiseResult(table=table, n_input=len(table), exclusions={})
+
+
+FEATURISERS: dict[str, Callable[[str | Path, StudySpec], FeaturiseResult]] = {
+    "ra_visits": featurise_ra_visits,
+}
+
+
+def featurise(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
+    """Featurise ``raw`` with the study's featuriser, or read it as a flat table."""
+    if spec.featuriser is None:
+        return featurise_flat(raw, spec)
+    return FEATURISERS[spec.featuriser](raw, spec)
+
+
+def endpoint_prevalence(table: pd.DataFrame, spec: StudySpec) -> dict[str, float]:
+    """Share of cases per endpoint (ignoring missing source values)."""
+    labels = spec.labels(table)
+    return {c: float(np.nanmean(labels[c].to_numpy())) for c in labels.columns}

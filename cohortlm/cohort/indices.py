@@ -100,7 +100,9 @@ def jhaq(categories: pd.DataFrame | ArrayLike) -> np.ndarray:
     return out
 
 
-def _categorise(values: ArrayLike, cuts: tuple[float, ...], labels: tuple[str, ...], *, right_closed: bool) -> np.ndarray:
+def _categorise(
+    values: ArrayLike, cuts: tuple[float, ...], labels: tuple[str, ...], *, right_closed: bool
+) -> np.ndarray:
     v = _f(values)
     # right_closed=False: bins [a, b) (value at a cut goes up); True: (a, b].
     idx = np.searchsorted(np.asarray(cuts), v, side="left" if right_closed else "right")

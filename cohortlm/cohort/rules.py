@@ -39,7 +39,9 @@ class Rule:
     broken: Callable[[pd.DataFrame], np.ndarray]
 
 
-def _consistent(index: str, compute: Callable[[pd.DataFrame], np.ndarray]) -> Callable[[pd.DataFrame], np.ndarray]:
+def _consistent(
+    index: str, compute: Callable[[pd.DataFrame], np.ndarray]
+) -> Callable[[pd.DataFrame], np.ndarray]:
     tol = INDEX_TOLERANCE[index]
 
     def broken(df: pd.DataFrame) -> np.ndarray:
@@ -72,14 +74,18 @@ RULES: dict[str, Rule] = {
             f"recorded DAS28-ESR equals 0.56√TJC28 + 0.28√SJC28 + 0.70 ln(ESR) + 0.014·PtGA "
             f"within {INDEX_TOLERANCE['das28_esr']}",
             ("das28_esr", "tjc28", "sjc28", "esr", "ptga_mm"),
-            _consistent("das28_esr", lambda d: indices.das28_esr(d["tjc28"], d["sjc28"], d["esr"], d["ptga_mm"])),
+            _consistent(
+                "das28_esr", lambda d: indices.das28_esr(d["tjc28"], d["sjc28"], d["esr"], d["ptga_mm"])
+            ),
         ),
         Rule(
             "das28_crp_consistent",
             f"recorded DAS28-CRP equals 0.56√TJC28 + 0.28√SJC28 + 0.36 ln(CRP+1) + 0.014·PtGA + 0.96 "
             f"within {INDEX_TOLERANCE['das28_crp']}",
             ("das28_crp", "tjc28", "sjc28", "crp_mg_l", "ptga_mm"),
-            _consistent("das28_crp", lambda d: indices.das28_crp(d["tjc28"], d["sjc28"], d["crp_mg_l"], d["ptga_mm"])),
+            _consistent(
+                "das28_crp", lambda d: indices.das28_crp(d["tjc28"], d["sjc28"], d["crp_mg_l"], d["ptga_mm"])
+            ),
         ),
         Rule(
             "cdai_consistent",
