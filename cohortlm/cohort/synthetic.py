@@ -90,7 +90,7 @@ class SyntheticCohort:
 
 def dropout_count(n: int) -> int:
     """Patients with under two years of follow-up: 3,139 of 15,004, scaled to ``n``."""
-    return int(round(n * REFERENCE_DROPOUTS / REFERENCE_N))
+    return round(n * REFERENCE_DROPOUTS / REFERENCE_N)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
