@@ -1,0 +1,544 @@
+"""The report for one run: ROC figure (seed 000, Figure 1), Table 1, metrics and the gate decision in words.
+
+Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` reads)::
+
+    RUN_DIR/
+      labels.parquet        one row per patient: <id column>, split, one column per endpoint
+                            (0, 1 or empty). labels.csv is read when there is no Parquet file.
+      scores/<model>.parquet
+                            one file per model, file stem = model name: <id column>, one column
+                            per endpoint with the predicted probability of a case (a split
+                            column, if present, is ignored; labels.parquet's split rules).
+                            scores/<model>.csv likewise.
+      study.yaml            optional: the study spec (id column, endpoint order, definitions);
+                            without it the id column is ``patient_id`` and the endpoints are
+                            the label columns other than id and split.
+      run.json              optional: {"candidate": "<model>", "champion": "<model>",
+                            "models": ["<model>", ...]} (legend order; default sorted names).
+      policy.yaml           optional: the GatePolicy; the packaged default otherwise.
+      decision.json         optional: the gate's Decision record (cohortlm.gates). When it is
+                            absent and run.json names a candidate and a champion, the report
+                            computes the decision and writes it to report/decision.json.
+
+Outputs, in ``RUN_DIR/report/`` (or ``--out``)::
+
+      roc.png               one ROC panel per endpoint; an index's high-activity and remission
+                            panels side by side; one line per model with its AUC in the legend
+      table1.md, table1.csv Table 1: AUC (CI) and threshold metrics per endpoint and model
+      metrics.json          Table 1 rows, calibration bins, settings, the decision record
+      summary.md            the decision in words, then Table 1
+
+Reading (:func:`read_run_dir`) is kept apart from computing (:func:`compute_report`,
+:func:`plot_roc`, :func:`table1_markdown`, :func:`summary_markdown`) so that a
+KFP component can call the compute functions on data it already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.evaluate import Evaluation, evaluate
+from cohortlm.gates import Decision, GatePolicy, decide, load_policy
+from cohortlm.study import StudySpec, load_study
+
+__all__ = [
+    "ReportData",
+    "ReportPaths",
+    "RunData",
+    "compute_report",
+    "panel_layout",
+    "plot_roc",
+    "read_run_dir",
+    "summary_markdown",
+    "table1_markdown",
+    "write_report",
+]
+
+SPLIT_COLUMN = "split"
+DEFAULT_ID_COLUMN = "patient_id"
+# Suffixes that pair an index's endpoints (high activity first, then remission / low).
+_PAIR_ORDER = ("high", "moderate", "remission", "low")
+_INDEX_LABELS = {
+    "das28_esr": "DAS28-ESR",
+    "das28_crp": "DAS28-CRP",
+    "cdai": "CDAI",
+    "sdai": "SDAI",
+    "jhaq": "J-HAQ",
+}
+_SUFFIX_WORDS = {
+    "high": "high disease activity",
+    "moderate": "moderate disease activity",
+    "remission": "remission",
+    "low": "low / normal",
+}
+
+
+@dataclass
+class RunData:
+    """A run folder's contents in memory."""
+
+    labels: pd.DataFrame
+    split: pd.Series
+    scores: dict[str, pd.DataFrame]
+    endpoints: list[str]
+    study: StudySpec | None = None
+    candidate: str | None = None
+    champion: str | None = None
+    policy: GatePolicy | None = None
+    decision: Decision | None = None
+
+
+@dataclass
+class ReportData:
+    """What the report shows, computed from :class:`RunData` or in-memory inputs."""
+
+    evaluation: Evaluation
+    endpoints: list[str]
+    models: list[str]
+    titles: dict[str, str]
+    decision: Decision | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`write_report` put each output."""
+
+    roc_png: Path
+    table1_md: Path
+    table1_csv: Path
+    metrics_json: Path
+    summary_md: Path
+    decision_json: Path | None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_table(stem: Path, what: str) -> pd.DataFrame:
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+        path = stem.with_suffix(suffix)
+        if path.is_file():
+            try:
+                return reader(path)
+            except Exception as exc:  # pyarrow and pandas raise many types for a bad file
+                raise DataError(f"{path}: cannot read {what} ({type(exc).__name__})") from None
+    raise UsageError(f"{stem}.parquet (or .csv) not found: the run folder needs {what}")
+
+
+def read_run_dir(run_dir: str | Path) -> RunData:
+    """Read a run folder (layout in the module docstring).
+
+    Args:
+        run_dir: The run folder.
+
+    Returns:
+        A :class:`RunData` indexed by patient id.
+
+    Raises:
+        UsageError: If the folder, the labels or the scores are missing.
+        DataError: If a table cannot be read or lacks the id, split or an endpoint column.
+        SpecError: If study.yaml, run.json, policy.yaml or decision.json is invalid.
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise UsageError(f"run folder not found: {root}")
+    study = load_study(root / "study.yaml") if (root / "study.yaml").is_file() else None
+    id_col = study.id_column if study is not None else DEFAULT_ID_COLUMN
+
+    labels = _read_table(root / "labels", "labels")
+    for col in (id_col, SPLIT_COLUMN):
+        if col not in labels.columns:
+            raise DataError(f"{root / 'labels'}: no '{col}' column")
+    if labels[id_col].duplicated().any():
+        raise DataError(
+            f"{root / 'labels'}: '{id_col}' has {int(labels[id_col].duplicated().sum())} duplicate(s)"
+        )
+    labels = labels.set_index(id_col)
+    split = labels.pop(SPLIT_COLUMN).astype(str)
+    if study is not None:
+        endpoints = [e for e in study.endpoint_names if e in labels.columns]
+        missing = [e for e in study.endpoint_names if e not in labels.columns]
+        if missing:
+            raise DataError(f"{root / 'labels'}: no column for endpoint(s) {', '.join(missing)}")
+    else:
+        endpoints = [str(c) for c in labels.columns]
+    if not endpoints:
+        raise DataError(f"{root / 'labels'}: no endpoint columns")
+
+    score_dir = root / "scores"
+    files = (
+        sorted(p for p in score_dir.glob("*") if p.suffix in (".parquet", ".csv"))
+        if score_dir.is_dir()
+        else []
+    )
+    if not files:
+        raise UsageError(f"{score_dir}: no <model>.parquet or <model>.csv score files")
+    scores: dict[str, pd.DataFrame] = {}
+    for path in files:
+        frame = _read_table(path.with_suffix(""), f"scores of model '{path.stem}'")
+        if id_col not in frame.columns:
+            raise DataError(f"{path}: no '{id_col}' column")
+        if frame[id_col].duplicated().any():
+            raise DataError(f"{path}: '{id_col}' has duplicates")
+        scores.setdefault(path.stem, frame.set_index(id_col).drop(columns=[SPLIT_COLUMN], errors="ignore"))
+
+    run: dict[str, Any] = {}
+    if (root / "run.json").is_file():
+        try:
+            run = json.loads((root / "run.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{root / 'run.json'}: not valid JSON ({exc.msg})") from None
+        if not isinstance(run, dict):
+            raise SpecError(f"{root / 'run.json'}: must be a JSON object")
+    order = [m for m in run.get("models", []) if m in scores] + sorted(
+        m for m in scores if m not in run.get("models", [])
+    )
+    scores = {m: scores[m] for m in order}
+    for key in ("candidate", "champion"):
+        if run.get(key) is not None and run[key] not in scores:
+            raise SpecError(f"{root / 'run.json'}: {key} '{run[key]}' has no scores/{run[key]}.parquet")
+
+    policy = GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None
+    decision = None
+    if (root / "decision.json").is_file():
+        decision = Decision.from_json((root / "decision.json").read_text(encoding="utf-8"))
+    return RunData(
+        labels=labels,
+        split=split,
+        scores=scores,
+        endpoints=endpoints,
+        study=study,
+        candidate=run.get("candidate"),
+        champion=run.get("champion"),
+        policy=policy,
+        decision=decision,
+    )
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+def _endpoint_title(name: str, study: StudySpec | None) -> str:
+    """A panel title: the index and its rule on line one, what a case means on line two."""
+    stem, _, suffix = name.rpartition("_")
+    if study is not None and name in study.endpoint_names:
+        ep = next(e for e in study.endpoints if e.name == name)
+        column = ep.column[:-3] if ep.column.endswith("_2y") else ep.column
+        label = _INDEX_LABELS.get(column, column)
+        op = {"<=": "≤", ">=": "≥"}.get(ep.operator, ep.operator)
+        line2 = _SUFFIX_WORDS.get(suffix, ep.description or "")
+        return f"{label} {op} {ep.threshold:g}" + (f"\n{line2}" if line2 else "")
+    if suffix in _SUFFIX_WORDS and stem:
+        return f"{_INDEX_LABELS.get(stem, stem)}\n{_SUFFIX_WORDS[suffix]}"
+    return name
+
+
+def panel_layout(endpoints: Sequence[str]) -> list[list[str | None]]:
+    """Rows of panels: each index's endpoints side by side (high, then remission or low).
+
+    Endpoints are grouped by the name before their last ``_`` when that suffix
+    names an activity level (high, moderate, remission, low). When every group
+    holds at most two endpoints, two groups share a row (four panels); else each
+    group gets a row. Endpoints that fit no group fill a plain grid.
+
+    Args:
+        endpoints: Endpoint names, in study order.
+
+    Returns:
+        A list of rows, each a list of endpoint names (None for an empty cell).
+    """
+    groups: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for ep in endpoints:
+        stem, _, suffix = ep.rpartition("_")
+        if stem and suffix in _PAIR_ORDER:
+            groups.setdefault(stem, []).append(ep)
+        else:
+            loose.append(ep)
+    cells: list[list[str | None]] = []
+    ordered = [sorted(g, key=lambda e: _PAIR_ORDER.index(e.rpartition("_")[2])) for g in groups.values()]
+    width = max((len(g) for g in ordered), default=0)
+    if ordered and width <= 2:
+        pairs: list[str | None] = []
+        for g in ordered:
+            pairs.extend([*g, *([None] * (2 - len(g)))])
+        per_row = 4 if len(ordered) > 1 else 2
+        cells = [pairs[i : i + per_row] for i in range(0, len(pairs), per_row)]
+    else:
+        cells = [list(g) for g in ordered]
+    if loose:
+        ncol = max((len(r) for r in cells), default=min(4, len(loose))) or 1
+        for i in range(0, len(loose), ncol):
+            cells.append(list(loose[i : i + ncol]))
+    width = max(len(r) for r in cells)
+    return [r + [None] * (width - len(r)) for r in cells]
+
+
+def compute_report(
+    labels: pd.DataFrame,
+    scores: Mapping[str, pd.DataFrame],
+    split: pd.Series | None,
+    *,
+    endpoints: Sequence[str] | None = None,
+    study: StudySpec | None = None,
+    candidate: str | None = None,
+    champion: str | None = None,
+    policy: GatePolicy | None = None,
+    decision: Decision | None = None,
+    threshold_method: str | float = "youden",
+) -> ReportData:
+    """Evaluate every model and, when a candidate and champion are named, decide the gate.
+
+    Args:
+        labels: Labels per endpoint, indexed by patient id (0/1/NaN).
+        scores: ``{model: probabilities}``, same columns and ids.
+        split: Split name per patient id (thresholds on validation, metrics on test).
+        endpoints: Endpoints in order; default: the columns of ``labels``.
+        study: The study, for panel titles.
+        candidate: Candidate model name, for the gate.
+        champion: Champion model name, for the gate.
+        policy: Gate policy; the packaged default when None.
+        decision: An existing decision record; computed when None and both names are given.
+        threshold_method: See :func:`cohortlm.evaluate.choose_threshold`.
+
+    Returns:
+        A :class:`ReportData`.
+    """
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    ev = evaluate(labels, scores, split, endpoints=eps, threshold_method=threshold_method)
+    notes = list(ev.notes)
+    if decision is None and candidate and champion:
+        decision = decide(
+            labels,
+            scores[candidate],
+            scores[champion],
+            policy=policy or load_policy(),
+            candidate_name=candidate,
+            champion_name=champion,
+            split=split,
+            endpoints=eps,
+        )
+    elif decision is None:
+        notes.append("no gate decision: decision.json is absent and run.json names no candidate and champion")
+    return ReportData(
+        evaluation=ev,
+        endpoints=eps,
+        models=list(scores),
+        titles={e: _endpoint_title(e, study) for e in eps},
+        decision=decision,
+        notes=notes,
+    )
+
+
+def plot_roc(report: ReportData, *, title: str | None = None) -> Figure:
+    """The ROC figure: a panel per endpoint, one line per model with its AUC in the legend.
+
+    Args:
+        report: Output of :func:`compute_report`.
+        title: Figure title; default names the evaluation split and n.
+
+    Returns:
+        A matplotlib Figure (no pyplot state is touched; save with ``fig.savefig``).
+    """
+    layout = panel_layout(report.endpoints)
+    nrows, ncols = len(layout), len(layout[0])
+    fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"]
+    table = report.evaluation.table1.set_index(["endpoint", "model"])
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    for r, row in enumerate(layout):
+        for c, ep in enumerate(row):
+            ax = axes[r][c]
+            if ep is None:
+                ax.set_axis_off()
+                continue
+            ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=0.8)
+            for i, model in enumerate(report.models):
+                pts = report.evaluation.roc.get((ep, model))
+                if pts is None or pts.empty:
+                    continue
+                row_t = table.loc[(ep, model)]
+                auc = float(row_t["auc"])
+                lo, hi = float(row_t["auc_ci_low"]), float(row_t["auc_ci_high"])
+                ci = f" ({lo:.2f}–{hi:.2f})" if math.isfinite(lo) else ""
+                ax.plot(
+                    pts["fpr"],
+                    pts["tpr"],
+                    color=colors[i % len(colors)],
+                    linewidth=1.6,
+                    label=f"{model}: AUC {auc:.3f}{ci}",
+                    drawstyle="default",
+                )
+            n_ev = int(table.loc[(ep, report.models[0])]["n"]) if (ep, report.models[0]) in table.index else 0
+            n_cases = int(table.loc[(ep, report.models[0])]["n_cases"]) if n_ev else 0
+            ax.set_title(f"({next(letters)}) {report.titles.get(ep, ep)}", fontsize=10, loc="left")
+            ax.text(
+                0.98, 0.40, f"n = {n_ev}, cases = {n_cases}", transform=ax.transAxes, ha="right", fontsize=7.5
+            )
+            ax.set_xlim(-0.01, 1.01)
+            ax.set_ylim(-0.01, 1.01)
+            ax.set_aspect("equal")
+            ax.set_xlabel("1 − specificity", fontsize=9)
+            ax.set_ylabel("Sensitivity", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, linewidth=0.3, alpha=0.5)
+            ax.legend(loc="lower right", fontsize=7.5, frameon=True)
+    split = report.evaluation.eval_split or "all rows"
+    fig.suptitle(title or f"ROC curves on the {split} split", fontsize=12)
+    return fig
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
+    """Table 1 as a Markdown table (one row per endpoint and model).
+
+    Args:
+        table: ``Evaluation.table1``.
+        conf_level: Level of the AUC intervals, for the header.
+
+    Returns:
+        Markdown text.
+    """
+    pct = f"{conf_level * 100:g}%"
+    head = [
+        "Endpoint",
+        "Model",
+        "n (cases)",
+        f"AUC ({pct} CI)",
+        "Threshold",
+        "Sensitivity",
+        "Specificity",
+        "PPV",
+        "NPV",
+        "Precision",
+        "Recall",
+        "F1",
+        "Accuracy",
+        "Brier",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for row in table.to_dict(orient="records"):
+        cells = [
+            str(row["endpoint"]),
+            str(row["model"]),
+            f"{int(row['n'])} ({int(row['n_cases'])})",
+            f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})",
+            _num(row["threshold"]),
+            *(
+                _num(row[k])
+                for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
+            ),
+            _num(row["accuracy"]),
+            _num(row["brier"], 4),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(report: ReportData) -> str:
+    """The run in words: the gate decision (if any), how thresholds were chosen, notes, Table 1."""
+    ev = report.evaluation
+    parts = ["# Run report", ""]
+    if report.decision is not None:
+        d = report.decision
+        parts += ["## Gate decision", "", f"**{'PROMOTE' if d.promote else 'KEEP CHAMPION'}**", ""]
+        parts += [f"- {r}" for r in d.reasons] + [
+            "",
+            "| Endpoint | ΔAUC (CI) | z | p better (adj.) | p worse (adj.) | Verdict |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for v in d.endpoints:
+            parts.append(
+                f"| {v.endpoint} | {_num(v.delta)} ({_num(v.ci_delta[0])} to {_num(v.ci_delta[1])}) "
+                f"| {_num(v.z, 2)} "
+                f"| {_num(v.p_better, 4)} ({_num(v.p_better_adjusted, 4)}) "
+                f"| {_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)}) | {v.verdict} |"
+            )
+        parts.append("")
+    parts += [
+        "## Table 1",
+        "",
+        f"Thresholds chosen by {ev.threshold_method} on the {ev.threshold_split or 'evaluated'} split "
+        "and applied "
+        f"to the {ev.eval_split or 'same'} split; a patient is predicted a case when score ≥ threshold.",
+        "",
+        table1_markdown(ev.table1, conf_level=ev.conf_level),
+    ]
+    if report.notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in report.notes), ""]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_report(
+    run_dir: str | Path, *, out_dir: str | Path | None = None, threshold_method: str | float = "youden"
+) -> ReportPaths:
+    """Read a run folder, compute the report and write its files.
+
+    Args:
+        run_dir: The run folder (layout in the module docstring).
+        out_dir: Where to write; default ``RUN_DIR/report``.
+        threshold_method: See :func:`cohortlm.evaluate.choose_threshold`.
+
+    Returns:
+        The paths written.
+    """
+    run = read_run_dir(run_dir)
+    report = compute_report(
+        run.labels,
+        run.scores,
+        run.split,
+        endpoints=run.endpoints,
+        study=run.study,
+        candidate=run.candidate,
+        champion=run.champion,
+        policy=run.policy,
+        decision=run.decision,
+        threshold_method=threshold_method,
+    )
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        roc_png=out / "roc.png",
+        table1_md=out / "table1.md",
+        table1_csv=out / "table1.csv",
+        metrics_json=out / "metrics.json",
+        summary_md=out / "summary.md",
+        decision_json=out / "decision.json" if report.decision is not None else None,
+    )
+    fig = plot_roc(report)
+    fig.savefig(paths.roc_png, dpi=150)
+    report.evaluation.table1.to_csv(paths.table1_csv, index=False)
+    paths.table1_md.write_text(
+        table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
+    )
+    paths.summary_md.write_text(summary_markdown(report))
+    metrics = report.evaluation.to_dict()
+    metrics["models"] = report.models
+    metrics["endpoints"] = report.endpoints
+    metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
+    metrics["notes"] = report.notes
+    paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
+    if paths.decision_json is not None and report.decision is not None:
+        paths.decision_json.write_text(report.decision.to_json())
+    return paths
