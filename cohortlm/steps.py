@@ -1,0 +1,259 @@
+"""The pipeline's steps as plain functions over files: what each KFP component calls.
+
+Every step reads its inputs from paths, writes its outputs to paths and returns
+a small dict of metadata that the component attaches to its output artifact.
+Nothing here imports kfp, kserve or feast, so each step is unit-tested without
+a cluster, and a retried step rewrites the same outputs (idempotent).
+
+The study travels as YAML text (a pipeline parameter), so the cluster run and
+the local run read exactly the same spec.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from cohortlm.cohort.io import read_table, write_table
+from cohortlm.errors import DataError
+from cohortlm.study import StudySpec, study_from_dict
+
+SCORE_MODELS = ("baseline", "zero_shot", "fine_tuned")
+
+
+def study_from_text(text: str) -> StudySpec:
+    """A StudySpec from YAML text (the pipeline's ``study_yaml`` parameter)."""
+    return study_from_dict(yaml.safe_load(text), source="study_yaml parameter")
+
+
+def study_text(spec: StudySpec) -> str:
+    """YAML text for a spec (what ``cohortlm run`` passes to the pipeline)."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def featurise_step(raw: str, study_yaml: str, out: str) -> dict[str, Any]:
+    """Raw registry folder (or flat file) -> one row per eligible patient."""
+    from cohortlm.cohort.featurise import featurise
+
+    spec = study_from_text(study_yaml)
+    result = featurise(raw, spec)
+    write_table(result.table, out)
+    return {"n_input": result.n_input, "n_included": result.n_included, **result.exclusions}
+
+
+def validate_step(cohort: str, study_yaml: str, report_dir: str) -> dict[str, Any]:
+    """Validate the featurised cohort with Great Expectations; raise DataError when it fails.
+
+    The report (JSON + HTML, no patient values) is written either way, so a
+    failed run still shows which expectations broke and for how many rows.
+    """
+    from cohortlm.validation import validate_table, write_report
+
+    spec = study_from_text(study_yaml)
+    result = validate_table(read_table(cohort, what="cohort"), spec)
+    write_report(result, report_dir)
+    summary = result.summary()
+    if not result.success:
+        raise DataError(result.failure_message())
+    return summary
+
+
+def split_step(
+    table: str, study_yaml: str, out: str, *, split_override: Mapping[str, float] | None = None
+) -> dict[str, int]:
+    """Add the seeded patient-level ``split`` column."""
+    from cohortlm.cohort.split import split_table
+
+    spec = study_from_text(study_yaml)
+    if split_override:
+        spec = study_from_dict(
+            {**spec.to_dict(), "split": {"sizes": dict(split_override), "seed": spec.split.seed}}
+        )
+    df = split_table(read_table(table, what="training table"), spec)
+    write_table(df, out)
+    counts = df["split"].value_counts()
+    return {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
+
+
+def scores_frame(df: pd.DataFrame, probabilities: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The scores table layout: id column, split, one probability column per endpoint."""
+    out = pd.DataFrame({spec.id_column: df[spec.id_column].to_numpy(), "split": df["split"].to_numpy()})
+    for e in spec.endpoint_names:
+        out[e] = probabilities[e].to_numpy(dtype=float)
+    return out
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def train_baseline_step(
+    split_table: str, study_yaml: str, bundle_dir: str, scores_out: str
+) -> dict[str, Any]:
+    """Logistic regression per endpoint on the train split; scores for every split."""
+    from cohortlm.baseline import train_baseline
+
+    spec = study_from_text(study_yaml)
+    df = read_table(split_table, what="split table")
+    model = train_baseline(df[df["split"] == "train"], spec)
+    model.save(bundle_dir)
+    write_table(scores_frame(df, model.predict_proba(df), spec), scores_out)
+    return {"kind": "baseline", "n_train": int((df["split"] == "train").sum())}
+
+
+def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
+    # The LLMs are scored where the evaluation needs them: thresholds on
+    # validation, metrics and the gate on test. Scoring train would cost the
+    # most time and is used by nothing.
+    return df[df["split"].isin(["validation", "test"])]
+
+
+def score_zero_shot_step(
+    split_table: str, study_yaml: str, profile: str, base_model: str, scores_out: str
+) -> dict[str, Any]:
+    """Zero-shot P(Yes) of the base model for the validation and test splits."""
+    from cohortlm.llm.scoring import score_zero_shot
+    from cohortlm.profiles import get_profile
+
+    spec = study_from_text(study_yaml)
+    prof = get_profile(profile)
+    df = _eval_rows(read_table(split_table, what="split table"))
+    probs = score_zero_shot(df, spec, base_model=base_model or None, profile=prof)
+    write_table(scores_frame(df, probs, spec), scores_out)
+    return {"n_scored": len(df)}
+
+
+def train_llm_step(
+    split_table: str, study_yaml: str, profile: str, base_model: str, bundle_dir: str, work_dir: str
+) -> dict[str, Any]:
+    """QLoRA fine-tuning on the train split; writes an LLM bundle."""
+    from cohortlm.llm.qlora import train_qlora
+    from cohortlm.profiles import get_profile
+
+    spec = study_from_text(study_yaml)
+    prof = get_profile(profile)
+    df = read_table(split_table, what="split table")
+    bundle = train_qlora(
+        df[df["split"] == "train"],
+        spec,
+        prof.qlora,
+        out_dir=bundle_dir,
+        base_model=base_model or None,
+        work_dir=work_dir,
+    )
+    info = json.loads((Path(bundle) / "bundle.json").read_text())
+    return {
+        "kind": "llm",
+        **{k: v for k, v in info.get("training", {}).items() if isinstance(v, (int, float, str))},
+    }
+
+
+def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str) -> dict[str, Any]:
+    """Score the validation and test splits with a saved bundle (baseline or LLM)."""
+    from cohortlm.bundle import load_bundle
+
+    predictor = load_bundle(bundle_dir)
+    df = _eval_rows(read_table(split_table, what="split table"))
+    write_table(scores_frame(df, predictor.predict_proba(df), predictor.spec), scores_out)
+    return {"n_scored": len(df), "model_version": predictor.version}
+
+
+# ----------------------------------------------------------------------------- evaluate and gate
+
+
+def _load_scores(path: str, spec: StudySpec) -> pd.DataFrame:
+    df = read_table(path, what="scores table")
+    return df.set_index(spec.id_column)[spec.endpoint_names]
+
+
+def evaluate_step(
+    split_table: str,
+    study_yaml: str,
+    scores: Mapping[str, str],
+    out_dir: str,
+    *,
+    candidate: str = "fine_tuned",
+    model_store: str = "",
+    policy_path: str = "",
+) -> dict[str, Any]:
+    """Table 1, ROC figure and the gate decision of the candidate against the champion.
+
+    The champion is the bundle now serving from ``model_store`` when there is
+    one (scored here on this run's split); otherwise the baseline trained in
+    this run. Returns ``winner``: ``"candidate"`` (promote the LLM),
+    ``"baseline"`` (no champion yet and the LLM failed the gate: the baseline
+    becomes the first champion) or ``"none"`` (keep the champion).
+    """
+    from cohortlm.evaluate import evaluate
+    from cohortlm.gates import GatePolicy, decide
+    from cohortlm.report import write_report
+
+    spec = study_from_text(study_yaml)
+    df = read_table(split_table, what="split table").set_index(spec.id_column)
+    labels = spec.labels(df)
+    model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
+    champion_name, champion_scores, champion_version = "baseline", model_scores.get("baseline"), None
+    if model_store:
+        from cohortlm.bundle import load_bundle
+        from cohortlm.registry import champion as find_champion
+
+        current = find_champion(model_store, spec.name)
+        if current is not None:
+            predictor = load_bundle(current, spec=spec)
+            rows = _eval_rows(df.reset_index())
+            probs = predictor.predict_proba(rows)
+            champion_scores = pd.DataFrame(
+                probs.to_numpy(), index=rows[spec.id_column], columns=spec.endpoint_names
+            )
+            champion_name, champion_version = f"champion_{predictor.version}", predictor.version
+            model_scores[champion_name] = champion_scores
+    if champion_scores is None:
+        raise DataError("no champion to gate against: the baseline scores are missing")
+    policy = GatePolicy.from_yaml(policy_path) if policy_path else GatePolicy()
+    test = df.index[df["split"] == "test"]
+    decision = decide(
+        labels.loc[test],
+        model_scores[candidate].reindex(test),
+        champion_scores.reindex(test),
+        policy=policy,
+        candidate_name=candidate,
+        champion_name=champion_name,
+    )
+    evaluation = evaluate(labels, model_scores, df["split"], endpoints=spec.endpoint_names)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "decision.json").write_text(decision.to_json())
+    write_report(out, spec=spec, evaluation=evaluation, decision=decision)
+    if decision.promote:
+        winner = "candidate"
+    elif champion_version is None:
+        winner = "baseline"
+    else:
+        winner = "none"
+    return {"winner": winner, "promote": bool(decision.promote), "champion": champion_name}
+
+
+def promote_step(bundle_dir: str, model_store: str, decision_dir: str) -> dict[str, Any]:
+    """Make ``bundle_dir`` the champion in the local model store (atomic)."""
+    from cohortlm.registry import promote
+
+    decision = Path(decision_dir) / "decision.json"
+    version = promote(bundle_dir, model_store, decision=decision if decision.exists() else None)
+    return {"model_version": version, "model_store": model_store}
+
+
+def copy_tree(src: str | Path, dst: str | Path) -> Path:
+    """Copy a folder (replacing ``dst``), used to collect artifacts into a run folder."""
+    d = Path(dst)
+    if d.exists():
+        shutil.rmtree(d)
+    shutil.copytree(src, d)
+    return d

@@ -1,0 +1,1 @@
+"""KFP components, one folder per step. Each is a thin wrapper over cohortlm.steps."""

@@ -1,0 +1,75 @@
+"""Evaluate every model, run the DeLong gate against the champion, and report."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+
+from components._image import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def evaluate_gate(
+    split_table: Input[Dataset],
+    baseline_scores: Input[Dataset],
+    zero_shot_scores: Input[Dataset],
+    fine_tuned_scores: Input[Dataset],
+    study_yaml: str,
+    model_store: str,
+    policy_yaml: str,
+    decision: Output[Artifact],
+    metrics: Output[Metrics],
+    roc: Output[ClassificationMetrics],
+    report: Output[HTML],
+    table1: Output[Markdown],
+) -> NamedTuple("GateOutputs", [("winner", str), ("promote", bool)]):
+    """Table 1, ROC figure and the decision record; `winner` drives promotion."""
+    import json
+    import os
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    import pandas as pd
+
+    from cohortlm.steps import evaluate_step
+
+    policy_path = ""
+    if policy_yaml:
+        policy_path = os.path.join(tempfile.mkdtemp(), "policy.yaml")
+        with open(policy_path, "w") as fh:
+            fh.write(policy_yaml)
+    info = evaluate_step(
+        split_table.path,
+        study_yaml,
+        {
+            "baseline": baseline_scores.path,
+            "zero_shot": zero_shot_scores.path,
+            "fine_tuned": fine_tuned_scores.path,
+        },
+        decision.path,
+        model_store=model_store,
+        policy_path=policy_path,
+    )
+    decision.metadata.update(info)
+    with open(os.path.join(decision.path, "decision.json")) as fh:
+        record = json.load(fh)
+    for ep in record.get("endpoints", []):
+        for key in ("auc_candidate", "auc_champion", "delta_auc", "p_adjusted"):
+            if isinstance(ep.get(key), (int, float)):
+                metrics.log_metric(f"{ep['endpoint']}.{key}", ep[key])
+    metrics.log_metric("promote", 1.0 if info["promote"] else 0.0)
+    # ROC of the candidate for the first endpoint (a ClassificationMetrics holds one curve;
+    # every curve is in the HTML report and roc.png).
+    roc_csv = os.path.join(decision.path, "report", "roc_points.csv")
+    if os.path.exists(roc_csv):
+        pts = pd.read_csv(roc_csv)
+        first = pts[(pts["model"] == "fine_tuned") & (pts["endpoint"] == pts["endpoint"].iloc[0])]
+        thresholds = [min(float(t), 1.0) for t in first["threshold"]]
+        roc.log_roc_curve(first["fpr"].tolist(), first["tpr"].tolist(), thresholds)
+    for name, target in (("report.html", report.path), ("table1.md", table1.path)):
+        src = os.path.join(decision.path, "report", name)
+        if os.path.exists(src):
+            shutil.copyfile(src, target)
+    outputs = namedtuple("GateOutputs", ["winner", "promote"])
+    return outputs(info["winner"], bool(info["promote"]))

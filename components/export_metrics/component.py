@@ -1,0 +1,14 @@
+"""Push the run's metrics (AUCs, verdict, tokens/s, validation failures) to a Pushgateway."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model
+
+from components._image import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def export_metrics(decision: Input[Artifact], llm_bundle: Input[Model], pushgateway: str, run_id: str) -> str:
+    """No-op without a gateway URL; never sends patient data (labels are model/endpoint names)."""
+    from cohortlm.steps import export_metrics_step
+
+    return export_metrics_step(decision.path, llm_bundle.path, pushgateway, run_id)

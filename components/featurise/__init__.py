@@ -1,0 +1,5 @@
+"""KFP component: featurise."""
+
+from components.featurise.component import featurise
+
+__all__ = ["featurise"]

@@ -1,0 +1,19 @@
+"""Zero-shot scores of the base LLM (seed 000 compares base and fine-tuned models)."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components._image import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def score_zero_shot(
+    split_table: Input[Dataset], study_yaml: str, profile: str, base_model: str, scores: Output[Dataset]
+):
+    """P(Yes) vs P(No) per endpoint from the base model, validation and test splits."""
+    from cohortlm.steps import score_zero_shot_step
+
+    scores.metadata.update(
+        score_zero_shot_step(split_table.path, study_yaml, profile, base_model, scores.path)
+    )
+    scores.metadata["model"] = "zero_shot"

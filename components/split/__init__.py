@@ -1,0 +1,5 @@
+"""KFP component: split."""
+
+from components.split.component import split
+
+__all__ = ["split"]

@@ -1,0 +1,5 @@
+"""KFP component: train_qlora."""
+
+from components.train_qlora.component import train_qlora
+
+__all__ = ["train_qlora"]

@@ -1,0 +1,5 @@
+"""KFP component: validate."""
+
+from components.validate.component import validate
+
+__all__ = ["validate"]
