@@ -1,5 +1,181 @@
-"""CLI commands: stats (see cohortlm.cli)."""
+"""CLI commands: stats — ``cohortlm delong`` (compare two scores' AUCs) and ``cohortlm report``.
+
+A bad file or column (missing, unreadable, non-numeric, labels other than 0/1)
+is a usage error: exit 2 with one line naming the option and the column.
+"""
 
 from __future__ import annotations
 
-from cohortlm.cli._app import app  # noqa: F401
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from cohortlm.cli._app import app
+from cohortlm.errors import DataError, UsageError
+
+_ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise UsageError(f"--csv: file not found: {path}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--csv: cannot read {path} as CSV ({type(exc).__name__})") from None
+
+
+def _column(frame: pd.DataFrame, name: str, option: str, path: Path) -> pd.Series:
+    if name not in frame.columns:
+        raise UsageError(
+            f"{option}: no column '{name}' in {path} (columns: {', '.join(map(str, frame.columns))})"
+        )
+    return frame[name]
+
+
+def _finite_or_none(value: object) -> object:
+    """NaN/inf (an undefined result) as null, so the output stays standard JSON."""
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt_ci(ci: tuple[float, float] | list[float]) -> str:
+    lo, hi = ci
+    return "n/a" if math.isnan(lo) else f"{lo:.4f} to {hi:.4f}"
+
+
+@app.command("delong")
+def delong_command(
+    csv: Path = typer.Option(..., "--csv", help="CSV file with one row per patient."),
+    label: str = typer.Option(..., "--label", help="Label column: 1 = case, 0 = control."),
+    score_a: str = typer.Option(
+        ..., "--score-a", help="Score column of model a (higher = more likely a case)."
+    ),
+    score_b: str = typer.Option(..., "--score-b", help="Score column of model b, same patients."),
+    alternative: str = typer.Option(
+        "two-sided", "--alternative", help="two-sided, greater (AUC a > AUC b) or less."
+    ),
+    conf_level: float = typer.Option(0.95, "--conf-level", help="Level of the two-sided intervals."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Paired DeLong test of AUC(a) vs AUC(b) on the same patients (fast, Sun & Xu 2014).
+
+    Rows with an empty label or score are left out (and counted on stderr).
+    """
+    from cohortlm.stats.delong import DeLongWarning, delong_test
+
+    if alternative not in _ALTERNATIVES:
+        raise UsageError(f"--alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+    if not 0.0 < conf_level < 1.0:
+        raise UsageError(f"--conf-level must be in (0, 1), got {conf_level!r}")
+    frame = _read_csv(csv)
+    cols = {
+        "y": _column(frame, label, "--label", csv),
+        "a": _column(frame, score_a, "--score-a", csv),
+        "b": _column(frame, score_b, "--score-b", csv),
+    }
+    data = pd.DataFrame({k: pd.to_numeric(v, errors="coerce") for k, v in cols.items()})
+    for key, option, name in (
+        ("y", "--label", label),
+        ("a", "--score-a", score_a),
+        ("b", "--score-b", score_b),
+    ):
+        non_numeric = int((data[key].isna() & cols[key].notna()).sum())
+        if non_numeric:
+            raise UsageError(f"{option}: column '{name}' has {non_numeric} non-numeric value(s)")
+    bad = ~data["y"].isin([0, 1]) & data["y"].notna()
+    if bad.any():
+        raise UsageError(f"--label: column '{label}' must hold 0 or 1; {int(bad.sum())} row(s) do not")
+    complete = data.notna().all(axis=1)
+    if not complete.all():
+        typer.echo(f"note: {int((~complete).sum())} row(s) with an empty label or score left out", err=True)
+    data = data[complete]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeLongWarning)
+        try:
+            result = delong_test(
+                data["y"].to_numpy(),
+                data["a"].to_numpy(),
+                data["b"].to_numpy(),
+                alternative=alternative,
+                conf_level=conf_level,
+            )
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    if as_json:
+        out = {
+            "auc_a": result.auc_a,
+            "auc_b": result.auc_b,
+            "delta": result.delta,
+            "z": result.z,
+            "p_value": result.p_value,
+            "ci_delta": list(result.ci_delta),
+            "ci_auc_a": list(result.ci_auc_a),
+            "ci_auc_b": list(result.ci_auc_b),
+            "n_cases": result.n_cases,
+            "n_controls": result.n_controls,
+            "alternative": result.alternative,
+        }
+        typer.echo(json.dumps({k: _finite_or_none(v) for k, v in out.items()}))
+        return
+    pct = f"{conf_level * 100:g}%"
+    hyp = {"two-sided": "AUC a ≠ AUC b", "greater": "AUC a > AUC b", "less": "AUC a < AUC b"}[alternative]
+    rows = [
+        (
+            "patients",
+            f"{result.n_cases + result.n_controls} ({result.n_cases} cases, {result.n_controls} controls)",
+        ),
+        (f"AUC a ({score_a})", f"{result.auc_a:.4f}  {pct} CI {_fmt_ci(result.ci_auc_a)}"),
+        (f"AUC b ({score_b})", f"{result.auc_b:.4f}  {pct} CI {_fmt_ci(result.ci_auc_b)}"),
+        ("ΔAUC (a − b)", f"{result.delta:+.4f}  {pct} CI {_fmt_ci(result.ci_delta)}"),
+        ("z", f"{result.z:.4f}"),
+        (f"p ({alternative}: {hyp})", f"{result.p_value:.4g}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    typer.echo("Paired DeLong test")
+    for key, value in rows:
+        typer.echo(f"  {key:<{width}}  {value}")
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="Run folder (labels.parquet, scores/<model>.parquet, ...)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder [default: RUN_DIR/report]."),
+    threshold: str = typer.Option(
+        "youden", "--threshold", help="youden, closest_topleft, max_f1, or a number used as the threshold."
+    ),
+) -> None:
+    """Write the ROC figure, Table 1 (Markdown + CSV), metrics.json and the gate decision in words."""
+    from cohortlm.evaluate import THRESHOLD_METHODS
+    from cohortlm.report import write_report
+
+    method: str | float
+    if threshold in THRESHOLD_METHODS:
+        method = threshold
+    else:
+        try:
+            method = float(threshold)
+        except ValueError:
+            raise UsageError(
+                f"--threshold must be one of {', '.join(THRESHOLD_METHODS)} or a number, got {threshold!r}"
+            ) from None
+    paths = write_report(run_dir, out_dir=out, threshold_method=method)
+    typer.echo(f"wrote {paths.roc_png}")
+    typer.echo(f"wrote {paths.table1_md} and {paths.table1_csv.name}")
+    typer.echo(f"wrote {paths.metrics_json}")
+    typer.echo(f"wrote {paths.summary_md}")
+    if paths.decision_json is not None:
+        from cohortlm.gates import Decision
+
+        decision = Decision.from_json(paths.decision_json.read_text(encoding="utf-8"))
+        typer.echo("")
+        typer.echo("\n".join(f"  {r}" if i else r for i, r in enumerate(decision.reasons)))
