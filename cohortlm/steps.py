@@ -188,19 +188,23 @@ def evaluate_step(
 
     The champion is the bundle now serving from ``model_store`` when there is
     one (scored here on this run's split); otherwise the baseline trained in
-    this run. Returns ``winner``: ``"candidate"`` (promote the LLM),
-    ``"baseline"`` (no champion yet and the LLM failed the gate: the baseline
-    becomes the first champion) or ``"none"`` (keep the champion).
+    this run. ``out_dir`` becomes a run folder in :mod:`cohortlm.report`'s
+    layout (labels, scores, study, run.json, decision.json, report/).
+
+    Returns:
+        Metadata with ``winner``: ``"candidate"`` (promote the LLM),
+        ``"baseline"`` (no champion yet and the LLM failed the gate: the
+        baseline becomes the first champion) or ``"none"`` (keep the champion).
     """
-    from cohortlm.evaluate import evaluate
-    from cohortlm.gates import GatePolicy, decide
+    from cohortlm.evaluate import roc_points
+    from cohortlm.gates import decide, load_policy
     from cohortlm.report import write_report
 
     spec = study_from_text(study_yaml)
     df = read_table(split_table, what="split table").set_index(spec.id_column)
     labels = spec.labels(df)
     model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
-    champion_name, champion_scores, champion_version = "baseline", model_scores.get("baseline"), None
+    champion_name, champion_version = "baseline", None
     if model_store:
         from cohortlm.bundle import load_bundle
         from cohortlm.registry import champion as find_champion
@@ -210,28 +214,48 @@ def evaluate_step(
             predictor = load_bundle(current, spec=spec)
             rows = _eval_rows(df.reset_index())
             probs = predictor.predict_proba(rows)
-            champion_scores = pd.DataFrame(
-                probs.to_numpy(), index=rows[spec.id_column], columns=spec.endpoint_names
+            champion_version = predictor.version
+            champion_name = f"champion_{predictor.kind}_{predictor.version}"
+            model_scores[champion_name] = pd.DataFrame(
+                probs[spec.endpoint_names].to_numpy(), index=rows[spec.id_column], columns=spec.endpoint_names
             )
-            champion_name, champion_version = f"champion_{predictor.version}", predictor.version
-            model_scores[champion_name] = champion_scores
-    if champion_scores is None:
+    if champion_name not in model_scores:
         raise DataError("no champion to gate against: the baseline scores are missing")
-    policy = GatePolicy.from_yaml(policy_path) if policy_path else GatePolicy()
-    test = df.index[df["split"] == "test"]
+    policy = load_policy(policy_path or None)
     decision = decide(
-        labels.loc[test],
-        model_scores[candidate].reindex(test),
-        champion_scores.reindex(test),
+        labels,
+        model_scores[candidate],
+        model_scores[champion_name],
         policy=policy,
         candidate_name=candidate,
         champion_name=champion_name,
+        split=df["split"],
+        endpoints=spec.endpoint_names,
     )
-    evaluation = evaluate(labels, model_scores, df["split"], endpoints=spec.endpoint_names)
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores").mkdir(parents=True, exist_ok=True)
+    (out / "study.yaml").write_text(study_yaml)
+    lab = labels.copy()
+    lab.insert(0, "split", df["split"])
+    lab.reset_index().to_parquet(out / "labels.parquet", index=False)
+    for name, frame in model_scores.items():
+        frame.reset_index().to_parquet(out / "scores" / f"{name}.parquet", index=False)
+    models = [m for m in ("baseline", "zero_shot", "fine_tuned") if m in model_scores]
+    models += [m for m in model_scores if m not in models]
+    (out / "run.json").write_text(
+        json.dumps({"candidate": candidate, "champion": champion_name, "models": models}, indent=2)
+    )
     (out / "decision.json").write_text(decision.to_json())
-    write_report(out, spec=spec, evaluation=evaluation, decision=decision)
+    paths = write_report(out)
+    # One ROC curve for KFP's ClassificationMetrics view (the figure has them all).
+    test = df.index[df["split"] == "test"]
+    first = spec.endpoint_names[0]
+    y = labels.loc[test, first]
+    keep = y.notna()
+    pts = roc_points(y[keep].to_numpy(dtype=int), model_scores[candidate].loc[test, first][keep].to_numpy())
+    pts.assign(endpoint=first, model=candidate).to_csv(out / "report" / "roc_points.csv", index=False)
+    _write_html_report(out / "report", paths.roc_png, paths.table1_csv, decision.summary())
     if decision.promote:
         winner = "candidate"
     elif champion_version is None:
@@ -239,6 +263,26 @@ def evaluate_step(
     else:
         winner = "none"
     return {"winner": winner, "promote": bool(decision.promote), "champion": champion_name}
+
+
+def _write_html_report(folder: Path, roc_png: Path, table1_csv: Path, summary: str) -> Path:
+    """A self-contained HTML page (figure inlined) for KFP's HTML artifact viewer."""
+    import base64
+    import html
+
+    image = base64.b64encode(roc_png.read_bytes()).decode()
+    table = pd.read_csv(table1_csv).to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>cohortlm report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+        "td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
+        f"<h1>Gate decision</h1><pre>{html.escape(summary)}</pre>"
+        f"<h1>ROC curves</h1><img style='max-width:100%' src='data:image/png;base64,{image}'>"
+        f"<h1>Table 1</h1>{table}</body></html>"
+    )
+    path = folder / "report.html"
+    path.write_text(page)
+    return path
 
 
 def promote_step(bundle_dir: str, model_store: str, decision_dir: str) -> dict[str, Any]:

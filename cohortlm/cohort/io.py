@@ -14,11 +14,16 @@ from cohortlm.errors import DataError, UsageError
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
+def _suffix(p: Path) -> str:
+    # KFP artifact paths have no suffix: the pipeline's tables are Parquet.
+    return p.suffix.lower() if p.suffix else ".parquet"
+
+
 def read_table(path: str | Path, *, what: str = "data file") -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame.
 
     Args:
-        path: the file; the suffix picks the format (.csv, .parquet, .pq).
+        path: the file; the suffix picks the format (.csv, .parquet, .pq; none: Parquet).
         what: how to name the file in error messages.
 
     Raises:
@@ -31,7 +36,7 @@ def read_table(path: str | Path, *, what: str = "data file") -> pd.DataFrame:
         raise UsageError(f"{what} {p} does not exist")
     if p.is_dir():
         raise UsageError(f"{what} {p} is a folder; give a .csv or .parquet file")
-    suffix = p.suffix.lower()
+    suffix = _suffix(p)
     if suffix not in TABLE_SUFFIXES:
         raise UsageError(f"{what} {p}: unknown format '{p.suffix}'; use .csv or .parquet")
     if p.stat().st_size == 0:
@@ -66,7 +71,7 @@ def read_table(path: str | Path, *, what: str = "data file") -> pd.DataFrame:
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` as CSV or Parquet (by suffix), atomically: never a half-written file."""
     p = Path(path)
-    suffix = p.suffix.lower()
+    suffix = _suffix(p)
     if suffix not in TABLE_SUFFIXES:
         raise UsageError(f"output {p}: unknown format '{p.suffix}'; use .csv or .parquet")
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def evaluate_gate(
     with open(os.path.join(decision.path, "decision.json")) as fh:
         record = json.load(fh)
     for ep in record.get("endpoints", []):
-        for key in ("auc_candidate", "auc_champion", "delta_auc", "p_adjusted"):
+        for key in ("auc_candidate", "auc_champion", "delta", "p_better_adjusted", "p_worse_adjusted"):
             if isinstance(ep.get(key), (int, float)):
                 metrics.log_metric(f"{ep['endpoint']}.{key}", ep[key])
     metrics.log_metric("promote", 1.0 if info["promote"] else 0.0)
