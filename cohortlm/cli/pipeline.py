@@ -1,5 +1,194 @@
-"""CLI commands: pipeline (see cohortlm.cli)."""
+"""CLI commands for the pipeline: ``run`` (local, kfp.local), ``compile`` and ``submit`` (Kubeflow).
+
+kfp is imported inside the commands: the domain core never imports it, and
+``cohortlm --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-from cohortlm.cli._app import app  # noqa: F401
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cohortlm.cli._app import app
+from cohortlm.errors import UsageError
+
+console = Console()
+
+
+def _print_summary(run_dir: Path) -> None:
+    """One screen: AUC per endpoint and model, the verdict, where the figure is."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics_path = run_dir / "report" / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        rows = metrics.get("table1", [])
+        models = metrics.get("models", [])
+        table = Table(title=f"test AUC (95% CI), study {summary['study']}, profile {summary['profile']}")
+        table.add_column("endpoint")
+        for m in models:
+            table.add_column(m, justify="right")
+        for ep in metrics.get("endpoints", []):
+            cells = []
+            for m in models:
+                r = next((x for x in rows if x["endpoint"] == ep and x["model"] == m), None)
+                if r is None or r.get("auc") is None:
+                    cells.append("-")
+                else:
+                    cells.append(f"{r['auc']:.3f} ({r['auc_ci_low']:.2f}-{r['auc_ci_high']:.2f})")
+            table.add_row(ep, *cells)
+        console.print(table)
+        decision = metrics.get("decision") or {}
+        if decision:
+            verdict = "PROMOTE" if decision.get("promote") else "KEEP CHAMPION"
+            console.print(
+                f"[bold]gate:[/bold] {verdict}: {decision.get('candidate')} vs {decision.get('champion')}"
+            )
+            for reason in decision.get("reasons", []):
+                console.print(f"  - {reason}")
+    winner = summary.get("winner")
+    if summary.get("promoted_version"):
+        what = "fine-tuned LLM" if winner == "candidate" else "baseline (first champion)"
+        console.print(
+            f"[bold]promoted:[/bold] {what}, version {summary['promoted_version']} -> {run_dir / 'promoted'}"
+        )
+    else:
+        console.print("[bold]promoted:[/bold] nothing; the champion keeps serving")
+    report = run_dir / "report"
+    console.print(f"[bold]figure:[/bold] {report / 'roc.png'}   [bold]table 1:[/bold] {report / 'table1.md'}")
+    steps = ", ".join(f"{k} {v:.0f}s" for k, v in summary.get("step_seconds", {}).items())
+    console.print(f"[bold]wall time:[/bold] {summary['wall_seconds']:.0f}s ({steps})")
+
+
+@app.command()
+def run(
+    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Raw registry folder or flat cohort file; default: synthesise the cohort."
+    ),
+    profile: str = typer.Option(
+        "quick", "--profile", help="smoke (tiny random model), quick (CPU), paper (GPU)."
+    ),
+    base_model: str = typer.Option(
+        "", "--base-model", help="HF folder or GGUF file; default: the profile's model."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Run folder; default runs/<id>."),
+    model_store: Path = typer.Option(
+        Path("models"), "--model-store", help="Local model store (champion registry)."
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="GatePolicy YAML; default: the packaged policy."
+    ),
+    pushgateway: str = typer.Option(
+        os.environ.get("COHORTLM_PUSHGATEWAY", ""), "--pushgateway", help="Pushgateway URL for run metrics."
+    ),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
+) -> None:
+    """Run the whole pipeline locally (kfp.local) and leave a readable run folder.
+
+    Exits 0 whatever the gate decides (the decision is the result), non-zero
+    only when a step failed.
+    """
+    from pipelines.local import run_local
+
+    if policy is not None and not policy.is_file():
+        raise UsageError(f"--policy {policy} does not exist")
+    result = run_local(
+        study=study,
+        data=str(data) if data is not None else None,
+        profile=profile,
+        base_model=base_model,
+        out=str(out) if out is not None else None,
+        model_store=str(model_store),
+        policy=str(policy) if policy is not None else "",
+        pushgateway=pushgateway,
+        cache=cache,
+    )
+    _print_summary(result.run_dir)
+    typer.echo(str(result.run_dir))
+
+
+@app.command("compile")
+def compile_cmd(
+    out: Path = typer.Option(Path("cohortlm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+) -> None:
+    """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`)."""
+    from kfp import compiler
+
+    from pipelines.train_evaluate_promote import train_evaluate_promote
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(train_evaluate_promote, str(out))
+    typer.echo(str(out))
+
+
+def _parse_params(params: list[str]) -> dict[str, object]:
+    parsed: dict[str, object] = {}
+    for item in params:
+        if "=" not in item:
+            raise UsageError(f"--param {item!r}: use key=value (JSON values for dicts, lists and numbers)")
+        key, value = item.split("=", 1)
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+@app.command()
+def submit(
+    host: str = typer.Option(
+        ..., "--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."
+    ),
+    raw_data: str = typer.Option(..., "--raw-data", help="Raw data URI or path as the pipeline pods see it."),
+    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file (sent as study_yaml)."),
+    experiment: str = typer.Option("cohortlm", "--experiment", help="KFP experiment name."),
+    run_name: str | None = typer.Option(None, "--run-name", help="Run name; default: generated."),
+    profile: str = typer.Option("paper", "--profile", help="smoke, quick or paper."),
+    param: list[str] = typer.Option([], "--param", help="Extra pipeline parameter key=value (repeatable)."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Kubeflow profile namespace (multi-user)."
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
+    ),
+    cookies: str | None = typer.Option(
+        None, "--cookies", envvar="KFP_COOKIES", help="Session cookie for Dex/IAP auth."
+    ),
+    ssl_ca_cert: Path | None = typer.Option(None, "--ssl-ca-cert", help="CA bundle for the KFP endpoint."),
+) -> None:
+    """Upload and start the pipeline on a Kubeflow Pipelines server."""
+    import kfp
+
+    from cohortlm.steps import study_text
+    from cohortlm.study import load_study
+    from pipelines.train_evaluate_promote import MODEL_STORE_MOUNT, train_evaluate_promote
+
+    arguments: dict[str, object] = {
+        "raw_data": raw_data,
+        "study_yaml": study_text(load_study(study)),
+        "profile": profile,
+        "model_store": MODEL_STORE_MOUNT,
+        "isvc_namespace": namespace or "cohortlm",
+    }
+    arguments.update(_parse_params(param))
+    client = kfp.Client(
+        host=host,
+        existing_token=token,
+        cookies=cookies,
+        namespace=namespace or "kubeflow",
+        ssl_ca_cert=str(ssl_ca_cert) if ssl_ca_cert else None,
+    )
+    result = client.create_run_from_pipeline_func(
+        train_evaluate_promote,
+        arguments=arguments,
+        run_name=run_name,
+        experiment_name=experiment,
+        namespace=namespace,
+        enable_caching=True,
+    )
+    typer.echo(f"run {result.run_id} started: {host.rstrip('/')}/#/runs/details/{result.run_id}")
