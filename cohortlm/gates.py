@@ -331,9 +331,10 @@ def _fmt_signed(x: float, digits: int = 3) -> str:
 
 
 def _fmt_p(p: float) -> str:
+    """``p = 0.0123`` or ``p < 0.0001``."""
     if not math.isfinite(p):
-        return "n/a"
-    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+        return "p n/a"
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.4f}"
 
 
 def _brier(y: np.ndarray, s: np.ndarray) -> float:
@@ -447,18 +448,18 @@ def decide(
             )
             if is_worse:
                 reasons.append(
-                    f"{ep}: significantly worse (one-sided p = {_fmt_p(r['p_worse'])}, {adj_name} "
-                    f"{_fmt_p(pw_adj)} < α = {policy.alpha:g})."
+                    f"{ep}: significantly worse (one-sided {_fmt_p(r['p_worse'])}; {adj_name} "
+                    f"{_fmt_p(pw_adj)}, below α = {policy.alpha:g})."
                 )
             elif superior:
                 reasons.append(
-                    f"{ep}: significantly better (one-sided p = {_fmt_p(t.p_value)}, {adj_name} "
-                    f"{_fmt_p(pb_adj)} < α = {policy.alpha:g})."
+                    f"{ep}: significantly better (one-sided {_fmt_p(t.p_value)}; {adj_name} "
+                    f"{_fmt_p(pb_adj)}, below α = {policy.alpha:g})."
                 )
             else:
                 reasons.append(
-                    f"{ep}: not significantly better ({adj_name} one-sided p = {_fmt_p(pb_adj)} ≥ α = "
-                    f"{policy.alpha:g})."
+                    f"{ep}: not significantly better (one-sided {_fmt_p(t.p_value)}; {adj_name} "
+                    f"{_fmt_p(pb_adj)}, not below α = {policy.alpha:g})."
                 )
             if non_inf:
                 reasons.append(
