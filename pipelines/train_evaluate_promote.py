@@ -33,6 +33,7 @@ RESOURCES = {
 RETRIES = {"score": 2, "train": 2}
 #: Where the model-store PVC is mounted on a cluster; `cohortlm submit` passes it as model_store.
 MODEL_STORE_MOUNT = "/var/lib/cohortlm/models"
+MODEL_CACHE_MOUNT = "/var/cache/cohortlm"
 
 
 def _resources(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
@@ -103,10 +104,12 @@ def train_evaluate_promote(
     kubernetes.empty_dir_mount(
         qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
     )
-    kubernetes.mount_pvc(qlora, pvc_name=model_cache_pvc, mount_path="/var/cache/cohortlm")
-    kubernetes.mount_pvc(zero_shot, pvc_name=model_cache_pvc, mount_path="/var/cache/cohortlm")
-
     fine_tuned = _resources(score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table), "score")
+    for task in (zero_shot, qlora, fine_tuned):
+        # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
+        kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
+        task.set_env_variable("COHORTLM_CACHE", MODEL_CACHE_MOUNT)
+        task.set_env_variable("HF_HUB_OFFLINE", "1")
     gate = _resources(
         evaluate_gate(
             split_table=table,
