@@ -1,0 +1,179 @@
+"""Prometheus metrics of a pipeline run, pushed to a Pushgateway when one is configured.
+
+A run is a batch job: nothing scrapes it while it runs, so its results are
+pushed once at the end (``push_run_metrics``) and the Pushgateway keeps them
+for Prometheus. The group is ``job`` + ``study``, so each run of a study
+replaces the previous run's values instead of piling up series; the run id is
+kept as the label of an info gauge.
+
+Metric names (dashboards and alert rules use exactly these):
+
+==========================================  =====  =============================================
+``cohortlm_run_auc{endpoint,model}``         gauge  test-split AUC per endpoint and model
+``cohortlm_gate_promoted``                   gauge  1 when the gate promoted the candidate, else 0
+``cohortlm_validation_failures_total{rule}`` count  rows failing each data-validation rule
+``cohortlm_training_tokens_per_second``      gauge  fine-tuning throughput (absent when no LLM trained)
+``cohortlm_run_last_success_timestamp_seconds`` gauge  Unix time the run finished
+``cohortlm_run_info{run_id}``                gauge  1; carries the run id
+==========================================  =====  =============================================
+
+Label values are restricted to short identifiers (endpoint, model and rule
+names): no patient identifier or feature value can become a label.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
+
+from cohortlm.errors import CohortlmError, UsageError
+
+PUSHGATEWAY_ENV = "COHORTLM_PUSHGATEWAY_URL"
+# Identifiers only: letters, digits and . _ - : + (model names such as "SmolLM2-135M+lora").
+_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:+-]{0,99}$")
+
+
+class MetricsPushError(CohortlmError):
+    """The Pushgateway could not be reached or refused the metrics (exit code 1)."""
+
+    exit_code = 1
+
+
+def pushgateway_from_env() -> str | None:
+    """The Pushgateway URL from ``$COHORTLM_PUSHGATEWAY_URL``, or None when unset."""
+    return os.environ.get(PUSHGATEWAY_ENV) or None
+
+
+def _label(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _LABEL_RE.match(value):
+        raise UsageError(
+            f"{kind} names used as metric labels must be identifiers (letters, digits, . _ - : +, "
+            f"at most 100 characters); got one that is not"
+        )
+    return value
+
+
+def build_run_registry(
+    *,
+    run_id: str,
+    aucs: Mapping[str, Mapping[str, float]],
+    decision_promoted: bool,
+    tokens_per_second: float | None,
+    validation_failures: Mapping[str, int],
+    finished_at: float | None = None,
+) -> CollectorRegistry:
+    """A fresh registry holding one run's metrics (see the module docstring for the names).
+
+    Args:
+        run_id: the run's id (an identifier; kept as a label of ``cohortlm_run_info``).
+        aucs: ``{model: {endpoint: auc}}``.
+        decision_promoted: the gate verdict.
+        tokens_per_second: fine-tuning throughput, or None when no LLM was trained.
+        validation_failures: ``{rule: failing rows}``.
+        finished_at: Unix time of success; now when omitted.
+
+    Raises:
+        UsageError: a name is not an identifier, or an AUC lies outside [0, 1].
+    """
+    registry = CollectorRegistry()
+    info = Gauge(
+        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
+    )
+    info.labels(run_id=_label("run id", run_id)).set(1)
+    auc = Gauge(
+        "cohortlm_run_auc", "Test-split AUC per endpoint and model", ["endpoint", "model"], registry=registry
+    )
+    for model, per_endpoint in aucs.items():
+        for endpoint, value in per_endpoint.items():
+            v = float(value)
+            if not 0.0 <= v <= 1.0:
+                raise UsageError(f"AUC of {endpoint} for model {model} must lie in [0, 1]")
+            auc.labels(endpoint=_label("endpoint", endpoint), model=_label("model", model)).set(v)
+    Gauge(
+        "cohortlm_gate_promoted",
+        "1 when the gate promoted the candidate, 0 when it kept the champion",
+        registry=registry,
+    ).set(1.0 if decision_promoted else 0.0)
+    failures = Counter(
+        "cohortlm_validation_failures",
+        "Rows failing each data-validation rule in the run",
+        ["rule"],
+        registry=registry,
+    )
+    for rule, count in validation_failures.items():
+        n = int(count)
+        if n < 0:
+            raise UsageError(f"validation failure count of rule {rule} must not be negative")
+        failures.labels(rule=_label("rule", rule)).inc(n)
+    if tokens_per_second is not None:
+        Gauge(
+            "cohortlm_training_tokens_per_second", "Fine-tuning throughput (tokens/s)", registry=registry
+        ).set(float(tokens_per_second))
+    Gauge(
+        "cohortlm_run_last_success_timestamp_seconds",
+        "Unix time the last successful run finished",
+        registry=registry,
+    ).set(time.time() if finished_at is None else float(finished_at))
+    return registry
+
+
+def push_run_metrics(
+    gateway_url: str | None,
+    *,
+    run_id: str,
+    study: str,
+    aucs: Mapping[str, Mapping[str, float]],
+    decision_promoted: bool,
+    tokens_per_second: float | None,
+    validation_failures: Mapping[str, int],
+    job: str = "cohortlm",
+    timeout: float = 10.0,
+) -> bool:
+    """Push a run's metrics to a Pushgateway, replacing the previous run of the same study.
+
+    Args:
+        gateway_url: ``host:port`` or ``http://host:port`` of the Pushgateway;
+            None or empty means no gateway is configured and nothing is pushed.
+        run_id: the run's id.
+        study: the study name (the grouping key, with ``job``).
+        aucs: ``{model: {endpoint: auc}}``.
+        decision_promoted: the gate verdict.
+        tokens_per_second: fine-tuning throughput, or None.
+        validation_failures: ``{rule: failing rows}``.
+        job: the Pushgateway job name.
+        timeout: seconds to wait for the gateway.
+
+    Returns:
+        True when pushed, False when no gateway is configured.
+
+    Raises:
+        UsageError: a name is not an identifier.
+        MetricsPushError: the gateway could not be reached or refused the push.
+    """
+    if not gateway_url:
+        return False
+    registry = build_run_registry(
+        run_id=run_id,
+        aucs=aucs,
+        decision_promoted=decision_promoted,
+        tokens_per_second=tokens_per_second,
+        validation_failures=validation_failures,
+    )
+    try:
+        push_to_gateway(
+            gateway_url,
+            job=_label("job", job),
+            grouping_key={"study": _label("study", study)},
+            registry=registry,
+            timeout=timeout,
+        )
+    except OSError as exc:  # URLError and HTTPError are OSErrors
+        raise MetricsPushError(
+            f"could not push run metrics to the Pushgateway at {gateway_url} ({type(exc).__name__}); "
+            f"check that it runs, or unset {PUSHGATEWAY_ENV}"
+        ) from None
+    return True

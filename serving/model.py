@@ -1,0 +1,392 @@
+"""The KServe model: a promoted cohortlm bundle behind the V1 and V2 inference protocols.
+
+V1 request and response (``POST /v1/models/<name>:predict``)::
+
+    {"instances": [{"age": 61, "sex": "female", ...}, {"patient_id": "P000123"}]}
+
+    {"predictions": [{"das28_esr_high": 0.081, ...}, ...],     # probability per endpoint
+     "decisions":   [{"das28_esr_high": false, ...}, ...],     # probability >= threshold
+     "thresholds":  {"das28_esr_high": 0.31, ...},
+     "threshold_source": "validation",                         # or "default" (0.5, no thresholds.json)
+     "model_name": "ra_iorra", "model_version": "3f2a9c1d0b7e", "model_kind": "baseline"}
+
+``predictions[i][endpoint]`` is the probability, as the serving contract says;
+the decisions and the version are extra keys beside it. An instance holding
+only the patient id is filled from the feature store.
+
+V2 (``POST /v2/models/<name>/infer``): one input tensor per feature, named like
+the feature, shape ``[n]`` or ``[n, 1]`` (numbers as FP64/FP32/INT*, binary as
+BOOL or 0/1, categorical as BYTES with "" for missing); or only a ``patient_id``
+BYTES tensor. Outputs: one FP64 tensor per endpoint (probabilities) and one BOOL
+tensor ``<endpoint>_decision``; ``model_version`` is the bundle version.
+
+A request that breaks a rule of the spec gets 400 naming the field and the rule
+(:mod:`serving.validation`), and never reaches the model.
+
+Readiness comes from :meth:`CohortModel.load`: the bundle's manifest verified,
+the model loaded, and a prediction on a synthetic row built from the spec
+returned finite probabilities for every endpoint. When the bundle path is the
+store's ``champion`` pointer, a watcher thread reloads on a new champion (or on
+SIGHUP), and swaps only after the new version passed the same checks; the
+running version keeps answering until then, and keeps answering if the new
+one fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kserve import Model
+from kserve.errors import InferenceError, InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from cohortlm.bundle import Predictor, load_bundle
+from cohortlm.errors import CohortlmError, DataError, SpecError
+from cohortlm.registry import verify_manifest
+from serving.fastpath import compile_baseline
+from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
+from serving.validation import FeatureLookup, FeatureStoreError, RequestError, RequestSchema
+
+log = logging.getLogger("cohortlm.serving")
+
+THRESHOLDS_FILE = "thresholds.json"
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ServedBundle:
+    """A loaded, verified and self-checked bundle: everything one request needs, swapped as one."""
+
+    path: Path
+    predictor: Predictor
+    schema: RequestSchema
+    thresholds: dict[str, float]
+    threshold_source: str
+    version: str
+    kind: str
+    endpoints: tuple[str, ...]
+    observers: tuple[Any, ...]  # one histogram child per endpoint, in endpoint order
+
+
+def _read_thresholds(folder: Path, endpoints: list[str]) -> tuple[dict[str, float], str]:
+    path = folder / THRESHOLDS_FILE
+    if not path.is_file():
+        return dict.fromkeys(endpoints, DEFAULT_THRESHOLD), "default"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError
+        values = {str(k): float(v) for k, v in raw.items()}
+    except (ValueError, TypeError):
+        raise SpecError(f"{path} must map endpoint names to thresholds between 0 and 1") from None
+    unknown = sorted(set(values) - set(endpoints))
+    if unknown:
+        raise SpecError(f"{path} names endpoint(s) the model does not predict: {', '.join(unknown)}")
+    bad = sorted(k for k, v in values.items() if not 0.0 <= v <= 1.0)
+    if bad:
+        raise SpecError(f"{path}: threshold of {', '.join(bad)} must lie between 0 and 1")
+    missing = [e for e in endpoints if e not in values]
+    if missing:
+        raise SpecError(f"{path} lacks a threshold for: {', '.join(missing)}")
+    return {e: values[e] for e in endpoints}, "validation"
+
+
+def load_served_bundle(
+    path: str | Path, *, require_manifest: bool = True, max_batch: int = 1024, fast: bool = True
+) -> ServedBundle:
+    """Verify, load and self-check a bundle; raise rather than serve anything doubtful.
+
+    Args:
+        path: the bundle folder, or a ``champion`` pointer to one.
+        require_manifest: refuse a bundle without ``MANIFEST.json`` (unpromoted); on by default.
+        max_batch: the most instances one request may carry.
+        fast: use the numpy fast path for a baseline (see :mod:`serving.fastpath`).
+
+    Raises:
+        BundleIntegrityError: the bundle changed after promotion (or was never promoted).
+        SpecError, UsageError: the bundle is not loadable.
+        DataError: the self-check failed.
+    """
+    folder = Path(os.path.realpath(path))
+    if require_manifest or (folder / "MANIFEST.json").exists():
+        verify_manifest(folder)
+    # The numpy twin of the baseline is used only if it matches scikit-learn to 1e-9.
+    predictor = compile_baseline(load_bundle(folder)) if fast else load_bundle(folder)
+    spec = predictor.spec
+    schema = RequestSchema(spec, max_batch=max_batch)
+    thresholds, source = _read_thresholds(folder, spec.endpoint_names)
+    rows = schema.rows_from_instances([schema.example_row()])
+    try:
+        proba = predictor.predict_proba(rows)
+    except Exception as exc:
+        raise DataError(
+            f"self-check failed: bundle {folder} could not predict a synthetic row ({type(exc).__name__})"
+        ) from None
+    if list(proba.columns) != spec.endpoint_names or len(proba) != 1:
+        raise DataError(f"self-check failed: bundle {folder} did not return one probability per endpoint")
+    values = proba.to_numpy(dtype=float)
+    if not (np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()):
+        raise DataError(f"self-check failed: bundle {folder} returned probabilities outside [0, 1]")
+    version = str(predictor.version)
+    return ServedBundle(
+        path=folder,
+        predictor=predictor,
+        schema=schema,
+        thresholds=thresholds,
+        threshold_source=source,
+        version=version,
+        kind=str(predictor.kind),
+        endpoints=tuple(spec.endpoint_names),
+        observers=tuple(
+            PREDICTED_PROBABILITY.labels(endpoint=e, model_version=version) for e in spec.endpoint_names
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Validated rows and the bundle they were validated against (so a reload cannot split them)."""
+
+    served: ServedBundle
+    rows: pd.DataFrame
+    v2: InferRequest | None
+
+
+class CohortModel(Model):
+    """A kserve.Model serving a cohortlm bundle (baseline or LLM).
+
+    Args:
+        name: the served model name (``/v1/models/<name>``).
+        bundle: the bundle folder, or the store's ``<study>/champion`` pointer to follow.
+        lookup: turns patient ids into stored feature rows (the Feast online store), or None.
+        watch_interval: seconds between checks of the champion pointer; 0 turns watching off.
+        require_manifest: refuse unpromoted bundles (no MANIFEST.json).
+        max_batch: the most instances one request may carry.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        bundle: str | Path,
+        *,
+        lookup: FeatureLookup | None = None,
+        watch_interval: float = 5.0,
+        require_manifest: bool = True,
+        max_batch: int = 1024,
+    ):
+        super().__init__(name)
+        self.bundle = Path(bundle)
+        self.lookup = lookup
+        self.watch_interval = watch_interval
+        self.require_manifest = require_manifest
+        self.max_batch = max_batch
+        self.served: ServedBundle | None = None
+        self.reload_now = threading.Event()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._refused: str | None = None  # a champion that failed its checks: not retried until it changes
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def version(self) -> str:
+        """The version now serving, or ``"none"`` before a successful load."""
+        return self.served.version if self.served is not None else "none"
+
+    @property
+    def follows_pointer(self) -> bool:
+        """True when the bundle path is a symlink (the store's champion pointer) to be watched."""
+        return self.bundle.is_symlink()
+
+    def load(self) -> bool:
+        """Load, verify and self-check the bundle; ready only when all of that succeeded.
+
+        Raises:
+            CohortlmError: the bundle was refused (the server must not start).
+        """
+        self._swap(
+            load_served_bundle(self.bundle, require_manifest=self.require_manifest, max_batch=self.max_batch)
+        )
+        self.ready = True
+        return self.ready
+
+    def start(self) -> None:
+        """Called by the ModelServer at start: keep readiness from load(), start watching the pointer."""
+        # kserve's default start() sets ready=True whatever happened in load().
+        self.ready = self.served is not None
+        if self.follows_pointer and self.watch_interval > 0 and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
+            self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop the watcher and mark the model not ready."""
+        self._stop.set()
+        self.reload_now.set()
+        super().stop()
+
+    def _swap(self, served: ServedBundle) -> None:
+        previous = self.served
+        self.served = served  # one reference assignment: requests see the old or the new bundle
+        if previous is not None and previous.version != served.version:
+            MODEL_INFO.labels(
+                model_version=previous.version, kind=previous.kind, study=previous.schema.spec.name
+            ).set(0)
+        MODEL_INFO.labels(model_version=served.version, kind=served.kind, study=served.schema.spec.name).set(
+            1
+        )
+
+    def check_for_new_champion(self) -> bool:
+        """Load the bundle the pointer names now if it differs from the one serving.
+
+        Returns:
+            True when a new version was swapped in.
+        """
+        target = Path(os.path.realpath(self.bundle))
+        current = self.served.path if self.served is not None else None
+        if target == current or str(target) == self._refused:
+            return False
+        try:
+            served = load_served_bundle(
+                target, require_manifest=self.require_manifest, max_batch=self.max_batch
+            )
+        except CohortlmError as exc:
+            self._refused = str(target)
+            log.error("new champion %s refused, still serving %s: %s", target.name, self.version, exc)
+            return False
+        except Exception as exc:
+            self._refused = str(target)
+            log.error(
+                "new champion %s refused (%s), still serving %s",
+                target.name,
+                type(exc).__name__,
+                self.version,
+            )
+            return False
+        self._refused = None
+        old = self.version
+        self._swap(served)
+        log.info("champion changed: now serving %s (was %s)", served.version, old)
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            forced = self.reload_now.wait(self.watch_interval)
+            if self._stop.is_set():
+                return
+            if forced:
+                self.reload_now.clear()
+                self._refused = None  # SIGHUP: try again even a champion refused before
+            self.check_for_new_champion()
+
+    # ------------------------------------------------------------------ inference
+
+    def validate(self, payload: Any) -> Any:
+        """Requests are checked in preprocess against the spec; kserve's generic check is not needed."""
+        return payload
+
+    async def preprocess(
+        self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
+    ) -> _Batch:
+        """Check the request against the spec and turn it into feature rows.
+
+        Raises:
+            InvalidInput: the request breaks a rule (400, naming the field and the rule).
+        """
+        served = self.served
+        if served is None:
+            raise InferenceError("the model is not loaded")
+        try:
+            if isinstance(payload, InferRequest):
+                tensors = {inp.name: inp.as_numpy for inp in payload.inputs}
+                datatypes = {inp.name: inp.datatype for inp in payload.inputs}
+                rows = served.schema.rows_from_tensors(tensors, datatypes, lookup=self.lookup)
+                return _Batch(served, rows, payload)
+            if not isinstance(payload, dict) or "instances" not in payload:
+                raise RequestError("body", "type", 'must be a JSON object with "instances" (V1 protocol)')
+            rows = served.schema.rows_from_instances(payload["instances"], lookup=self.lookup)
+        except RequestError as exc:
+            raise InvalidInput(str(exc)) from None
+        except FeatureStoreError as exc:
+            raise InferenceError(str(exc)) from None
+        return _Batch(served, rows, None)
+
+    def predict(
+        self,
+        payload: _Batch,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Probabilities and decisions per endpoint, from the bundle the rows were validated against."""
+        served = payload.served
+        try:
+            proba = served.predictor.predict_proba(payload.rows)[list(served.endpoints)].to_numpy(dtype=float)
+        except Exception as exc:
+            # The original message could quote feature values; the type is enough to look further.
+            raise InferenceError(
+                f"prediction failed ({type(exc).__name__}); the model could not score the rows"
+            ) from None
+        for j, observer in enumerate(served.observers):
+            for p in proba[:, j]:
+                observer.observe(p)
+        thresholds = np.array([served.thresholds[e] for e in served.endpoints])
+        decisions = proba >= thresholds
+        if payload.v2 is not None:
+            return self._v2_response(payload.v2, served, proba, decisions)
+        endpoints = served.endpoints
+        return {
+            "predictions": [dict(zip(endpoints, map(float, row), strict=True)) for row in proba],
+            "decisions": [dict(zip(endpoints, map(bool, row), strict=True)) for row in decisions],
+            "thresholds": dict(served.thresholds),
+            "threshold_source": served.threshold_source,
+            "model_name": self.name,
+            "model_version": served.version,
+            "model_kind": served.kind,
+        }
+
+    def _v2_response(
+        self, request: InferRequest, served: ServedBundle, proba: np.ndarray, decisions: np.ndarray
+    ) -> InferResponse:
+        n = proba.shape[0]
+        outputs = []
+        for j, endpoint in enumerate(served.endpoints):
+            outputs.append(InferOutput(name=endpoint, shape=[n], datatype="FP64", data=proba[:, j].tolist()))
+            outputs.append(
+                InferOutput(
+                    name=f"{endpoint}_decision", shape=[n], datatype="BOOL", data=decisions[:, j].tolist()
+                )
+            )
+        return InferResponse(
+            response_id=request.id or str(uuid.uuid4()),
+            model_name=self.name,
+            model_version=served.version,
+            infer_outputs=outputs,
+            parameters={"threshold_source": served.threshold_source},
+        )
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 metadata: one input per feature."""
+        if self.served is None:
+            return []
+        dtype = {"numeric": "FP64", "integer": "INT64", "binary": "INT64", "categorical": "BYTES"}
+        return [{"name": r.name, "datatype": dtype[r.type], "shape": [-1]} for r in self.served.schema.rules]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 metadata: a probability and a decision per endpoint."""
+        if self.served is None:
+            return []
+        out: list[dict[str, Any]] = []
+        for e in self.served.endpoints:
+            out.append({"name": e, "datatype": "FP64", "shape": [-1]})
+            out.append({"name": f"{e}_decision", "datatype": "BOOL", "shape": [-1]})
+        return out
