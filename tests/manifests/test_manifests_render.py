@@ -59,8 +59,10 @@ def test_overlays_differ_where_they_should():
     # The JSON patches keep everything else of the container: image, probes, security.
     for isvc in (isvc_local, isvc_gpu):
         container = isvc["containers"][0]
-        assert container["image"] == "ghcr.io/cohortlm/cohortlm-serving:0.1.0"
+        assert container["image"].startswith("ghcr.io/cohortlm/cohortlm-serving:0.1.0")
         assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert isvc_local["containers"][0]["image"].endswith(":0.1.0")
+    assert isvc_gpu["containers"][0]["image"].endswith(":0.1.0-cuda")
     placement = gpu[("ConfigMap", "cohortlm-pipeline-gpu-placement")]["data"]
     assert placement["tolerationKey"] == "nvidia.com/gpu"
