@@ -108,6 +108,8 @@ def test_inference_service_contract(overlay):
     assert 0 <= predictor["canaryTrafficPercent"] <= 100
     container = predictor["containers"][0]
     assert container["name"] == "kserve-container"
+    # docs/platform.md's rollback command patches env[0]; keep STORAGE_URI first.
+    assert container["env"][0]["name"] == "STORAGE_URI"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STORAGE_URI"].startswith(("pvc://", "s3://", "gs://"))
     assert container["args"] == ["serve", "--bundle", "/mnt/models", "--http-port", "8080"]
