@@ -329,7 +329,9 @@ def get_training_table(
         store: an open store (default: open ``repo_path``).
 
     Returns:
-        The entity rows in their original order, with the service's features added.
+        One row per entity row, in the original order, with the service's
+        features added (missing where no row precedes the timestamp) and
+        ``event_timestamp`` in UTC.
     """
     store = store if store is not None else open_store(repo_path)
     join_key = _join_key(store)
@@ -341,9 +343,14 @@ def get_training_table(
     entities[EVENT_TIMESTAMP] = pd.to_datetime(entities[EVENT_TIMESTAMP], utc=True)
     feature_service = store.get_feature_service(service)
     job = store.get_historical_features(entity_df=entities, features=feature_service)
-    table = job.to_df().sort_values(order).drop(columns=order).reset_index(drop=True)
     features = [f.name for p in feature_service.feature_view_projections for f in p.features]
-    return table[[*entity_df.columns, *features]]
+    found = job.to_df().set_index(order)[features]
+    # Feast's file store drops an entity row whose only feature rows all lie after
+    # its timestamp; a training table keeps every row, with missing features there.
+    found = found.reindex(range(len(entity_df)))
+    table = pd.concat([entity_df.reset_index(drop=True), found.reset_index(drop=True)], axis=1)
+    table[EVENT_TIMESTAMP] = entities[EVENT_TIMESTAMP].reset_index(drop=True)
+    return table
 
 
 def get_online_features_for(
