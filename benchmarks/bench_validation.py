@@ -1,0 +1,141 @@
+"""Benchmark: GX validation of the featurised cohort against plain pandas checks, in the same run.
+
+    .venv/bin/python benchmarks/bench_validation.py [--data FILE] [--repeats 5]
+        [--out benchmarks/results/validation.json]
+
+Without ``--data`` the seed study's cohort is built first (15,004 synthetic
+patients, seed 0, featurised: 11,865 rows). What is timed (wall clock, one
+process, same table):
+
+1. ``cohortlm.validation.validate_table``: the GX suite generated from the
+   spec, run in an ephemeral context: cold (first call, GX import included)
+   and warm (best of ``--repeats``);
+2. the reference: the same checks written directly in pandas/numpy (column
+   presence, dtype, ranges, sets, whole numbers, null limits, unique ids,
+   dates, rules), best of ``--repeats``: the floor for any implementation.
+
+Both give a count per expectation; the counts are compared so the speed is
+for the same answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.cohort.rules import RULES
+from cohortlm.study import StudySpec, load_study
+
+
+def pandas_counts(df: pd.DataFrame, spec: StudySpec) -> dict[str, int | None]:
+    """The reference: every expectation's unexpected count, written directly in pandas."""
+    out: dict[str, int | None] = {}
+    idc = spec.id_column
+    out[f"not_null({idc})"] = int(df[idc].isna().sum())
+    out[f"unique({idc})"] = int(df[idc].duplicated(keep=False).sum())
+    ts = spec.timestamp_column
+    if ts is not None:
+        out[f"not_null({ts})"] = int(df[ts].isna().sum())
+        out[f"date({ts})"] = int((pd.to_datetime(df[ts], errors="coerce").isna() & df[ts].notna()).sum())
+    for f in spec.features:
+        s = df[f.name]
+        if f.type in ("numeric", "integer"):
+            v = s.to_numpy(dtype=float)
+            if f.min is not None or f.max is not None:
+                lo = -np.inf if f.min is None else f.min
+                hi = np.inf if f.max is None else f.max
+                out[f"in_range({f.name})"] = int(((v < lo) | (v > hi)).sum())
+            if f.type == "integer":
+                out[f"whole_numbers({f.name})"] = int((~np.isnan(v) & (np.floor(v) != v)).sum())
+        elif f.type == "binary":
+            out[f"binary({f.name})"] = int((s.notna() & ~s.isin([0, 1])).sum())
+        else:
+            out[f"in_set({f.name})"] = int((s.notna() & ~s.isin(list(f.categories or ()))).sum())
+        out[f"not_null({f.name})"] = int(s.isna().sum())
+    for r in spec.rules:
+        out[r] = int(RULES[r].broken(df).sum())
+    return out
+
+
+def _best(fn: Any, repeats: int) -> tuple[float, Any]:
+    best, value = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, value
+
+
+def _build_cohort(folder: Path) -> Path:
+    from cohortlm.cohort.featurise import featurise
+    from cohortlm.cohort.synthetic import generate_cohort
+
+    generate_cohort(n=15004, seed=0).write(folder / "raw")
+    table = featurise(folder / "raw", load_study("ra_iorra")).table
+    path = folder / "cohort.parquet"
+    table.to_parquet(path, index=False)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--study", default="ra_iorra")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/validation.json"))
+    args = parser.parse_args()
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    spec = load_study(args.study)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or _build_cohort(Path(tmp))
+        from cohortlm.cohort.io import read_table
+
+        df = read_table(data)
+    t = time.perf_counter()
+    from cohortlm.validation import validate_table
+
+    cold_result = validate_table(df, spec)
+    cold = time.perf_counter() - t
+    warm, result = _best(lambda: validate_table(df, spec), args.repeats)
+    ref, ref_counts = _best(lambda: pandas_counts(df, spec), args.repeats)
+    gx_counts = {o.name: o.unexpected_count for o in result.outcomes if o.name in ref_counts}
+    same = gx_counts == ref_counts
+    import great_expectations as gx
+
+    report = {
+        "benchmark": "validation",
+        "rows": len(df),
+        "columns": df.shape[1],
+        "expectations": len(result.outcomes),
+        "failed_expectations": [o.summary for o in result.failed],
+        "gx_cold_seconds": round(cold, 4),
+        "gx_warm_seconds": round(warm, 4),
+        "reference": "plain pandas/numpy checks, same counts",
+        "reference_seconds": round(ref, 4),
+        "gx_warm_over_reference": round(warm / ref, 1),
+        "same_counts": same,
+        "cold_result_success": cold_result.success,
+        "great_expectations": gx.__version__,
+        "pandas": pd.__version__,
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "repeats": args.repeats,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
