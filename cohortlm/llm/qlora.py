@@ -1,0 +1,557 @@
+"""QLoRA fine-tuning: teach a causal LM to answer each endpoint's question about a patient.
+
+Read top to bottom: :class:`QLoRAConfig` -> setup (base model, 4-bit
+quantisation, LoRA, data) -> train loop -> save a bundle.
+
+What is learnt. For every training patient and endpoint the model sees the
+patient text and the endpoint question and must put the answer token
+(`` Yes`` for a case, `` No`` otherwise) next. The loss is the cross-entropy of
+that one answer token over the whole vocabulary: loss on answer tokens only,
+the prompt is never a target.
+
+Packing the eight questions. A patient's text is ~290 tokens, a question ~28.
+One prompt per endpoint would pay for the text eight times (~2,500 tokens per
+patient). Two alternatives pay for it once:
+
+* one sequence ``text + Q1 A1 + Q2 A2 + ...`` with ordinary causal attention:
+  cheap, but question 5 would see answers 1-4. The model could learn to read
+  the other endpoints' answers (the DAS28 and CDAI endpoints are strongly
+  related), and at scoring time those answers are not there: what is trained
+  is not what is scored.
+* one sequence ``text + Q1 + ... + Q8`` with a block mask, where each question
+  sees the text and itself only, and sits at the positions it has in
+  ``text + Q_e`` (:func:`cohortlm.llm.scoring.shared_prefix_inputs`).
+
+We use the second: it is exactly the forward pass the scorer runs, so training
+and scoring see the same attention pattern and positions, the text costs once
+(~510 tokens per patient instead of ~2,500), and one backward pass covers all
+eight endpoints. The answer logits are read at each question's last token.
+
+Quantisation. ``quantization="nf4"`` loads the frozen base in 4-bit NF4 with
+double quantisation (BitsAndBytesConfig) and prepares it with
+``prepare_model_for_kbit_training``. ``"auto"`` does that on CUDA; on a CPU it
+trains a non-quantised LoRA instead and says so in the log: bitsandbytes'
+4-bit CPU path is a slow fallback (or missing), and a small default model fits
+in memory at full precision anyway. Compute dtype: bf16 on CUDA, fp32 on CPU
+(bf16 matmuls are ~35x slower there).
+
+Checkpoints. Every ``checkpoint_every`` optimizer steps the LoRA weights,
+optimizer, scheduler, RNG states and the step are saved atomically under
+``<out>/checkpoint``; a run killed at any point resumes from the last one and
+reaches the same adapter (the data order is a function of the seed and the
+epoch). The checkpoint is deleted once the bundle is written; re-running a
+finished run with the same inputs returns the existing bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm import text
+from cohortlm.bundle import BUNDLE_FILE, check_feature_rows, read_bundle_metadata, write_bundle_metadata
+from cohortlm.errors import DataError, UsageError
+from cohortlm.llm.loading import (
+    BaseModelRef,
+    compute_dtype,
+    load_causal_lm,
+    load_tokenizer,
+    pick_device,
+    resolve_base_model,
+)
+from cohortlm.llm.scoring import ADAPTER_DIR, BASE_MODEL_FILE, PromptTokens, endpoint_logits
+from cohortlm.study import StudySpec
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("auto", "nf4", "none")
+CHECKPOINT_DIR = "checkpoint"
+EMBEDDED_BASE_DIR = "base"
+# Base models up to this size travel inside the bundle (the smoke model), so the
+# bundle works on a machine that never built them.
+EMBED_BASE_MAX_BYTES = 50 * 2**20
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "tokenizers", "numpy", "pandas", "cohortlm")
+
+
+# ============================================================================ config
+
+
+@dataclass(frozen=True)
+class QLoRAConfig:
+    """Everything that decides the fine-tune. Frozen and validated on creation.
+
+    Attributes:
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator (scale = alpha / r).
+        lora_dropout: dropout on the LoRA input.
+        target_modules: names of the linear layers that get adapters.
+        quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
+        learning_rate: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: fraction of steps with linear warm-up (then cosine decay).
+        epochs: passes over the training rows (fractions allowed).
+        max_steps: cap on optimizer steps (None: from epochs).
+        batch_size: patients per micro-batch (each brings all endpoints).
+        grad_accum: micro-batches per optimizer step.
+        max_train_rows: train on a seeded subset of this many patients (None: all).
+        seed: seeds data order, LoRA init, dropout and the subset.
+        checkpoint_every: optimizer steps between checkpoints.
+        gradient_checkpointing: recompute activations in the backward pass (saves memory).
+        max_grad_norm: gradient clipping norm.
+        device: ``"cpu"``, ``"cuda"``... (None: CUDA when available).
+    """
+
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    quantization: str = "auto"
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 4
+    grad_accum: int = 4
+    max_train_rows: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 25
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"QLoRAConfig.{name} must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, "a positive integer")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise bad("lora_dropout", "in [0, 1)")
+        if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+            raise bad("target_modules", "a non-empty tuple of module names")
+        if self.quantization not in QUANTIZATIONS:
+            raise bad("quantization", f"one of {', '.join(QUANTIZATIONS)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise bad("learning_rate", "a positive number")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", "non-negative")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise bad("warmup_ratio", "in [0, 1)")
+        if not self.epochs > 0:
+            raise bad("epochs", "positive")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise bad("max_steps", "None or a positive integer")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise bad("max_train_rows", "None or a positive integer")
+        if self.seed < 0:
+            raise bad("seed", "non-negative")
+        if not self.max_grad_norm > 0:
+            raise bad("max_grad_norm", "positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (tuples as lists) for bundle metadata."""
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    def with_overrides(self, **changes: Any) -> QLoRAConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+# ============================================================================ setup
+
+
+def four_bit_available(device: str) -> tuple[bool, str]:
+    """Whether bitsandbytes can run a 4-bit NF4 layer forward and backward on ``device``.
+
+    Returns:
+        (ok, reason): reason says why not, for the log.
+    """
+    try:
+        import bitsandbytes as bnb
+        import torch
+    except Exception as exc:  # an unusable install raises more than ImportError
+        return False, f"bitsandbytes cannot be imported ({type(exc).__name__})"
+    try:
+        layer = bnb.nn.Linear4bit(64, 64, bias=False, quant_type="nf4", compute_dtype=compute_dtype(device))
+        layer = layer.to(device)
+        x = torch.randn(2, 64, device=device, dtype=compute_dtype(device), requires_grad=True)
+        layer(x).sum().backward()
+    except Exception as exc:
+        return False, f"bitsandbytes 4-bit does not run on {device} ({type(exc).__name__})"
+    return True, "ok"
+
+
+def choose_quantization(requested: str, device: str) -> str:
+    """The quantisation actually used: ``"nf4"`` or ``"none"`` (see module docstring)."""
+    if requested == "none":
+        return "none"
+    if requested == "auto" and not device.startswith("cuda"):
+        log.warning(
+            "QLoRA on %s: training a NON-QUANTISED LoRA (fp32 base). 4-bit NF4 is for CUDA; "
+            "pass quantization='nf4' to force it on CPU",
+            device,
+        )
+        return "none"
+    ok, reason = four_bit_available(device)
+    if not ok:
+        log.warning("4-bit NF4 unavailable: %s; training a NON-QUANTISED LoRA instead", reason)
+        return "none"
+    return "nf4"
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_for_training(ref: BaseModelRef, config: QLoRAConfig, device: str) -> tuple[Any, Any, str]:
+    """Base model (4-bit or not) with fresh LoRA adapters, its tokenizer, and the quantisation used."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    quant = choose_quantization(config.quantization, device)
+    dtype = compute_dtype(device)
+    if quant == "nf4":
+        bnb_config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        model = load_causal_lm(ref, device=device, quantization_config=bnb_config, dtype=dtype)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    else:
+        model = load_causal_lm(ref, device=device, dtype=dtype)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in config.target_modules if t in present]
+    if not targets:
+        raise UsageError(
+            f"none of the LoRA target modules {list(config.target_modules)} exist in {ref.name}; "
+            f"set target_modules to some of its linear layers"
+        )
+    _seed_everything(config.seed)  # LoRA A matrices are drawn from the seeded RNG
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    return model, load_tokenizer(ref), quant
+
+
+def select_training_rows(train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig) -> pd.DataFrame:
+    """Training rows with at least one label; a seeded subset when ``max_train_rows`` is set."""
+    labels = spec.labels(train_df)
+    rows = train_df[labels.notna().any(axis=1).to_numpy()]
+    if len(rows) == 0:
+        raise DataError("no training row has an endpoint label; check the endpoint columns")
+    if config.max_train_rows is not None and len(rows) > config.max_train_rows:
+        rows = rows.sample(n=config.max_train_rows, random_state=config.seed).sort_index()
+    return rows
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ============================================================================ checkpoints
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, step: int, key: str) -> None:
+    """Write LoRA weights, optimizer, scheduler, RNG states and step atomically."""
+    import torch
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {
+            "trainable": _trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            "step": step,
+            "key": key,
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "step.json").write_text(json.dumps({"step": step, "key": key}))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, key: str) -> int:
+    """Restore a checkpoint; return its step (0 when there is none).
+
+    Raises:
+        UsageError: the checkpoint belongs to another configuration or data.
+    """
+    import torch
+
+    state_path = folder / "state.pt"
+    if not state_path.is_file():
+        return 0
+    # weights_only=False: the RNG states are numpy/python objects; the file is our own
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    if state.get("key") != key:
+        raise UsageError(
+            f"{folder} holds a checkpoint of another configuration, base model or training data; "
+            "use another --out folder, or --no-resume to start over"
+        )
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value.to(params[name].device))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(state["step"])
+
+
+# ============================================================================ train
+
+
+@dataclass
+class _Batches:
+    """Micro-batches in a seeded order: epoch e is permutation(seed + e) of the rows."""
+
+    n_rows: int
+    batch_size: int
+    seed: int
+    per_epoch: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_epoch = math.ceil(self.n_rows / self.batch_size)
+
+    def micro_batch(self, index: int) -> np.ndarray:
+        epoch, within = divmod(index, self.per_epoch)
+        order = np.random.default_rng(self.seed + epoch).permutation(self.n_rows)
+        return order[within * self.batch_size : (within + 1) * self.batch_size]
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory in MiB: allocated CUDA memory on a GPU, the process's peak RSS on a CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def train_qlora(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    config: QLoRAConfig,
+    *,
+    out_dir: str | Path,
+    base_model: str | Path | None,
+    resume: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Path:
+    """Fine-tune ``base_model`` with (Q)LoRA on ``train_df`` and write an LLM bundle to ``out_dir``.
+
+    Args:
+        train_df: training rows (features and endpoint source columns).
+        spec: the study.
+        config: the fine-tune configuration.
+        out_dir: the bundle folder (created); checkpoints live in ``out_dir/checkpoint`` meanwhile.
+        base_model: an HF folder or .gguf file; None for the default model.
+        resume: continue from a checkpoint in ``out_dir`` if there is one; return
+            the existing bundle if this exact run already finished.
+        progress: show a progress bar.
+        on_step: called after every optimizer step with (step, loss), e.g. for logging.
+
+    Returns:
+        The bundle folder.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    out = Path(out_dir)
+    spec.check_columns(train_df, need_endpoints=True, what="the training table")
+    # ---- setup: base model, data, run identity
+    ref = resolve_base_model(base_model)
+    device = pick_device(config.device)
+    rows = select_training_rows(train_df, spec, config)
+    labels = spec.labels(rows).to_numpy(dtype=float)
+    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
+    key = _fingerprint(
+        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
+    )
+    if resume and (out / BUNDLE_FILE).is_file():
+        meta = read_bundle_metadata(out)
+        if meta.get("training", {}).get("run_key") == key:
+            log.info("bundle %s already holds this run; not training again", out)
+            return out
+    if not resume:
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+    _seed_everything(config.seed)
+    model, tokenizer, quant = load_for_training(ref, config, device)
+    tokens = PromptTokens.build(tokenizer, spec)
+    prefixes = tokens.encode_patients(tokenizer, texts)
+    q_tokens = sum(len(q) for q in tokens.questions)
+    answer_ids = np.where(labels >= 0.5, tokens.yes_id, tokens.no_id)
+
+    batches = _Batches(len(rows), config.batch_size, config.seed)
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, int(config.warmup_ratio * total_steps), total_steps
+    )
+    ckpt = out / CHECKPOINT_DIR
+    start = (
+        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=key) if resume else 0
+    )
+    if start:
+        log.info("resuming from checkpoint at step %d of %d", start, total_steps)
+    n_trainable = sum(p.numel() for p in trainable)
+    log.info(
+        "fine-tuning %s on %s (%s, quantization %s): %d patients x %d endpoints, %d steps, "
+        "%s trainable parameters",
+        ref.name, device, str(compute_dtype(device)).replace("torch.", ""), quant,
+        len(rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
+    )  # fmt: skip
+
+    # ---- train loop
+    model.train()
+    bar = tqdm(total=total_steps, initial=start, desc="fine-tuning", unit="step", disable=not progress)
+    n_tokens = 0
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(start, total_steps):
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for micro in range(config.grad_accum):
+            idx = batches.micro_batch(step * config.grad_accum + micro)
+            y = torch.as_tensor(answer_ids[idx], device=device)
+            valid = torch.as_tensor(~np.isnan(labels[idx]), device=device)
+            logits = endpoint_logits(
+                model, [prefixes[i] for i in idx], tokens.questions, pad_id=tokens.pad_id, device=device
+            )
+            # loss on the answer token only, over the whole vocabulary, for labelled endpoints
+            loss = torch.nn.functional.cross_entropy(logits[valid].float(), y[valid])
+            (loss / config.grad_accum).backward()
+            step_loss += loss.item() / config.grad_accum
+            n_tokens += sum(len(prefixes[i]) for i in idx) + q_tokens * len(idx)
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(step_loss)
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{n_tokens / elapsed:.0f}")
+        bar.update(1)
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < total_steps:
+            save_checkpoint(
+                ckpt, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1, key=key
+            )
+        if on_step is not None:
+            on_step(step + 1, step_loss)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
+    peak = peak_memory_mb(device)
+    memory_kind = "CUDA allocated" if device.startswith("cuda") else "RSS"
+    log.info(
+        "trained %d steps in %.1f s: %.0f tokens/s, peak memory %.0f MiB (%s)",
+        total_steps - start, elapsed, tokens_per_s, peak, memory_kind,
+    )  # fmt: skip
+
+    # ---- save the bundle
+    model.save_pretrained(str(out / ADAPTER_DIR))
+    record = ref.to_dict()
+    files = [ADAPTER_DIR, BASE_MODEL_FILE]
+    base_dir = Path(ref.hf_path)
+    base_bytes = sum(f.stat().st_size for f in base_dir.rglob("*") if f.is_file())
+    if base_bytes <= EMBED_BASE_MAX_BYTES:
+        shutil.rmtree(out / EMBEDDED_BASE_DIR, ignore_errors=True)
+        shutil.copytree(base_dir, out / EMBEDDED_BASE_DIR)
+        record["embedded"] = EMBEDDED_BASE_DIR
+        files.append(EMBEDDED_BASE_DIR)
+    (out / BASE_MODEL_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    training = {
+        "method": "qlora" if quant == "nf4" else "lora",
+        "config": config.to_dict(),
+        "quantization": quant,
+        "device": device,
+        "compute_dtype": str(compute_dtype(device)).replace("torch.", ""),
+        "prompt_version": text.PROMPT_VERSION,
+        "serializer": "peft-safetensors",
+        "n_train": len(rows),
+        "steps": total_steps,
+        "resumed_from_step": start,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "tokens_per_s": tokens_per_s,
+        "peak_memory_mib": peak,
+        "train_seconds": elapsed,
+        "trainable_parameters": n_trainable,
+        "run_key": key,
+    }
+    write_bundle_metadata(
+        out,
+        kind="llm",
+        model_name=f"{ref.name}+lora",
+        spec=spec,
+        model_files=files,
+        training=training,
+        libraries=_LIBRARIES,
+    )
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
