@@ -49,8 +49,30 @@ def _rows(spec: StudySpec, columns: dict[str, list[Any]], n: int) -> list[dict[s
     return out
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-like Python value: numpy scalars unwrapped, NaN and NA as None."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return value
+
+
 def feast_lookup(feature_repo: str | Path, bundle: str | Path) -> FeatureLookup:
     """A lookup reading the Feast online store of a repository folder.
+
+    Uses ``featurestore.get_online_features_for`` (the project's Feast layer,
+    which opens the store once and reuses it), asking for the study's versioned
+    feature service.
 
     Args:
         feature_repo: the folder with ``feature_store.yaml``.
@@ -63,23 +85,29 @@ def feast_lookup(feature_repo: str | Path, bundle: str | Path) -> FeatureLookup:
     if not (repo / "feature_store.yaml").is_file():
         raise UsageError(f"--feature-repo {repo} has no feature_store.yaml")
     spec = _bundle_spec(bundle)
-    from feast import FeatureStore
-
-    store = FeatureStore(repo_path=str(repo))
-    service_name = feature_service_name(spec)
+    service = feature_service_name(spec)
     try:
-        service = store.get_feature_service(service_name)
+        from featurestore import get_online_features_for, open_store
+    except ModuleNotFoundError:
+        raise UsageError(
+            "--feature-repo needs the featurestore package of this checkout on the Python path"
+        ) from None
+    store = open_store(repo)
+    try:
+        store.get_feature_service(service)
     except Exception:
         raise UsageError(
-            f"the feature store in {repo} has no feature service '{service_name}'; run `feast apply` there"
+            f"the feature store in {repo} has no feature service '{service}'; "
+            "run `cohortlm features apply` there"
         ) from None
 
     def lookup(ids: Sequence[str]) -> list[dict[str, Any] | None]:
-        result = store.get_online_features(
-            features=service, entity_rows=[{spec.id_column: pid} for pid in ids]
-        ).to_dict()
-        result.pop(spec.id_column, None)
-        return _rows(spec, result, len(ids))
+        table = get_online_features_for(repo, list(ids), service, store=store)
+        out: list[dict[str, Any] | None] = []
+        for record in table.to_dict("records"):
+            row = {f.name: _plain(record.get(f.name)) for f in spec.features}
+            out.append(None if all(v is None for v in row.values()) else row)
+        return out
 
     return lookup
 
