@@ -66,6 +66,15 @@ def _followup(df: pd.DataFrame) -> np.ndarray:
         return np.asarray(v < 21.0)
 
 
+def _visit_order(df: pd.DataFrame) -> np.ndarray:
+    end = df["endpoint_visit_months"].to_numpy(dtype=float)
+    last = df["followup_months"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        # The endpoint visit comes after baseline and no later than the last visit.
+        # followup_months is rounded to 0.1 month, hence the tolerance.
+        return np.asarray((end <= 0) | (end > last + 0.1))
+
+
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
@@ -99,6 +108,12 @@ RULES: dict[str, Rule] = {
             "every included patient has a visit at least 21 months after baseline",
             ("followup_months",),
             _followup,
+        ),
+        Rule(
+            "visit_dates_in_order",
+            "visits are in date order: baseline, then the two-year visit, then the last visit",
+            ("endpoint_visit_months", "followup_months"),
+            _visit_order,
         ),
     )
 }

@@ -1,0 +1,100 @@
+"""The pipeline's feature-store step: cohort -> Feast offline store -> point-in-time training table.
+
+Each run gets its own repository (``feature_repo`` parameter, or a temporary
+folder): the definitions are built from the run's study spec, the validated
+cohort becomes the offline store's Parquet source, the registry is applied,
+and the training table is read back with ``get_historical_features`` as of
+each patient's baseline time. Nothing recorded after that time can enter a
+training row. Endpoint source columns (the labels) travel in the entity frame.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from cohortlm.cohort.io import read_table, write_table
+from cohortlm.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
+from cohortlm.steps import study_from_text
+from cohortlm.study import StudySpec, study_from_dict
+from featurestore.definitions import AS_OF_COLUMN, build_definitions
+
+#: The as-of time given to flat tables without a timestamp column (any fixed instant works:
+#: every row has the same one, so the join returns each patient's only row).
+FLAT_AS_OF = pd.Timestamp("2000-01-01", tz="UTC")
+
+_LOCAL_CONFIG = {
+    "project": "cohortlm_run",
+    "provider": "local",
+    "registry": "data/registry.db",
+    "online_store": {"type": "sqlite", "path": "data/online_store.db"},
+    "offline_store": {"type": "file"},
+    "entity_key_serialization_version": 3,
+}
+
+
+def _with_timestamp(table: pd.DataFrame, spec: StudySpec) -> tuple[pd.DataFrame, StudySpec]:
+    if spec.timestamp_column is not None:
+        return table, spec
+    table = table.assign(**{AS_OF_COLUMN: FLAT_AS_OF})
+    return table, study_from_dict({**spec.to_dict(), "timestamp_column": AS_OF_COLUMN})
+
+
+def training_table(cohort: pd.DataFrame, spec: StudySpec, repo_dir: str | Path) -> pd.DataFrame:
+    """Apply a repository for ``spec`` in ``repo_dir`` and read the training table back from Feast.
+
+    Returns:
+        One row per patient: id, the study's features as Feast returns them, the
+        endpoint source columns, and the study's timestamp column.
+    """
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    table, spec_ts = _with_timestamp(cohort, spec)
+    repo = Path(repo_dir)
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    ts_col = spec_ts.timestamp_column
+    assert ts_col is not None
+    offline = table[[spec.id_column, ts_col, *spec.feature_names]].copy()
+    offline[ts_col] = pd.to_datetime(offline[ts_col], utc=True)
+    write_table(offline, repo / OFFLINE_DATA_PATH)
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(_LOCAL_CONFIG, sort_keys=False))
+    config = RepoConfig(**_LOCAL_CONFIG)
+    config.repo_path = repo.resolve()
+    store = FeatureStore(repo_path=str(repo.resolve()), config=config)
+    definitions = build_definitions(spec_ts, path=str((repo / OFFLINE_DATA_PATH).resolve()))
+    store.apply(definitions.objects())
+
+    entities = entity_frame(table, spec_ts)
+    entities[EVENT_TIMESTAMP] = pd.to_datetime(entities[EVENT_TIMESTAMP], utc=True)
+    order = "__cohortlm_row"
+    entities[order] = range(len(entities))
+    job = store.get_historical_features(entity_df=entities, features=definitions.service)
+    found = job.to_df().set_index(order)
+    found = found.reindex(range(len(entities)))
+    out = entities.drop(columns=[order]).reset_index(drop=True)
+    for name in spec.feature_names:
+        out[name] = found[name].to_numpy()
+    out = out.rename(columns={EVENT_TIMESTAMP: ts_col})
+    if spec.timestamp_column is None:
+        out = out.drop(columns=[ts_col])
+    return out
+
+
+def training_table_step(cohort: str, study_yaml: str, feature_repo: str, out: str) -> dict[str, Any]:
+    """Pipeline step: featurised cohort file -> Feast -> training table file."""
+    spec = study_from_text(study_yaml)
+    table = read_table(cohort, what="cohort")
+    repo = feature_repo or tempfile.mkdtemp(prefix="feature-repo-")
+    result = training_table(table, spec, repo)
+    write_table(result, out)
+    return {
+        "rows": len(result),
+        "feature_service": feature_service_name(spec),
+        "feature_repo": str(repo),
+        "missing_feature_rows": int(result[spec.feature_names].isna().all(axis=1).sum()),
+    }

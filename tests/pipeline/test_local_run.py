@@ -1,0 +1,87 @@
+"""The whole pipeline through kfp.local with the smoke profile (tiny random LLM), twice.
+
+The first run has no champion: the winner of the LLM against the baseline is
+promoted. The second run finds that champion and gates against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+
+def _cohortlm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("cohortlm")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COHORTLM_CACHE": str(cwd / "cache")}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=1200, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    work = tmp_path_factory.mktemp("pipeline")
+    store = work / "models"
+    first = _cohortlm(
+        "run", "--profile", "smoke", "--out", str(work / "run1"), "--model-store", str(store), "--no-cache", cwd=work
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    second = _cohortlm(
+        "run", "--profile", "smoke", "--out", str(work / "run2"), "--model-store", str(store), "--no-cache", cwd=work
+    )
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return work / "run1", work / "run2", store
+
+
+def test_run_folder_holds_everything_a_person_reads(two_runs):
+    run1, _, _ = two_runs
+    for item in (
+        "validation/validation.html",
+        "scores/baseline.parquet",
+        "scores/zero_shot.parquet",
+        "scores/fine_tuned.parquet",
+        "labels.parquet",
+        "decision.json",
+        "report/roc.png",
+        "report/table1.md",
+        "report/metrics.json",
+        "summary.json",
+        "promoted/bundle.json",
+    ):
+        assert (run1 / item).exists(), item
+    assert (run1 / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_first_run_promotes_a_champion(two_runs):
+    run1, _, store = two_runs
+    summary = json.loads((run1 / "summary.json").read_text())
+    assert summary["winner"] in ("candidate", "baseline")
+    assert summary["promoted_version"]
+    assert (store / "ra_iorra").exists()
+
+
+def test_second_run_gates_against_the_first_champion(two_runs):
+    run1, run2, _ = two_runs
+    first = json.loads((run1 / "summary.json").read_text())
+    decision = json.loads((run2 / "decision.json").read_text())
+    assert decision["champion"].startswith("champion_")
+    assert first["promoted_version"] in decision["champion"]
+    summary = json.loads((run2 / "summary.json").read_text())
+    assert summary["winner"] in ("candidate", "none")
+
+
+def test_scores_cover_the_evaluation_splits(two_runs):
+    run1, _, _ = two_runs
+    labels = pd.read_parquet(run1 / "labels.parquet")
+    ft = pd.read_parquet(run1 / "scores" / "fine_tuned.parquet")
+    evaluated = labels[labels["split"].isin(["validation", "test"])]
+    assert set(evaluated["patient_id"]) <= set(ft["patient_id"])
+    endpoints = [c for c in ft.columns if c not in ("patient_id", "split")]
+    assert len(endpoints) == 8
+    assert ((ft[endpoints] > 0) & (ft[endpoints] < 1)).all().all()
