@@ -20,6 +20,7 @@ keeps calling scikit-learn. The bundle on disk is not changed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,18 @@ class CompiledBaseline:
     def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
         """P(case) per endpoint in (0, 1), as the scikit-learn pipelines would give."""
         x = rows[self._numeric].to_numpy(dtype=float)
-        missing = np.isnan(x)
         cats = [rows[c].tolist() for c in self._categorical]
-        out = np.empty((len(rows), len(self._endpoints)))
+        out = self._proba(x, cats)
+        return pd.DataFrame(out, columns=self.spec.endpoint_names, index=rows.index)
+
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Probabilities (rows x endpoints, spec order) from checked columns; no DataFrame on the way."""
+        x = np.column_stack([columns[c] for c in self._numeric]).astype(float, copy=False)
+        return self._proba(x, [columns[c].tolist() for c in self._categorical])
+
+    def _proba(self, x: np.ndarray, cats: list[list[Any]]) -> np.ndarray:
+        missing = np.isnan(x)
+        out = np.empty((x.shape[0], len(self._endpoints)))
         for j, ep in enumerate(self._endpoints):
             z = np.where(missing, ep.median, x)
             if len(ep.indicator_idx):
@@ -79,8 +89,7 @@ class CompiledBaseline:
                     [weights.get(fill if v is None or v != v else v, 0.0) for v in values]
                 )
             out[:, j] = 1.0 / (1.0 + np.exp(-logit))
-        out = np.clip(out, PROBA_EPS, 1.0 - PROBA_EPS)
-        return pd.DataFrame(out, columns=self.spec.endpoint_names, index=rows.index)
+        return np.clip(out, PROBA_EPS, 1.0 - PROBA_EPS)
 
 
 def _read_pipeline(pipe: Any, numeric: list[str], categorical: list[str]) -> _Endpoint | None:

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
@@ -54,7 +53,7 @@ from cohortlm.errors import CohortlmError, DataError, SpecError
 from cohortlm.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
-from serving.validation import FeatureLookup, FeatureStoreError, RequestError, RequestSchema
+from serving.validation import Columns, FeatureLookup, FeatureStoreError, RequestError, RequestSchema
 
 log = logging.getLogger("cohortlm.serving")
 
@@ -157,7 +156,7 @@ class _Batch:
     """Validated rows and the bundle they were validated against (so a reload cannot split them)."""
 
     served: ServedBundle
-    rows: pd.DataFrame
+    columns: Columns
     v2: InferRequest | None
 
 
@@ -308,16 +307,16 @@ class CohortModel(Model):
             if isinstance(payload, InferRequest):
                 tensors = {inp.name: inp.as_numpy for inp in payload.inputs}
                 datatypes = {inp.name: inp.datatype for inp in payload.inputs}
-                rows = served.schema.rows_from_tensors(tensors, datatypes, lookup=self.lookup)
-                return _Batch(served, rows, payload)
+                columns = served.schema.columns_from_tensors(tensors, datatypes, lookup=self.lookup)
+                return _Batch(served, columns, payload)
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise RequestError("body", "type", 'must be a JSON object with "instances" (V1 protocol)')
-            rows = served.schema.rows_from_instances(payload["instances"], lookup=self.lookup)
+            columns = served.schema.columns_from_instances(payload["instances"], lookup=self.lookup)
         except RequestError as exc:
             raise InvalidInput(str(exc)) from None
         except FeatureStoreError as exc:
             raise InferenceError(str(exc)) from None
-        return _Batch(served, rows, None)
+        return _Batch(served, columns, None)
 
     def predict(
         self,
@@ -328,7 +327,12 @@ class CohortModel(Model):
         """Probabilities and decisions per endpoint, from the bundle the rows were validated against."""
         served = payload.served
         try:
-            proba = served.predictor.predict_proba(payload.rows)[list(served.endpoints)].to_numpy(dtype=float)
+            predict_columns = getattr(served.predictor, "predict_columns", None)
+            if predict_columns is not None:  # the baseline's numpy fast path: no DataFrame per request
+                proba = predict_columns(payload.columns)
+            else:
+                rows = served.schema.frame(payload.columns)
+                proba = served.predictor.predict_proba(rows)[list(served.endpoints)].to_numpy(dtype=float)
         except Exception as exc:
             # The original message could quote feature values; the type is enough to look further.
             raise InferenceError(

@@ -15,6 +15,7 @@ which :mod:`serving.isvc` never sets), and no request body reaches a log line.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -98,6 +99,10 @@ def serve(
         max_batch=max_batch,
     )
     model.load()
+    # Everything loaded so far (libraries, the model) lives as long as the process: keep the
+    # cyclic GC from walking it again and again, which shows up as 10-20 ms pauses at p99.
+    gc.collect()
+    gc.freeze()
     model_server.app.add_middleware(RequestMetricsMiddleware, version_of=lambda: model.version)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: model.reload_now.set())

@@ -33,6 +33,8 @@ from cohortlm.study import StudySpec
 # A lookup turns patient ids into stored feature rows (None where a patient is
 # not in the store); the Feast online store provides one.
 FeatureLookup = Callable[[Sequence[str]], list[dict[str, Any] | None]]
+# Checked values per feature: float arrays (NaN = missing) or object arrays of text (None = missing).
+Columns = dict[str, np.ndarray]
 
 _FLOAT_TYPES = ("FP16", "FP32", "FP64")
 _INT_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -139,6 +141,10 @@ class RequestSchema:
         Raises:
             RequestError: the request breaks a rule; nothing was predicted.
         """
+        return self.frame(self.columns_from_instances(instances, lookup=lookup))
+
+    def columns_from_instances(self, instances: Any, *, lookup: FeatureLookup | None = None) -> Columns:
+        """Like :meth:`rows_from_instances`, as checked columns (no DataFrame built: the hot path)."""
         if not isinstance(instances, list) or not instances:
             raise RequestError("instances", "type", "must be a non-empty list of objects")
         if len(instances) > self.max_batch:
@@ -161,7 +167,7 @@ class RequestSchema:
                     )
             for rule in self.rules:
                 columns[rule.name].append(self.check_value(rule, values.get(rule.name), where))
-        return self._frame(columns)
+        return self._arrays(columns)
 
     def _lookup(
         self, ids: list[Any], positions: list[int], lookup: FeatureLookup | None
@@ -200,7 +206,17 @@ class RequestSchema:
         *,
         lookup: FeatureLookup | None = None,
     ) -> pd.DataFrame:
-        """Rows from V2 inputs: one tensor per feature, shape ``[n]`` or ``[n, 1]``.
+        """Rows from V2 inputs (see :meth:`columns_from_tensors`)."""
+        return self.frame(self.columns_from_tensors(tensors, datatypes, lookup=lookup))
+
+    def columns_from_tensors(
+        self,
+        tensors: Mapping[str, Callable[[], np.ndarray]],
+        datatypes: Mapping[str, str],
+        *,
+        lookup: FeatureLookup | None = None,
+    ) -> Columns:
+        """Checked columns from V2 inputs: one tensor per feature, shape ``[n]`` or ``[n, 1]``.
 
         Args:
             tensors: input name -> a function that decodes the tensor (decoding
@@ -238,7 +254,7 @@ class RequestSchema:
         if set(arrays) == {self.id_column}:
             ids = [v.decode("utf-8") if isinstance(v, bytes) else v for v in arrays[self.id_column].tolist()]
             instances = [{self.id_column: pid} for pid in ids]
-            return self.rows_from_instances(instances, lookup=lookup)
+            return self.columns_from_instances(instances, lookup=lookup)
         columns: dict[str, list[Any]] = {}
         for rule in self.rules:
             if rule.name not in arrays:
@@ -247,7 +263,7 @@ class RequestSchema:
                 columns[rule.name] = [None if rule.type == "categorical" else math.nan] * n
                 continue
             columns[rule.name] = self._check_tensor(rule, arrays[rule.name], datatypes.get(rule.name, ""))
-        return self._frame(columns)
+        return self._arrays(columns)
 
     def _check_tensor(self, rule: FeatureRule, arr: np.ndarray, datatype: str) -> list[Any]:
         where = f"inputs[{rule.name}]"
@@ -283,14 +299,15 @@ class RequestSchema:
 
     # ------------------------------------------------------------------ shared
 
-    def _frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
-        data: dict[str, Any] = {}
-        for rule in self.rules:
-            col = columns[rule.name]
-            data[rule.name] = (
-                np.array(col, dtype=object) if rule.type == "categorical" else np.array(col, dtype=float)
-            )
-        return pd.DataFrame(data, columns=self.feature_names)
+    def _arrays(self, columns: dict[str, list[Any]]) -> Columns:
+        return {
+            rule.name: np.array(columns[rule.name], dtype=object if rule.type == "categorical" else float)
+            for rule in self.rules
+        }
+
+    def frame(self, columns: Columns) -> pd.DataFrame:
+        """The checked columns as the DataFrame a :class:`cohortlm.bundle.Predictor` takes."""
+        return pd.DataFrame(columns, columns=self.feature_names)
 
     def example_row(self) -> dict[str, Any]:
         """A valid synthetic row built from the spec alone (for the self-check; no patient's data)."""

@@ -1,0 +1,350 @@
+"""Benchmark: the model server under loopback load, against named references in the same run.
+
+    .venv/bin/python benchmarks/bench_serving.py [--duration 10] [--n 2000]
+        [--out benchmarks/results/serving.json]
+
+A baseline bundle is trained on a seeded synthetic cohort (``--n`` patients),
+promoted into a scratch store and served by ``cohortlm serve`` on 127.0.0.1.
+The load generator is ``wrk`` (Debian package; ``apt-get install wrk``) with a
+fixed JSON body; without wrk a Python keep-alive client is used (its own
+overhead then counts in the latency, and the JSON says which was used). Every
+scenario runs for ``--duration`` seconds and reports client-side latency
+percentiles and throughput.
+
+Scenarios (V1, ``POST /v1/models/ra_iorra:predict``):
+
+1. one instance per request, 1 client: p50 / p99 latency (target p50 <= 5 ms, p99 <= 20 ms);
+2. one instance per request, 4 concurrent clients: throughput;
+3. a batch of 64 instances per request, 1 client and 4 clients.
+
+References, measured in the same run on the same machine:
+
+* ``trivial kserve model`` (benchmarks/trivial_kserve_model.py): a kserve.Model
+  that returns constants, under the same load and body: the floor that KServe
+  itself puts under any model. Ratio = cohortlm / trivial.
+* ``in-process predict_proba``: the bundle's own scikit-learn pipelines called
+  directly (no HTTP), and the server's numpy fast path, for 1 and 64 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+COHORTLM = Path(sys.executable).with_name("cohortlm")
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}", "r"):read("*a")
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.2) + 1):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def _wrk(url: str, body: bytes, *, clients: int, duration: float, workdir: Path) -> dict[str, Any]:
+    body_path = workdir / f"body-{len(body)}.json"
+    body_path.write_bytes(body)
+    script = workdir / f"post-{len(body)}.lua"
+    script.write_text(WRK_SCRIPT.format(body=body_path))
+    threads = min(clients, 2)
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{clients}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT"))
+    n, dur_us, p50, p99, mean, mx, errors = (int(float(x)) for x in line.split()[1:])
+    return {
+        "requests": n,
+        "errors": errors,
+        "throughput_rps": round(n / (dur_us / 1e6), 1),
+        "p50_ms": round(p50 / 1000, 3),
+        "p99_ms": round(p99 / 1000, 3),
+        "mean_ms": round(mean / 1000, 3),
+        "max_ms": round(mx / 1000, 3),
+    }
+
+
+def _python_load(url: str, body: bytes, *, clients: int, duration: float) -> dict[str, Any]:
+    """Keep-alive HTTP clients in threads (fallback when wrk is missing); bounded by duration."""
+    host, port_path = url.split("://", 1)[1].split("/", 1)
+    hostname, port = host.split(":")
+    path = "/" + port_path
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    stop = time.monotonic() + duration
+
+    def run(i: int) -> None:
+        conn = http.client.HTTPConnection(hostname, int(port), timeout=5)
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            latencies[i].append(time.perf_counter() - t)
+            if resp.status != 200:
+                errors[i] += 1
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + 30)
+    elapsed = time.perf_counter() - start
+    ms = np.concatenate([np.array(x) for x in latencies]) * 1000
+    return {
+        "requests": len(ms),
+        "errors": sum(errors),
+        "throughput_rps": round(len(ms) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "max_ms": round(float(ms.max()), 3),
+    }
+
+
+def _in_process(fn: Any, rows: Any, repeats: int) -> dict[str, float]:
+    for _ in range(20):
+        fn(rows)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn(rows)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    return {"p50_ms": round(float(np.median(ms)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
+
+
+def main() -> None:
+    """Build the bundle, start both servers, run the scenarios, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument("--n", type=int, default=2000, help="synthetic patients for the bundle")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serving.json")
+    args = parser.parse_args()
+
+    from cohortlm.baseline import train_baseline
+    from cohortlm.bundle import load_bundle
+    from cohortlm.cohort.featurise import featurise
+    from cohortlm.cohort.synthetic import generate_cohort
+    from cohortlm.registry import promote
+    from cohortlm.study import load_study
+
+    spec = load_study("ra_iorra")
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        generate_cohort(n=args.n, seed=0).write(work / "raw")
+        table = featurise(work / "raw", spec).table
+        train_baseline(table, spec).save(work / "bundle")
+        version = promote(work / "bundle", work / "store")
+        instances = []
+        for i in range(64):
+            row = {}
+            for f in spec.features:
+                v = table.iloc[i][f.name]
+                missing = v is None or (isinstance(v, float) and v != v)
+                row[f.name] = None if missing else (str(v) if f.type == "categorical" else float(v))
+            instances.append(row)
+        one = json.dumps({"instances": instances[:1]}).encode()
+        batch = json.dumps({"instances": instances}).encode()
+
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env.pop("COHORTLM_FEATURE_SERVER_URL", None)
+        cport, tport = _free_port(), _free_port()
+        log = (work / "server.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(COHORTLM),
+                    "serve",
+                    "--bundle",
+                    str(work / "store" / "ra_iorra" / "champion"),
+                    "--http-port",
+                    str(cport),
+                    "--watch-interval",
+                    "0",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "trivial_kserve_model.py"),
+                    "--http-port",
+                    str(tport),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+            )
+        )
+        _wait_ready(f"http://127.0.0.1:{cport}/v2/health/ready", procs[0])
+        _wait_ready(f"http://127.0.0.1:{tport}/v2/health/ready", procs[1])
+        urls = {
+            "cohortlm": f"http://127.0.0.1:{cport}/v1/models/ra_iorra:predict",
+            "trivial kserve model": f"http://127.0.0.1:{tport}/v1/models/trivial:predict",
+        }
+        tool = "wrk" if shutil.which("wrk") else "python keep-alive client"
+
+        def load(url: str, body: bytes, clients: int) -> dict[str, Any]:
+            if tool == "wrk":
+                return _wrk(url, body, clients=clients, duration=args.duration, workdir=work)
+            return _python_load(url, body, clients=clients, duration=args.duration)
+
+        # Warm both servers up.
+        for url in urls.values():
+            for body in (one, batch):
+                req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                for _ in range(50):
+                    urllib.request.urlopen(req, timeout=10).read()
+
+        scenarios = {
+            "one instance, 1 client": (one, 1),
+            "one instance, 4 clients": (one, 4),
+            "batch of 64, 1 client": (batch, 1),
+            "batch of 64, 4 clients": (batch, 4),
+        }
+        results: dict[str, Any] = {}
+        for name, (body, clients) in scenarios.items():
+            entry: dict[str, Any] = {}
+            for server, url in urls.items():
+                entry[server] = load(url, body, clients)
+                print(f"{name:28s} {server:22s} {entry[server]}", flush=True)
+            ours, ref = entry["cohortlm"], entry["trivial kserve model"]
+            entry["ratio_p50_vs_trivial"] = round(ours["p50_ms"] / ref["p50_ms"], 2)
+            entry["ratio_throughput_vs_trivial"] = round(ours["throughput_rps"] / ref["throughput_rps"], 3)
+            n_inst = 64 if body is batch else 1
+            entry["instances_per_second"] = round(ours["throughput_rps"] * n_inst, 1)
+            results[name] = entry
+
+        # In-process references: the bundle's scikit-learn pipelines and the server's fast path.
+        from serving.fastpath import compile_baseline
+        from serving.validation import RequestSchema
+
+        schema = RequestSchema(spec)
+        rows1 = schema.rows_from_instances(instances[:1])
+        rows64 = schema.rows_from_instances(instances)
+        sk = load_bundle(work / "bundle")
+        fast = compile_baseline(sk)
+        in_process = {
+            "scikit-learn predict_proba, 1 row": _in_process(sk.predict_proba, rows1, 200),
+            "scikit-learn predict_proba, 64 rows": _in_process(sk.predict_proba, rows64, 200),
+            "fast path predict_proba, 1 row": _in_process(fast.predict_proba, rows1, 2000),
+            "fast path predict_proba, 64 rows": _in_process(fast.predict_proba, rows64, 2000),
+            "request validation, 1 instance": _in_process(schema.rows_from_instances, instances[:1], 2000),
+            "request validation, 64 instances": _in_process(schema.rows_from_instances, instances, 500),
+        }
+        for k, v in in_process.items():
+            print(f"{k:40s} {v}", flush=True)
+
+        single = results["one instance, 1 client"]["cohortlm"]
+        report = {
+            "benchmark": "serving",
+            "machine": {
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+            },
+            "load_tool": tool,
+            "duration_s_per_scenario": args.duration,
+            "bundle": {"kind": "baseline", "version": version, "patients": len(table)},
+            "targets": {"p50_ms": 5.0, "p99_ms": 20.0},
+            "meets_targets": single["p50_ms"] <= 5.0 and single["p99_ms"] <= 20.0,
+            "scenarios": results,
+            "in_process": in_process,
+            "dashboard_metrics": [
+                "histogram_quantile(0.99, sum by (le, model_version) "
+                "(rate(cohortlm_request_latency_seconds_bucket[5m])))",
+                "sum by (status) (rate(cohortlm_requests_total[5m]))",
+                "sum by (endpoint) (rate(cohortlm_predicted_probability_sum[1h])) "
+                "/ sum by (endpoint) (rate(cohortlm_predicted_probability_count[1h]))",
+                "cohortlm_model_info",
+                "cohortlm_run_auc",
+                "cohortlm_gate_promoted",
+                "cohortlm_validation_failures_total",
+                "cohortlm_training_tokens_per_second",
+                "time() - cohortlm_run_last_success_timestamp_seconds",
+            ],
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
