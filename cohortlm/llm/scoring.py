@@ -319,13 +319,14 @@ def zero_shot_scorer(
     """A scorer for a base model as it is (no fine-tuning): the zero-shot mode.
 
     Args:
-        base_model: an HF folder or .gguf file; None for the default model.
+        base_model: an HF folder or .gguf file; None for the default model; ``"tiny"``
+            for the tiny random model (smoke profile).
         spec: the study whose endpoints to ask about.
         device: ``cpu``/``cuda``; picked automatically when None.
     """
     from cohortlm.llm.loading import load_causal_lm, load_tokenizer, pick_device, resolve_base_model
 
-    ref = resolve_base_model(base_model)
+    ref = resolve_base_model(base_model, spec=spec)
     dev = pick_device(device)
     model = load_causal_lm(ref, device=dev)
     return LLMScorer(model, load_tokenizer(ref), spec, device=dev, name=f"{ref.name} (zero-shot)")
