@@ -31,3 +31,9 @@ class DataError(CohortlmError):
     """The data does not satisfy what the study spec or a check requires."""
 
     exit_code = 1
+
+
+class StepFailed(CohortlmError):
+    """A pipeline step failed (its own log says why)."""
+
+    exit_code = 1

@@ -56,15 +56,23 @@ def validate_step(cohort: str, study_yaml: str, report_dir: str) -> dict[str, An
     The report (JSON + HTML, no patient values) is written either way, so a
     failed run still shows which expectations broke and for how many rows.
     """
+    import logging
+
+    # KFP's executor logs at INFO; GX's import chatter is noise there.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from cohortlm.validation import validate_table, write_report
 
     spec = study_from_text(study_yaml)
     result = validate_table(read_table(cohort, what="cohort"), spec)
     write_report(result, report_dir)
-    summary = result.summary()
     if not result.success:
-        raise DataError(result.failure_message())
-    return summary
+        raise DataError(result.summary())
+    return {
+        "expectations": len(result.outcomes),
+        "failed": len(result.failed),
+        "rows": result.n_rows,
+        "seconds": round(result.seconds, 2),
+    }
 
 
 def split_step(
@@ -109,60 +117,76 @@ def train_baseline_step(
     return {"kind": "baseline", "n_train": int((df["split"] == "train").sum())}
 
 
-def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
-    # The LLMs are scored where the evaluation needs them: thresholds on
-    # validation, metrics and the gate on test. Scoring train would cost the
-    # most time and is used by nothing.
-    return df[df["split"].isin(["validation", "test"])]
+def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """The rows the LLMs score: validation (thresholds) and test (metrics, gate).
+
+    The ``quick`` profile scores a seeded subset of the test split to fit a CPU
+    budget; every model is then compared on exactly those patients. Scoring
+    the training split would cost the most time and is used by nothing.
+    """
+    from cohortlm.profiles import eval_subset, get_profile
+
+    prof = get_profile(profile)
+    validation = df[df["split"] == "validation"]
+    test = eval_subset(df[df["split"] == "test"], prof)
+    return pd.concat([validation, test])
 
 
 def score_zero_shot_step(
     split_table: str, study_yaml: str, profile: str, base_model: str, scores_out: str
 ) -> dict[str, Any]:
-    """Zero-shot P(Yes) of the base model for the validation and test splits."""
-    from cohortlm.llm.scoring import score_zero_shot
+    """Zero-shot P(Yes) of the base model for the validation and (profile's) test rows."""
+    from cohortlm.llm.scoring import zero_shot_scorer
     from cohortlm.profiles import get_profile
 
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
-    df = _eval_rows(read_table(split_table, what="split table"))
-    probs = score_zero_shot(df, spec, base_model=base_model or None, profile=prof)
+    df = eval_rows(read_table(split_table, what="split table"), profile)
+    scorer = zero_shot_scorer(prof.base_model_or(base_model or None), spec)
+    probs = scorer.score(df, batch_size=prof.score_batch_size, progress=True)
     write_table(scores_frame(df, probs, spec), scores_out)
-    return {"n_scored": len(df)}
+    return {"n_scored": len(df), "model": scorer.name}
 
 
 def train_llm_step(
     split_table: str, study_yaml: str, profile: str, base_model: str, bundle_dir: str, work_dir: str
 ) -> dict[str, Any]:
-    """QLoRA fine-tuning on the train split; writes an LLM bundle."""
+    """(Q)LoRA fine-tuning on the train split; writes an LLM bundle.
+
+    Training runs in ``work_dir`` (checkpoints there), so a retried task
+    resumes where the killed one stopped; the finished bundle is then copied
+    to ``bundle_dir``.
+    """
     from cohortlm.llm.qlora import train_qlora
     from cohortlm.profiles import get_profile
 
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
     df = read_table(split_table, what="split table")
-    bundle = train_qlora(
+    trained = train_qlora(
         df[df["split"] == "train"],
         spec,
         prof.qlora,
-        out_dir=bundle_dir,
-        base_model=base_model or None,
-        work_dir=work_dir,
+        out_dir=Path(work_dir) / "bundle",
+        base_model=prof.base_model_or(base_model or None),
     )
-    info = json.loads((Path(bundle) / "bundle.json").read_text())
-    return {
-        "kind": "llm",
-        **{k: v for k, v in info.get("training", {}).items() if isinstance(v, (int, float, str))},
-    }
+    copy_tree(trained, bundle_dir)
+    info = json.loads((Path(bundle_dir) / "bundle.json").read_text())
+    training = info.get("training", {})
+    flat = {k: v for k, v in training.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    return {"kind": "llm", "model_version": info.get("model_version", ""), **flat}
 
 
-def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str) -> dict[str, Any]:
-    """Score the validation and test splits with a saved bundle (baseline or LLM)."""
+def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
+    """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
     from cohortlm.bundle import load_bundle
+    from cohortlm.llm.scoring import score_table
+    from cohortlm.profiles import get_profile
 
     predictor = load_bundle(bundle_dir)
-    df = _eval_rows(read_table(split_table, what="split table"))
-    write_table(scores_frame(df, predictor.predict_proba(df), predictor.spec), scores_out)
+    df = eval_rows(read_table(split_table, what="split table"), profile)
+    table = score_table(predictor, df, predictor.spec, batch_size=get_profile(profile).score_batch_size)
+    write_table(table, scores_out)
     return {"n_scored": len(df), "model_version": predictor.version}
 
 
@@ -201,9 +225,17 @@ def evaluate_step(
     from cohortlm.report import write_report
 
     spec = study_from_text(study_yaml)
-    df = read_table(split_table, what="split table").set_index(spec.id_column)
-    labels = spec.labels(df)
+    raw = read_table(split_table, what="split table")
+    labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
+    df = raw.set_index(spec.id_column)
     model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
+    # Every model is judged on the same patients: those all of them scored.
+    common = df.index[df["split"].isin(["validation", "test"])]
+    for frame in model_scores.values():
+        common = common.intersection(frame.index)
+    df = df.loc[common]
+    labels = labels.loc[common]
+    model_scores = {name: frame.loc[common] for name, frame in model_scores.items()}
     champion_name, champion_version = "baseline", None
     if model_store:
         from cohortlm.bundle import load_bundle
@@ -212,7 +244,7 @@ def evaluate_step(
         current = find_champion(model_store, spec.name)
         if current is not None:
             predictor = load_bundle(current, spec=spec)
-            rows = _eval_rows(df.reset_index())
+            rows = df.reset_index()
             probs = predictor.predict_proba(rows)
             champion_version = predictor.version
             champion_name = f"champion_{predictor.kind}_{predictor.version}"
@@ -285,13 +317,65 @@ def _write_html_report(folder: Path, roc_png: Path, table1_csv: Path, summary: s
     return path
 
 
-def promote_step(bundle_dir: str, model_store: str, decision_dir: str) -> dict[str, Any]:
-    """Make ``bundle_dir`` the champion in the local model store (atomic)."""
+def promote_step(bundle_dir: str, model_store: str, decision_dir: str, model: str) -> dict[str, Any]:
+    """Make ``bundle_dir`` the champion in the local model store (atomic).
+
+    The promoted copy carries the gate's decision record and ``thresholds.json``:
+    each endpoint's decision threshold for ``model``, chosen on the validation
+    split (Table 1), which the server applies to its probabilities.
+    """
+    import tempfile
+
     from cohortlm.registry import promote
 
     decision = Path(decision_dir) / "decision.json"
-    version = promote(bundle_dir, model_store, decision=decision if decision.exists() else None)
-    return {"model_version": version, "model_store": model_store}
+    table1 = Path(decision_dir) / "report" / "table1.csv"
+    with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
+        staged = copy_tree(bundle_dir, Path(tmp) / "bundle")  # inputs are never modified
+        if table1.exists():
+            rows = pd.read_csv(table1)
+            rows = rows[rows["model"] == model]
+            thresholds = {
+                str(r.endpoint): float(r.threshold) for r in rows.itertuples() if pd.notna(r.threshold)
+            }
+            (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
+        version = promote(staged, model_store, decision=decision if decision.exists() else None)
+    return {"model_version": version, "model_store": model_store, "model": model}
+
+
+def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, run_id: str) -> str:
+    """Push AUCs per model and endpoint, the verdict and training tokens/s to a Pushgateway.
+
+    Labels are model and endpoint names only: no patient identifier or value.
+    Returns ``"pushed"`` or ``"skipped"`` (no gateway configured).
+    """
+    from cohortlm.metrics import push_run_metrics
+
+    folder = Path(decision_dir)
+    decision = json.loads((folder / "decision.json").read_text())
+    table1 = pd.read_csv(folder / "report" / "table1.csv")
+    aucs: dict[str, dict[str, float]] = {}
+    for r in table1.itertuples():
+        if pd.notna(r.auc):
+            aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
+    training = json.loads((Path(llm_bundle) / "bundle.json").read_text()).get("training", {})
+    tps = training.get("tokens_per_second")
+    validation = folder / "validation.json"
+    failures: dict[str, int] = {}
+    if validation.exists():
+        for item in json.loads(validation.read_text()).get("failed", []):
+            failures[str(item.get("name"))] = int(item.get("unexpected_count") or 0)
+    study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
+    pushed = push_run_metrics(
+        pushgateway or None,
+        run_id=run_id or "local",
+        study=study,
+        aucs=aucs,
+        decision_promoted=bool(decision.get("promote")),
+        tokens_per_second=float(tps) if isinstance(tps, (int, float)) else None,
+        validation_failures=failures,
+    )
+    return "pushed" if pushed else "skipped"
 
 
 def copy_tree(src: str | Path, dst: str | Path) -> Path:

@@ -40,7 +40,7 @@ PROFILE_COHORT = {
 _COLLECT = {
     "featurise": {"cohort": "cohort.parquet"},
     "split": {"split_table": "split.parquet"},
-    "validate": {"report": "validation/validation.html"},
+    "validate": {"details": "validation"},
     "train-baseline": {"bundle": "bundles/baseline", "scores": "scores/baseline.parquet"},
     "score-zero-shot": {"scores": "scores/zero_shot.parquet"},
     "train-qlora": {"bundle": "bundles/fine_tuned"},
@@ -201,6 +201,8 @@ def run_local(
             pushgateway=pushgateway,
             run_id=run_id,
         )
+    except RuntimeError as exc:
+        _raise_step_failure(str(exc), run_dir)
     finally:
         kfp_logger.removeHandler(timer)
         _collect(_latest_task_dirs(pipeline_root), run_dir)
@@ -243,6 +245,30 @@ def run_local(
         )
     )
     return result
+
+
+def _raise_step_failure(message: str, run_dir: Path) -> None:
+    """Turn kfp.local's failure into an error that names the step and where to look."""
+    import re
+
+    from cohortlm.errors import DataError, StepFailed
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    match = re.search(r"Inner task failed: '?([a-z0-9-]+)", plain)
+    step = match.group(1) if match else "unknown"
+    if step == "validate":
+        report = run_dir / "validation" / "validation.json"
+        detail = ""
+        if report.exists():
+            data = json.loads(report.read_text())
+            failed = [e for e in data.get("expectations", []) if not e.get("success")]
+            detail = ": " + "; ".join(
+                f"{e['name']} ({e.get('unexpected_count') or e.get('note') or 'failed'})" for e in failed[:8]
+            )
+        raise DataError(
+            f"the cohort failed validation{detail}. Report: {run_dir / 'validation' / 'validation.html'}"
+        ) from None
+    raise StepFailed(f"pipeline step '{step}' failed; its log is above. Run folder: {run_dir}") from None
 
 
 def _winner(task_dirs: dict[str, Path]) -> str:

@@ -104,7 +104,9 @@ def train_evaluate_promote(
     kubernetes.empty_dir_mount(
         qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
     )
-    fine_tuned = _resources(score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table), "score")
+    fine_tuned = _resources(
+        score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
+    )
     for task in (zero_shot, qlora, fine_tuned):
         # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
         kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
@@ -130,6 +132,7 @@ def train_evaluate_promote(
         p = promote(
             bundle=qlora.outputs["bundle"],
             decision=gate.outputs["decision"],
+            model="fine_tuned",
             model_store=model_store,
             isvc_namespace=isvc_namespace,
         )
@@ -139,6 +142,7 @@ def train_evaluate_promote(
         p = promote(
             bundle=baseline.outputs["bundle"],
             decision=gate.outputs["decision"],
+            model="baseline",
             model_store=model_store,
             isvc_namespace=isvc_namespace,
         )

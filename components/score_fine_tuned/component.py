@@ -7,9 +7,11 @@ from components._image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
-def score_fine_tuned(bundle: Input[Model], split_table: Input[Dataset], scores: Output[Dataset]):
+def score_fine_tuned(
+    bundle: Input[Model], split_table: Input[Dataset], profile: str, scores: Output[Dataset]
+):
     """Validation and test scores from the fine-tuned bundle."""
     from cohortlm.steps import score_bundle_step
 
-    scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path))
+    scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path, profile))
     scores.metadata["model"] = "fine_tuned"

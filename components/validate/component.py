@@ -1,32 +1,35 @@
 """Great Expectations validation of the featurised cohort."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 
 from components._image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
-def validate(cohort: Input[Dataset], study_yaml: str, report: Output[HTML], metrics: Output[Metrics]):
-    """Validate against the suite generated from the study; the task fails when the data does."""
+def validate(
+    cohort: Input[Dataset],
+    study_yaml: str,
+    report: Output[HTML],
+    details: Output[Artifact],
+    metrics: Output[Metrics],
+):
+    """Validate against the suite generated from the study; the task fails when the data does.
+
+    The reports hold expectation names and row counts only, never a patient's values.
+    """
     import os
     import shutil
-    import tempfile
 
-    from cohortlm.errors import DataError
     from cohortlm.steps import validate_step
 
-    folder = tempfile.mkdtemp(prefix="validation-")
+    os.makedirs(details.path, exist_ok=True)
     try:
-        summary = validate_step(cohort.path, study_yaml, folder)
-    except DataError:
-        summary = None
-        raise
+        summary = validate_step(cohort.path, study_yaml, details.path)
     finally:
-        html = os.path.join(folder, "validation.html")
+        html = os.path.join(details.path, "validation.html")
         if os.path.exists(html):
             shutil.copyfile(html, report.path)
     for key, value in summary.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics.log_metric(key, value)
-    report.metadata.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))})
+        metrics.log_metric(key, value)
+    details.metadata.update(summary)
