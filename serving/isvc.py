@@ -26,6 +26,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from kubernetes.client import (
@@ -182,7 +183,13 @@ def build_inference_service(
     return V1beta1InferenceService(
         api_version=API_VERSION,
         kind=KIND,
-        metadata=V1ObjectMeta(name=name, namespace=namespace, labels=meta_labels),
+        metadata=V1ObjectMeta(
+            name=name,
+            namespace=namespace,
+            labels=meta_labels,
+            # The canary revision gets its own URL (latest-<name>-predictor...) for the smoke test.
+            annotations={"serving.kserve.io/enable-tag-routing": "true"},
+        ),
         spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
 
@@ -255,7 +262,7 @@ def promote_after_smoke_test(
     name: str,
     *,
     namespace: str = DEFAULT_NAMESPACE,
-    smoke_test: Callable[[], None],
+    smoke_test: Callable[[], object],
     client: IsvcClient | None = None,
 ) -> bool:
     """Roll the canary out fully if the smoke test passes; roll back if it raises.
@@ -306,3 +313,67 @@ def smoke_test(
     if not all(isinstance(p, (int, float)) and 0.0 <= p <= 1.0 for p in preds[0].values()):
         raise DataError("smoke test: a probability is missing or outside [0, 1]")
     return answer
+
+
+def rollout_champion(
+    model_version: str,
+    *,
+    model_store: str | Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    name: str = "cohortlm-ra",
+    claim: str = "cohortlm-models",
+    canary_traffic_percent: int = 10,
+    smoke_url: str | None = None,
+    ready_timeout: int = 600,
+    client: IsvcClient | None = None,
+) -> bool:
+    """Serve a promoted version on the cluster: canary, smoke test, then full rollout or rollback.
+
+    The model store is the PVC ``claim`` mounted at ``model_store`` (the pipeline
+    pod's view); the InferenceService fetches ``pvc://<claim>/<study>/versions/<version>``.
+
+    Args:
+        model_version: the promoted version (a folder under ``<store>/<study>/versions/``).
+        model_store: the store folder (the PVC's mount point).
+        namespace: the InferenceService's namespace.
+        name: the InferenceService name.
+        claim: the PersistentVolumeClaim that holds the store.
+        canary_traffic_percent: the new revision's share until the smoke test passes.
+        smoke_url: where to send the smoke request; by default the canary's tag URL
+            (``latest-<name>-predictor``, tag routing is on), or the service URL on first creation.
+        ready_timeout: seconds to wait for the new revision to become ready.
+        client: a ``KServeClient`` (default: one from the pod's service account).
+
+    Returns:
+        True when the new version serves all traffic.
+
+    Raises:
+        UsageError: the version is not in the store.
+        DataError: the smoke test failed (after rolling back).
+    """
+    store = Path(model_store)
+    matches = sorted(store.glob(f"*/versions/{model_version}"))
+    if not matches:
+        raise UsageError(f"version {model_version} is not in the model store {store}; promote it first")
+    folder = matches[0]
+    study = folder.parent.parent.name
+    from cohortlm.bundle import bundle_spec, read_bundle_metadata
+    from serving.validation import RequestSchema
+
+    instance = RequestSchema(bundle_spec(read_bundle_metadata(folder), path=folder)).example_row()
+    client = client or _default_client()
+    isvc = build_inference_service(
+        name,
+        storage_uri=f"pvc://{claim}/{study}/versions/{model_version}",
+        namespace=namespace,
+        canary_traffic_percent=canary_traffic_percent,
+    )
+    action = create_or_patch(isvc, client=client)
+    wait = getattr(client, "wait_isvc_ready", None)
+    if wait is not None:
+        wait(name, namespace=namespace, timeout_seconds=ready_timeout)
+    host = f"{name}-predictor.{namespace}.svc.cluster.local"
+    url = smoke_url or (f"http://latest-{host}" if action == "patched" else f"http://{host}")
+    return promote_after_smoke_test(
+        name, namespace=namespace, smoke_test=lambda: smoke_test(url, study, instance), client=client
+    )

@@ -7,7 +7,7 @@ V1 request and response (``POST /v1/models/<name>:predict``)::
     {"predictions": [{"das28_esr_high": 0.081, ...}, ...],     # probability per endpoint
      "decisions":   [{"das28_esr_high": false, ...}, ...],     # probability >= threshold
      "thresholds":  {"das28_esr_high": 0.31, ...},
-     "threshold_source": "validation",                         # or "default" (0.5, no thresholds.json)
+     "threshold_source": "validation",    # "default": no thresholds.json (0.5); "mixed": 0.5 where absent
      "model_name": "ra_iorra", "model_version": "3f2a9c1d0b7e", "model_kind": "baseline"}
 
 ``predictions[i][endpoint]`` is the probability, as the serving contract says;
@@ -95,7 +95,10 @@ def _read_thresholds(folder: Path, endpoints: list[str]) -> tuple[dict[str, floa
         raise SpecError(f"{path}: threshold of {', '.join(bad)} must lie between 0 and 1")
     missing = [e for e in endpoints if e not in values]
     if missing:
-        raise SpecError(f"{path} lacks a threshold for: {', '.join(missing)}")
+        # An endpoint without a validated threshold (e.g. one class only in validation) keeps 0.5;
+        # the response says so through threshold_source.
+        log.warning("%s has no threshold for %s; using %.1f", path, ", ".join(missing), DEFAULT_THRESHOLD)
+        return {e: values.get(e, DEFAULT_THRESHOLD) for e in endpoints}, "mixed"
     return {e: values[e] for e in endpoints}, "validation"
 
 

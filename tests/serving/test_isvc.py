@@ -167,3 +167,27 @@ def test_smoke_test_against_a_dead_url():
 
     with pytest.raises(DataError, match="did not answer"):
         isvc_module.smoke_test(f"http://127.0.0.1:{free_port()}", "ra_iorra", {"age": 50}, timeout=2)
+
+
+@pytest.mark.service
+def test_rollout_champion_smoke_tests_a_real_server(promoted, start_server, second_bundle):
+    """The smoke test runs against a real local server; the cluster API is the recording client."""
+    from cohortlm import registry
+
+    store = promoted.parent.parent
+    version = registry.champion_version(store, "ra_iorra")
+    server = start_server(promoted, "--watch-interval", "0")
+    client = RecordingClient({"cohortlm-ra"})
+    assert isvc_module.rollout_champion(version, model_store=store, smoke_url=server.url, client=client)
+    assert client.calls[-2:] == [("patch", "cohortlm-ra", 10), ("patch", "cohortlm-ra", 100)]
+
+    from serving_testlib import free_port
+
+    v2 = registry.promote(second_bundle, store)
+    with pytest.raises(DataError, match="rolled back"):
+        isvc_module.rollout_champion(
+            v2, model_store=store, smoke_url=f"http://127.0.0.1:{free_port()}", client=client
+        )
+    assert client.calls[-1] == ("patch", "cohortlm-ra", 0)
+    with pytest.raises(UsageError, match="not in the model store"):
+        isvc_module.rollout_champion("0000deadbeef", model_store=store, client=client)

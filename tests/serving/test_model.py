@@ -166,3 +166,13 @@ def test_fast_path_equals_scikit_learn_on_cohort_rows(baseline_bundle, small_coh
     want = predictor.predict_proba(rows).to_numpy()
     got = fast.predict_proba(rows).to_numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_partial_thresholds_fall_back_per_endpoint(baseline_bundle, tmp_path, ra_spec):
+    bundle = tmp_path / "b"
+    shutil.copytree(baseline_bundle, bundle)
+    (bundle / "thresholds.json").write_text(json.dumps({"das28_esr_high": 0.3}))
+    served = load_served_bundle(bundle, require_manifest=False)
+    assert served.threshold_source == "mixed"
+    assert served.thresholds["das28_esr_high"] == 0.3
+    assert served.thresholds["jhaq_low"] == 0.5
