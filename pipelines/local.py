@@ -21,10 +21,12 @@ Run folder (``runs/<id>/``)::
 """
 
 import json
-import logging
+import re
 import shutil
+import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,24 +67,32 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-class _StepTimer(logging.Handler):
-    """Reads kfp.local's task log lines to time each step (it logs start and finish)."""
+class _StepClock:
+    """Times each step from kfp.local's task lines while passing stdout through.
 
-    def __init__(self) -> None:
-        super().__init__()
+    kfp.local swaps the root logger's handlers for one that writes to
+    ``sys.stdout``, so the lines are read where they are written.
+    """
+
+    _start = re.compile(r"Executing task \S*'([^']+)'")
+    _end = re.compile(r"Task \S*'([^']+)'\S* finished with status")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
         self.started: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
 
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        # kfp.local logs "Executing task 'name'" and "Task 'name' finished with status ..."
-        for marker, start in (("Executing task ", True), ("Task ", False)):
-            if msg.startswith(marker) and "'" in msg:
-                name = msg.split("'")[1]
-                if start:
-                    self.started[name] = time.monotonic()
-                elif name in self.started and "finished" in msg:
-                    self.seconds[name] = round(time.monotonic() - self.started[name], 2)
+    def write(self, text: str) -> int:
+        for match in self._start.finditer(text):
+            self.started[match.group(1)] = time.monotonic()
+        for match in self._end.finditer(text):
+            name = match.group(1)
+            if name in self.started:
+                self.seconds[name] = round(time.monotonic() - self.started[name], 1)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _latest_task_dirs(pipeline_root: Path) -> dict[str, Path]:
@@ -184,9 +194,11 @@ def run_local(
         enable_caching=cache,
         cache_root=str(cache_root),
     )
-    timer = _StepTimer()
-    kfp_logger = logging.getLogger("kfp")
-    kfp_logger.addHandler(timer)
+    timer = _StepClock(sys.stdout)
+    sys.stdout = timer
+    # The resource settings matter on a cluster; locally kfp warns that it ignores them.
+    warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+    warnings.filterwarnings("ignore", message=".*non-Python base image.*")
     try:
         train_evaluate_promote(
             raw_data=str(data_path.resolve()),
@@ -204,7 +216,7 @@ def run_local(
     except RuntimeError as exc:
         _raise_step_failure(str(exc), run_dir)
     finally:
-        kfp_logger.removeHandler(timer)
+        sys.stdout = timer.stream
         _collect(_latest_task_dirs(pipeline_root), run_dir)
 
     decision: dict[str, Any] = {}
@@ -278,6 +290,6 @@ def _winner(task_dirs: dict[str, Path]) -> str:
         return "none"
     for path in gate.rglob("executor_output.json"):
         params = json.loads(path.read_text()).get("parameterValues", {})
-        if "winner" in params:
-            return str(params["winner"])
+        if "Output" in params:
+            return str(params["Output"])
     return "none"

@@ -128,7 +128,7 @@ def train_evaluate_promote(
     gate.set_caching_options(enable_caching=False)
     kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
 
-    with dsl.If(gate.outputs["winner"] == "candidate", name="llm-wins"):
+    with dsl.If(gate.outputs["Output"] == "candidate", name="llm-wins"):
         p = promote(
             bundle=qlora.outputs["bundle"],
             decision=gate.outputs["decision"],
@@ -138,7 +138,7 @@ def train_evaluate_promote(
         )
         _resources(p, "light").set_caching_options(enable_caching=False)
         kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-    with dsl.If(gate.outputs["winner"] == "baseline", name="baseline-first-champion"):
+    with dsl.If(gate.outputs["Output"] == "baseline", name="baseline-first-champion"):
         p = promote(
             bundle=baseline.outputs["bundle"],
             decision=gate.outputs["decision"],

@@ -18,6 +18,8 @@ from cohortlm.cli._app import app
 from cohortlm.errors import UsageError
 
 console = Console()
+if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one screen
+    console = Console(width=120)
 
 
 def _print_summary(run_dir: Path) -> None:

@@ -1,7 +1,5 @@
 """Evaluate every model, run the DeLong gate against the champion, and report."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
 
@@ -22,13 +20,17 @@ def evaluate_gate(
     roc: Output[ClassificationMetrics],
     report: Output[HTML],
     table1: Output[Markdown],
-) -> NamedTuple("GateOutputs", [("winner", str), ("promote", bool)]):
-    """Table 1, ROC figure and the decision record; `winner` drives promotion."""
+) -> str:
+    """Table 1, ROC figure and the decision record; returns the winner that drives promotion.
+
+    ``"candidate"`` (promote the LLM), ``"baseline"`` (first run, the LLM failed
+    the gate) or ``"none"``. A single output, not a NamedTuple: kfp.local's
+    condition evaluation resolves only a task's ``Output``.
+    """
     import json
     import os
     import shutil
     import tempfile
-    from collections import namedtuple
 
     import pandas as pd
 
@@ -71,5 +73,4 @@ def evaluate_gate(
         src = os.path.join(decision.path, "report", name)
         if os.path.exists(src):
             shutil.copyfile(src, target)
-    outputs = namedtuple("GateOutputs", ["winner", "promote"])
-    return outputs(info["winner"], bool(info["promote"]))
+    return info["winner"]
