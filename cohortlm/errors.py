@@ -33,7 +33,7 @@ class DataError(CohortlmError):
     exit_code = 1
 
 
-class StepFailed(CohortlmError):
+class StepFailedError(CohortlmError):
     """A pipeline step failed (its own log says why)."""
 
     exit_code = 1

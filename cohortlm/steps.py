@@ -273,7 +273,7 @@ def evaluate_step(
     lab.reset_index().to_parquet(out / "labels.parquet", index=False)
     for name, frame in model_scores.items():
         frame.reset_index().to_parquet(out / "scores" / f"{name}.parquet", index=False)
-    models = [m for m in ("baseline", "zero_shot", "fine_tuned") if m in model_scores]
+    models: list[str] = [m for m in ("baseline", "zero_shot", "fine_tuned") if m in model_scores]
     models += [m for m in model_scores if m not in models]
     (out / "run.json").write_text(
         json.dumps({"candidate": candidate, "champion": champion_name, "models": models}, indent=2)

@@ -31,11 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Synthetic cohort size and split per profile when the user gives no data.
+
+@dataclass(frozen=True)
+class SyntheticCohort:
+    """The synthetic cohort a profile runs on when the user gives no data."""
+
+    n: int
+    #: split fractions replacing the spec's counts (the smoke cohort is too small for them)
+    split: dict[str, float] = field(default_factory=dict)
+
+
 PROFILE_COHORT = {
-    "smoke": {"n": 400, "split": {"train": 0.6, "validation": 0.2, "test": 0.2}},
-    "quick": {"n": 15004, "split": {}},
-    "paper": {"n": 15004, "split": {}},
+    "smoke": SyntheticCohort(n=400, split={"train": 0.6, "validation": 0.2, "test": 0.2}),
+    "quick": SyntheticCohort(n=15004),
+    "paper": SyntheticCohort(n=15004),
 }
 
 #: Task name in kfp.local -> where its outputs go in the run folder.
@@ -177,9 +186,9 @@ def run_local(
     if data is None:
         cfg = PROFILE_COHORT[profile]
         raw = run_dir / "raw"
-        generate_cohort(n=int(cfg["n"]), seed=0).write(raw)
+        generate_cohort(n=cfg.n, seed=0).write(raw)
         data_path = raw
-        split_override = dict(cfg["split"])
+        split_override = dict(cfg.split)
     else:
         data_path = Path(data)
         if not data_path.exists():
@@ -263,7 +272,7 @@ def _raise_step_failure(message: str, run_dir: Path) -> None:
     """Turn kfp.local's failure into an error that names the step and where to look."""
     import re
 
-    from cohortlm.errors import DataError, StepFailed
+    from cohortlm.errors import DataError, StepFailedError
 
     plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
     match = re.search(r"Inner task failed: '?([a-z0-9-]+)", plain)
@@ -280,7 +289,7 @@ def _raise_step_failure(message: str, run_dir: Path) -> None:
         raise DataError(
             f"the cohort failed validation{detail}. Report: {run_dir / 'validation' / 'validation.html'}"
         ) from None
-    raise StepFailed(f"pipeline step '{step}' failed; its log is above. Run folder: {run_dir}") from None
+    raise StepFailedError(f"pipeline step '{step}' failed; its log is above. Run folder: {run_dir}") from None
 
 
 def _winner(task_dirs: dict[str, Path]) -> str:

@@ -29,11 +29,27 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("pipeline")
     store = work / "models"
     first = _cohortlm(
-        "run", "--profile", "smoke", "--out", str(work / "run1"), "--model-store", str(store), "--no-cache", cwd=work
+        "run",
+        "--profile",
+        "smoke",
+        "--out",
+        str(work / "run1"),
+        "--model-store",
+        str(store),
+        "--no-cache",
+        cwd=work,
     )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     second = _cohortlm(
-        "run", "--profile", "smoke", "--out", str(work / "run2"), "--model-store", str(store), "--no-cache", cwd=work
+        "run",
+        "--profile",
+        "smoke",
+        "--out",
+        str(work / "run2"),
+        "--model-store",
+        str(store),
+        "--no-cache",
+        cwd=work,
     )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     return work / "run1", work / "run2", store
