@@ -5,6 +5,9 @@ The same function runs locally (``cohortlm run``, kfp.local) and on Kubeflow
 the data allows: the baseline, the zero-shot scoring and the QLoRA training all
 start from the split table. Only the QLoRA task asks for a GPU; its node pool
 (selector, tolerations, accelerator type and count) are pipeline parameters.
+Where one GPU is not enough, ``use_trainer=True`` hands the fine-tune to a
+Kubeflow Trainer TrainJob with ``trainer_gpus`` GPUs (``pipelines/trainer.py``);
+set ``gpu_count=0`` then, so the waiting pod holds no GPU.
 """
 
 from kfp import dsl, kubernetes
@@ -68,6 +71,9 @@ def train_evaluate_promote(
     gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
     model_cache_pvc: str = "cohortlm-model-cache",
     model_store_pvc: str = "cohortlm-models",
+    use_trainer: bool = False,
+    trainer_namespace: str = "cohortlm",
+    trainer_gpus: int = 4,
 ):
     """Train, evaluate and (when the gate says so) promote, for one study."""
     feats = _resources(featurise(raw_data=raw_data, study_yaml=study_yaml), "data")
@@ -94,6 +100,11 @@ def train_evaluate_promote(
             profile=profile,
             base_model=base_model,
             checkpoint_dir=checkpoint_dir,
+            use_trainer=use_trainer,
+            trainer_namespace=trainer_namespace,
+            trainer_gpus=trainer_gpus,
+            gpu_node_selector=gpu_node_selector,
+            gpu_tolerations=gpu_tolerations,
         ),
         "train",
     )

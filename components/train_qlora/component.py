@@ -1,4 +1,4 @@
-"""QLoRA fine-tuning: the step that runs on the GPU node pool."""
+"""QLoRA fine-tuning: the step that runs on the GPU node pool (or hands off to Kubeflow Trainer)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
@@ -13,10 +13,43 @@ def train_qlora(
     profile: str,
     base_model: str,
     checkpoint_dir: str,
+    use_trainer: bool,
+    trainer_namespace: str,
+    trainer_gpus: int,
+    gpu_node_selector: dict,
+    gpu_tolerations: list,
     bundle: Output[Model],
 ):
-    """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes."""
+    """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes.
+
+    With `use_trainer`, a Kubeflow Trainer TrainJob with `trainer_gpus` GPUs does
+    the training (see pipelines.trainer) and this pod only waits and collects.
+    """
+    import json
+    import os
     import tempfile
+
+    if use_trainer:
+        from pipelines.trainer import run_trainjob
+
+        name = run_trainjob(
+            split_table=split_table.path,
+            study_yaml=study_yaml,
+            profile=profile,
+            base_model=base_model,
+            bundle_out=bundle.path,
+            shared_dir=os.environ.get("COHORTLM_CACHE", "/var/cache/cohortlm"),
+            namespace=trainer_namespace,
+            gpus_per_node=trainer_gpus,
+            node_selector=gpu_node_selector,
+            tolerations=gpu_tolerations,
+        )
+        with open(os.path.join(bundle.path, "bundle.json")) as fh:
+            info = json.load(fh)
+        bundle.metadata.update(
+            {"kind": "llm", "trainjob": name, "model_version": info.get("model_version", "")}
+        )
+        return
 
     from cohortlm.steps import train_llm_step
 
