@@ -104,6 +104,7 @@ PROFILES: dict[str, Profile] = {
             lora_r=16,
             lora_alpha=32,
             lora_dropout=0.05,
+            lora_layers=8,  # backward through the top 8 of 30 blocks only: 2.5x faster on CPU
             learning_rate=1e-3,
             warmup_ratio=0.1,
             batch_size=4,
