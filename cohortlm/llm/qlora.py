@@ -5,9 +5,14 @@ quantisation, LoRA, data) -> train loop -> save a bundle.
 
 What is learnt. For every training patient and endpoint the model sees the
 patient text and the endpoint question and must put the answer token
-(`` Yes`` for a case, `` No`` otherwise) next. The loss is the cross-entropy of
-that one answer token over the whole vocabulary: loss on answer tokens only,
-the prompt is never a target.
+(`` Yes`` for a case, `` No`` otherwise) next. Loss on answer tokens only, the
+prompt is never a target. By default (``answer_loss="yes_no"``) the loss is
+the cross-entropy over the two answer tokens, i.e. the log-loss of exactly
+the probability the scorer reports, ``sigmoid(l_Yes - l_No)``: every gradient
+goes into telling cases from non-cases. ``answer_loss="vocab"`` is the usual
+language-model loss over the whole vocabulary; on the quick profile it spent
+its few steps moving probability mass onto " Yes"/" No" (loss 1.4 -> 0.4)
+and the test AUCs stayed at chance.
 
 Packing the eight questions. A patient's text is ~290 tokens, a question ~28.
 One prompt per endpoint would pay for the text eight times (~2,500 tokens per
@@ -79,6 +84,7 @@ from cohortlm.study import StudySpec
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("auto", "nf4", "none")
+ANSWER_LOSSES = ("yes_no", "vocab")
 CHECKPOINT_DIR = "checkpoint"
 EMBEDDED_BASE_DIR = "base"
 # Base models up to this size travel inside the bundle (the smoke model), so the
@@ -104,6 +110,8 @@ class QLoRAConfig:
             backward pass then stops at the lowest adapted block, so on a CPU
             training costs about forward + N/L of a full backward.
         quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
+        answer_loss: ``"yes_no"`` (cross-entropy over the two answer tokens) or
+            ``"vocab"`` (over the whole vocabulary); see the module docstring.
         learning_rate: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
         warmup_ratio: fraction of steps with linear warm-up (then cosine decay).
@@ -125,6 +133,7 @@ class QLoRAConfig:
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
     lora_layers: int | None = None
     quantization: str = "auto"
+    answer_loss: str = "yes_no"
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
@@ -155,6 +164,8 @@ class QLoRAConfig:
             raise bad("lora_layers", "None or a positive integer")
         if self.quantization not in QUANTIZATIONS:
             raise bad("quantization", f"one of {', '.join(QUANTIZATIONS)}")
+        if self.answer_loss not in ANSWER_LOSSES:
+            raise bad("answer_loss", f"one of {', '.join(ANSWER_LOSSES)}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise bad("learning_rate", "a positive number")
         if self.weight_decay < 0:
@@ -392,6 +403,24 @@ class _Batches:
         return order[within * self.batch_size : (within + 1) * self.batch_size]
 
 
+def answer_loss(logits: Any, answers: np.ndarray, tokens: PromptTokens, kind: str) -> Any:
+    """Mean cross-entropy of the answer tokens given the logits after each question.
+
+    Args:
+        logits: ``[n, vocab]`` logits at the question ends (labelled pairs only).
+        answers: ``[n]`` answer token ids (``tokens.yes_id`` or ``tokens.no_id``).
+        tokens: the prompt's answer ids.
+        kind: ``"yes_no"`` (over the two answers) or ``"vocab"`` (over the vocabulary).
+    """
+    import torch
+
+    y = torch.as_tensor(answers, device=logits.device)
+    if kind == "vocab":
+        return torch.nn.functional.cross_entropy(logits.float(), y)
+    pair = logits[:, [tokens.yes_id, tokens.no_id]].float()
+    return torch.nn.functional.cross_entropy(pair, (y == tokens.no_id).long())
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak memory in MiB: allocated CUDA memory on a GPU, the process's peak RSS on a CPU."""
     import torch
@@ -493,13 +522,13 @@ def train_qlora(
         step_loss = 0.0
         for micro in range(config.grad_accum):
             idx = batches.micro_batch(step * config.grad_accum + micro)
-            y = torch.as_tensor(answer_ids[idx], device=device)
             valid = torch.as_tensor(~np.isnan(labels[idx]), device=device)
             logits = endpoint_logits(
                 model, [prefixes[i] for i in idx], tokens.questions, pad_id=tokens.pad_id, device=device
             )
-            # loss on the answer token only, over the whole vocabulary, for labelled endpoints
-            loss = torch.nn.functional.cross_entropy(logits[valid].float(), y[valid])
+            loss = answer_loss(
+                logits[valid], answer_ids[idx][valid.cpu().numpy()], tokens, config.answer_loss
+            )
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
             n_tokens += sum(len(prefixes[i]) for i in idx) + q_tokens * len(idx)
