@@ -139,26 +139,22 @@ def train_evaluate_promote(
     gate.set_caching_options(enable_caching=False)
     kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
 
-    with dsl.If(gate.outputs["Output"] == "candidate", name="llm-wins"):
-        p = promote(
-            bundle=qlora.outputs["bundle"],
-            decision=gate.outputs["decision"],
-            model="fine_tuned",
-            model_store=model_store,
-            isvc_namespace=isvc_namespace,
-        )
-        _resources(p, "light").set_caching_options(enable_caching=False)
-        kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-    with dsl.If(gate.outputs["Output"] == "baseline", name="baseline-first-champion"):
-        p = promote(
-            bundle=baseline.outputs["bundle"],
-            decision=gate.outputs["decision"],
-            model="baseline",
-            model_store=model_store,
-            isvc_namespace=isvc_namespace,
-        )
-        _resources(p, "light").set_caching_options(enable_caching=False)
-        kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    # First run: the LLM if it beats the baseline, else the baseline becomes the first
+    # champion. Later runs: the LLM only if it beats the champion.
+    for winner, trained, model, name in (
+        ("candidate", qlora, "fine_tuned", "llm-wins"),
+        ("baseline", baseline, "baseline", "baseline-first-champion"),
+    ):
+        with dsl.If(gate.outputs["Output"] == winner, name=name):
+            p = promote(
+                bundle=trained.outputs["bundle"],
+                decision=gate.outputs["decision"],
+                model=model,
+                model_store=model_store,
+                isvc_namespace=isvc_namespace,
+            )
+            _resources(p, "light").set_caching_options(enable_caching=False)
+            kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
 
     exported = export_metrics(
         decision=gate.outputs["decision"],

@@ -101,25 +101,28 @@ def jhaq(categories: pd.DataFrame | ArrayLike) -> np.ndarray:
 
 
 def _categorise(
-    values: ArrayLike, cuts: tuple[float, ...], labels: tuple[str, ...], *, right_closed: bool
+    values: ArrayLike, labels: tuple[str, ...], cuts: tuple[tuple[float, bool], ...]
 ) -> np.ndarray:
+    """Label each value by the cut-offs it passes.
+
+    ``cuts`` are ``(threshold, ties_go_up)`` in increasing order: a value
+    passes a cut when it lies above it, or on it and ``ties_go_up``. The
+    published definitions mix both (DAS28 remission is ``< 2.6``, high activity
+    ``> 5.1``), hence the flag. Missing values get None.
+    """
     v = _f(values)
-    # right_closed=False: bins [a, b) (value at a cut goes up); True: (a, b].
-    idx = np.searchsorted(np.asarray(cuts), v, side="left" if right_closed else "right")
-    out = np.asarray(labels, dtype=object)[idx]
+    with np.errstate(invalid="ignore"):
+        idx = sum(((v > t) | ((v == t) & up)).astype(int) for t, up in cuts)
+    out = np.asarray(labels, dtype=object)[np.asarray(idx, dtype=int)]
     out[np.isnan(v)] = None
     return out
 
 
 def das28_esr_category(values: ArrayLike) -> np.ndarray:
     """EULAR activity for DAS28-ESR: remission < 2.6 ≤ low ≤ 3.2 < moderate ≤ 5.1 < high."""
-    v = _f(values)
-    out = np.full(v.shape, None, dtype=object)
-    out[v < 2.6] = "remission"
-    out[(v >= 2.6) & (v <= 3.2)] = "low"
-    out[(v > 3.2) & (v <= 5.1)] = "moderate"
-    out[v > 5.1] = "high"
-    return out
+    return _categorise(
+        values, ("remission", "low", "moderate", "high"), ((2.6, True), (3.2, False), (5.1, False))
+    )
 
 
 def das28_crp_category(values: ArrayLike) -> np.ndarray:
@@ -128,26 +131,20 @@ def das28_crp_category(values: ArrayLike) -> np.ndarray:
     remission < 2.3 ≤ low ≤ 2.7 < moderate ≤ 4.1 < high; these are the
     thresholds the IORRA study uses for DAS28-CRP.
     """
-    v = _f(values)
-    out = np.full(v.shape, None, dtype=object)
-    out[v < 2.3] = "remission"
-    out[(v >= 2.3) & (v <= 2.7)] = "low"
-    out[(v > 2.7) & (v <= 4.1)] = "moderate"
-    out[v > 4.1] = "high"
-    return out
+    return _categorise(
+        values, ("remission", "low", "moderate", "high"), ((2.3, True), (2.7, False), (4.1, False))
+    )
 
 
 def cdai_category(values: ArrayLike) -> np.ndarray:
     """CDAI activity (Aletaha 2005): remission ≤ 2.8 < low ≤ 10 < moderate ≤ 22 < high."""
-    return _categorise(values, (2.8, 10.0, 22.0), ("remission", "low", "moderate", "high"), right_closed=True)
+    return _categorise(
+        values, ("remission", "low", "moderate", "high"), ((2.8, False), (10.0, False), (22.0, False))
+    )
 
 
 def jhaq_category(values: ArrayLike) -> np.ndarray:
     """Functional status from J-HAQ: normal < 0.5 ≤ mild ≤ 1.5 < moderate ≤ 2.5 < severe."""
-    v = _f(values)
-    out = np.full(v.shape, None, dtype=object)
-    out[v < 0.5] = "normal"
-    out[(v >= 0.5) & (v <= 1.5)] = "mild"
-    out[(v > 1.5) & (v <= 2.5)] = "moderate"
-    out[v > 2.5] = "severe"
-    return out
+    return _categorise(
+        values, ("normal", "mild", "moderate", "severe"), ((0.5, True), (1.5, False), (2.5, False))
+    )
