@@ -120,8 +120,8 @@ def train_evaluate_promote(
     )
     for task in (zero_shot, qlora, fine_tuned):
         # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
+        # The pipeline image sets COHORTLM_CACHE to this mount; a local run keeps the user's cache.
         kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
-        task.set_env_variable("COHORTLM_CACHE", MODEL_CACHE_MOUNT)
         task.set_env_variable("HF_HUB_OFFLINE", "1")
     gate = _resources(
         evaluate_gate(
