@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +237,10 @@ def _endpoint_title(name: str, study: StudySpec | None) -> str:
         column = ep.column[:-3] if ep.column.endswith("_2y") else ep.column
         label = _INDEX_LABELS.get(column, column)
         op = {"<=": "≤", ">=": "≥"}.get(ep.operator, ep.operator)
-        line2 = _SUFFIX_WORDS.get(suffix, ep.description or "")
+        # What a case means, from the spec's description ("severe functional disability
+        # by J-HAQ (> 2.5) at two years" -> "severe functional disability").
+        words = re.split(r" by | \(| at ", ep.description)[0] if ep.description else ""
+        line2 = words or _SUFFIX_WORDS.get(suffix, "")
         return f"{label} {op} {ep.threshold:g}" + (f"\n{line2}" if line2 else "")
     if suffix in _SUFFIX_WORDS and stem:
         return f"{_INDEX_LABELS.get(stem, stem)}\n{_SUFFIX_WORDS[suffix]}"
