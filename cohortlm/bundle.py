@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from cohortlm.checksums import update_with_file
 from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.study import StudySpec, study_from_dict
 
@@ -100,9 +101,7 @@ def content_hash(paths: Iterable[Path], *, root: Path) -> str:
     digest = hashlib.sha256()
     for f in sorted(set(files), key=lambda q: q.relative_to(root).as_posix()):
         digest.update(f.relative_to(root).as_posix().encode() + b"\0")
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        update_with_file(digest, f)
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cohortlm.checksums import file_sha256
 from cohortlm.errors import CohortlmError, DataError, UsageError
 
 MANIFEST_FILE = "MANIFEST.json"
@@ -64,14 +64,6 @@ class PromotionError(CohortlmError):
 # ---------------------------------------------------------------------------- manifest
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _bundle_files(folder: Path) -> list[str]:
     """Relative POSIX paths of all regular files under ``folder`` except the manifest."""
     out = []
@@ -93,7 +85,7 @@ def build_manifest(folder: str | Path) -> dict[str, Any]:
     """The manifest of a bundle folder: SHA-256 and size of each file (not written)."""
     root = Path(folder)
     files = {
-        rel: {"sha256": _sha256(root / rel), "size": (root / rel).stat().st_size}
+        rel: {"sha256": file_sha256(root / rel), "size": (root / rel).stat().st_size}
         for rel in _bundle_files(root)
     }
     return {
@@ -148,7 +140,7 @@ def verify_manifest(folder: str | Path) -> dict[str, Any]:
         rel
         for rel in set(recorded) & present
         if (root / rel).stat().st_size != recorded[rel].get("size")
-        or _sha256(root / rel) != recorded[rel].get("sha256")
+        or file_sha256(root / rel) != recorded[rel].get("sha256")
     )
     problems = []
     for what, names in (("changed", changed), ("missing", missing), ("added", added)):

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from cohortlm.checksums import file_sha256
 from cohortlm.errors import SpecError, UsageError
 from cohortlm.study import StudySpec
 
@@ -87,15 +88,6 @@ def cache_root() -> Path:
     base = os.environ.get("COHORTLM_CACHE")
     root = Path(base) if base else Path.home() / ".cache" / "cohortlm"
     return root / "models"
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of one file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def hf_folder_sha256(folder: Path) -> str:
