@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,19 +35,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def _machine() -> dict[str, Any]:
-    import torch
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average": os.getloadavg(),
-    }
+from machine import describe_machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_memory_kind": "CUDA allocated" if device.startswith("cuda") else "process RSS",
         "quick_profile_patient_passes": quick_patients,
         "quick_profile_train_seconds_estimate": quick_patients / summary["packed"]["patients_per_s"],
-        "machine": _machine(),
+        "machine": describe_machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,19 +34,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def _machine() -> dict[str, Any]:
-    import torch
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average": os.getloadavg(),
-    }
+from machine import describe_machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_8_endpoints_over_1": best["shared"] / best["one_endpoint"],
         "seconds_for_500_patients_shared": 500 * best["shared"],
         "max_abs_probability_difference_shared_vs_naive": float(np.abs(p_shared - p_naive).max()),
-        "machine": _machine(),
+        "machine": describe_machine(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
