@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from flat_cohort import HF_STUDY, flat_cohort
 
 from cohortlm.cohort.featurise import featurise
 from cohortlm.cohort.split import split_table
@@ -18,30 +19,6 @@ from cohortlm.errors import DataError, SpecError
 from cohortlm.study import load_study, study_from_dict
 
 RA = load_study("ra_iorra")
-
-HF_STUDY = {
-    "name": "hf_readmission",
-    "version": 2,
-    "id_column": "subject",
-    "features": [
-        {"name": "age", "type": "numeric", "unit": "years", "min": 18, "max": 110},
-        {"name": "sex", "type": "categorical", "categories": ["f", "m"]},
-        {
-            "name": "ef",
-            "type": "integer",
-            "unit": "%",
-            "min": 5,
-            "max": 80,
-            "description": "ejection fraction",
-        },
-        {"name": "diabetes", "type": "binary"},
-    ],
-    "endpoints": [
-        {"name": "readmitted", "column": "readmissions_1y", "operator": ">=", "threshold": 1},
-        {"name": "low_ef_1y", "column": "ef_1y", "operator": "<", "threshold": 40},
-    ],
-    "split": {"sizes": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 5},
-}
 
 
 def test_ra_study_has_the_seed_inputs_and_eight_endpoints():
@@ -73,27 +50,11 @@ def test_endpoint_labels_follow_operator():
     np.testing.assert_array_equal(cdai_rem.label([2.8, 2.9]), [1.0, 0.0])
 
 
-def _flat_cohort(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    ef = rng.integers(15, 70, n)
-    return pd.DataFrame(
-        {
-            "subject": [f"S{i}" for i in range(n)],
-            "age": rng.uniform(40, 90, n).round(1),
-            "sex": rng.choice(["f", "m"], n),
-            "ef": ef,
-            "diabetes": rng.integers(0, 2, n),
-            "readmissions_1y": rng.poisson(np.exp(-1 + 0.02 * (60 - ef))),
-            "ef_1y": np.clip(ef + rng.normal(0, 8, n), 5, 80).round(),
-        }
-    )
-
-
 def test_non_ra_flat_cohort_loads_validates_and_splits(tmp_path):
     spec_path = tmp_path / "hf.yaml"
     spec_path.write_text(yaml.safe_dump(HF_STUDY))
     data_path = tmp_path / "hf.csv"
-    _flat_cohort().to_csv(data_path, index=False)
+    flat_cohort().to_csv(data_path, index=False)
     spec = load_study(spec_path)
     assert spec.featuriser is None and spec.split.is_fraction
     table = featurise(data_path, spec).table
@@ -107,7 +68,7 @@ def test_non_ra_flat_cohort_loads_validates_and_splits(tmp_path):
 def test_flat_cohort_missing_endpoint_column_names_it(tmp_path):
     spec = study_from_dict(HF_STUDY, source="hf.yaml")
     path = tmp_path / "hf.parquet"
-    _flat_cohort().drop(columns=["ef_1y"]).to_parquet(path)
+    flat_cohort().drop(columns=["ef_1y"]).to_parquet(path)
     with pytest.raises(DataError, match="ef_1y"):
         featurise(path, spec)
 
@@ -170,7 +131,7 @@ def test_cli_spec_error_exits_2_without_traceback(tmp_path):
     spec_path = tmp_path / "broken.yaml"
     spec_path.write_text(yaml.safe_dump(_mutate(lambda d: d["endpoints"][0].update(operator="=="))))
     data = tmp_path / "hf.csv"
-    _flat_cohort().to_csv(data, index=False)
+    flat_cohort().to_csv(data, index=False)
     res = _cli(
         "featurise", "--study", str(spec_path), "--raw", str(data), "--out", str(tmp_path / "o.parquet")
     )
@@ -189,7 +150,7 @@ def test_cli_data_error_exits_1(tmp_path):
     spec_path = tmp_path / "hf.yaml"
     spec_path.write_text(yaml.safe_dump(HF_STUDY))
     data = tmp_path / "hf.csv"
-    _flat_cohort().drop(columns=["ef"]).to_csv(data, index=False)
+    flat_cohort().drop(columns=["ef"]).to_csv(data, index=False)
     res = _cli("featurise", "--study", str(spec_path), "--raw", str(data), "--out", str(tmp_path / "o.csv"))
     assert res.returncode == 1 and "ef" in res.stderr and "Traceback" not in res.stderr
 

@@ -105,50 +105,11 @@ def test_scores_cover_the_evaluation_splits(two_runs):
 
 def test_a_users_own_flat_cohort_runs_with_no_code_change(tmp_path):
     """A study spec and a flat CSV written by the user go through the same pipeline."""
-    import numpy as np
     import yaml
+    from flat_cohort import flat_cohort, hf_study
 
-    rng = np.random.default_rng(3)
-    n = 300
-    ef = rng.integers(15, 70, n)
-    pd.DataFrame(
-        {
-            "subject": [f"S{i:04d}" for i in range(n)],
-            "age": rng.uniform(40, 90, n).round(1),
-            "sex": rng.choice(["f", "m"], n),
-            "ef": ef,
-            "diabetes": rng.integers(0, 2, n),
-            "readmissions_1y": rng.poisson(np.exp(-1 + 0.03 * (60 - ef))),
-        }
-    ).to_csv(tmp_path / "hf.csv", index=False)
-    study = {
-        "name": "hf_readmission",
-        "version": 1,
-        "id_column": "subject",
-        "features": [
-            {"name": "age", "type": "numeric", "unit": "years", "min": 18, "max": 110},
-            {"name": "sex", "type": "categorical", "categories": ["f", "m"]},
-            {
-                "name": "ef",
-                "type": "integer",
-                "unit": "%",
-                "min": 5,
-                "max": 80,
-                "description": "ejection fraction",
-            },
-            {"name": "diabetes", "type": "binary"},
-        ],
-        "endpoints": [
-            {
-                "name": "readmitted",
-                "column": "readmissions_1y",
-                "operator": ">=",
-                "threshold": 1,
-                "description": "a readmission within one year",
-            }
-        ],
-        "split": {"sizes": {"train": 0.6, "validation": 0.2, "test": 0.2}, "seed": 0},
-    }
+    flat_cohort(n=300, seed=3).drop(columns=["ef_1y"]).to_csv(tmp_path / "hf.csv", index=False)
+    study = hf_study(endpoints=1)
     (tmp_path / "hf.yaml").write_text(yaml.safe_dump(study))
     res = _cohortlm(
         "run",
