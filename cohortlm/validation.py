@@ -376,8 +376,10 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
     for rule_name in spec.rules:
         rule = RULES[rule_name]
         missing = [c for c in rule.columns if c not in df.columns]
+        wrong = [] if missing else [c for c in rule.columns if not _is_numeric(df[c])]
         gx_type = "expect_column_values_to_be_in_set"
-        if missing:
+        if missing or wrong:
+            problem = f"missing: {', '.join(missing)}" if missing else f"not numeric: {', '.join(wrong)}"
             decided(
                 rule.name,
                 "rule",
@@ -385,19 +387,7 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
                 rule.description,
                 gx_type,
                 False,
-                note=f"not checked: column(s) missing: {', '.join(missing)}",
-            )
-            continue
-        wrong = [c for c in rule.columns if not _is_numeric(df[c])]
-        if wrong:
-            decided(
-                rule.name,
-                "rule",
-                None,
-                rule.description,
-                gx_type,
-                False,
-                note=f"not checked: column(s) not numeric: {', '.join(wrong)}",
+                note=f"not checked: column(s) {problem}",
             )
             continue
         col = _derived(derived, f"rule__{rule.name}", rule.broken(df))
