@@ -360,11 +360,6 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
             aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
     training = json.loads((Path(llm_bundle) / "bundle.json").read_text()).get("training", {})
     tps = training.get("tokens_per_second")
-    validation = folder / "validation.json"
-    failures: dict[str, int] = {}
-    if validation.exists():
-        for item in json.loads(validation.read_text()).get("failed", []):
-            failures[str(item.get("name"))] = int(item.get("unexpected_count") or 0)
     study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
     pushed = push_run_metrics(
         pushgateway or None,
@@ -373,7 +368,9 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
         aucs=aucs,
         decision_promoted=bool(decision.get("promote")),
         tokens_per_second=float(tps) if isinstance(tps, (int, float)) else None,
-        validation_failures=failures,
+        # A run only gets here when validation passed (a failure stops the pipeline at
+        # the validate task), so every rule had 0 failing rows.
+        validation_failures={},
     )
     return "pushed" if pushed else "skipped"
 
