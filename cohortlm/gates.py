@@ -45,6 +45,7 @@ from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.evaluate import endpoint_arrays
 from cohortlm.stats.delong import DeLongWarning, delong_test
 from cohortlm.stats.multitest import ADJUSTMENTS, adjust_pvalues
+from cohortlm.yamlsafe import load_yaml_file
 
 __all__ = [
     "DECISION_SCHEMA_VERSION",
@@ -147,7 +148,7 @@ class GatePolicy:
         """
         p = Path(path)
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+            raw = load_yaml_file(p, what="policy file")
         except FileNotFoundError:
             raise SpecError(f"policy file not found: {p}") from None
         except yaml.YAMLError as exc:

@@ -31,9 +31,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from cohortlm.errors import DataError, SpecError
+from cohortlm.yamlsafe import load_yaml_file
 
 FeatureType = Literal["numeric", "integer", "binary", "categorical"]
 FEATURE_TYPES: tuple[str, ...] = ("numeric", "integer", "binary", "categorical")
@@ -273,16 +273,7 @@ def load_study(study: str | Path) -> StudySpec:
             message names the file and the key.
     """
     path = resolve_study_path(study)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{path}: not valid YAML{where}") from None
+    data = load_yaml_file(path, what="study file")
     return study_from_dict(data, source=str(path))
 
 
@@ -290,8 +281,19 @@ def _err(source: str, key: str, msg: str) -> SpecError:
     return SpecError(f"{source}: {key}: {msg}")
 
 
+def _shown(value: Any) -> str:
+    """A value for a message: a short string quoted, anything else by its kind (never a dump)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else "a long string"
+    kinds = {list: "a list", dict: "a mapping", bool: "true/false", type(None): "nothing"}
+    for kind, text in kinds.items():
+        if isinstance(value, kind):
+            return text
+    return "a number" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
+
+
 def _unknown(source: str, where: str, data: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    extra = sorted(set(data) - set(allowed))
+    extra = sorted((k for k in data if k not in set(allowed)), key=str)
     if extra:
         raise _err(
             source,
@@ -322,8 +324,8 @@ def _parse_feature(source: str, i: int, raw: Any) -> Feature:
     name = _name(source, f"{key}.name", raw["name"])
     key = f"features[{name}]"
     ftype = raw.get("type")
-    if ftype not in FEATURE_TYPES:
-        raise _err(source, f"{key}.type", f"must be one of {', '.join(FEATURE_TYPES)}, got {ftype!r}")
+    if not isinstance(ftype, str) or ftype not in FEATURE_TYPES:
+        raise _err(source, f"{key}.type", f"must be one of {', '.join(FEATURE_TYPES)}, got {_shown(ftype)}")
     lo = _number(source, f"{key}.min", raw["min"]) if raw.get("min") is not None else None
     hi = _number(source, f"{key}.max", raw["max"]) if raw.get("max") is not None else None
     if ftype in ("binary", "categorical") and (lo is not None or hi is not None):
@@ -374,8 +376,8 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
     key = f"endpoints[{name}]"
     column = _name(source, f"{key}.column", raw["column"])
     op = raw["operator"]
-    if op not in OPERATORS:
-        raise _err(source, f"{key}.operator", f"must be one of {', '.join(OPERATORS)}, got {op!r}")
+    if not isinstance(op, str) or op not in OPERATORS:
+        raise _err(source, f"{key}.operator", f"must be one of {', '.join(OPERATORS)}, got {_shown(op)}")
     threshold = _number(source, f"{key}.threshold", raw["threshold"])
     for text_key in ("description", "question"):
         if raw.get(text_key) is not None and not isinstance(raw[text_key], str):
@@ -421,7 +423,22 @@ def _parse_split(source: str, raw: Any) -> SplitSpec:
 
 
 def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
-    """Validate plain data (parsed YAML) into a :class:`StudySpec`."""
+    """Validate plain data (parsed YAML) into a :class:`StudySpec`.
+
+    Raises:
+        SpecError: naming the source and the key that breaks a rule.
+    """
+    try:
+        return _study_from_dict(data, source=source)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # Every key is checked above; this is the net under a check that was forgotten.
+        raise SpecError(
+            f"{source}: a key holds a value of the wrong kind ({type(exc).__name__}); "
+            "compare the file with cohortlm/studies/ra_iorra.yaml"
+        ) from None
+
+
+def _study_from_dict(data: Any, *, source: str) -> StudySpec:
     if not isinstance(data, Mapping):
         raise SpecError(
             f"{source}: the study must be a YAML mapping with name, features, endpoints and split"
@@ -468,9 +485,11 @@ def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
     if featuriser is not None:
         from cohortlm.cohort.featurise import FEATURISERS
 
-        if featuriser not in FEATURISERS:
+        if not isinstance(featuriser, str) or featuriser not in FEATURISERS:
             raise _err(
-                source, "featuriser", f"unknown featuriser {featuriser!r}; known: {', '.join(FEATURISERS)}"
+                source,
+                "featuriser",
+                f"unknown featuriser {_shown(featuriser)}; known: {', '.join(FEATURISERS)}",
             )
     rules = data.get("rules") or []
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
@@ -479,7 +498,7 @@ def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
 
     for r in rules:
         if r not in RULES:
-            raise _err(source, "rules", f"unknown rule {r!r}; known: {', '.join(sorted(RULES))}")
+            raise _err(source, "rules", f"unknown rule {_shown(r)}; known: {', '.join(sorted(RULES))}")
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         raise _err(source, "description", "must be a string")
