@@ -279,3 +279,128 @@ def load_bundle(path: str | Path, *, spec: StudySpec | None = None) -> Predictor
     from cohortlm.llm.scoring import LLMPredictor
 
     return LLMPredictor.from_bundle(folder, meta, use_spec)
+
+
+# ---------------------------------------------------------------------------- signatures
+
+# A promoted bundle can carry MANIFEST.sig: an OpenSSF model-signing signature (a Sigstore
+# bundle with a DSSE envelope over the SHA-256 of every file, MANIFEST.json included), made
+# offline with an elliptic-curve private key (PEM) at promotion. The server verifies it with
+# the public key before loading: a file changed after promotion, or a MANIFEST.json
+# regenerated without the private key, does not verify.
+SIGNATURE_FILE = "MANIFEST.sig"
+SIGNING_KEY_ENV = "COHORTLM_SIGNING_KEY"
+VERIFY_KEY_ENV = "COHORTLM_VERIFY_KEY"
+
+
+def _hashing_config() -> Any:
+    from model_signing import hashing
+
+    # Git metadata is not part of a bundle; MANIFEST.json is hashed (and so signed) like any file.
+    return hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE], ignore_git_paths=False)
+
+
+def _key_file(path: str | Path, option: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{option} {p} does not exist or is not a file")
+    return p
+
+
+def sign_bundle(folder: str | Path, private_key: str | Path) -> Path:
+    """Sign every file of a bundle folder (its MANIFEST.json included) into ``MANIFEST.sig``.
+
+    Args:
+        folder: the bundle folder, with its MANIFEST.json already written.
+        private_key: an elliptic-curve private key (PEM, unencrypted), e.g. from
+            ``cohortlm signing-key``.
+
+    Returns:
+        The signature file.
+
+    Raises:
+        UsageError: the key file is missing or is not an elliptic-curve private key.
+    """
+    from model_signing import signing
+
+    root = Path(folder)
+    key = _key_file(private_key, "--signing-key")
+    out = root / SIGNATURE_FILE
+    try:
+        config = signing.Config().use_elliptic_key_signer(private_key=str(key))
+        config.set_hashing_config(_hashing_config()).sign(root, out)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--signing-key {key} is not an unencrypted elliptic-curve private key in PEM "
+            f"({type(exc).__name__}); make one with `cohortlm signing-key`"
+        ) from None
+    return out
+
+
+def verify_bundle_signature(folder: str | Path, public_key: str | Path) -> None:
+    """Check a bundle's ``MANIFEST.sig`` against the public key; raise unless it verifies.
+
+    Raises:
+        BundleIntegrityError: no signature, signed with another key, or a file differs from
+            what was signed (the message says which of these, never a file's content).
+        UsageError: the key file is missing or unreadable as a public key.
+    """
+    from model_signing import verifying
+
+    from cohortlm.registry import BundleIntegrityError
+
+    root = Path(folder)
+    key = _key_file(public_key, "--verify-key")
+    signature = root / SIGNATURE_FILE
+    if not signature.is_file():
+        raise BundleIntegrityError(
+            f"bundle {root} has no {SIGNATURE_FILE}: it was not signed at promotion; refusing to load it. "
+            "Promote it with --signing-key (or $COHORTLM_SIGNING_KEY)"
+        )
+    try:
+        config = verifying.Config().use_elliptic_key_verifier(public_key=str(key))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--verify-key {key} is not a public key in PEM ({type(exc).__name__})") from None
+    try:
+        config.set_hashing_config(_hashing_config()).verify(root, signature)
+    except Exception as exc:
+        text = str(exc)
+        if "Key mismatch" in text:
+            why = "it was signed with another key"
+        elif "mismatch" in text or "files" in text.lower():
+            why = "its files differ from what was signed (changed, added or missing)"
+        else:
+            why = f"the signature is damaged ({type(exc).__name__})"
+        raise BundleIntegrityError(
+            f"bundle {root}: the signature does not verify with {key}: {why}; refusing to load it. "
+            "Promote a fresh copy with the signing key, or roll back to the previous champion"
+        ) from None
+
+
+def generate_signing_key(private_path: str | Path, public_path: str | Path) -> None:
+    """Write a new P-256 key pair: the private key (mode 0600) and the public key, both PEM.
+
+    Raises:
+        UsageError: a target file exists already (keys are never overwritten).
+    """
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private_path, public_path = Path(private_path), Path(public_path)
+    for p in (private_path, public_path):
+        if p.exists():
+            raise UsageError(f"{p} exists already; keys are never overwritten")
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )

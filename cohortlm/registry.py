@@ -41,6 +41,7 @@ from cohortlm.checksums import file_sha256
 from cohortlm.errors import CohortlmError, DataError, UsageError
 
 MANIFEST_FILE = "MANIFEST.json"
+SIGNATURE_FILE = "MANIFEST.sig"  # written by cohortlm.bundle.sign_bundle over the files and the manifest
 MANIFEST_FORMAT_VERSION = 1
 DECISION_FILE = "decision.json"
 CHAMPION = "champion"
@@ -76,7 +77,7 @@ def _bundle_files(folder: Path) -> list[str]:
             )
         if p.is_file():
             rel = p.relative_to(folder).as_posix()
-            if rel != MANIFEST_FILE:
+            if rel not in (MANIFEST_FILE, SIGNATURE_FILE):
                 out.append(rel)
     return sorted(out)
 
@@ -265,6 +266,7 @@ def promote(
     store: str | Path | None = None,
     *,
     decision: dict[str, Any] | str | Path | None = None,
+    signing_key: str | Path | None = None,
 ) -> str:
     """Make a bundle the champion of its study, atomically.
 
@@ -278,6 +280,8 @@ def promote(
         store: the model store; default :func:`default_store`.
         decision: the gate decision record (a dict or a JSON file) to keep as
             ``decision.json`` in the promoted copy; the bundle's own is kept otherwise.
+        signing_key: private key (PEM) to sign the promoted copy with (``MANIFEST.sig``);
+            default ``$COHORTLM_SIGNING_KEY``; unsigned when neither is set.
 
     Returns:
         The promoted version.
@@ -305,12 +309,22 @@ def promote(
             shutil.rmtree(debris, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=study_dir / VERSIONS))
         try:
-            shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MANIFEST_FILE))
+            shutil.copytree(
+                source,
+                staging,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns(MANIFEST_FILE, SIGNATURE_FILE),
+            )
             if decision_data is not None:
                 (staging / DECISION_FILE).write_text(
                     json.dumps(decision_data, indent=2) + "\n", encoding="utf-8"
                 )
             manifest = write_manifest(staging)
+            signing_key = signing_key or os.environ.get("COHORTLM_SIGNING_KEY") or None
+            if signing_key is not None:
+                from cohortlm.bundle import sign_bundle
+
+                sign_bundle(staging, signing_key)
             if target.exists():
                 existing = verify_manifest(target)
                 if existing["files"] != manifest["files"]:

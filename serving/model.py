@@ -45,14 +45,14 @@ from typing import Any
 
 import numpy as np
 from kserve import Model
-from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from cohortlm.bundle import Predictor, load_bundle
+from cohortlm.bundle import Predictor, load_bundle, verify_bundle_signature
 from cohortlm.errors import CohortlmError, DataError, SpecError
 from cohortlm.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
+from serving.rest import SafeInferenceError, SafeInvalidInput
 from serving.validation import Columns, FeatureLookup, FeatureStoreError, RequestError, RequestSchema
 
 log = logging.getLogger("cohortlm.serving")
@@ -103,7 +103,12 @@ def _read_thresholds(folder: Path, endpoints: list[str]) -> tuple[dict[str, floa
 
 
 def load_served_bundle(
-    path: str | Path, *, require_manifest: bool = True, max_batch: int = 1024, fast: bool = True
+    path: str | Path,
+    *,
+    require_manifest: bool = True,
+    max_batch: int = 1024,
+    fast: bool = True,
+    verify_key: str | Path | None = None,
 ) -> ServedBundle:
     """Verify, load and self-check a bundle; raise rather than serve anything doubtful.
 
@@ -112,15 +117,20 @@ def load_served_bundle(
         require_manifest: refuse a bundle without ``MANIFEST.json`` (unpromoted); on by default.
         max_batch: the most instances one request may carry.
         fast: use the numpy fast path for a baseline (see :mod:`serving.fastpath`).
+        verify_key: a public key (PEM); when given, the bundle must carry a signature made
+            with its private key at promotion, over every file and the manifest.
 
     Raises:
-        BundleIntegrityError: the bundle changed after promotion (or was never promoted).
+        BundleIntegrityError: the bundle changed after promotion (or was never promoted),
+            or its signature is missing or does not verify.
         SpecError, UsageError: the bundle is not loadable.
         DataError: the self-check failed.
     """
     folder = Path(os.path.realpath(path))
     if require_manifest or (folder / "MANIFEST.json").exists():
         verify_manifest(folder)
+    if verify_key is not None:
+        verify_bundle_signature(folder, verify_key)
     # The numpy twin of the baseline is used only if it matches scikit-learn to 1e-9.
     predictor = compile_baseline(load_bundle(folder)) if fast else load_bundle(folder)
     spec = predictor.spec
@@ -154,6 +164,18 @@ def load_served_bundle(
     )
 
 
+def _tensors(request: InferRequest) -> tuple[dict[str, Any], dict[str, str]]:
+    """Input name -> decoder and datatype; a name given twice is refused (it would hide a tensor)."""
+    tensors: dict[str, Any] = {}
+    datatypes: dict[str, str] = {}
+    for i, inp in enumerate(request.inputs):
+        if not isinstance(inp.name, str) or inp.name in tensors:
+            raise RequestError(f"inputs[{i}].name", "unique", "names a tensor already given (or is not text)")
+        tensors[inp.name] = inp.as_numpy
+        datatypes[inp.name] = inp.datatype
+    return tensors, datatypes
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Validated rows and the bundle they were validated against (so a reload cannot split them)."""
@@ -173,6 +195,7 @@ class CohortModel(Model):
         watch_interval: seconds between checks of the champion pointer; 0 turns watching off.
         require_manifest: refuse unpromoted bundles (no MANIFEST.json).
         max_batch: the most instances one request may carry.
+        verify_key: public key (PEM) every served bundle must be signed with, or None.
     """
 
     def __init__(
@@ -184,8 +207,10 @@ class CohortModel(Model):
         watch_interval: float = 5.0,
         require_manifest: bool = True,
         max_batch: int = 1024,
+        verify_key: str | Path | None = None,
     ):
         super().__init__(name)
+        self.verify_key = verify_key
         self.bundle = Path(bundle)
         self.lookup = lookup
         self.watch_interval = watch_interval
@@ -215,11 +240,14 @@ class CohortModel(Model):
         Raises:
             CohortlmError: the bundle was refused (the server must not start).
         """
-        self._swap(
-            load_served_bundle(self.bundle, require_manifest=self.require_manifest, max_batch=self.max_batch)
-        )
+        self._swap(self._load(self.bundle))
         self.ready = True
         return self.ready
+
+    def _load(self, path: str | Path) -> ServedBundle:
+        return load_served_bundle(
+            path, require_manifest=self.require_manifest, max_batch=self.max_batch, verify_key=self.verify_key
+        )
 
     def start(self) -> None:
         """Called by the ModelServer at start: keep readiness from load(), start watching the pointer."""
@@ -257,9 +285,7 @@ class CohortModel(Model):
         if target == current or str(target) == self._refused:
             return False
         try:
-            served = load_served_bundle(
-                target, require_manifest=self.require_manifest, max_batch=self.max_batch
-            )
+            served = self._load(target)
         except CohortlmError as exc:
             self._refused = str(target)
             log.error("new champion %s refused, still serving %s: %s", target.name, self.version, exc)
@@ -305,20 +331,19 @@ class CohortModel(Model):
         """
         served = self.served
         if served is None:
-            raise InferenceError("the model is not loaded")
+            raise SafeInferenceError("model: not loaded", status=503)
         try:
             if isinstance(payload, InferRequest):
-                tensors = {inp.name: inp.as_numpy for inp in payload.inputs}
-                datatypes = {inp.name: inp.datatype for inp in payload.inputs}
+                tensors, datatypes = _tensors(payload)
                 columns = served.schema.columns_from_tensors(tensors, datatypes, lookup=self.lookup)
                 return _Batch(served, columns, payload)
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise RequestError("body", "type", 'must be a JSON object with "instances" (V1 protocol)')
             columns = served.schema.columns_from_instances(payload["instances"], lookup=self.lookup)
         except RequestError as exc:
-            raise InvalidInput(str(exc)) from None
+            raise SafeInvalidInput(str(exc)) from None
         except FeatureStoreError as exc:
-            raise InferenceError(str(exc)) from None
+            raise SafeInferenceError(str(exc), status=503) from None
         return _Batch(served, columns, None)
 
     def predict(
@@ -338,8 +363,8 @@ class CohortModel(Model):
                 proba = served.predictor.predict_proba(rows)[list(served.endpoints)].to_numpy(dtype=float)
         except Exception as exc:
             # The original message could quote feature values; the type is enough to look further.
-            raise InferenceError(
-                f"prediction failed ({type(exc).__name__}); the model could not score the rows"
+            raise SafeInferenceError(
+                f"model: prediction failed ({type(exc).__name__}); the model could not score the rows"
             ) from None
         for j, observer in enumerate(served.observers):
             for p in proba[:, j]:

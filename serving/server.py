@@ -7,23 +7,43 @@ The process exits non-zero, with one line naming the problem, when the bundle
 is refused (changed after promotion, unpromoted, unloadable, failed its
 self-check); it never starts serving a model it could not check.
 
-Privacy defaults: KServe's per-request latency log line is off, payload logging
-does not exist in this server (it is an InferenceService ``logger`` setting,
-which :mod:`serving.isvc` never sets), and no request body reaches a log line.
+Exit codes: 0 stopped normally, 1 the bundle was refused (changed after
+promotion, bad signature, failed self-check), 2 a usage problem (the port is in
+use, the host does not resolve, a key or token file is missing), each within
+seconds and with one line on stderr.
+
+Safe defaults: the server listens on 127.0.0.1 unless ``--host`` says
+otherwise (the cluster manifests pass ``--host 0.0.0.0`` explicitly); the
+model load/unload routes are off unless ``--enable-model-control`` (which
+needs ``--auth-token-file``); with ``--auth-token-file`` the predict routes
+need ``Authorization: Bearer <token>``; readiness is false whenever the model
+is not loaded; with ``--verify-key`` (or ``$COHORTLM_VERIFY_KEY``) only
+bundles signed with the matching private key are served. Errors never quote
+the request (:mod:`serving.rest`); KServe's per-request latency line and
+uvicorn's access log are off; payload logging does not exist in this server
+(it is an InferenceService ``logger`` setting, which :mod:`serving.isvc` never
+sets).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import errno
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cohortlm.errors import CohortlmError, UsageError
+
+DEFAULT_HOST = "127.0.0.1"
+VERIFY_KEY_ENV = "COHORTLM_VERIFY_KEY"
 
 log = logging.getLogger("cohortlm.serving")
 
@@ -45,50 +65,227 @@ def _import_kserve_server() -> Any:
 
 def served_name(bundle: str | Path) -> str:
     """The default served model name: the bundle's study name (stable across promoted versions)."""
-    import os
-
     from cohortlm.bundle import read_bundle_metadata
 
     meta = read_bundle_metadata(os.path.realpath(bundle))
     return str(meta["study"]["name"])
 
 
+def read_token(path: str | Path) -> str:
+    """The bearer token from a file (one line; surrounding whitespace dropped).
+
+    Raises:
+        UsageError: the file is missing, unreadable, empty or holds more than one line; the
+            message names the file, never its content.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--auth-token-file {p} cannot be read ({type(exc).__name__})") from None
+    if not text or "\n" in text or len(text) < 16:
+        raise UsageError(
+            f"--auth-token-file {p} must hold one token of at least 16 characters on one line "
+            "(e.g. `openssl rand -hex 32`)"
+        )
+    return text
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    from serving.rest import bind_socket
+
+    try:
+        return bind_socket(host, port)
+    except socket.gaierror:
+        raise UsageError(f"--host {host} is not an address of this machine or a name that resolves") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"port {port} on {host} in use; stop the other server, or choose another --http-port"
+            ) from None
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__}); "
+            "ports below 1024 need privileges, choose another --http-port"
+        ) from None
+
+
+def _model_server_class(model_server: Any) -> Any:
+    """kserve's ModelServer with cohortlm's REST server, data plane and model-control switch."""
+    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+
+    from serving.rest import CohortDataPlane, CohortRESTServer, ModelControlOff
+
+    class CohortModelServer(model_server.ModelServer):
+        """ModelServer whose REST server is :class:`serving.rest.CohortRESTServer` on a bound socket."""
+
+        def __init__(self, *, listen_socket: socket.socket, options: dict[str, Any], **kwargs: Any):
+            super().__init__(**kwargs)
+            self.listen_socket = listen_socket
+            self.options = options
+            self.dataplane = CohortDataPlane(model_registry=self.registered_models)
+            if not options["model_control"]:
+                self.model_repository_extension = ModelControlOff(model_registry=self.registered_models)
+
+        def start(self, models: list[Any]) -> None:
+            self._register_and_check_atleast_one_model_is_ready(models)
+            self._rest_server = CohortRESTServer(
+                FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                workers=1,
+                grace_period=self.grace_period,
+                event_loop=self.event_loop,
+                timeout_keep_alive=self.timeout_keep_alive,
+                listen_socket=self.listen_socket,
+                token=self.options["token"],
+                model_control=self.options["model_control"],
+                max_body_bytes=self.options["max_body_bytes"],
+                version_of=self.options["version_of"],
+            )
+            self.servers.append(self._rest_server.start())
+            if self.enable_grpc:
+                self._grpc_server = _grpc_server(self, self.options["host"])
+                self.servers.append(self._grpc_server.start(self.max_threads))
+            self.setup_event_loop()
+            self.register_signal_handler()
+            asyncio.run(self._serve())
+
+    return CohortModelServer
+
+
+def _grpc_server(server: Any, host: str) -> Any:
+    """KServe's gRPC server, listening on ``host`` (KServe's own listens on every interface)."""
+    from concurrent import futures
+
+    from grpc import aio
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
+    from kserve.protocol.grpc.server import GRPCServer
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    address = f"[{host}]:{server.grpc_port}" if ":" in host else f"{host}:{server.grpc_port}"
+
+    class HostGRPCServer(GRPCServer):
+        # kserve 0.21's GRPCServer.start with the listen address as the one change.
+        async def start(self, max_workers: int) -> None:
+            servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
+            self._server = aio.server(
+                futures.ThreadPoolExecutor(max_workers=max_workers),
+                interceptors=(LoggingInterceptor(), ExceptionToStatusInterceptor()),
+            )
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+            self._server.add_insecure_port(address)
+            log.info("gRPC on %s", address)
+            await self._server.start()
+            await self._server.wait_for_termination()
+
+    return HostGRPCServer(
+        server.grpc_port,
+        server.dataplane,
+        server.model_repository_extension,
+        kwargs={},
+        grace_period=server.grace_period,
+    )
+
+
 def serve(
     bundle: str | Path,
     *,
     http_port: int = 8080,
+    host: str = DEFAULT_HOST,
     grpc_port: int | None = None,
     model_name: str | None = None,
     feature_repo: str | Path | None = None,
     watch_interval: float = 5.0,
     require_manifest: bool = True,
     max_batch: int = 1024,
+    auth_token_file: str | Path | None = None,
+    model_control: bool = False,
+    verify_key: str | Path | None = None,
+    max_body_bytes: int | None = None,
 ) -> None:
     """Load a bundle and serve it until the process is stopped (SIGTERM/SIGINT).
 
     Args:
         bundle: a promoted bundle folder, or the store's ``<study>/champion``
             pointer (then a new champion is picked up without restart).
-        http_port: REST port (V1 and V2) on all interfaces.
-        grpc_port: V2 gRPC port; None turns gRPC off.
+        http_port: REST port (V1 and V2).
+        host: the address to listen on; 127.0.0.1 unless told (``0.0.0.0``: every interface).
+        grpc_port: V2 gRPC port on the same host; None turns gRPC off.
         model_name: the served name; the bundle's study name by default.
         feature_repo: a Feast repository, for requests that carry only ``patient_id``.
         watch_interval: seconds between checks of the champion pointer (0: off); SIGHUP checks at once.
         require_manifest: refuse an unpromoted bundle (no MANIFEST.json).
         max_batch: the most instances one request may carry.
+        auth_token_file: a file holding the bearer token the predict routes need; None: no token.
+        model_control: keep KServe's model load/unload routes (needs ``auth_token_file``).
+        verify_key: public key (PEM) that must have signed the bundle; default ``$COHORTLM_VERIFY_KEY``.
+        max_body_bytes: the largest request body accepted (default 16 MiB).
 
     Raises:
-        CohortlmError: the bundle was refused; nothing was started.
+        CohortlmError: the bundle or an option was refused; nothing was started.
     """
-    model_server = _import_kserve_server()
-    from serving.metrics import RequestMetricsMiddleware
-    from serving.model import CohortModel
+    from serving.rest import DEFAULT_MAX_BODY_BYTES
 
+    if model_control and auth_token_file is None:
+        raise UsageError(
+            "--enable-model-control needs --auth-token-file: no control route without credentials"
+        )
+    if grpc_port is not None and (auth_token_file is not None or model_control):
+        raise UsageError(
+            "--grpc-port cannot be combined with --auth-token-file or --enable-model-control: "
+            "the gRPC server has no token check; serve REST only, or gRPC inside the mesh"
+        )
+    token = read_token(auth_token_file) if auth_token_file is not None else None
+    verify_key = verify_key if verify_key is not None else (os.environ.get(VERIFY_KEY_ENV) or None)
+    if verify_key is not None and not Path(verify_key).is_file():
+        raise UsageError(f"--verify-key {verify_key} does not exist")
     if not Path(bundle).exists():
         raise UsageError(f"bundle {bundle} does not exist")
-    name = model_name or served_name(bundle)
-    from serving.features import feast_lookup, lookup_from_env
+    listen_socket = _bind(host, http_port)
+    try:
+        _serve_on(
+            listen_socket,
+            bundle,
+            host=host,
+            grpc_port=grpc_port,
+            model_name=model_name,
+            feature_repo=feature_repo,
+            watch_interval=watch_interval,
+            require_manifest=require_manifest,
+            max_batch=max_batch,
+            options={
+                "token": token,
+                "model_control": model_control,
+                "max_body_bytes": max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+                "host": host,
+            },
+            verify_key=verify_key,
+        )
+    finally:
+        listen_socket.close()
 
+
+def _serve_on(
+    listen_socket: socket.socket,
+    bundle: str | Path,
+    *,
+    host: str,
+    grpc_port: int | None,
+    model_name: str | None,
+    feature_repo: str | Path | None,
+    watch_interval: float,
+    require_manifest: bool,
+    max_batch: int,
+    options: dict[str, Any],
+    verify_key: str | Path | None,
+) -> None:
+    model_server = _import_kserve_server()
+    from serving.features import feast_lookup, lookup_from_env
+    from serving.model import CohortModel
+
+    name = model_name or served_name(bundle)
     lookup = feast_lookup(feature_repo, bundle) if feature_repo is not None else lookup_from_env(bundle)
     model = CohortModel(
         name,
@@ -97,28 +294,36 @@ def serve(
         watch_interval=watch_interval,
         require_manifest=require_manifest,
         max_batch=max_batch,
+        verify_key=verify_key,
     )
     model.load()
     # Everything loaded so far (libraries, the model) lives as long as the process: keep the
     # cyclic GC from walking it again and again, which shows up as 10-20 ms pauses at p99.
     gc.collect()
     gc.freeze()
-    model_server.app.add_middleware(RequestMetricsMiddleware, version_of=lambda: model.version)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: model.reload_now.set())
-    server = model_server.ModelServer(
-        http_port=http_port,
+    # KServe's per-request timing line adds a log line to every request, bad ones included.
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    server = _model_server_class(model_server)(
+        listen_socket=listen_socket,
+        options={**options, "version_of": lambda: model.version},
+        http_port=listen_socket.getsockname()[1],
         grpc_port=grpc_port or 8081,
         enable_grpc=grpc_port is not None,
         enable_latency_logging=False,
         workers=1,
     )
     log.info(
-        "serving %s version %s (%s) on port %d",
+        "serving %s version %s (%s) on %s:%d%s%s%s",
         name,
         model.version,
         model.served.kind if model.served else "?",
-        http_port,
+        host,
+        listen_socket.getsockname()[1],
+        ", bearer token required" if options["token"] else "",
+        ", model control on" if options["model_control"] else "",
+        ", signature verified" if verify_key else ", signature not checked (no --verify-key)",
     )
     server.start([model])
 
@@ -128,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="serving.server", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", required=True, help="promoted bundle folder, or the store's <study>/champion")
     p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--grpc-port", type=int, default=None, help="V2 gRPC port (off when not given)")
     p.add_argument("--model-name", default=None, help="served name (default: the study name)")
     p.add_argument("--feature-repo", default=None, help="Feast repository for patient_id-only requests")
@@ -136,23 +342,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--allow-unpromoted", action="store_true", help="serve a bundle without MANIFEST.json")
     p.add_argument("--max-batch", type=int, default=1024)
+    p.add_argument("--auth-token-file", default=None, help="file with the bearer token predict routes need")
+    p.add_argument(
+        "--enable-model-control", action="store_true", help="keep model load/unload routes (needs a token)"
+    )
+    p.add_argument("--verify-key", default=None, help="public key (PEM) the bundle must be signed with")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and serve; exit 1 or 2 with one line when the bundle is refused."""
+    """Parse arguments and serve; exit 1 or 2 with one line when the bundle or an option is refused."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         serve(
             args.bundle,
             http_port=args.http_port,
+            host=args.host,
             grpc_port=args.grpc_port,
             model_name=args.model_name,
             feature_repo=args.feature_repo,
             watch_interval=args.watch_interval,
             require_manifest=not args.allow_unpromoted,
             max_batch=args.max_batch,
+            auth_token_file=args.auth_token_file,
+            model_control=args.enable_model_control,
+            verify_key=args.verify_key,
         )
     except CohortlmError as exc:
         print(f"error: {exc}", file=sys.stderr)

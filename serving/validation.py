@@ -38,6 +38,7 @@ Columns = dict[str, np.ndarray]
 
 _FLOAT_TYPES = ("FP16", "FP32", "FP64")
 _INT_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+_V2_DATATYPES = frozenset({*_FLOAT_TYPES, *_INT_TYPES, "BOOL", "BYTES"})
 
 
 class FeatureStoreError(RuntimeError):
@@ -160,10 +161,14 @@ class RequestSchema:
         for i, inst in enumerate(instances):
             where = f"instances[{i}]"
             values = stored.get(i, inst)
-            for key in inst:
+            for k, key in enumerate(inst):
                 if key not in self._by_name and key != self.id_column:
+                    # Never the key's text: a key can be a value (an id pasted as a field name).
                     raise RequestError(
-                        f"{where}.{_safe_key(key)}", "unknown", "is not a feature of this model"
+                        where,
+                        "unknown",
+                        f"has an unknown field (field {k + 1} of {len(inst)}); "
+                        "send only the features the model names (GET /v2/models/<name> lists them)",
                     )
             for rule in self.rules:
                 columns[rule.name].append(self.check_value(rule, values.get(rule.name), where))
@@ -227,17 +232,21 @@ class RequestSchema:
         Raises:
             RequestError: the request breaks a rule; nothing was predicted.
         """
-        for name in tensors:
+        for i, name in enumerate(tensors):
             if name not in self._by_name and name != self.id_column:
-                raise RequestError(f"inputs[{_safe_key(name)}]", "unknown", "is not a feature of this model")
+                raise RequestError(
+                    f"inputs[{i}].name",
+                    "unknown",
+                    "is not a feature of this model (GET /v2/models/<name> lists the inputs)",
+                )
         arrays: dict[str, np.ndarray] = {}
         for name, decode in tensors.items():
             try:
                 arr = np.asarray(decode())
             except Exception:  # numpy's message would quote the offending value
-                raise RequestError(
-                    f"inputs[{name}]", "type", f"could not be decoded as {datatypes.get(name, '?')}"
-                ) from None
+                datatype = datatypes.get(name, "")
+                shown = datatype if datatype in _V2_DATATYPES else "its datatype"
+                raise RequestError(f"inputs[{name}]", "type", f"could not be decoded as {shown}") from None
             if arr.ndim == 2 and arr.shape[1] == 1:
                 arr = arr[:, 0]
             if arr.ndim != 1:
@@ -252,7 +261,12 @@ class RequestSchema:
         if n > self.max_batch:
             raise RequestError("inputs", "batch", f"must hold at most {self.max_batch} instances")
         if set(arrays) == {self.id_column}:
-            ids = [v.decode("utf-8") if isinstance(v, bytes) else v for v in arrays[self.id_column].tolist()]
+            try:
+                ids = [
+                    v.decode("utf-8") if isinstance(v, bytes) else v for v in arrays[self.id_column].tolist()
+                ]
+            except UnicodeDecodeError:
+                raise RequestError(f"inputs[{self.id_column}]", "type", "must be UTF-8 text") from None
             instances = [{self.id_column: pid} for pid in ids]
             return self.columns_from_instances(instances, lookup=lookup)
         columns: dict[str, list[Any]] = {}
@@ -323,11 +337,3 @@ class RequestSchema:
                 mid = (lo + hi) / 2
                 row[rule.name] = round(mid) if rule.type == "integer" else mid
         return row
-
-
-def _safe_key(key: Any) -> str:
-    """A field name fit for an error message: short identifiers only (a key could hold patient data)."""
-    text = str(key)
-    if len(text) <= 64 and text.replace("_", "").isalnum() and text.isascii():
-        return text
-    return "<unnamed field>"

@@ -42,6 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the user gave cannot be read or written: a usage error
+        if STATE["debug"]:
+            traceback.print_exc()
+        if exc.filename:
+            print(
+                f"error: {exc.filename}: {exc.strerror or type(exc).__name__}; check the path",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        return 2
     except Exception as exc:  # an unexpected failure: say what, and how to see more
         if STATE["debug"]:
             traceback.print_exc()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortlm.cli._app import app
+from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import UsageError
 
 console = Console(stderr=True)
@@ -33,6 +34,7 @@ def synth(
     """Write a synthetic IORRA-like RA registry (raw tables) to OUT."""
     from cohortlm.cohort.synthetic import dropout_count, generate_cohort
 
+    check_output_dir(out, "--out")
     with console.status(f"generating {n:,} synthetic patients"):
         cohort = generate_cohort(n=n, seed=seed)
         paths = cohort.write(out)
@@ -64,6 +66,7 @@ def featurise(
     from cohortlm.cohort.io import write_table
     from cohortlm.study import load_study
 
+    check_output_file(out, "--out")
     spec = load_study(study)
     with console.status("featurising"):
         result = run_featurise(raw, spec)
@@ -92,6 +95,8 @@ def split_cmd(
     from cohortlm.cohort.split import split_table
     from cohortlm.study import load_study
 
+    if out is not None:
+        check_output_file(out, "--out")
     spec = load_study(study)
     table = split_table(read_table(data, what="--data"), spec)
     counts = table["split"].value_counts()

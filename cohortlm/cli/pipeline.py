@@ -95,10 +95,16 @@ def run(
     Exits 0 whatever the gate decides (the decision is the result), non-zero
     only when a step failed.
     """
+    from cohortlm.cli.paths import check_output_dir
+    from cohortlm.gates import load_policy
     from pipelines.local import run_local
 
-    if policy is not None and not policy.is_file():
-        raise UsageError(f"--policy {policy} does not exist")
+    # Checked before any step runs: a bad policy or output folder fails now, not after training.
+    if policy is not None:
+        load_policy(policy)
+    if out is not None:
+        check_output_dir(out, "--out")
+    check_output_dir(model_store, "--model-store")
     result = run_local(
         study=study,
         data=str(data) if data is not None else None,
@@ -121,8 +127,10 @@ def compile_cmd(
     """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`)."""
     from kfp import compiler
 
+    from cohortlm.cli.paths import check_output_file
     from pipelines.train_evaluate_promote import train_evaluate_promote
 
+    check_output_file(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(train_evaluate_promote, str(out))
     typer.echo(str(out))

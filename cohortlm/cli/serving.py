@@ -21,6 +21,9 @@ def serve(
         ..., "--bundle", help="Promoted bundle folder, or the store's <study>/champion pointer (followed)."
     ),
     http_port: int = typer.Option(8080, "--http-port", min=1, max=65535, help="HTTP port (V1 and V2 REST)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, as in a pod)."
+    ),
     feature_repo: Path | None = typer.Option(
         None, "--feature-repo", help="Feast repository for requests that carry only patient_id."
     ),
@@ -34,11 +37,28 @@ def serve(
     allow_unpromoted: bool = typer.Option(
         False, "--allow-unpromoted", help="Serve a bundle without MANIFEST.json (development only)."
     ),
+    auth_token_file: Path | None = typer.Option(
+        None, "--auth-token-file", help="File with the bearer token the predict routes then require."
+    ),
+    enable_model_control: bool = typer.Option(
+        False, "--enable-model-control", help="Keep the model load/unload routes (needs --auth-token-file)."
+    ),
+    verify_key: Path | None = typer.Option(
+        None,
+        "--verify-key",
+        envvar="COHORTLM_VERIFY_KEY",
+        help="Public key (PEM): serve only bundles signed with its private key at promotion.",
+    ),
+    max_body_mb: float = typer.Option(
+        16.0, "--max-body-mb", min=0.001, max=1024, help="Largest request body accepted, in MiB (413 above)."
+    ),
 ) -> None:
     """Serve a promoted bundle with KServe (V1 + V2 REST, /metrics) until stopped.
 
-    The bundle's MANIFEST.json is verified, the model loaded and self-checked
-    before the server starts; a bundle changed after promotion is refused.
+    The bundle's MANIFEST.json (and, with --verify-key, its signature) is
+    verified, the model loaded and self-checked before the server starts; a
+    bundle changed after promotion is refused. Exit 2 at once when the port is
+    in use.
     """
     # kserve parses sys.argv when imported; hide our options from it.
     saved, sys.argv = sys.argv, sys.argv[:1]
@@ -49,12 +69,35 @@ def serve(
     run_server(
         bundle,
         http_port=http_port,
+        host=host,
         grpc_port=grpc_port,
         model_name=model_name,
         feature_repo=feature_repo,
         watch_interval=watch_interval,
         require_manifest=not allow_unpromoted,
+        auth_token_file=auth_token_file,
+        model_control=enable_model_control,
+        verify_key=verify_key,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
     )
+
+
+@app.command("signing-key")
+def signing_key_cmd(
+    out: Path = typer.Option(..., "--out", help="Folder for signing-key.pem (private) and verify-key.pem."),
+) -> None:
+    """Make a key pair for signing promoted bundles (P-256, PEM); keys are never overwritten.
+
+    Keep signing-key.pem where promotions run (--signing-key or $COHORTLM_SIGNING_KEY);
+    give verify-key.pem to the servers (--verify-key, the cohortlm-bundle-verify-key Secret).
+    """
+    from cohortlm.bundle import generate_signing_key
+    from cohortlm.cli.paths import check_output_dir
+
+    check_output_dir(out, "--out")
+    generate_signing_key(out / "signing-key.pem", out / "verify-key.pem")
+    typer.echo(str(out / "signing-key.pem"))
+    typer.echo(str(out / "verify-key.pem"))
 
 
 @app.command()
@@ -69,13 +112,19 @@ def promote(
     check: bool = typer.Option(
         True, "--check/--no-check", help="Load the bundle and predict a synthetic row before promoting."
     ),
+    signing_key: Path | None = typer.Option(
+        None,
+        "--signing-key",
+        envvar="COHORTLM_SIGNING_KEY",
+        help="Private key (PEM) to sign the promoted copy with (MANIFEST.sig).",
+    ),
 ) -> None:
     """Make BUNDLE the champion of its study in the local model store, atomically."""
     from cohortlm import registry
 
     if check:
         _self_check(bundle)
-    version = registry.promote(bundle, store, decision=decision)
+    version = registry.promote(bundle, store, decision=decision, signing_key=signing_key)
     study = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))["study"]["name"]
     typer.echo(f"champion of {study}: {version}")
     typer.echo(str(registry.champion(store, study)))

@@ -31,8 +31,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _column(frame: pd.DataFrame, name: str, option: str, path: Path) -> pd.Series:
     if name not in frame.columns:
+        # The column names are not listed: without a header row, they are the first patient's values.
         raise UsageError(
-            f"{option}: no column '{name}' in {path} (columns: {', '.join(map(str, frame.columns))})"
+            f"{option}: no column '{name}' in {path} ({len(frame.columns)} columns; "
+            "the first row must be the header row naming them)"
         )
     return frame[name]
 
@@ -97,6 +99,15 @@ def delong_command(
     if not complete.all():
         typer.echo(f"note: {int((~complete).sum())} row(s) with an empty label or score left out", err=True)
     data = data[complete]
+    if data.empty:
+        raise DataError(f"--csv {csv}: no row has a label and both scores; there is nothing to compare")
+    n_cases = int((data["y"] == 1).sum())
+    if n_cases in (0, len(data)):
+        only = "cases (1)" if n_cases else "controls (0)"
+        raise DataError(
+            f"--label: column '{label}' holds only {only} in the {len(data)} complete row(s); "
+            "an AUC needs both cases and controls"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeLongWarning)
         try:
@@ -168,6 +179,13 @@ def report_command(
             raise UsageError(
                 f"--threshold must be one of {', '.join(THRESHOLD_METHODS)} or a number, got {threshold!r}"
             ) from None
+        if not 0.0 <= method <= 1.0:
+            raise UsageError(f"--threshold must lie between 0 and 1 (a probability), got {threshold}")
+    if not run_dir.is_dir():
+        raise UsageError(f"RUN_DIR {run_dir} is not a folder; give a run folder (runs/<id>)")
+    from cohortlm.cli.paths import check_output_dir
+
+    check_output_dir(out if out is not None else run_dir / "report", "--out")
     paths = write_report(run_dir, out_dir=out, threshold_method=method)
     typer.echo(f"wrote {paths.roc_png}")
     typer.echo(f"wrote {paths.table1_md} and {paths.table1_csv.name}")

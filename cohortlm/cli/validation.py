@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortlm.cli._app import app
+from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import DataError, UsageError
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ def validate(
     """Validate a featurised table with the Great Expectations suite generated from the study."""
     from cohortlm.validation import write_report
 
-    if report is not None and report.exists() and not report.is_dir():
-        raise UsageError(f"--report {report} is a file; give a folder")
+    if report is not None:
+        check_output_dir(report, "--report")
     _, result = _validate_file(study, data)
     if report is not None:
         paths = write_report(result, report)
@@ -173,6 +174,7 @@ def features_training_table(
     from cohortlm.features import OFFLINE_DATA_PATH, entity_frame
     from cohortlm.study import load_study
 
+    check_output_file(out, "--out")
     fs = _featurestore()
     spec = load_study(study)
     store = fs.open_store(repo, config_file=config)
