@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -353,7 +353,7 @@ def _parse_feature(source: str, i: int, raw: Any) -> Feature:
             raise _err(source, f"{key}.{text_key}", "must be a string")
     return Feature(
         name=name,
-        type=ftype,
+        type=cast(FeatureType, ftype),
         unit=raw.get("unit"),
         min=lo,
         max=hi,
