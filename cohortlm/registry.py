@@ -6,7 +6,8 @@ Layout::
       versions/<version>/     a promoted bundle (a copy), with MANIFEST.json
       champion -> versions/<version>     a relative symlink: the model now serving
       history.json            the champions in promotion order (the last is current)
-      .lock                   serialises promotions of one study
+      looks.json              the test-split ledger: every gate decision (look) at a test split
+      .lock                   serialises promotions (and ledger writes) of one study
 
 The store is ``$COHORTLM_MODEL_STORE`` or ``models/`` under the current folder.
 
@@ -21,18 +22,29 @@ version fully, and self-checks it, before it answers with it.
 ``MANIFEST.json`` records the SHA-256 and size of every file of the promoted
 bundle. :func:`verify_manifest` refuses a bundle in which any byte changed, a
 file went missing or a file appeared after promotion.
+
+The **test-split ledger** (``looks.json``) records every look at a test split:
+the split's hash (:func:`split_hash`, SHA-256 of its sorted patient ids, so no
+id is stored), the candidate, the champion, the look number, the superiority
+level it spent and whether it promoted. The gate asks :func:`next_look` before
+deciding and spends its α across the looks (:mod:`cohortlm.gates`): every model
+gated on the same patients makes the next claim of superiority on them cheaper
+to get by chance, so the ledger is what keeps the chance of a false promotion
+over all looks at one split within α. :func:`record_look` appends under the
+study's lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +58,7 @@ MANIFEST_FORMAT_VERSION = 1
 DECISION_FILE = "decision.json"
 CHAMPION = "champion"
 HISTORY_FILE = "history.json"
+LEDGER_FILE = "looks.json"
 VERSIONS = "versions"
 STORE_ENV = "COHORTLM_MODEL_STORE"
 # Version folder names come from bundle.json; anything else could escape the store.
@@ -382,3 +395,90 @@ def rollback(store: str | Path | None, study: str) -> str:
         _point_champion(study_dir, previous)
         _write_history(study_dir, champions)
     return previous
+
+
+# ---------------------------------------------------------------------------- test-split ledger
+
+
+def split_hash(patient_ids: Iterable[object]) -> str:
+    """SHA-256 of a split's patient ids (sorted, as text): the same patients give the same hash."""
+    digest = hashlib.sha256()
+    for pid in sorted(str(i) for i in patient_ids):
+        digest.update(pid.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _read_ledger(study_dir: Path) -> list[dict[str, Any]]:
+    path = study_dir / LEDGER_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data["looks"]
+        if not isinstance(entries, list):
+            raise TypeError
+        return [dict(e) for e in entries]
+    except (ValueError, KeyError, TypeError):
+        raise PromotionError(
+            f"{path} is damaged; restore it from a backup (deleting it would forget every look at the "
+            "test split and let the gate spend its α again)"
+        ) from None
+
+
+def looks(store: str | Path | None, study: str, split: str | None = None) -> list[dict[str, Any]]:
+    """The ledger's entries for ``study`` (only those of the split with hash ``split`` when given)."""
+    entries = _read_ledger(_study_dir(store, study))
+    return [e for e in entries if split is None or e.get("split_hash") == split]
+
+
+def next_look(store: str | Path | None, study: str, split: str) -> int:
+    """The number the next look at the split with hash ``split`` will have (1 for a fresh split)."""
+    return len(looks(store, study, split)) + 1
+
+
+def record_look(
+    store: str | Path | None,
+    study: str,
+    *,
+    split: str,
+    candidate: str,
+    champion: str,
+    promote: bool,
+    look: int,
+    alpha_look: float,
+) -> int:
+    """Append one look at a test split to the ledger (under the study's lock).
+
+    Args:
+        store: The model store.
+        study: The study.
+        split: The split's hash (:func:`split_hash`).
+        candidate: The candidate's name.
+        champion: The champion's name.
+        promote: The gate's decision.
+        look: The look number the decision used (from :func:`next_look`).
+        alpha_look: The superiority level the decision spent.
+
+    Returns:
+        The number of looks at this split now recorded. It exceeds ``look`` only when
+        another gate recorded a look at the same split in between.
+    """
+    study_dir = _study_dir(store, study)
+    with _locked(study_dir):
+        entries = _read_ledger(study_dir)
+        entries.append(
+            {
+                "split_hash": split,
+                "look": int(look),
+                "candidate": candidate,
+                "champion": champion,
+                "promote": bool(promote),
+                "alpha_look": float(alpha_look),
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+        path = study_dir / LEDGER_FILE
+        tmp = study_dir / f".{LEDGER_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"looks": entries}, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    return sum(1 for e in entries if e["split_hash"] == split)

@@ -27,9 +27,17 @@ module to (1e-6, tests/stats/proc_reference.json).
 Conventions (the same as pROC with ``direction = "<"``): a label of 1 is a case,
 0 a control, and a higher score means more likely a case. ``delta`` is
 ``AUC_a − AUC_b``; ``alternative="greater"`` tests ``AUC_a > AUC_b``.
-Confidence intervals are Wald intervals ``estimate ± z_{(1+level)/2}·SE``; the
-interval for one AUC is clipped to [0, 1] as pROC does, the interval for ΔAUC is
-not clipped and is always two-sided, whatever ``alternative`` the p-value uses.
+Confidence intervals: the paired test's intervals (``DeLongResult.ci_delta``,
+``ci_auc_a``, ``ci_auc_b``) are pROC's Wald intervals ``estimate ± z·SE``, the
+single-AUC ones clipped to [0, 1]; the interval for ΔAUC is not clipped and is
+always two-sided, whatever ``alternative`` the p-value uses. For one AUC on its
+own, :func:`auc_ci` uses by default the **logit-transformed** DeLong interval
+``expit(logit(AUC) ± z·SE / (AUC·(1 − AUC)))`` (``method="logit"``), which stays
+inside (0, 1) and covers far better than the Wald interval with few cases (at
+5 % prevalence and n = 102 the Wald interval covered 0.83 at AUC 0.75 and 0.74
+at AUC 0.90); ``method="wald"`` gives pROC's ``ci.auc(method = "delong")``. At an
+AUC of exactly 0 or 1 the logit is undefined and the AUC is moved half a
+comparison inwards (``1/(2mn)``) first.
 
 Undefined results: when ``y_true`` holds only one class no AUC exists; the
 functions return NaN for every number and emit :class:`DeLongWarning` rather
@@ -57,10 +65,12 @@ from scipy.stats import t as student_t
 
 __all__ = [
     "ALTERNATIVES",
+    "AUC_CI_METHODS",
     "AUCResult",
     "DeLongResult",
     "DeLongWarning",
     "auc_ci",
+    "auc_interval",
     "delong_covariance",
     "delong_placements",
     "delong_test",
@@ -69,6 +79,7 @@ __all__ = [
 
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
+AUC_CI_METHODS: tuple[str, ...] = ("logit", "wald")
 
 
 class DeLongWarning(UserWarning):
@@ -356,6 +367,43 @@ def _auc_interval(auc: float, var: float, conf_level: float) -> tuple[float, flo
     return (max(0.0, auc - half), min(1.0, auc + half))
 
 
+def auc_interval(
+    auc: float, var: float, *, conf_level: float = 0.95, method: str = "logit", m: int = 0, n: int = 0
+) -> tuple[float, float]:
+    """Two-sided interval for one AUC from its DeLong variance.
+
+    Args:
+        auc: The AUC.
+        var: Its DeLong variance.
+        conf_level: Level, in (0, 1).
+        method: ``"logit"`` (logit-transformed, the default) or ``"wald"`` (pROC's, clipped).
+        m: Cases, used to move an AUC of 0 or 1 half a comparison inwards (logit only).
+        n: Controls, likewise.
+
+    Returns:
+        ``(low, high)``; NaN when ``auc`` or ``var`` is not finite.
+
+    Raises:
+        ValueError: If ``method`` is unknown.
+    """
+    if method not in AUC_CI_METHODS:
+        raise ValueError(f"method must be 'logit' or 'wald', got {method!r}")
+    if method == "wald":
+        return _auc_interval(auc, var, conf_level)
+    if not (math.isfinite(auc) and math.isfinite(var)):
+        return (math.nan, math.nan)
+    edge = 1.0 / (2.0 * m * n) if m > 0 and n > 0 else 1e-6
+    a = min(max(auc, edge), 1.0 - edge)
+    se = math.sqrt(max(var, 0.0))
+    if se == 0.0 and a != auc:
+        # A perfect (or perfectly wrong) separation has DeLong variance 0; use the
+        # variance bound of Hanley & McNeil at the moved AUC instead of a point.
+        se = math.sqrt(a * (1 - a) / max(min(m, n), 1))
+    half = _z_crit(conf_level) * se / (a * (1.0 - a))
+    lo, hi = math.log(a / (1 - a)) - half, math.log(a / (1 - a)) + half
+    return (1.0 / (1.0 + math.exp(-lo)), 1.0 / (1.0 + math.exp(-hi)))
+
+
 def _delta_interval(delta: float, var: float, conf_level: float, df: float = math.inf) -> tuple[float, float]:
     if not (math.isfinite(delta) and math.isfinite(var)) or math.isnan(df):
         return (math.nan, math.nan)
@@ -384,13 +432,17 @@ def _z_and_p(delta: float, var: float, alternative: str, df: float = math.inf) -
     return z, min(p, 1.0)
 
 
-def auc_ci(y_true: ArrayLike, y_score: ArrayLike, *, conf_level: float = 0.95) -> AUCResult:
-    """The AUC with its DeLong variance and confidence interval (pROC ``ci.auc(method="delong")``).
+def auc_ci(
+    y_true: ArrayLike, y_score: ArrayLike, *, conf_level: float = 0.95, method: str = "logit"
+) -> AUCResult:
+    """The AUC with its DeLong variance and confidence interval.
 
     Args:
         y_true: Labels, 1 = case, 0 = control (bool or numeric 0/1).
         y_score: Scores; higher means more likely a case.
         conf_level: Level of the two-sided interval, in (0, 1).
+        method: ``"logit"`` (logit-transformed DeLong interval, covers with few
+            cases) or ``"wald"`` (pROC ``ci.auc(method = "delong")``, clipped to [0, 1]).
 
     Returns:
         An :class:`AUCResult`. NaN fields (with a :class:`DeLongWarning`) when the
@@ -400,6 +452,8 @@ def auc_ci(y_true: ArrayLike, y_score: ArrayLike, *, conf_level: float = 0.95) -
         ValueError: If an argument is malformed; the message names it.
     """
     level = _check_conf_level(conf_level)
+    if method not in AUC_CI_METHODS:
+        raise ValueError(f"method must be 'logit' or 'wald', got {method!r}")
     labels = _as_labels(y_true, "y_true")
     score = _as_scores(y_score, "y_score", labels.shape[0])
     m = int(labels.sum())
@@ -413,7 +467,9 @@ def auc_ci(y_true: ArrayLike, y_score: ArrayLike, *, conf_level: float = 0.95) -
     var = float(_covariance(v10, v01)[0, 0])
     auc = float(aucs[0])
     se = math.sqrt(max(var, 0.0)) if math.isfinite(var) else math.nan
-    return AUCResult(auc, var, se, _auc_interval(auc, var, level), level, m, n)
+    return AUCResult(
+        auc, var, se, auc_interval(auc, var, conf_level=level, method=method, m=m, n=n), level, m, n
+    )
 
 
 def delong_test(

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ADJUSTMENTS", "adjust_pvalues", "benjamini_hochberg", "holm"]
+__all__ = ["ADJUSTMENTS", "adjust_pvalues", "adjust_pvalues_rows", "benjamini_hochberg", "holm"]
 
 Adjustment = Literal["holm", "bh", "none"]
 ADJUSTMENTS: tuple[str, ...] = ("holm", "bh", "none")
@@ -102,3 +102,38 @@ def adjust_pvalues(pvalues: ArrayLike, *, method: Adjustment | str = "holm") -> 
     if method == "none":
         return _as_pvalues(pvalues).copy()
     raise ValueError(f"method must be 'holm', 'bh' or 'none', got {method!r}")
+
+
+def adjust_pvalues_rows(pvalues: ArrayLike, *, method: Adjustment | str = "holm") -> NDArray[np.float64]:
+    """Adjust each row of a ``(R, k)`` array separately, as :func:`adjust_pvalues` adjusts one.
+
+    NaN marks a hypothesis outside the row's family (not counted, adjusted value
+    NaN), so rows may hold families of different sizes. The simulation of the gate
+    adjusts thousands of replicates at once with this; the gate on one data set
+    uses the same function with one row.
+
+    Raises:
+        ValueError: If ``method`` is unknown or ``pvalues`` is not two-dimensional.
+    """
+    if method not in ADJUSTMENTS:
+        raise ValueError(f"method must be 'holm', 'bh' or 'none', got {method!r}")
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"pvalues must be two-dimensional (replicates, hypotheses), got shape {p.shape}")
+    if method == "none":
+        return p.copy()
+    present = ~np.isnan(p)
+    k = present.sum(axis=1, keepdims=True).astype(np.float64)
+    order = np.argsort(np.where(present, p, np.inf), axis=1, kind="stable")
+    ps = np.take_along_axis(p, order, axis=1)
+    rank = np.arange(1, p.shape[1] + 1, dtype=np.float64)[None, :]
+    if method == "holm":
+        scaled = np.where(np.isnan(ps), -np.inf, (k - rank + 1) * ps)
+        adj = np.minimum(np.maximum.accumulate(scaled, axis=1), 1.0)
+    else:
+        scaled = np.where(np.isnan(ps), np.inf, ps * k / rank)
+        adj = np.minimum(np.minimum.accumulate(scaled[:, ::-1], axis=1)[:, ::-1], 1.0)
+    adj = np.where(np.isnan(ps), np.nan, adj)
+    out = np.empty_like(adj)
+    np.put_along_axis(out, order, adj, axis=1)
+    return out
