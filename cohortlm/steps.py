@@ -142,7 +142,14 @@ def score_zero_shot_step(
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
     df = eval_rows(read_table(split_table, what="split table"), profile)
-    scorer = zero_shot_scorer(prof.base_model_or(base_model or None), spec)
+    # Scored like the fine-tuned model (same dtype, same frozen trunk), so that the
+    # two differ by the adapters only and share the trunk states of these rows.
+    scorer = zero_shot_scorer(
+        prof.base_model_or(base_model or None),
+        spec,
+        compute_dtype=prof.qlora.compute_dtype,
+        lora_layers=prof.qlora.lora_layers if prof.qlora.cache_trunk else None,
+    )
     probs = scorer.score(df, batch_size=prof.score_batch_size, progress=True)
     write_table(scores_frame(df, probs, spec), scores_out)
     return {"n_scored": len(df), "model": scorer.name}
@@ -180,10 +187,12 @@ def train_llm_step(
 def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
     """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
     from cohortlm.bundle import load_bundle
-    from cohortlm.llm.scoring import score_table
+    from cohortlm.llm.scoring import LLMPredictor, score_table
     from cohortlm.profiles import get_profile
 
     predictor = load_bundle(bundle_dir)
+    if isinstance(predictor, LLMPredictor):
+        predictor.scorer.enable_trunk_cache()
     df = eval_rows(read_table(split_table, what="split table"), profile)
     table = score_table(predictor, df, predictor.spec, batch_size=get_profile(profile).score_batch_size)
     write_table(table, scores_out)
@@ -254,6 +263,13 @@ def evaluate_step(
     if champion_name not in model_scores:
         raise DataError("no champion to gate against: the baseline scores are missing")
     policy = load_policy(policy_path or None)
+    # Every decision is a look at the test split; the store's ledger counts them (gates.py).
+    look, digest = 1, ""
+    if model_store:
+        from cohortlm.registry import next_look, record_look, split_hash
+
+        digest = split_hash(df.index[df["split"] == policy.split])
+        look = next_look(model_store, spec.name, digest)
     decision = decide(
         labels,
         model_scores[candidate],
@@ -263,7 +279,20 @@ def evaluate_step(
         champion_name=champion_name,
         split=df["split"],
         endpoints=spec.endpoint_names,
+        look=look,
+        split_hash=digest,
     )
+    if model_store:
+        record_look(
+            model_store,
+            spec.name,
+            split=digest,
+            candidate=candidate,
+            champion=champion_name,
+            promote=decision.promote,
+            look=look,
+            alpha_look=decision.alpha_look,
+        )
 
     out = Path(out_dir)
     (out / "scores").mkdir(parents=True, exist_ok=True)
@@ -333,12 +362,14 @@ def promote_step(bundle_dir: str, model_store: str, decision_dir: str, model: st
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
         staged = copy_tree(bundle_dir, Path(tmp) / "bundle")  # inputs are never modified
         if table1.exists():
-            rows = pd.read_csv(table1)
-            rows = rows[rows["model"] == model]
-            thresholds = {
-                str(r.endpoint): float(r.threshold) for r in rows.itertuples() if pd.notna(r.threshold)
-            }
+            from cohortlm.evaluate import serving_thresholds
+
+            spec = study_from_text((Path(decision_dir) / "study.yaml").read_text())
+            # Every endpoint gets a threshold; one that could not be chosen gets the serving
+            # default, and thresholds_record.json says so (never dropped silently).
+            thresholds, record = serving_thresholds(pd.read_csv(table1), model, spec.endpoint_names)
             (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
+            (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
         version = promote(staged, model_store, decision=decision if decision.exists() else None)
     return {"model_version": version, "model_store": model_store, "model": model}
 
@@ -359,7 +390,7 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
         if pd.notna(r.auc):
             aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
     training = json.loads((Path(llm_bundle) / "bundle.json").read_text()).get("training", {})
-    tps = training.get("tokens_per_second")
+    tps = training.get("tokens_per_s")
     study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
     pushed = push_run_metrics(
         pushgateway or None,

@@ -71,7 +71,10 @@ from cohortlm import text
 from cohortlm.bundle import BUNDLE_FILE, check_feature_rows, read_bundle_metadata, write_bundle_metadata
 from cohortlm.errors import DataError, UsageError
 from cohortlm.llm.loading import (
+    COMPUTE_DTYPES,
     BaseModelRef,
+    autocast,
+    autocast_dtype,
     compute_dtype,
     load_causal_lm,
     load_tokenizer,
@@ -85,6 +88,7 @@ log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("auto", "nf4", "none")
 ANSWER_LOSSES = ("yes_no", "vocab")
+CLASS_WEIGHTS = ("none", "balanced")
 CHECKPOINT_DIR = "checkpoint"
 EMBEDDED_BASE_DIR = "base"
 # Base models up to this size travel inside the bundle (the smoke model), so the
@@ -125,6 +129,14 @@ class QLoRAConfig:
         gradient_checkpointing: recompute activations in the backward pass (saves memory).
         max_grad_norm: gradient clipping norm.
         device: ``"cpu"``, ``"cuda"``... (None: CUDA when available).
+        compute_dtype: ``"auto"`` (bf16 autocast on a CPU with native bf16, bf16
+            weights on CUDA), ``"fp32"`` or ``"bf16"``; see
+            :func:`cohortlm.llm.loading.autocast_dtype`.
+        cache_trunk: with ``lora_layers`` set, compute the frozen blocks below the
+            adapters once per patient and train through the top blocks only
+            (:mod:`cohortlm.llm.trunk`); the result equals the uncached loop.
+        class_weight: ``"none"`` or ``"balanced"`` (cases of each endpoint weighted
+            by controls/cases, see :func:`class_weights`).
     """
 
     lora_r: int = 16
@@ -147,6 +159,9 @@ class QLoRAConfig:
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
     device: str | None = None
+    compute_dtype: str = "auto"
+    cache_trunk: bool = True
+    class_weight: str = "none"
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ValueError:
@@ -182,6 +197,10 @@ class QLoRAConfig:
             raise bad("seed", "non-negative")
         if not self.max_grad_norm > 0:
             raise bad("max_grad_norm", "positive")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise bad("compute_dtype", f"one of {', '.join(COMPUTE_DTYPES)}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples as lists) for bundle metadata."""
@@ -403,22 +422,25 @@ class _Batches:
         return order[within * self.batch_size : (within + 1) * self.batch_size]
 
 
-def answer_loss(logits: Any, answers: np.ndarray, tokens: PromptTokens, kind: str) -> Any:
-    """Mean cross-entropy of the answer tokens given the logits after each question.
+def answer_loss(
+    logits: Any, answers: np.ndarray, tokens: PromptTokens, kind: str, *, reduction: str = "mean"
+) -> Any:
+    """Cross-entropy of the answer tokens given the logits after each question.
 
     Args:
         logits: ``[n, vocab]`` logits at the question ends (labelled pairs only).
         answers: ``[n]`` answer token ids (``tokens.yes_id`` or ``tokens.no_id``).
         tokens: the prompt's answer ids.
         kind: ``"yes_no"`` (over the two answers) or ``"vocab"`` (over the vocabulary).
+        reduction: ``"mean"`` or ``"none"`` (one loss per label, for weighting).
     """
     import torch
 
     y = torch.as_tensor(answers, device=logits.device)
     if kind == "vocab":
-        return torch.nn.functional.cross_entropy(logits.float(), y)
+        return torch.nn.functional.cross_entropy(logits.float(), y, reduction=reduction)
     pair = logits[:, [tokens.yes_id, tokens.no_id]].float()
-    return torch.nn.functional.cross_entropy(pair, (y == tokens.no_id).long())
+    return torch.nn.functional.cross_entropy(pair, (y == tokens.no_id).long(), reduction=reduction)
 
 
 def peak_memory_mb(device: str) -> float:
@@ -429,6 +451,114 @@ def peak_memory_mb(device: str) -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+@dataclass
+class _Setup:
+    """What the train loop needs, built once (and rebuilt identically on resume)."""
+
+    ref: BaseModelRef
+    device: str
+    rows: pd.DataFrame
+    labels: np.ndarray
+    key: str
+    model: Any
+    quant: str
+    tokens: PromptTokens
+    prefixes: list[list[int]]
+    amp: Any  # autocast dtype or None
+    split_at: int | None
+    states: list[Any] | None  # cached frozen-trunk states per training patient
+    weights: np.ndarray  # per-(patient, endpoint) loss weight
+    trunk_seconds: float
+
+
+def class_weights(labels: np.ndarray, kind: str) -> np.ndarray:
+    """Loss weight of each (patient, endpoint) label; 0 where the label is missing.
+
+    ``"balanced"`` weighs an endpoint's cases by ``n_controls / n_cases`` and
+    its controls by 1, then rescales the endpoint so that its mean weight is
+    1: rare endpoints (3-5 % cases) then get as much gradient from their
+    cases as from their controls, and no endpoint dominates the loss.
+    """
+    present = ~np.isnan(labels)
+    w = present.astype(float)
+    if kind == "none":
+        return w
+    for e in range(labels.shape[1]):
+        y = labels[present[:, e], e]
+        n_pos, n_neg = float((y >= 0.5).sum()), float((y < 0.5).sum())
+        if n_pos == 0 or n_neg == 0:
+            continue
+        col = np.where(labels[:, e] >= 0.5, n_neg / n_pos, 1.0) * present[:, e]
+        w[:, e] = col / col[present[:, e]].mean()
+    return w
+
+
+def _setup(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    config: QLoRAConfig,
+    base_model: str | Path | None,
+    progress: bool,
+) -> _Setup:
+    from cohortlm.llm import trunk
+
+    ref = resolve_base_model(base_model, spec=spec)
+    device = pick_device(config.device)
+    rows = select_training_rows(train_df, spec, config)
+    labels = spec.labels(rows).to_numpy(dtype=float)
+    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
+    key = _fingerprint(
+        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
+    )
+    _seed_everything(config.seed)
+    model, tokenizer, quant = load_for_training(ref, config, device)
+    tokens = PromptTokens.build(tokenizer, spec)
+    prefixes = tokens.encode_patients(tokenizer, texts)
+    amp = autocast_dtype(device, config.compute_dtype)
+    split_at = trunk.split_point(model, config.lora_layers) if config.cache_trunk else None
+    states, trunk_seconds = None, 0.0
+    if split_at is not None and quant == "none":
+        t0 = time.perf_counter()
+        states = trunk.cached_states(
+            model, prefixes, tokens.questions, model_sha256=ref.sha256, split_at=split_at,
+            pad_id=tokens.pad_id, device=device, amp=amp, batch_size=config.batch_size * 2,
+            progress=progress, desc="frozen trunk (training patients)",
+        )  # fmt: skip
+        trunk_seconds = time.perf_counter() - t0
+    else:
+        split_at = None
+    return _Setup(
+        ref=ref, device=device, rows=rows, labels=labels, key=key, model=model, quant=quant,
+        tokens=tokens, prefixes=prefixes, amp=amp, split_at=split_at, states=states,
+        weights=class_weights(labels, config.class_weight), trunk_seconds=trunk_seconds,
+    )  # fmt: skip
+
+
+def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
+    """Weighted answer loss of one micro-batch (through the top blocks only when the trunk is cached)."""
+    import torch
+
+    from cohortlm.llm import trunk
+
+    with autocast(s.device, s.amp):
+        if s.states is not None and s.split_at is not None:
+            logits = trunk.top_logits(
+                s.model, [s.states[i] for i in idx], [s.prefixes[i] for i in idx], s.tokens.questions,
+                split_at=s.split_at, pad_id=s.tokens.pad_id, device=s.device,
+            )  # fmt: skip
+        else:
+            logits = endpoint_logits(
+                s.model, [s.prefixes[i] for i in idx], s.tokens.questions, pad_id=s.tokens.pad_id,
+                device=s.device,
+            )  # fmt: skip
+    valid = ~np.isnan(s.labels[idx])
+    answers = np.where(s.labels[idx] >= 0.5, s.tokens.yes_id, s.tokens.no_id)[valid]
+    weights = torch.as_tensor(s.weights[idx][valid], dtype=torch.float32, device=s.device)
+    picked = logits[torch.as_tensor(valid, device=s.device)]
+    per_label = answer_loss(picked, answers, s.tokens, config.answer_loss, reduction="none")
+    return (per_label * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
 def train_qlora(
@@ -465,32 +595,17 @@ def train_qlora(
 
     out = Path(out_dir)
     spec.check_columns(train_df, need_endpoints=True, what="the training table")
-    # ---- setup: base model, data, run identity
-    ref = resolve_base_model(base_model, spec=spec)
-    device = pick_device(config.device)
-    rows = select_training_rows(train_df, spec, config)
-    labels = spec.labels(rows).to_numpy(dtype=float)
-    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
-    key = _fingerprint(
-        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
-    )
-    if resume and (out / BUNDLE_FILE).is_file():
-        meta = read_bundle_metadata(out)
-        if meta.get("training", {}).get("run_key") == key:
-            log.info("bundle %s already holds this run; not training again", out)
-            return out
+    # ---- setup: base model, data, run identity, frozen trunk
+    done = _finished_bundle(out, train_df, spec, config, base_model) if resume else None
+    if done is not None:
+        return done
     if not resume:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    s = _setup(train_df, spec, config, base_model, progress)
+    model = s.model
 
-    _seed_everything(config.seed)
-    model, tokenizer, quant = load_for_training(ref, config, device)
-    tokens = PromptTokens.build(tokenizer, spec)
-    prefixes = tokens.encode_patients(tokenizer, texts)
-    q_tokens = sum(len(q) for q in tokens.questions)
-    answer_ids = np.where(labels >= 0.5, tokens.yes_id, tokens.no_id)
-
-    batches = _Batches(len(rows), config.batch_size, config.seed)
+    batches = _Batches(len(s.rows), config.batch_size, config.seed)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -499,20 +614,24 @@ def train_qlora(
     )
     ckpt = out / CHECKPOINT_DIR
     start = (
-        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=key) if resume else 0
+        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)
+        if resume
+        else 0
     )
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, total_steps)
     n_trainable = sum(p.numel() for p in trainable)
     log.info(
-        "fine-tuning %s on %s (%s, quantization %s): %d patients x %d endpoints, %d steps, "
+        "fine-tuning %s on %s (%s, quantization %s, trunk %s): %d patients x %d endpoints, %d steps, "
         "%s trainable parameters",
-        ref.name, device, str(compute_dtype(device)).replace("torch.", ""), quant,
-        len(rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
+        s.ref.name, s.device, _dtype_name(s), s.quant,
+        f"cached below block {s.split_at}" if s.split_at is not None else "not cached",
+        len(s.rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
     )  # fmt: skip
 
     # ---- train loop
     model.train()
+    q_tokens = sum(len(q) for q in s.tokens.questions)
     bar = tqdm(total=total_steps, initial=start, desc="fine-tuning", unit="step", disable=not progress)
     n_tokens = 0
     losses: list[float] = []
@@ -522,16 +641,10 @@ def train_qlora(
         step_loss = 0.0
         for micro in range(config.grad_accum):
             idx = batches.micro_batch(step * config.grad_accum + micro)
-            valid = torch.as_tensor(~np.isnan(labels[idx]), device=device)
-            logits = endpoint_logits(
-                model, [prefixes[i] for i in idx], tokens.questions, pad_id=tokens.pad_id, device=device
-            )
-            loss = answer_loss(
-                logits[valid], answer_ids[idx][valid.cpu().numpy()], tokens, config.answer_loss
-            )
+            loss = _micro_batch_loss(s, idx, config)
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
-            n_tokens += sum(len(prefixes[i]) for i in idx) + q_tokens * len(idx)
+            n_tokens += sum(len(s.prefixes[i]) for i in idx) + q_tokens * len(idx)
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -541,25 +654,77 @@ def train_qlora(
         bar.update(1)
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < total_steps:
             save_checkpoint(
-                ckpt, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1, key=key
+                ckpt, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1, key=s.key
             )
         if on_step is not None:
             on_step(step + 1, step_loss)
     bar.close()
     elapsed = time.perf_counter() - t0
     tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
-    peak = peak_memory_mb(device)
-    memory_kind = "CUDA allocated" if device.startswith("cuda") else "RSS"
+    peak = peak_memory_mb(s.device)
     log.info(
-        "trained %d steps in %.1f s: %.0f tokens/s, peak memory %.0f MiB (%s)",
-        total_steps - start, elapsed, tokens_per_s, peak, memory_kind,
+        "trained %d steps in %.1f s (+ %.1f s frozen trunk): %.0f tokens/s, peak memory %.0f MiB (%s)",
+        total_steps - start, elapsed, s.trunk_seconds, tokens_per_s, peak,
+        "CUDA allocated" if s.device.startswith("cuda") else "RSS",
     )  # fmt: skip
+    training = {
+        "method": "qlora" if s.quant == "nf4" else "lora",
+        "config": config.to_dict(),
+        "quantization": s.quant,
+        "device": s.device,
+        "compute_dtype": _dtype_name(s),
+        "trunk_split_at": s.split_at,
+        "prompt_version": text.PROMPT_VERSION,
+        "serializer": "peft-safetensors",
+        "n_train": len(s.rows),
+        "steps": total_steps,
+        "resumed_from_step": start,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "losses": [round(v, 6) for v in losses],
+        "tokens_per_s": tokens_per_s,
+        "peak_memory_mib": peak,
+        "train_seconds": elapsed,
+        "trunk_seconds": s.trunk_seconds,
+        "trainable_parameters": n_trainable,
+        "run_key": s.key,
+    }
+    _save_bundle(out, s, spec, training)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
 
-    # ---- save the bundle
-    model.save_pretrained(str(out / ADAPTER_DIR))
-    record = ref.to_dict()
+
+def _dtype_name(s: _Setup) -> str:
+    base = str(compute_dtype(s.device)).replace("torch.", "")
+    return f"{base} weights, bf16 autocast" if s.amp is not None else base
+
+
+def _finished_bundle(
+    out: Path, train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig, base_model: str | Path | None
+) -> Path | None:
+    """``out`` when it already holds the bundle of exactly this run (same key), else None."""
+    if not (out / BUNDLE_FILE).is_file():
+        return None
+    ref = resolve_base_model(base_model, spec=spec)
+    rows = select_training_rows(train_df, spec, config)
+    labels = spec.labels(rows).to_numpy(dtype=float)
+    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
+    key = _fingerprint(
+        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
+    )
+    meta = read_bundle_metadata(out)
+    if meta.get("training", {}).get("run_key") == key:
+        log.info("bundle %s already holds this run; not training again", out)
+        return out
+    return None
+
+
+def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any]) -> None:
+    """Adapter, base-model record (small bases embedded) and bundle metadata."""
+    s.model.save_pretrained(str(out / ADAPTER_DIR))
+    record = s.ref.to_dict()
     files = [ADAPTER_DIR, BASE_MODEL_FILE]
-    base_dir = Path(ref.hf_path)
+    base_dir = Path(s.ref.hf_path)
     base_bytes = sum(f.stat().st_size for f in base_dir.rglob("*") if f.is_file())
     if base_bytes <= EMBED_BASE_MAX_BYTES:
         shutil.rmtree(out / EMBEDDED_BASE_DIR, ignore_errors=True)
@@ -567,33 +732,12 @@ def train_qlora(
         record["embedded"] = EMBEDDED_BASE_DIR
         files.append(EMBEDDED_BASE_DIR)
     (out / BASE_MODEL_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    training = {
-        "method": "qlora" if quant == "nf4" else "lora",
-        "config": config.to_dict(),
-        "quantization": quant,
-        "device": device,
-        "compute_dtype": str(compute_dtype(device)).replace("torch.", ""),
-        "prompt_version": text.PROMPT_VERSION,
-        "serializer": "peft-safetensors",
-        "n_train": len(rows),
-        "steps": total_steps,
-        "resumed_from_step": start,
-        "final_loss": losses[-1] if losses else None,
-        "first_loss": losses[0] if losses else None,
-        "tokens_per_s": tokens_per_s,
-        "peak_memory_mib": peak,
-        "train_seconds": elapsed,
-        "trainable_parameters": n_trainable,
-        "run_key": key,
-    }
     write_bundle_metadata(
         out,
         kind="llm",
-        model_name=f"{ref.name}+lora",
+        model_name=f"{s.ref.name}+lora",
         spec=spec,
         model_files=files,
         training=training,
         libraries=_LIBRARIES,
     )
-    shutil.rmtree(ckpt, ignore_errors=True)
-    return out

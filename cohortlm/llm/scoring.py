@@ -39,6 +39,7 @@ import pandas as pd
 from cohortlm import text
 from cohortlm.bundle import Predictor, check_feature_rows, clip_proba, load_bundle
 from cohortlm.errors import SpecError, UsageError
+from cohortlm.llm.loading import autocast, autocast_dtype
 from cohortlm.study import StudySpec
 
 log = logging.getLogger(__name__)
@@ -234,13 +235,42 @@ class LLMScorer:
     :meth:`from_bundle` (a fine-tuned LLM bundle).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, spec: StudySpec, *, device: str = "cpu", name: str = ""):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        spec: StudySpec,
+        *,
+        device: str = "cpu",
+        name: str = "",
+        amp: Any = None,
+        split_at: int | None = None,
+        model_sha256: str = "",
+    ):
+        """
+        Args:
+            model: a causal LM (merged adapters, or a base model).
+            tokenizer: its tokenizer.
+            spec: the study whose endpoints to score.
+            device: where to run.
+            name: a readable name for logs and progress bars.
+            amp: autocast dtype (:func:`cohortlm.llm.loading.autocast_dtype`), None for none.
+            split_at: when set (with ``model_sha256``), blocks below it are the
+                base model's own, frozen: their states come from
+                :func:`cohortlm.llm.trunk.cached_states`, shared with every
+                other scorer and fine-tune of the same base and cut.
+            model_sha256: the base model's content hash (the trunk cache key).
+        """
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
         self.name = name or type(model).__name__
         self.tokens = PromptTokens.build(tokenizer, spec)
+        self.amp = amp
+        self._trunk_split_at = split_at
+        self.split_at = split_at if model_sha256 else None
+        self.model_sha256 = model_sha256
 
     def score(
         self, df: pd.DataFrame, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
@@ -265,24 +295,51 @@ class LLMScorer:
             leave=False,
         )
         self.model.eval()
-        with torch.inference_mode():
+        states = None
+        if self.split_at is not None:
+            from cohortlm.llm.trunk import cached_states
+
+            with torch.inference_mode():
+                states = cached_states(
+                    self.model, prefixes, self.tokens.questions, model_sha256=self.model_sha256,
+                    split_at=self.split_at, pad_id=self.tokens.pad_id, device=self.device, amp=self.amp,
+                    batch_size=batch_size, progress=progress, desc=f"frozen trunk ({len(prefixes)} patients)",
+                )  # fmt: skip
+        with torch.inference_mode(), autocast(self.device, self.amp):
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                logits = endpoint_logits(
-                    self.model,
-                    [prefixes[i] for i in idx],
-                    self.tokens.questions,
-                    pad_id=self.tokens.pad_id,
-                    device=self.device,
-                )
+                batch_states = None if states is None else [states[i] for i in idx]
+                logits = self._logits([prefixes[i] for i in idx], batch_states)
                 probs[idx] = yes_probability(logits, self.tokens.yes_id, self.tokens.no_id)
                 bar.update(len(idx))
         bar.close()
         return pd.DataFrame(probs, index=df.index, columns=self.spec.endpoint_names)
 
+    def enable_trunk_cache(self) -> None:
+        """Use the shared frozen-trunk cache (for batch scoring of many patients, not serving)."""
+        self.split_at = self._trunk_split_at if self.model_sha256 else None
+
+    def _logits(self, prefixes: list[list[int]], states: list[Any] | None) -> Any:
+        if states is None or self.split_at is None:
+            return endpoint_logits(
+                self.model, prefixes, self.tokens.questions, pad_id=self.tokens.pad_id, device=self.device
+            )
+        from cohortlm.llm.trunk import top_logits
+
+        return top_logits(
+            self.model, states, prefixes, self.tokens.questions, split_at=self.split_at,
+            pad_id=self.tokens.pad_id, device=self.device,
+        )  # fmt: skip
+
     @classmethod
     def from_bundle(
-        cls, folder: str | Path, spec: StudySpec, meta: dict[str, Any], *, device: str | None = None
+        cls,
+        folder: str | Path,
+        spec: StudySpec,
+        meta: dict[str, Any],
+        *,
+        device: str | None = None,
+        cache_trunk: bool = False,
     ) -> LLMScorer:
         """Base model + the bundle's LoRA adapter (merged into the weights when not quantised)."""
         import json
@@ -310,11 +367,25 @@ class LLMScorer:
         tokenizer = load_tokenizer(ref)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         model.eval()
-        return cls(model, tokenizer, spec, device=dev, name=meta.get("model_name", ref.name))
+        training = meta.get("training", {})
+        amp = autocast_dtype(dev, training.get("config", {}).get("compute_dtype", "fp32"))
+        # The adapters sit above trunk_split_at, so the blocks below are the base model's own.
+        scorer = cls(
+            model, tokenizer, spec, device=dev, name=meta.get("model_name", ref.name), amp=amp,
+            split_at=training.get("trunk_split_at"), model_sha256=ref.sha256,
+        )  # fmt: skip
+        if not cache_trunk:
+            scorer.split_at = None
+        return scorer
 
 
 def zero_shot_scorer(
-    base_model: str | Path | None, spec: StudySpec, *, device: str | None = None
+    base_model: str | Path | None,
+    spec: StudySpec,
+    *,
+    device: str | None = None,
+    compute_dtype: str = "fp32",
+    lora_layers: int | None = None,
 ) -> LLMScorer:
     """A scorer for a base model as it is (no fine-tuning): the zero-shot mode.
 
@@ -323,13 +394,22 @@ def zero_shot_scorer(
             for the tiny random model (smoke profile).
         spec: the study whose endpoints to ask about.
         device: ``cpu``/``cuda``; picked automatically when None.
+        compute_dtype: ``auto``, ``fp32`` or ``bf16`` (the fine-tune's, so both are scored alike).
+        lora_layers: the fine-tune's adapted top blocks: when set, the blocks below
+            are computed once and shared with the fine-tuned scorer (:mod:`cohortlm.llm.trunk`).
     """
     from cohortlm.llm.loading import load_causal_lm, load_tokenizer, pick_device, resolve_base_model
+    from cohortlm.llm.trunk import split_point
 
     ref = resolve_base_model(base_model, spec=spec)
     dev = pick_device(device)
     model = load_causal_lm(ref, device=dev)
-    return LLMScorer(model, load_tokenizer(ref), spec, device=dev, name=f"{ref.name} (zero-shot)")
+    split_at = split_point(model, lora_layers)
+    return LLMScorer(
+        model, load_tokenizer(ref), spec, device=dev, name=f"{ref.name} (zero-shot)",
+        amp=autocast_dtype(dev, compute_dtype), split_at=split_at,
+        model_sha256=ref.sha256 if split_at is not None else "",
+    )  # fmt: skip
 
 
 class LLMPredictor:

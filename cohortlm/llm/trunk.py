@@ -1,0 +1,334 @@
+"""A frozen trunk computed once: the lower blocks' hidden states, reused by every top-block pass.
+
+When LoRA sits only on the top ``n`` of ``L`` transformer blocks, blocks
+``0 .. L-n-1`` are frozen and see exactly the same input in every pass: the
+zero-shot scores, every training epoch and the fine-tuned scores. Their
+output for a patient, the hidden state of every token of
+``prefix + Q1 + ... + QE`` at the split point under the block mask of
+:func:`cohortlm.llm.scoring.shared_prefix_inputs`, is therefore computed once
+(:func:`trunk_states`) and the rest of the model runs on it
+(:func:`top_logits`). On the quick profile this turns each training epoch
+and each scoring pass from a 30-block forward into a few blocks.
+
+Exactness. The top pass rebuilds the same mask and position ids and feeds the
+cached states to the very modules of the model (the model's own forward with
+its layer list cut at the split point), so the logits equal an uncached
+forward up to float rounding (a test pins scores within 1e-5). Padding rows
+are zeros: the mask never lets a real token read them.
+
+Architectures. The cut uses the decoder's ``layers`` list, ``norm`` and the
+``inputs_embeds`` entry of the model's forward, which Llama, Mistral and Qwen
+families share; a model whose forward transforms ``inputs_embeds`` (Gemma
+scales them) is not cut (:func:`can_split` says False) and runs uncached.
+
+The disk cache (:class:`TrunkCache`) keeps the states of a set of patients
+under a key made of the base model's hash, the split point, the token ids and
+the dtype, so the zero-shot and fine-tuned scoring steps (separate pipeline
+tasks) compute the eval rows' trunk once between them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Architectures whose forward passes ``inputs_embeds`` through unchanged to the first layer.
+SPLITTABLE = frozenset(
+    {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM"}
+)
+#: Keep at most this many bytes of cached trunk states on disk (oldest entries go first).
+DISK_BUDGET_BYTES = int(os.environ.get("COHORTLM_TRUNK_CACHE_BYTES", 8 * 2**30))
+
+
+def _causal_lm(model: Any) -> Any:
+    """The HF causal LM inside a PEFT wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def can_split(model: Any) -> bool:
+    """Whether :func:`trunk_states` / :func:`top_logits` can cut this model's layer stack."""
+    lm = _causal_lm(model)
+    decoder = getattr(lm, "model", None)
+    return (
+        type(lm).__name__ in SPLITTABLE
+        and decoder is not None
+        and hasattr(decoder, "layers")
+        and hasattr(decoder, "norm")
+    )
+
+
+def num_layers(model: Any) -> int:
+    """Transformer blocks in the model."""
+    return len(_causal_lm(model).model.layers)
+
+
+@contextlib.contextmanager
+def _cut(model: Any, start: int, stop: int | None, *, keep_norm: bool) -> Iterator[Any]:
+    """Temporarily leave only blocks ``start:stop`` in the decoder (and optionally drop its final norm)."""
+    import torch
+
+    lm = _causal_lm(model)
+    decoder = lm.model
+    layers, norm = decoder.layers, decoder.norm
+    decoder.layers = torch.nn.ModuleList(list(layers)[start:stop])
+    if not keep_norm:
+        decoder.norm = torch.nn.Identity()
+    try:
+        yield lm
+    finally:
+        decoder.layers, decoder.norm = layers, norm
+
+
+def trunk_states(
+    model: Any,
+    prefixes: Sequence[Sequence[int]],
+    questions: Sequence[Sequence[int]],
+    *,
+    split_at: int,
+    pad_id: int,
+    device: str = "cpu",
+) -> list[Any]:
+    """Hidden states after block ``split_at - 1`` for each patient (no grad).
+
+    Returns:
+        One float tensor ``[len(prefix) + sum(len(q)), hidden]`` per patient, on the CPU,
+        holding the real (unpadded) tokens of ``prefix + Q1 + ... + QE``.
+    """
+    import torch
+
+    from cohortlm.llm.scoring import shared_prefix_inputs
+
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
+    inputs.pop("logits_to_keep")
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    n_p = max(len(p) for p in prefixes)
+    with torch.no_grad(), _cut(model, 0, split_at, keep_norm=False) as lm:
+        hidden = lm.model(**inputs, use_cache=False).last_hidden_state
+    hidden = hidden.detach().to("cpu")
+    return [hidden[i, n_p - len(p) :].clone() for i, p in enumerate(prefixes)]
+
+
+def top_logits(
+    model: Any,
+    states: Sequence[Any],
+    prefixes: Sequence[Sequence[int]],
+    questions: Sequence[Sequence[int]],
+    *,
+    split_at: int,
+    pad_id: int,
+    device: str = "cpu",
+) -> Any:
+    """Logits after each question from cached trunk states: blocks ``split_at:``, norm and LM head.
+
+    Args:
+        model: the same model :func:`trunk_states` ran (with or without LoRA on the top blocks).
+        states: the cached states of these patients, as :func:`trunk_states` returned them.
+        prefixes: the patients' token ids (for lengths, mask and positions).
+        questions: E question token-id lists.
+        split_at: the block the states feed into.
+        pad_id: pad token id.
+        device: where to run.
+
+    Returns:
+        ``[B, E, vocab]`` logits, differentiable through the top blocks when grads are on.
+    """
+    import torch
+
+    from cohortlm.llm.scoring import shared_prefix_inputs
+
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
+    ids = inputs.pop("input_ids")
+    n_b, width = ids.shape
+    n_p = max(len(p) for p in prefixes)
+    hidden = torch.zeros((n_b, width, states[0].shape[-1]), dtype=dtype)
+    for i, (s, p) in enumerate(zip(states, prefixes, strict=True)):
+        if s.shape[0] != len(p) + width - n_p:
+            raise ValueError("cached trunk states do not match the patient's tokens; rebuild the cache")
+        hidden[i, n_p - len(p) :] = s.to(dtype)
+    inputs = {k: v.to(device) for k, v in inputs.items()}
+    with _cut(model, split_at, None, keep_norm=True) as lm:
+        out = lm(inputs_embeds=hidden.to(device), **inputs, use_cache=False)
+    return out.logits
+
+
+def split_point(model: Any, lora_layers: int | None) -> int | None:
+    """Where to cut for LoRA on the top ``lora_layers`` blocks; None when caching does not apply."""
+    if lora_layers is None or not can_split(model):
+        return None
+    n = num_layers(model)
+    return n - lora_layers if 0 < lora_layers < n else None
+
+
+# ---------------------------------------------------------------------------- disk cache
+
+
+def cache_key(*, model_sha256: str, split_at: int, dtype: str, prefixes: Sequence[Sequence[int]],
+              questions: Sequence[Sequence[int]]) -> str:  # fmt: skip
+    """Content key of a set of trunk states: model bytes, cut, dtype and every token id."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"model": model_sha256, "split_at": split_at, "dtype": dtype}).encode())
+    digest.update(json.dumps([list(q) for q in questions]).encode())
+    for p in prefixes:
+        digest.update(np.asarray(p, dtype=np.int64).tobytes() + b"|")
+    return digest.hexdigest()[:32]
+
+
+class TrunkCache:
+    """Trunk states of patient sets on disk (safetensors), content-addressed, bounded in size.
+
+    Writes go to a temporary file renamed into place, so two tasks computing the
+    same entry at once, or a task killed mid-write, never leave a torn file.
+    """
+
+    def __init__(self, root: Path, *, budget_bytes: int = DISK_BUDGET_BYTES):
+        self.root = Path(root)
+        self.budget_bytes = budget_bytes
+
+    @classmethod
+    def default(cls) -> TrunkCache:
+        """The cache beside the model cache: ``$COHORTLM_CACHE/trunk`` or ``~/.cache/cohortlm/trunk``."""
+        from cohortlm.llm.loading import cache_root
+
+        return cls(cache_root().parent / "trunk")
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.safetensors"
+
+    def load(self, key: str) -> list[Any] | None:
+        """The cached states for ``key``, or None."""
+        from safetensors.torch import load_file
+
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            data = load_file(str(path))
+        except Exception as exc:  # a torn or foreign file: recompute
+            log.warning("ignoring unreadable trunk cache entry %s (%s)", path.name, type(exc).__name__)
+            return None
+        flat, offsets = data["states"], data["offsets"].tolist()
+        os.utime(path)  # least recently used goes first
+        return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+    def save(self, key: str, states: Sequence[Any]) -> None:
+        """Store ``states`` under ``key`` (atomic), then trim the cache to its budget."""
+        import torch
+        from safetensors.torch import save_file
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        offsets = np.concatenate([[0], np.cumsum([s.shape[0] for s in states])]).astype(np.int64)
+        tmp = self.root / f".{key}.{os.getpid()}.tmp"
+        save_file(
+            {"states": torch.cat(list(states)).contiguous(), "offsets": torch.from_numpy(offsets)}, str(tmp)
+        )
+        tmp.replace(self.path(key))
+        self._trim()
+
+    def _trim(self) -> None:
+        entries = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+        total = 0
+        for entry in entries:
+            total += entry.stat().st_size
+            if total > self.budget_bytes:
+                entry.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def compute_states(
+    model: Any,
+    prefixes: Sequence[Sequence[int]],
+    questions: Sequence[Sequence[int]],
+    *,
+    split_at: int,
+    pad_id: int,
+    device: str,
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "frozen trunk",
+) -> list[Any]:
+    """:func:`trunk_states` for many patients, in length-sorted batches (less padding), in input order."""
+    from tqdm.auto import tqdm
+
+    order = np.argsort([len(p) for p in prefixes], kind="stable")
+    states: list[Any] = [None] * len(prefixes)
+    t0 = time.perf_counter()
+    with tqdm(total=len(prefixes), desc=desc, unit="patient", disable=not progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, s in zip(
+                idx,
+                trunk_states(
+                    model, [prefixes[i] for i in idx], questions, split_at=split_at, pad_id=pad_id,
+                    device=device,
+                ),
+                strict=True,
+            ):  # fmt: skip
+                states[i] = s
+            bar.update(len(idx))
+    log.info(
+        "frozen trunk (blocks 0-%d) for %d patients in %.1f s", split_at - 1, len(prefixes),
+        time.perf_counter() - t0,
+    )  # fmt: skip
+    return states
+
+
+def cached_states(
+    model: Any,
+    prefixes: Sequence[Sequence[int]],
+    questions: Sequence[Sequence[int]],
+    *,
+    model_sha256: str,
+    split_at: int,
+    pad_id: int,
+    device: str,
+    amp: Any,
+    batch_size: int,
+    cache: TrunkCache | None = None,
+    progress: bool = False,
+    desc: str = "frozen trunk",
+) -> list[Any]:
+    """The trunk states of these patients from the disk cache, computing (and storing) them when absent.
+
+    Args:
+        amp: the autocast dtype the trunk runs under (None: the weights' dtype); part of the key.
+        cache: where to look and store (default :meth:`TrunkCache.default`).
+    """
+    from cohortlm.llm.loading import autocast
+
+    store = cache if cache is not None else TrunkCache.default()
+    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    key = cache_key(
+        model_sha256=model_sha256, split_at=split_at, dtype=f"{dtype}/{amp}", prefixes=prefixes,
+        questions=questions,
+    )  # fmt: skip
+    found = store.load(key)
+    if found is not None and len(found) == len(prefixes):
+        log.info("frozen trunk states of %d patients from the cache (%s)", len(found), key[:12])
+        return found
+    with autocast(device, amp):
+        states = compute_states(
+            model, prefixes, questions, split_at=split_at, pad_id=pad_id, device=device,
+            batch_size=batch_size, progress=progress, desc=desc,
+        )  # fmt: skip
+    try:
+        store.save(key, states)
+    except OSError as exc:  # a full or read-only cache costs time later, not this run
+        log.warning("could not store frozen trunk states (%s); continuing without the cache", exc)
+    return states
