@@ -21,7 +21,19 @@ Table 1 follows seed 000: the decision threshold is chosen on the validation
 split (Youden's J by default) and applied unchanged to the test split, where
 sensitivity, specificity, PPV, NPV, precision, recall, F1 and accuracy are
 counted; a patient is predicted a case when ``score >= threshold``. AUC (with
-DeLong CI) and Brier score are computed on the test split.
+the logit-transformed DeLong CI, :func:`cohortlm.stats.delong.auc_interval`) and
+Brier score are computed on the test split.
+
+Thresholds on few cases: the RA study's validation split has 102 patients, so a
+3.4 % endpoint has about 3 cases there. When the threshold split holds fewer
+than ``threshold_min_cases`` cases (or controls) of an endpoint and the model
+has scores for labelled rows of ``threshold_fallback_split`` (the training
+split: the baseline scores it; an LLM run scores only validation and test), the
+threshold is chosen on both splits pooled. Where the threshold came from is
+stated per endpoint and model (``threshold_source`` in Table 1, and
+:attr:`Evaluation.thresholds`); a threshold that cannot be chosen at all is NaN
+in Table 1 and named in the notes, and :func:`serving_thresholds` writes the
+serving default for it with the reason, never leaving it out silently.
 """
 
 from __future__ import annotations
@@ -51,8 +63,11 @@ __all__ = [
     "endpoint_arrays",
     "evaluate",
     "roc_points",
+    "serving_thresholds",
     "threshold_metrics",
 ]
+
+DEFAULT_SERVING_THRESHOLD = 0.5
 
 THRESHOLD_METHODS: tuple[str, ...] = ("youden", "closest_topleft", "max_f1")
 
@@ -78,6 +93,7 @@ TABLE1_COLUMNS: tuple[str, ...] = (
     "fp",
     "tn",
     "fn",
+    "threshold_source",
 )
 
 
@@ -350,6 +366,8 @@ class Evaluation:
         eval_split: The split the metrics were computed on.
         conf_level: Level of the AUC intervals.
         notes: Warnings in words (e.g. an endpoint with one class in a split).
+        thresholds: Per endpoint and model, the threshold and where it was chosen
+            (``endpoint``, ``model``, ``threshold``, ``source``, ``n``, ``n_cases``).
     """
 
     table1: pd.DataFrame
@@ -360,6 +378,7 @@ class Evaluation:
     eval_split: str | None = "test"
     conf_level: float = 0.95
     notes: list[str] = field(default_factory=list)
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: Table 1 rows, calibration bins, settings and notes (ROC points left out)."""
@@ -375,6 +394,7 @@ class Evaluation:
             "conf_level": self.conf_level,
             "table1": rows,
             "calibration": calib,
+            "thresholds": [{k: _clean(v) for k, v in t.items()} for t in self.thresholds],
             "notes": list(self.notes),
         }
 
@@ -399,6 +419,8 @@ def evaluate(
     eval_split: str = "test",
     conf_level: float = 0.95,
     n_bins: int = 10,
+    threshold_min_cases: int = 20,
+    threshold_fallback_split: str | None = "train",
 ) -> Evaluation:
     """Table 1, ROC and calibration for every endpoint and model.
 
@@ -413,6 +435,10 @@ def evaluate(
         eval_split: Split on which metrics are computed.
         conf_level: Level of the AUC confidence intervals.
         n_bins: Calibration bins.
+        threshold_min_cases: Fewest cases (and controls) of an endpoint on
+            ``threshold_split`` before the fallback split is pooled in.
+        threshold_fallback_split: The split pooled in when the threshold split has
+            too few cases and the model scored it; None never pools.
 
     Returns:
         An :class:`Evaluation`.
@@ -443,21 +469,55 @@ def evaluate(
     method_name = threshold_method if isinstance(threshold_method, str) else f"fixed {threshold_method:g}"
 
     rows: list[dict[str, Any]] = []
+    thresholds: list[dict[str, Any]] = []
     roc: dict[tuple[str, str], pd.DataFrame] = {}
     calib: dict[tuple[str, str], pd.DataFrame] = {}
     for ep in eps:
         for model, frame in scores.items():
             y_fit, s_fit = endpoint_arrays(labels, frame, ep, model=model, rows=fit_rows)
             y_ev, s_ev = endpoint_arrays(labels, frame, ep, model=model, rows=eval_rows)
+            source = fit_name or "evaluated rows"
+            few = min(int(y_fit.sum()), int(y_fit.size - y_fit.sum())) < threshold_min_cases
+            if few and split is not None and threshold_fallback_split and isinstance(threshold_method, str):
+                extra = _scored_rows(labels, frame, ep, split, threshold_fallback_split)
+                if extra is not None and len(extra):
+                    y_x, s_x = endpoint_arrays(labels, frame, ep, model=model, rows=extra)
+                    y_fit, s_fit = np.concatenate([y_fit, y_x]), np.concatenate([s_fit, s_x])
+                    source = f"{fit_name}+{threshold_fallback_split}"
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DeLongWarning)
                 thr = choose_threshold(y_fit, s_fit, method=threshold_method)
-                auc = auc_ci(y_ev, s_ev, conf_level=conf_level)
+                auc = auc_ci(y_ev, s_ev, conf_level=conf_level, method="logit")
                 points = roc_points(y_ev, s_ev)
             for w in caught:
                 where = f"{ep}/{model}"
                 notes.append(f"{where}: {w.message}")
             tm = threshold_metrics(y_ev, s_ev, thr)
+            fit_cases = int(y_fit.sum())
+            if math.isnan(thr):
+                source = "none"
+                notes.append(
+                    f"{ep}/{model}: no threshold could be chosen ({fit_cases} case(s) among {y_fit.size} "
+                    f"patient(s) on {fit_name or 'the evaluated rows'}); Table 1 shows none"
+                )
+            elif (
+                isinstance(threshold_method, str)
+                and min(fit_cases, y_fit.size - fit_cases) < threshold_min_cases
+            ):
+                notes.append(
+                    f"{ep}/{model}: threshold chosen on {fit_cases} case(s) among {y_fit.size} patient(s) "
+                    f"({source}); fewer than {threshold_min_cases}, so it is unstable"
+                )
+            thresholds.append(
+                {
+                    "endpoint": ep,
+                    "model": model,
+                    "threshold": thr,
+                    "source": source,
+                    "n": int(y_fit.size),
+                    "n_cases": fit_cases,
+                }
+            )
             if ((s_ev < 0) | (s_ev > 1)).any():
                 notes.append(f"{ep}/{model}: scores are not probabilities in [0, 1]; no Brier score")
                 brier = math.nan
@@ -486,6 +546,7 @@ def evaluate(
                     "fp": tm.fp,
                     "tn": tm.tn,
                     "fn": tm.fn,
+                    "threshold_source": source,
                 }
             )
             roc[(ep, model)] = points
@@ -501,4 +562,60 @@ def evaluate(
         eval_split=eval_name,
         conf_level=conf_level,
         notes=notes,
+        thresholds=thresholds,
     )
+
+
+def _scored_rows(
+    labels: pd.DataFrame, frame: pd.DataFrame, ep: str, split: pd.Series, name: str
+) -> pd.Index | None:
+    """Labelled rows of split ``name`` that the model has a score for (None when it scored none)."""
+    rows = split.index[split.astype(str) == name]
+    if ep not in labels.columns or ep not in frame.columns:
+        return None
+    labelled = labels.loc[labels.index.isin(rows), ep].dropna().index
+    scored = frame.index[frame[ep].notna()] if frame.index.is_unique else pd.Index([])
+    keep = labelled.intersection(scored)
+    return keep if len(keep) else None
+
+
+def serving_thresholds(
+    table1: pd.DataFrame, model: str, endpoints: Sequence[str]
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """The thresholds a promoted bundle serves with, for every endpoint, and where each came from.
+
+    Args:
+        table1: Table 1 (:data:`TABLE1_COLUMNS`; ``threshold_source`` may be absent in old tables).
+        model: The promoted model's name in Table 1.
+        endpoints: Every endpoint the model predicts.
+
+    Returns:
+        ``(thresholds, record)``: a threshold for every endpoint (``thresholds.json``,
+        the server's format) and per endpoint ``threshold``, ``source`` and ``reason``
+        (``thresholds_record.json``). An endpoint whose threshold is NaN or missing gets
+        the serving default 0.5 with ``source: "default"`` and the reason in words.
+    """
+    rows = table1[table1["model"] == model].set_index("endpoint") if len(table1) else table1
+    thresholds: dict[str, float] = {}
+    record: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        value = float(rows.loc[ep, "threshold"]) if ep in rows.index else math.nan
+        source = (
+            str(rows.loc[ep, "threshold_source"])
+            if "threshold_source" in rows.columns and ep in rows.index
+            else "validation"
+        )
+        if math.isfinite(value):
+            thresholds[ep] = value
+            record[ep] = {"threshold": value, "source": source, "reason": f"chosen on {source}"}
+        else:
+            thresholds[ep] = DEFAULT_SERVING_THRESHOLD
+            why = (
+                "not in Table 1" if ep not in rows.index else "no threshold could be chosen (one class only)"
+            )
+            record[ep] = {
+                "threshold": DEFAULT_SERVING_THRESHOLD,
+                "source": "default",
+                "reason": f"{why}; the serving default {DEFAULT_SERVING_THRESHOLD} is used",
+            }
+    return thresholds, record
