@@ -142,7 +142,14 @@ def score_zero_shot_step(
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
     df = eval_rows(read_table(split_table, what="split table"), profile)
-    scorer = zero_shot_scorer(prof.base_model_or(base_model or None), spec)
+    # Scored like the fine-tuned model (same dtype, same frozen trunk), so that the
+    # two differ by the adapters only and share the trunk states of these rows.
+    scorer = zero_shot_scorer(
+        prof.base_model_or(base_model or None),
+        spec,
+        compute_dtype=prof.qlora.compute_dtype,
+        lora_layers=prof.qlora.lora_layers if prof.qlora.cache_trunk else None,
+    )
     probs = scorer.score(df, batch_size=prof.score_batch_size, progress=True)
     write_table(scores_frame(df, probs, spec), scores_out)
     return {"n_scored": len(df), "model": scorer.name}
@@ -180,10 +187,12 @@ def train_llm_step(
 def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
     """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
     from cohortlm.bundle import load_bundle
-    from cohortlm.llm.scoring import score_table
+    from cohortlm.llm.scoring import LLMPredictor, score_table
     from cohortlm.profiles import get_profile
 
     predictor = load_bundle(bundle_dir)
+    if isinstance(predictor, LLMPredictor):
+        predictor.scorer.enable_trunk_cache()
     df = eval_rows(read_table(split_table, what="split table"), profile)
     table = score_table(predictor, df, predictor.spec, batch_size=get_profile(profile).score_batch_size)
     write_table(table, scores_out)
@@ -387,7 +396,7 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
         if pd.notna(r.auc):
             aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
     training = json.loads((Path(llm_bundle) / "bundle.json").read_text()).get("training", {})
-    tps = training.get("tokens_per_second")
+    tps = training.get("tokens_per_s")
     study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
     pushed = push_run_metrics(
         pushgateway or None,
