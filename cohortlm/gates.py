@@ -255,10 +255,6 @@ class GatePolicy:
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<policy>") -> GatePolicy:
         """Build a policy from a mapping; unknown keys are errors.
 
-        A ``margin`` without a ``margin_rule``, or a ``brier_margin`` without
-        ``calibration: brier_margin``, is an error too: the meaning of those keys
-        changed with the second default policy, and a policy must say which it means.
-
         Args:
             data: Keys as the attributes; missing keys take the defaults.
             source: Where the mapping came from, for error messages.
@@ -275,16 +271,6 @@ class GatePolicy:
                 f"{source}: unknown policy key(s) {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
-        if "margin" in data and "margin_rule" not in data:
-            raise SpecError(
-                f"{source}: 'margin' needs 'margin_rule': absolute (the margin in AUC units on every "
-                "endpoint, the first default's meaning) or cases (scaled to each endpoint's case count)"
-            )
-        if "brier_margin" in data and data.get("calibration") != "brier_margin":
-            raise SpecError(
-                f"{source}: 'brier_margin' applies only with 'calibration: brier_margin' "
-                "(the default, calibration: test, tests calibration instead)"
-            )
         values = dict(data)
         for key in ("primary", "slope_range"):
             if isinstance(values.get(key), list):
@@ -300,6 +286,10 @@ class GatePolicy:
     def from_yaml(cls, path: str | Path) -> GatePolicy:
         """Load a policy from a YAML file (a top-level ``policy:`` key is optional).
 
+        A ``margin`` without a ``margin_rule``, or a ``brier_margin`` without
+        ``calibration: brier_margin``, is an error: the meaning of those keys changed
+        with the second default policy, and a policy file must say which it means.
+
         Raises:
             SpecError: If the file is missing, is not YAML, or a key is unknown or invalid.
         """
@@ -314,6 +304,17 @@ class GatePolicy:
             raw = {}
         if isinstance(raw, Mapping) and set(raw) == {"policy"}:
             raw = raw["policy"]
+        if isinstance(raw, Mapping):
+            if "margin" in raw and "margin_rule" not in raw:
+                raise SpecError(
+                    f"{p}: 'margin' needs 'margin_rule': absolute (the margin in AUC units on every "
+                    "endpoint, the first default's meaning) or cases (scaled to each endpoint's case count)"
+                )
+            if "brier_margin" in raw and raw.get("calibration") != "brier_margin":
+                raise SpecError(
+                    f"{p}: 'brier_margin' applies only with 'calibration: brier_margin' "
+                    "(the default, calibration: test, tests calibration instead)"
+                )
         return cls.from_dict(raw, source=str(p))
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""GatePolicy validation and the gate's decisions, per DESIGN.md's Gates."""
+"""GatePolicy validation, the gate's rule on constructed cases, and decide() on data (DESIGN.md, Gates)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,57 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cohortlm.errors import SpecError
-from cohortlm.gates import Decision, GatePolicy, decide, default_policy_path, load_policy
+from cohortlm.errors import SpecError, UsageError
+from cohortlm.gates import (
+    Decision,
+    GatePolicy,
+    alpha_for_look,
+    apply_policy,
+    decide,
+    default_policy_path,
+    endpoint_margins,
+    legacy_policy_path,
+    load_policy,
+)
 from cohortlm.stats import delong_test, holm
 
+EPS = ["a", "b", "c"]
 
-def test_default_policy_file_matches_the_design() -> None:
+
+def test_default_policy_file_is_the_dataclass_default() -> None:
     p = load_policy()
     assert p == GatePolicy()
-    assert (p.alpha, p.margin, p.min_superior, p.adjustment, p.conf_level) == (0.05, 0.02, 1, "holm", 0.95)
+    assert (p.alpha, p.ni_level, p.calibration_level, p.min_superior) == (0.05, 0.05, 0.05, 1)
+    assert (p.margin_rule, p.calibration, p.alpha_spending, p.max_looks, p.min_cases) == (
+        "cases",
+        "test",
+        "inverse_square",
+        20,
+        30,
+    )
     assert default_policy_path().is_file()
+    old = load_policy(legacy_policy_path())
+    assert (old.margin, old.margin_rule, old.ni_level, old.calibration, old.alpha_spending) == (
+        0.02,
+        "absolute",
+        0.025,
+        "brier_margin",
+        "none",
+    )
 
 
 @pytest.mark.parametrize(
     ("data", "match"),
     [
         ({"alpha": 1.5}, "'alpha' must be in"),
-        ({"margin": -0.1}, "'margin' must be ≥ 0"),
+        ({"margin": -0.1, "margin_rule": "absolute"}, "'margin' must be ≥ 0"),
         ({"min_superior": 1.5}, "'min_superior' must be a whole number"),
+        ({"min_cases": 1}, "'min_cases' must be a whole number ≥ 2"),
         ({"adjustment": "bonferroni"}, "'adjustment' must be one of holm, bh, none"),
+        ({"alpha_spending": "pocock"}, "'alpha_spending' must be one of"),
+        ({"max_looks": None}, "'max_looks' must be a whole number ≥ 1 unless"),
+        ({"slope_range": [1.1, 1.2]}, "'slope_range' must satisfy"),
+        ({"primary": "a"}, "'primary' must be a list"),
         ({"conf_level": "high"}, "'conf_level' must be a finite number"),
         ({"alfa": 0.05}, "unknown policy key"),
     ],
@@ -38,11 +70,22 @@ def test_policy_errors_name_the_key(data: dict, match: str) -> None:
         GatePolicy.from_dict(data, source="p.yaml")
 
 
-def test_policy_from_yaml(tmp_path: Path) -> None:
+def test_policy_file_must_say_what_an_old_key_means(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("policy:\n  alpha: 0.01\n  min_superior: 2\n")
+    path.write_text("margin: 0.02\n")
+    with pytest.raises(SpecError, match="'margin' needs 'margin_rule'"):
+        GatePolicy.from_yaml(path)
+    path.write_text("brier_margin: 0.01\n")
+    with pytest.raises(SpecError, match="applies only with 'calibration: brier_margin'"):
+        GatePolicy.from_yaml(path)
+
+
+def test_policy_from_yaml_and_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("policy:\n  alpha: 0.01\n  primary: [a, b]\n  margins: {c: 0.1}\n")
     p = GatePolicy.from_yaml(path)
-    assert p.alpha == 0.01 and p.min_superior == 2 and p.margin == 0.02
+    assert p.alpha == 0.01 and p.primary == ("a", "b") and p.margins == {"c": 0.1}
+    assert GatePolicy.from_dict(json.loads(json.dumps(p.to_dict()))) == p
     path.write_text("alpha: [\n")
     with pytest.raises(SpecError, match="not valid YAML"):
         GatePolicy.from_yaml(path)
@@ -50,83 +93,236 @@ def test_policy_from_yaml(tmp_path: Path) -> None:
         GatePolicy.from_yaml(tmp_path / "missing.yaml")
 
 
+# ----------------------------------------------------------------------------- the rule, constructed
+
+
+def _stats(delta, se, cases=(500, 500, 500), controls=(1500, 1500, 1500), citl=0.0, slope=1.0, se_cal=0.05):
+    k = len(delta)
+    row = lambda v: np.array([v if np.ndim(v) else [v] * k], dtype=float).reshape(1, k)  # noqa: E731
+    return {
+        "n_cases": row(list(cases)),
+        "n_controls": row(list(controls)),
+        "auc_candidate": 0.75 + row(list(delta)),
+        "auc_champion": row(0.75),
+        "var_delta": row([s * s for s in se]),
+        "citl": row(citl),
+        "se_citl": row(se_cal),
+        "slope": row(slope),
+        "se_slope": row(se_cal),
+        "brier_candidate": row(0.1),
+        "brier_champion": row(0.1),
+    }
+
+
+def test_superiority_needs_the_spent_alpha_of_the_look() -> None:
+    p = GatePolicy()
+    # z = 2.5 on one endpoint: Holm's p = 3 × 0.0062 = 0.019, below α_1 = 0.0313, above α_2 = 0.0078.
+    st = _stats([0.025, 0.0, 0.0], [0.01, 0.01, 0.01])
+    assert apply_policy(st, p, EPS, look=1).promote[0]
+    assert not apply_policy(st, p, EPS, look=2).promote[0]  # α_2 = α_1 / 4
+    # With no spending every look gets the full α.
+    assert apply_policy(st, GatePolicy(alpha_spending="none", max_looks=None), EPS, look=5).promote[0]
+
+
+def test_alpha_spending_sums_to_alpha_over_the_budget() -> None:
+    p = GatePolicy()
+    levels = [alpha_for_look(p, k) for k in range(1, 21)]
+    assert sum(levels) == pytest.approx(0.05)
+    assert levels[0] == pytest.approx(0.05 / sum(1 / j**2 for j in range(1, 21)))
+    assert alpha_for_look(p, 21) == 0.0
+    assert alpha_for_look(GatePolicy(alpha_spending="bonferroni"), 3) == pytest.approx(0.0025)
+    with pytest.raises(UsageError):
+        alpha_for_look(p, 0)
+
+
+def test_look_past_the_budget_refuses() -> None:
+    st = _stats([0.1, 0.1, 0.1], [0.01, 0.01, 0.01])
+    assert not apply_policy(st, GatePolicy(max_looks=3), EPS, look=4).promote[0]
+
+
+def test_primary_endpoints_only_are_tested_for_superiority() -> None:
+    st = _stats([0.0, 0.05, 0.0], [0.01, 0.01, 0.01])
+    assert apply_policy(st, GatePolicy(), EPS).promote[0]
+    out = apply_policy(st, GatePolicy(primary=("a",)), EPS)
+    assert not out.superior[0, 1] and not out.promote[0] and math.isnan(out.p_better_adjusted[0, 1])
+
+
+def test_non_inferiority_at_one_sided_alpha_with_the_margin() -> None:
+    p = GatePolicy(margin=0.03, margin_rule="absolute")
+    # Lower bound Δ − 1.645·SE: −0.01 − 0.0164 = −0.0264 ≥ −0.03 passes; SE 0.0125 gives −0.0306.
+    ok = apply_policy(_stats([0.05, -0.01, 0.0], [0.01, 0.01, 0.01]), p, EPS)
+    assert ok.non_inferior[0, 1] and ok.promote[0]
+    assert ok.ni_lower[0, 1] == pytest.approx(-0.01 - 1.6448536 * 0.01)
+    bad = apply_policy(_stats([0.05, -0.01, 0.0], [0.01, 0.0125, 0.01]), p, EPS)
+    assert not bad.non_inferior[0, 1] and not bad.promote[0]
+
+
+def test_case_scaled_margins() -> None:
+    p = GatePolicy()
+    m = endpoint_margins(
+        p, ["x", "y", "z"], np.array([[77.0, 1061.0, 100.0]]), np.array([[2186.0, 1202.0, 1e9]])
+    )
+    n_eff = 1061 * 1202 / 2263
+    assert m[0, 0] == pytest.approx(0.085)  # capped at margin_max
+    assert m[0, 1] == pytest.approx(0.08 * math.sqrt(100 / n_eff))
+    assert m[0, 2] == pytest.approx(0.08, rel=1e-6)
+    over = endpoint_margins(
+        GatePolicy(margins={"y": 0.01}), ["x", "y", "z"], [[77, 1061, 100]], [[2186, 1202, 9]]
+    )
+    assert over[0, 1] == 0.01
+
+
+def test_significantly_worse_blocks_even_within_the_margin() -> None:
+    st = _stats([0.05, -0.03, 0.0], [0.01, 0.008, 0.01])
+    out = apply_policy(st, GatePolicy(margin=0.10, margin_rule="absolute"), EPS)
+    assert out.non_inferior[0, 1] and out.worse[0, 1] and not out.promote[0]
+
+
+def test_calibration_test_blocks_only_when_shown_outside_the_tolerance() -> None:
+    p = GatePolicy()
+    # 2x the risk of a rare outcome: CITL ≈ −0.69 with SE 0.12 — shown beyond −0.2.
+    bad = apply_policy(_stats([0.05, 0.05, 0.05], [0.01] * 3, citl=[0.0, -0.69, 0.0], se_cal=0.12), p, EPS)
+    assert not bad.calibration_ok[0, 1] and not bad.promote[0]
+    # A small miscalibration measured precisely is within the tolerance: not blocked.
+    mild = apply_policy(_stats([0.05, 0.05, 0.05], [0.01] * 3, citl=-0.1, slope=0.9, se_cal=0.01), p, EPS)
+    assert mild.calibration_ok.all() and mild.promote[0]
+    # A slope shown to be too low blocks.
+    flat = apply_policy(_stats([0.05, 0.05, 0.05], [0.01] * 3, slope=[1.0, 1.0, 0.5], se_cal=0.05), p, EPS)
+    assert not flat.calibration_ok[0, 2]
+
+
+def test_brier_margin_rule_of_the_first_default() -> None:
+    st = _stats([0.05, 0.05, 0.05], [0.01] * 3)
+    st["brier_candidate"] = np.array([[0.1, 0.125, 0.1]])
+    p = load_policy(legacy_policy_path())
+    out = apply_policy(st, p, EPS)
+    assert list(out.calibration_ok[0]) == [True, False, True] and not out.promote[0]
+
+
+def test_small_sample_endpoint_is_insufficient_never_better_or_worse() -> None:
+    st = _stats([0.05, -0.2, 0.3], [0.01, 0.01, 0.01], cases=(500, 12, 25))
+    out = apply_policy(st, GatePolicy(), EPS)
+    assert list(out.insufficient[0]) == [False, True, True]
+    assert not out.superior[0, 1:].any() and not out.worse[0, 1:].any()
+    assert out.promote[0]  # excluded, and the rest promotes
+    assert not apply_policy(st, GatePolicy(insufficient="block"), EPS).promote[0]
+    # Holm counts only the assessed endpoints.
+    assert out.p_better_adjusted[0, 0] == pytest.approx(out.p_better[0, 0])
+
+
+def test_vectorised_rule_matches_row_by_row() -> None:
+    rng = np.random.default_rng(0)
+    r, k = 50, 3
+    st = {
+        "n_cases": rng.integers(10, 400, (r, k)).astype(float),
+        "n_controls": np.full((r, k), 1500.0),
+        "auc_candidate": 0.75 + rng.normal(0, 0.02, (r, k)),
+        "auc_champion": np.full((r, k), 0.75),
+        "var_delta": rng.uniform(0.005, 0.02, (r, k)) ** 2,
+        "citl": rng.normal(0, 0.2, (r, k)),
+        "se_citl": np.full((r, k), 0.1),
+        "slope": rng.normal(1, 0.1, (r, k)),
+        "se_slope": np.full((r, k), 0.05),
+    }
+    whole = apply_policy(st, GatePolicy(), EPS).promote
+    rows = [
+        apply_policy({key: v[i : i + 1] for key, v in st.items()}, GatePolicy(), EPS).promote[0]
+        for i in range(r)
+    ]
+    assert list(whole) == rows
+
+
+# ----------------------------------------------------------------------------- decide() on data
+
+
 def _data(
-    gains: dict[str, float], n: int = 1500, seed: int = 0
+    gains: dict[str, float], n: int = 1500, seed: int = 0, prevalence: float = 0.5
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Labels and two models' probabilities; gain > 0 makes the candidate better on that endpoint."""
+    """Labels and two models' calibrated probabilities; gain > 0 makes the candidate better."""
     rng = np.random.default_rng(seed)
     ids = pd.Index(range(n), name="patient_id")
     labels, cand, champ = {}, {}, {}
+    lo = math.log(prevalence / (1 - prevalence))
     for ep, gain in gains.items():
-        y = rng.integers(0, 2, n)
+        y = (rng.random(n) < prevalence).astype(int)
         shared = rng.normal(size=n)
-        champ_logit = 1.0 * y + shared + rng.normal(scale=0.7, size=n)
-        cand_logit = (1.0 + gain) * y + shared + rng.normal(scale=0.7, size=n)
+        mu_h, mu_c = 1.0, 1.0 + gain
+        x_h = mu_h * y + 0.7 * shared + math.sqrt(1 - 0.49) * rng.normal(size=n)
+        x_c = mu_c * y + 0.7 * shared + math.sqrt(1 - 0.49) * rng.normal(size=n)
         labels[ep] = y.astype(float)
-        champ[ep] = 1 / (1 + np.exp(-(champ_logit - 0.5)))
-        cand[ep] = 1 / (1 + np.exp(-(cand_logit - 0.5 - gain / 2)))
+        champ[ep] = 1 / (1 + np.exp(-(lo + mu_h * x_h - mu_h**2 / 2)))
+        cand[ep] = 1 / (1 + np.exp(-(lo + mu_c * x_c - mu_c**2 / 2)))
     return pd.DataFrame(labels, ids), pd.DataFrame(cand, ids), pd.DataFrame(champ, ids)
 
 
 def test_better_everywhere_is_promoted_and_numbers_match_delong() -> None:
-    labels, cand, champ = _data({"a": 0.8, "b": 0.8, "c": 0.4})
-    d = decide(
-        labels, cand, champ, policy=GatePolicy(brier_margin=1.0), candidate_name="llm", champion_name="lr"
-    )
+    labels, cand, champ = _data({"a": 0.6, "b": 0.6, "c": 0.4})
+    d = decide(labels, cand, champ, candidate_name="llm", champion_name="lr")
     assert d.promote, d.summary()
-    assert d.n_superior == 3
+    assert d.n_superior == 3 and d.look == 1 and d.alpha_look == pytest.approx(alpha_for_look(d.policy, 1))
     raw = [delong_test(labels[e], cand[e], champ[e], alternative="greater").p_value for e in "abc"]
-    np.testing.assert_allclose([v.p_better for v in d.endpoints], raw)
-    np.testing.assert_allclose([v.p_better_adjusted for v in d.endpoints], holm(raw))
+    np.testing.assert_allclose([v.p_better for v in d.endpoints], raw, rtol=1e-9)
+    np.testing.assert_allclose([v.p_better_adjusted for v in d.endpoints], holm(raw), rtol=1e-9)
     v = d.endpoints[0]
     r = delong_test(labels["a"], cand["a"], champ["a"])
     assert (v.auc_candidate, v.auc_champion, v.delta, v.z) == pytest.approx((r.auc_a, r.auc_b, r.delta, r.z))
     assert v.ci_delta == pytest.approx(r.ci_delta)
+    assert v.ci_auc_candidate[0] < v.auc_candidate < v.ci_auc_candidate[1]
+    assert abs(v.citl_candidate) < 0.3 and abs(v.slope_champion - 1) < 0.3  # both models' calibration
     assert d.reasons[0].startswith("Promote llm over lr")
 
 
 def test_significantly_worse_endpoint_blocks() -> None:
     labels, cand, champ = _data({"a": 0.8, "b": -0.8})
-    d = decide(labels, cand, champ, policy=GatePolicy(brier_margin=1.0))
+    d = decide(labels, cand, champ)
     assert not d.promote
     b = d.endpoints[1]
     assert b.worse and b.verdict == "worse" and not b.non_inferior
     assert any("significantly worse (b;" in r for r in d.reasons)
 
 
-def test_no_superior_endpoint_blocks_with_min_superior_one() -> None:
-    labels, cand, champ = _data({"a": 0.0, "b": 0.0}, n=4000)
-    d = decide(labels, cand, champ, policy=GatePolicy(brier_margin=1.0, margin=0.05))
-    assert d.n_superior == 0 and not d.promote
-    assert any("1 required (not met)" in r for r in d.reasons)
-    # With min_superior 0 the same data is promoted when non-inferior everywhere.
-    d0 = decide(labels, cand, champ, policy=GatePolicy(brier_margin=1.0, margin=0.05, min_superior=0))
-    assert d0.promote == all(v.non_inferior for v in d0.endpoints) and not any(v.worse for v in d0.endpoints)
-
-
-def test_non_inferiority_uses_the_margin_on_the_lower_bound() -> None:
-    labels, cand, champ = _data({"a": 0.8, "b": 0.0}, n=300)
-    lb = decide(labels, cand, champ).endpoints[1].ci_delta[0]
-    wide = decide(labels, cand, champ, policy=GatePolicy(margin=abs(lb) + 0.01)).endpoints[1]
-    narrow = decide(labels, cand, champ, policy=GatePolicy(margin=max(abs(lb) - 0.01, 0))).endpoints[1]
-    assert wide.non_inferior and not narrow.non_inferior
-
-
-def test_calibration_check_blocks_a_badly_calibrated_candidate() -> None:
-    labels, cand, champ = _data({"a": 0.8})
-    squashed = cand * 0.1  # same ranking, so the same AUC, but miscalibrated
-    d = decide(labels, squashed, champ)
+def test_miscalibrated_candidate_is_blocked() -> None:
+    labels, cand, champ = _data({"a": 0.6, "b": 0.6}, n=3000, prevalence=0.08)
+    doubled = (cand * 2).clip(upper=0.999)  # same ranking, twice the risk
+    d = decide(labels, doubled, champ)
     assert d.endpoints[0].superior and not d.endpoints[0].calibration_ok and not d.promote
+    assert d.endpoints[0].citl_candidate < -0.4
     assert any("Calibration fails" in r for r in d.reasons)
 
 
-def test_undefined_endpoint_blocks_and_says_why() -> None:
+def test_small_endpoint_gets_insufficient_evidence_and_says_why() -> None:
     labels, cand, champ = _data({"a": 0.8, "b": 0.8})
-    labels["b"] = 0.0
-    d = decide(labels, cand, champ, policy=GatePolicy(brier_margin=1.0))
-    assert d.endpoints[1].verdict == "undefined" and not d.promote
-    assert any("cannot be done" in r for r in d.reasons)
-    json.loads(d.to_json())  # NaNs are written as null
+    labels.loc[labels.index[200:], "b"] = 0.0  # ~100 cases at most in the first 200 rows ...
+    labels.loc[labels.index[:200], "b"] = (np.arange(200) < 10).astype(float)  # ... then 10
+    d = decide(labels, cand, champ)
+    b = d.endpoints[1]
+    assert b.verdict == "insufficient evidence" and b.insufficient and not b.superior and not b.worse
+    assert d.promote  # excluded; a is better
+    assert any("Insufficient evidence on 1 endpoint(s) (b)" in r for r in d.reasons)
+    one_class = labels.copy()
+    one_class["b"] = 0.0
+    d1 = decide(one_class, cand, champ)
+    assert d1.endpoints[1].verdict == "insufficient evidence"
+    json.loads(d1.to_json())  # NaNs are written as null
+
+
+def test_look_and_split_hash_are_recorded_and_a_spent_split_refuses() -> None:
+    labels, cand, champ = _data({"a": 0.8})
+    d = decide(labels, cand, champ, look=21, split_hash="abc")
+    assert not d.promote and d.look == 21 and d.split_hash == "abc" and d.alpha_look == 0.0
+    assert any("refuses to promote on a worn-out split" in r for r in d.reasons)
+
+
+def test_policy_naming_unknown_endpoint_is_an_error() -> None:
+    labels, cand, champ = _data({"a": 0.8})
+    with pytest.raises(SpecError, match="not judged here: zz"):
+        decide(labels, cand, champ, policy=GatePolicy(primary=("zz",)))
+
+
+def test_design_notes_say_when_the_margin_cannot_be_shown() -> None:
+    labels, cand, champ = _data({"a": 0.0}, n=300, prevalence=0.3)
+    d = decide(labels, cand, champ, policy=GatePolicy(margin=0.01, margin_rule="absolute"))
+    assert any("only about" in n for n in d.notes)
 
 
 def test_split_restricts_rows() -> None:
@@ -143,22 +339,14 @@ def test_decision_round_trips_through_json() -> None:
     back = Decision.from_json(text)
     assert back == d
     assert back.to_json() == text
+    safety = decide(labels, cand, champ, policy=GatePolicy(primary=("a",)))  # NaN adjusted p for b, c
+    assert Decision.from_json(safety.to_json()).to_json() == safety.to_json()
     data = json.loads(text)
-    for key in ("policy", "endpoints", "promote", "reasons", "n_superior"):
+    for key in ("policy", "endpoints", "promote", "reasons", "n_superior", "look", "alpha_look"):
         assert key in data
-    for key in (
-        "n",
-        "auc_candidate",
-        "ci_auc_candidate",
-        "delta",
-        "ci_delta",
-        "z",
-        "p_better",
-        "p_better_adjusted",
-        "p_worse_adjusted",
-        "verdict",
-        "reasons",
-    ):
+    for key in ("n", "auc_candidate", "ci_auc_candidate", "delta", "ci_delta", "z", "p_better_adjusted"):
+        assert key in data["endpoints"][0]
+    for key in ("margin", "ni_lower", "citl_candidate", "slope_champion", "verdict", "reasons"):
         assert key in data["endpoints"][0]
 
 
@@ -171,8 +359,10 @@ def test_decision_with_nan_round_trips() -> None:
     assert math.isnan(back.endpoints[1].auc_candidate)
 
 
-def test_malformed_record_is_a_spec_error() -> None:
+def test_malformed_or_old_record_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match="not valid JSON"):
         Decision.from_json("{")
     with pytest.raises(SpecError, match="malformed"):
         Decision.from_json('{"candidate": "x"}')
+    with pytest.raises(SpecError, match="schema_version 1 is not supported"):
+        Decision.from_json('{"schema_version": 1}')
