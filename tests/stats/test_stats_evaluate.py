@@ -151,3 +151,30 @@ def test_evaluate_one_class_endpoint_gives_nan_and_a_note() -> None:
     row = ev.table1[ev.table1.endpoint == "e2"].iloc[0]
     assert math.isnan(row["auc"]) and math.isnan(row["threshold"])
     assert any("e2/good" in n for n in ev.notes)
+
+
+def test_thresholds_pool_the_training_split_when_validation_has_few_cases() -> None:
+    from cohortlm.evaluate import serving_thresholds
+
+    rng = np.random.default_rng(1)
+    n = 1200
+    ids = pd.Index([f"P{i}" for i in range(n)])
+    split = pd.Series(np.repeat(["train", "validation", "test"], [900, 100, 200]), ids)
+    y = (rng.random(n) < 0.04).astype(float)
+    labels = pd.DataFrame({"rare": y, "empty": 0.0}, ids)
+    labels.loc[split.index[split == "test"][:5], "empty"] = 1.0  # cases in test only
+    score = 1 / (1 + np.exp(-(rng.normal(size=n) + 2 * y - 3)))
+    baseline = pd.DataFrame({"rare": score, "empty": score}, ids)  # scores every split
+    llm = baseline[split != "train"]  # scores validation and test only
+    ev = evaluate(labels, {"baseline": baseline, "llm": llm}, split)
+    src = {(t["endpoint"], t["model"]): t["source"] for t in ev.thresholds}
+    assert src[("rare", "baseline")] == "validation+train"
+    assert src[("rare", "llm")] == "validation"
+    assert src[("empty", "baseline")] == "none"
+    assert any("no threshold could be chosen" in note for note in ev.notes)
+    assert any("unstable" in note for note in ev.notes)
+    assert list(ev.table1["threshold_source"])[:2] == ["validation+train", "validation"]
+    thresholds, record = serving_thresholds(ev.table1, "baseline", ["rare", "empty"])
+    assert set(thresholds) == {"rare", "empty"}  # nothing dropped
+    assert thresholds["empty"] == 0.5 and record["empty"]["source"] == "default"
+    assert "no threshold could be chosen" in record["empty"]["reason"]
