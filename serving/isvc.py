@@ -41,6 +41,7 @@ from kubernetes.client import (
     V1Probe,
     V1ResourceRequirements,
     V1SeccompProfile,
+    V1SecretVolumeSource,
     V1SecurityContext,
     V1Volume,
     V1VolumeMount,
@@ -55,6 +56,8 @@ DEFAULT_NAMESPACE = "cohortlm"
 MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = 8080
 RUN_AS = 10001
+VERIFY_KEY_SECRET = "cohortlm-bundle-verify-key"
+VERIFY_KEY_MOUNT = "/var/run/secrets/cohortlm/bundle-verify-key"
 
 
 class IsvcClient(Protocol):
@@ -81,6 +84,7 @@ def build_inference_service(
     memory: tuple[str, str] = ("2Gi", "4Gi"),
     feature_server_url: str | None = "http://cohortlm-feature-server:6566",
     labels: Mapping[str, str] | None = None,
+    verify_key_secret: str = VERIFY_KEY_SECRET,
 ) -> Any:
     """The V1beta1InferenceService for a promoted bundle.
 
@@ -99,6 +103,8 @@ def build_inference_service(
         memory: (request, limit).
         feature_server_url: Feast feature server for patient_id-only requests, or None.
         labels: extra metadata labels.
+        verify_key_secret: the Secret holding ``verify-key.pem``, the public key the bundle's
+            signature is checked with (the server refuses an unsigned or re-signed bundle).
 
     Raises:
         UsageError: a name or percentage is out of range.
@@ -130,7 +136,18 @@ def build_inference_service(
         name="kserve-container",
         image=image,
         image_pull_policy="Always",
-        args=["serve", "--bundle", MODEL_MOUNT, "--http-port", str(HTTP_PORT)],
+        args=[
+            "serve",
+            "--bundle",
+            MODEL_MOUNT,
+            "--http-port",
+            str(HTTP_PORT),
+            # The server binds 127.0.0.1 unless told; probes and the mesh reach the pod IP.
+            "--host",
+            "0.0.0.0",
+            "--verify-key",
+            f"{VERIFY_KEY_MOUNT}/verify-key.pem",
+        ],
         env=env,
         ports=[V1ContainerPort(name="http1", container_port=HTTP_PORT, protocol="TCP")],
         liveness_probe=V1Probe(
@@ -155,7 +172,10 @@ def build_inference_service(
             capabilities=V1Capabilities(drop=["ALL"]),
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
-        volume_mounts=[V1VolumeMount(name="tmp", mount_path="/tmp")],
+        volume_mounts=[
+            V1VolumeMount(name="tmp", mount_path="/tmp"),
+            V1VolumeMount(name="bundle-verify-key", mount_path=VERIFY_KEY_MOUNT, read_only=True),
+        ],
     )
     predictor = V1beta1PredictorSpec(
         service_account_name=service_account,
@@ -171,7 +191,13 @@ def build_inference_service(
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
         containers=[container],
-        volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="1Gi"))],
+        volumes=[
+            V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="1Gi")),
+            V1Volume(
+                name="bundle-verify-key",
+                secret=V1SecretVolumeSource(secret_name=verify_key_secret, default_mode=0o440),
+            ),
+        ],
         # No `logger`: payload logging stays off (privacy); never set it here.
     )
     meta_labels = {

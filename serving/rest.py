@@ -22,7 +22,7 @@ replaced, on the same app:
   value and never an unknown key's text; structural errors are 400;
 * one log line per rejected request, no traceback, at most
   :data:`LOG_LINES_PER_SECOND` a second (the rest are counted and reported);
-* model load/unload routes exist only when enabled (and then need the token);
+* model load/unload routes answer 404 unless enabled (and then need the token);
 * with a bearer token, the predict/infer/explain routes need
   ``Authorization: Bearer <token>`` (health, metadata and /metrics stay open
   for probes and Prometheus);
@@ -129,7 +129,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
         else:
             where, unknown = _field_path(loc)
             if unknown:
-                rule, text = "unknown", f"holds an unknown field at {where}"
+                # The field's name is not repeated: it is not one of the protocol's own.
+                text = "has a field that is not valid (its name is not repeated)"
                 where = "body" if where == "the top level" else where
         part = f"{where}: {text} (rule: {rule})"
         if part not in parts:
@@ -322,16 +323,25 @@ def _is_protected(path: str) -> bool:
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware: body size limit and, with a token, bearer authentication.
+    """Pure ASGI middleware: model control off, bearer authentication, body size limit.
 
     Args:
         app: the wrapped ASGI app.
         token: the bearer token the protected routes need, or None (no authentication).
+        model_control: let requests reach the model repository (load/unload) routes.
         max_body_bytes: the largest request body accepted (413 above it).
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        model_control: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ):
         self.app = app
+        self.model_control = model_control
         self.token = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
 
@@ -355,6 +365,10 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        if not self.model_control and path.startswith("/v2/repository/"):
+            # KServe registers these routes unconditionally; off, they do not exist.
+            await self._answer(send, path, 404, "route: Not Found", [])
+            return
         if self.token is not None and _is_protected(path) and not self._authorised(scope):
             await self._answer(
                 send,
@@ -452,15 +466,13 @@ class CohortRESTServer(RESTServer):
 
     def _add_middlewares(self, app: FastAPI) -> None:
         super()._add_middlewares(app)
-        app.add_middleware(GuardMiddleware, token=self.token, max_body_bytes=self.max_body_bytes)
+        app.add_middleware(
+            GuardMiddleware,
+            token=self.token,
+            model_control=self.model_control,
+            max_body_bytes=self.max_body_bytes,
+        )
         app.add_middleware(RequestMetricsMiddleware, version_of=self.version_of)
-
-    def _register_endpoints(self, app: FastAPI) -> None:
-        super()._register_endpoints(app)
-        if not self.model_control:
-            app.router.routes[:] = [
-                r for r in app.router.routes if not getattr(r, "path", "").startswith("/v2/repository/")
-            ]
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)

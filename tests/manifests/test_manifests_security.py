@@ -112,7 +112,16 @@ def test_inference_service_contract(overlay):
     assert container["env"][0]["name"] == "STORAGE_URI"
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STORAGE_URI"].startswith(("pvc://", "s3://", "gs://"))
-    assert container["args"] == ["serve", "--bundle", "/mnt/models", "--http-port", "8080"]
+    assert container["args"][:5] == ["serve", "--bundle", "/mnt/models", "--http-port", "8080"]
+    # The server binds 127.0.0.1 unless told: the pod says so explicitly, and verifies signatures.
+    args = container["args"]
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    key = args[args.index("--verify-key") + 1]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in predictor["volumes"]}
+    mount = mounts["bundle-verify-key"]
+    assert key.startswith(mount["mountPath"] + "/") and mount["readOnly"] is True
+    assert volumes["bundle-verify-key"]["secret"]["secretName"] == "cohortlm-bundle-verify-key"
 
 
 @pytest.mark.parametrize("overlay", mc.OVERLAYS)
