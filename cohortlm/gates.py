@@ -80,6 +80,7 @@ from cohortlm.evaluate import endpoint_arrays
 from cohortlm.stats.calibration import recalibration
 from cohortlm.stats.delong import DeLongWarning, auc_interval, delong_test
 from cohortlm.stats.multitest import ADJUSTMENTS, adjust_pvalues_rows
+from cohortlm.yamlsafe import load_yaml_file
 
 if TYPE_CHECKING:
     from cohortlm.stats.simulate import GateStats, Scenario
@@ -295,7 +296,7 @@ class GatePolicy:
         """
         p = Path(path)
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+            raw = load_yaml_file(p, what="policy file")  # cohortlm.yamlsafe: no aliases, 1 MB, no duplicates
         except FileNotFoundError:
             raise SpecError(f"policy file not found: {p}") from None
         except yaml.YAMLError as exc:

@@ -119,7 +119,12 @@ def _model_server_class(model_server: Any) -> Any:
         """ModelServer whose REST server is :class:`serving.rest.CohortRESTServer` on a bound socket."""
 
         def __init__(self, *, listen_socket: socket.socket, options: dict[str, Any], **kwargs: Any):
-            super().__init__(**kwargs)
+            super().__init__(**kwargs)  # configures KServe's logging: quieten it afterwards
+            # uvicorn's access log writes each request's path (which can hold a value) and KServe's
+            # timing line adds one more line to every request; rejected requests get one line of
+            # ours instead (serving.rest.RejectionLog).
+            logging.getLogger("uvicorn.access").disabled = True
+            logging.getLogger("kserve.trace").setLevel(logging.WARNING)
             self.listen_socket = listen_socket
             self.options = options
             self.dataplane = CohortDataPlane(model_registry=self.registered_models)
@@ -228,6 +233,8 @@ def serve(
     """
     from serving.rest import DEFAULT_MAX_BODY_BYTES
 
+    if not logging.getLogger().handlers:  # `cohortlm serve`: the CLI configures no logging
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if model_control and auth_token_file is None:
         raise UsageError(
             "--enable-model-control needs --auth-token-file: no control route without credentials"
@@ -303,8 +310,6 @@ def _serve_on(
     gc.freeze()
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: model.reload_now.set())
-    # KServe's per-request timing line adds a log line to every request, bad ones included.
-    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     server = _model_server_class(model_server)(
         listen_socket=listen_socket,
         options={**options, "version_of": lambda: model.version},
