@@ -205,7 +205,13 @@ HTTP_CASES = [
         headers=(("Authorization", f"Bearer {PLANT_ID}"),),
         expect="rule: auth",
     ),
-    HttpCase("v1 explain is not served", "/v1/models/ra_iorra:explain", {"instances": [{"age": PV}]}, 501),
+    HttpCase(
+        "v1 explain checks the request first",
+        "/v1/models/ra_iorra:explain",
+        {"instances": [{"age": PV}]},
+        400,
+        expect="rule: range",
+    ),
     HttpCase(
         "v1 a body over the size limit",
         V1,
@@ -334,7 +340,7 @@ HTTP_CASES = [
         400,
         headers=(("inference-header-content-length", "7"),),
         content_type="application/octet-stream",
-        expect="rule: protocol",
+        expect="rule: json",
     ),
     HttpCase(
         "v2 patient id only, no feature store",
