@@ -23,6 +23,14 @@ does not depend on how well it was trained): latency per patient for all 8
 endpoints, over HTTP (V1, one instance per request, sequential, ``--llm-requests``)
 and, as its reference, the bundle's ``predict_proba`` on one row in process.
 
+With ``--flood N`` (``--flood-only`` skips everything else and writes
+``benchmarks/results/serving_flood.json``): N bad requests (structural V1/V2
+errors, unknown keys, planted values, invalid JSON, wrong model names) from 4
+keep-alive clients; the server's resident memory (``/proc/<pid>/status``
+VmRSS) is sampled as they go, and the report gives RSS after the first 10 % and
+at the end, the growth of the server log in bytes and lines per 1,000 bad
+requests, the statuses seen, and whether a planted marker reached the log.
+
 References, measured in the same run on the same machine:
 
 * ``trivial kserve model`` (benchmarks/trivial_kserve_model.py): a kserve.Model
@@ -259,6 +267,105 @@ def _bench_llm(
     return result
 
 
+PLANT_ID, PLANT_VALUE = "ZZPHI4242", "987654.321"
+FLOOD_BODIES = [
+    (
+        "/v2/models/ra_iorra/infer",
+        b'{"inputs":[{"name":"patient_id","shape":[1],"data":["' + PLANT_ID.encode() + b'"]}]}',
+    ),
+    ("/v2/models/ra_iorra/infer", b'{"inputs":{"' + PLANT_ID.encode() + b'":' + PLANT_VALUE.encode() + b"}}"),
+    ("/v2/models/ra_iorra/infer", b'[{"name":"' + PLANT_ID.encode() + b'"}]'),
+    ("/v2/models/ra_iorra/infer", b'{"inputs":[{"name":"' + PLANT_ID.encode() + b'", "data": ['),
+    (
+        "/v1/models/ra_iorra:predict",
+        b'{"instances":[{"' + PLANT_ID.encode() + b'":' + PLANT_VALUE.encode() + b"}]}",
+    ),
+    ("/v1/models/ra_iorra:predict", b'{"instances":[{"age":' + PLANT_VALUE.encode() + b"}]}"),
+    ("/v1/models/ra_iorra:predict", b"not json " + PLANT_ID.encode()),
+    ("/v1/models/" + PLANT_ID + ":predict", b'{"instances":[{"age":' + PLANT_VALUE.encode() + b"}]}"),
+    ("/v1/models/ra_iorra:predict", b'{"instances":["' + PLANT_ID.encode() * 500 + b'"]}'),
+    ("/v2/repository/models/ra_iorra/unload", b"{}"),
+]
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def _flood(port: int, pid: int, log_path: Path, n: int, clients: int = 4) -> dict[str, Any]:
+    """Send ``n`` bad requests; sample the server's RSS and measure what reached its log."""
+    log_before = log_path.stat().st_size
+    lines_before = log_path.read_bytes().count(b"\n")
+    statuses: dict[int, int] = {}
+    samples: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    sent = [0]
+
+    def run(worker: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = worker
+        while True:
+            with lock:
+                if sent[0] >= n:
+                    break
+                sent[0] += 1
+                k = sent[0]
+            path, body = FLOOD_BODIES[i % len(FLOOD_BODIES)]
+            i += clients
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                status = resp.status
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = -1
+            with lock:
+                statuses[status] = statuses.get(status, 0) + 1
+                if k % max(1, n // 50) == 0:
+                    samples.append((k, _rss_kib(pid)))
+        conn.close()
+
+    start_rss = _rss_kib(pid)
+    start = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    time.sleep(0.5)
+    end_rss = _rss_kib(pid)
+    samples.sort()
+    warm = next((r for k, r in samples if k >= n // 10), start_rss)
+    log_bytes = log_path.read_bytes()
+    grown = log_bytes[log_before:]
+    return {
+        "bad_requests": n,
+        "clients": clients,
+        "seconds": round(seconds, 1),
+        "requests_per_second": round(n / seconds, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "rss_mib": {
+            "before": round(start_rss / 1024, 1),
+            "after_first_10_percent": round(warm / 1024, 1),
+            "end": round(end_rss / 1024, 1),
+            "max": round(max([r for _, r in samples] + [end_rss]) / 1024, 1),
+        },
+        "rss_growth_after_warmup_mib": round((end_rss - warm) / 1024, 2),
+        "rss_samples_kib": samples,
+        "log_growth_bytes": len(grown),
+        "log_growth_lines": log_bytes.count(b"\n") - lines_before,
+        "log_bytes_per_1000_bad_requests": round(len(grown) / n * 1000, 1),
+        "planted_marker_in_log": PLANT_ID.encode() in log_bytes or b"987654" in log_bytes,
+        "traceback_in_log": b"Traceback" in log_bytes,
+    }
+
+
 def main() -> None:
     """Build the bundle, start both servers, run the scenarios, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -267,7 +374,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serving.json")
     parser.add_argument("--llm", action="store_true", help="also time an LLM bundle with the default model")
     parser.add_argument("--llm-requests", type=int, default=5, help="sequential LLM requests to time")
+    parser.add_argument("--flood", type=int, default=0, help="bad requests to send (RSS and log check)")
+    parser.add_argument("--flood-only", action="store_true", help="run only the flood (serving_flood.json)")
     args = parser.parse_args()
+    if args.flood_only and args.out == parser.get_default("out"):
+        args.out = ROOT / "benchmarks" / "results" / "serving_flood.json"
 
     from cohortlm.baseline import train_baseline
     from cohortlm.bundle import load_bundle
@@ -338,6 +449,25 @@ def main() -> None:
             "trivial kserve model": f"http://127.0.0.1:{tport}/v1/models/trivial:predict",
         }
         tool = "wrk" if shutil.which("wrk") else "python keep-alive client"
+        if args.flood_only:
+            flood = _flood(cport, procs[0].pid, work / "server.log", args.flood or 20_000)
+            print(json.dumps({k: v for k, v in flood.items() if k != "rss_samples_kib"}, indent=2))
+            report = {
+                "benchmark": "serving flood of bad requests",
+                "machine": {
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                },
+                "bundle": {"kind": "baseline", "version": version, "patients": len(table)},
+                "bodies": [path for path, _ in FLOOD_BODIES],
+                "flood": flood,
+            }
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+            print(f"wrote {args.out}")
+            return
 
         def load(url: str, body: bytes, clients: int) -> dict[str, Any]:
             if tool == "wrk":
@@ -391,6 +521,7 @@ def main() -> None:
             print(f"{k:40s} {v}", flush=True)
 
         llm = _bench_llm(table, spec, work, instances, args.llm_requests, env) if args.llm else None
+        flood = _flood(cport, procs[0].pid, work / "server.log", args.flood) if args.flood else None
 
         single = results["one instance, 1 client"]["cohortlm"]
         report = {
@@ -409,6 +540,7 @@ def main() -> None:
             "scenarios": results,
             "in_process": in_process,
             "llm": llm,
+            "flood": flood,
             "dashboard_metrics": [
                 "histogram_quantile(0.99, sum by (le, model_version) "
                 "(rate(cohortlm_request_latency_seconds_bucket[5m])))",
