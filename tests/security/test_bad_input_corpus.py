@@ -984,3 +984,28 @@ def test_a_port_in_use_exits_2_at_once(signed_champion):
 def test_corpus_size():
     n = len(HTTP_CASES) + len(CLI_CASES) + len(BUNDLE_CASES) + 3
     assert n >= 60, n
+
+
+def test_unloading_takes_readiness_away_and_needs_the_token(signed_champion, token_file, tmp_path):
+    from serving_testlib import ServerProcess
+
+    server = ServerProcess(
+        signed_champion,
+        tmp_path / "control.log",
+        "--watch-interval",
+        "0",
+        "--auth-token-file",
+        str(token_file),
+        "--enable-model-control",
+    )
+    try:
+        server.wait_ready()
+        assert "on 127.0.0.1:" in server.log()  # the default listen address
+        unload = HttpCase("unload", "/v2/repository/models/ra_iorra/unload", {}, 200, auth=False)
+        assert _send(server, unload, b"{}")[0] == 401
+        assert _send(server, HttpCase("unload", unload.path, {}, 200), b"{}")[0] == 200
+        ready = HttpCase("ready", "/v2/health/ready", None, 503, method="GET", auth=False)
+        status, _, answer = _send(server, ready, b"")
+        assert status == 503 and b"not ready" in answer
+    finally:
+        server.stop()
