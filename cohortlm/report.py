@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -108,6 +109,8 @@ class ReportData:
     titles: dict[str, str]
     decision: Decision | None = None
     notes: list[str] = field(default_factory=list)
+    #: fine-tuned vs its own zero-shot base (:func:`paired_comparison`), when both were scored
+    fine_tuning: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,13 @@ def compute_report(
         )
     elif decision is None:
         notes.append("no gate decision: decision.json is absent and run.json names no candidate and champion")
+    fine_tuning = None
+    if FINE_TUNED in scores and ZERO_SHOT in scores:
+        rows = None if split is None or ev.eval_split is None else split.index[split == ev.eval_split]
+        fine_tuning = paired_comparison(
+            labels, scores[FINE_TUNED], scores[ZERO_SHOT], rows=rows, endpoints=eps,
+            alternative="greater", adjustment="holm", alpha=FINE_TUNING_ALPHA,
+        )  # fmt: skip
     return ReportData(
         evaluation=ev,
         endpoints=eps,
@@ -341,7 +351,107 @@ def compute_report(
         titles={e: _endpoint_title(e, study) for e in eps},
         decision=decision,
         notes=notes,
+        fine_tuning=fine_tuning,
     )
+
+
+#: the model names the pipeline gives the two LLM score tables
+FINE_TUNED, ZERO_SHOT = "fine_tuned", "zero_shot"
+FINE_TUNING_ALPHA = 0.05
+
+
+def paired_comparison(
+    labels: pd.DataFrame,
+    scores_a: pd.DataFrame,
+    scores_b: pd.DataFrame,
+    *,
+    rows: pd.Index | None = None,
+    endpoints: Sequence[str] | None = None,
+    alternative: str = "greater",
+    adjustment: str = "holm",
+    alpha: float = 0.05,
+    conf_level: float = 0.95,
+) -> pd.DataFrame:
+    """Model a against model b on every endpoint: paired DeLong, p-values adjusted across endpoints.
+
+    The seed's fine-tuning question ("did QLoRA improve the model over its own
+    base?") is ``a`` = fine-tuned, ``b`` = zero-shot, one-sided ``greater``,
+    Holm over the endpoints.
+
+    Args:
+        labels: 0/1/NaN per endpoint, indexed by patient id.
+        scores_a: model a's probabilities, same ids and columns.
+        scores_b: model b's.
+        rows: patient ids to compare on (e.g. the test split); all when None.
+        endpoints: which endpoints, in order; default the label columns.
+        alternative: ``greater`` (AUC_a > AUC_b), ``less`` or ``two-sided``.
+        adjustment: ``holm``, ``bh`` or ``none``, across the endpoints.
+        alpha: level for the ``significant`` column (adjusted p < alpha).
+        conf_level: level of the two-sided ΔAUC interval.
+
+    Returns:
+        One row per endpoint: ``endpoint, n, n_cases, auc_a, auc_b, delta,
+        ci_low, ci_high, z, p, p_adjusted, significant``. An endpoint with one
+        class has NaN statistics and is never significant.
+    """
+    import warnings
+
+    from cohortlm.evaluate import endpoint_arrays
+    from cohortlm.stats.delong import DeLongWarning, delong_test
+    from cohortlm.stats.multitest import adjust_pvalues
+
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    out = []
+    for ep in eps:
+        y, a = endpoint_arrays(labels, scores_a, ep, model="a", rows=rows)
+        _, b = endpoint_arrays(labels, scores_b, ep, model="b", rows=rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeLongWarning)
+            r = delong_test(y, a, b, alternative=alternative, conf_level=conf_level)
+        out.append(
+            {
+                "endpoint": ep, "n": len(y), "n_cases": int(y.sum()), "auc_a": r.auc_a,
+                "auc_b": r.auc_b, "delta": r.delta, "ci_low": r.ci_delta[0], "ci_high": r.ci_delta[1],
+                "z": r.z, "p": r.p_value,
+            }
+        )  # fmt: skip
+    table = pd.DataFrame(out)
+    p = table["p"].to_numpy(dtype=float)
+    finite = pd.notna(p)
+    adjusted = p.copy()
+    if finite.any():
+        adjusted[finite] = adjust_pvalues(p[finite], method=adjustment)
+    table["p_adjusted"] = adjusted
+    table["significant"] = pd.Series(adjusted < alpha).fillna(False).to_numpy(dtype=bool) & finite
+    return table
+
+
+def fine_tuning_markdown(table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
+    """The fine-tuned vs zero-shot table in Markdown, with a one-line verdict."""
+    n_sig = int(table["significant"].sum())
+    lines = [
+        f"Fine-tuned vs its own zero-shot base on the same patients: paired DeLong, one-sided "
+        f"(fine-tuned better), Holm over {len(table)} endpoints, α {alpha:g}. "
+        f"**Significantly better on {n_sig} of {len(table)} endpoints.**",
+        "",
+        "| Endpoint | n (cases) | AUC zero-shot | AUC fine-tuned | ΔAUC (95% CI) | z | p | p (Holm) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table.to_dict(orient="records"):
+        mark = " *" if r["significant"] else ""
+        lines.append(
+            f"| {r['endpoint']} | {r['n']} ({r['n_cases']}) | {_num(r['auc_b'])} | {_num(r['auc_a'])} "
+            f"| {_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])}) | {_num(r['z'], 2)} "
+            f"| {_p(r['p'])} | {_p(r['p_adjusted'])}{mark} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _p(x: Any) -> str:
+    v = float(x)
+    if not math.isfinite(v):
+        return "–"
+    return "<0.0001" if v < 1e-4 else f"{v:.4f}"
 
 
 def plot_roc(report: ReportData, *, title: str | None = None) -> Figure:
@@ -477,6 +587,8 @@ def summary_markdown(report: ReportData) -> str:
                 f"| {_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)}) | {v.verdict} |"
             )
         parts.append("")
+    if report.fine_tuning is not None:
+        parts += ["## Did fine-tuning help?", "", fine_tuning_markdown(report.fine_tuning)]
     parts += [
         "## Table 1",
         "",
@@ -492,6 +604,12 @@ def summary_markdown(report: ReportData) -> str:
 
 
 # ----------------------------------------------------------------------------- writing
+
+
+def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (NaN as None)."""
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return [{k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in r.items()} for r in rows]
 
 
 def write_report(
@@ -542,6 +660,9 @@ def write_report(
     metrics["endpoints"] = report.endpoints
     metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
     metrics["notes"] = report.notes
+    metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
+    if report.fine_tuning is not None:
+        report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())

@@ -44,6 +44,7 @@ def _print_summary(run_dir: Path) -> None:
                     cells.append(f"{r['auc']:.3f} ({r['auc_ci_low']:.2f}-{r['auc_ci_high']:.2f})")
             table.add_row(ep, *cells)
         console.print(table)
+        _print_fine_tuning(metrics.get("fine_tuning"))
         decision = metrics.get("decision") or {}
         if decision:
             verdict = "PROMOTE" if decision.get("promote") else "KEEP CHAMPION"
@@ -64,6 +65,37 @@ def _print_summary(run_dir: Path) -> None:
     console.print(f"[bold]figure:[/bold] {report / 'roc.png'}   [bold]table 1:[/bold] {report / 'table1.md'}")
     steps = ", ".join(f"{k} {v:.0f}s" for k, v in summary.get("step_seconds", {}).items())
     console.print(f"[bold]wall time:[/bold] {summary['wall_seconds']:.0f}s ({steps})")
+
+
+def _print_fine_tuning(rows: list[dict] | None) -> None:
+    """Fine-tuned vs its own zero-shot base: the seed's first question, before the gate's."""
+    if not rows:
+        return
+    table = Table(title="did fine-tuning help? fine-tuned vs zero-shot, paired DeLong, one-sided, Holm")
+    for col in ("endpoint", "n (cases)", "zero-shot", "fine-tuned", "ΔAUC (95% CI)", "p", "p Holm"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+
+    def num(x: float | None, fmt: str = ".3f") -> str:
+        return "-" if x is None else format(x, fmt)
+
+    def pval(x: float | None) -> str:
+        return "-" if x is None else ("<0.0001" if x < 1e-4 else f"{x:.4f}")
+
+    for r in rows:
+        table.add_row(
+            r["endpoint"],
+            f"{r['n']} ({r['n_cases']})",
+            num(r["auc_b"]),
+            num(r["auc_a"]),
+            f"{num(r['delta'], '+.3f')} ({num(r['ci_low'], '+.2f')} to {num(r['ci_high'], '+.2f')})",
+            pval(r["p"]),
+            pval(r["p_adjusted"]) + (" *" if r["significant"] else ""),
+        )
+    console.print(table)
+    n_sig = sum(bool(r["significant"]) for r in rows)
+    console.print(
+        f"[bold]fine-tuning:[/bold] significantly better than zero-shot on {n_sig} of {len(rows)} endpoints"
+    )
 
 
 @app.command()

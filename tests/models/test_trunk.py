@@ -42,6 +42,10 @@ def test_top_blocks_on_cached_trunk_equal_the_full_forward(scorer, split_cohort,
     assert trunk.num_layers(scorer.model) == 2
 
 
+def plain_more(tiny_base, spec, rows):
+    return scoring.zero_shot_scorer(tiny_base, spec).score(rows, batch_size=5).to_numpy()
+
+
 def test_cached_scorer_equals_uncached_scorer(tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch):
     monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path))
     rows = split_cohort.head(12)
@@ -50,11 +54,14 @@ def test_cached_scorer_equals_uncached_scorer(tiny_base, frac_spec, split_cohort
     assert cached_scorer.split_at == 1
     first = cached_scorer.score(rows, batch_size=4)
     np.testing.assert_allclose(first.to_numpy(), plain.to_numpy(), atol=1e-5)
-    entries = list((tmp_path / "trunk").glob("*.safetensors"))
-    assert len(entries) == 1
-    # a second scorer finds the states on disk and gives the same scores
-    again = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1).score(rows, batch_size=7)
-    np.testing.assert_allclose(again.to_numpy(), first.to_numpy(), atol=1e-6)
+    entries = list((tmp_path / "trunk").glob("*/*.safetensors"))
+    assert len(entries) == len(rows)  # one entry per patient
+    # a second scorer finds the states on disk (for the patients it shares) and scores the same
+    more = split_cohort.head(15)
+    again = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1).score(more, batch_size=7)
+    np.testing.assert_allclose(again.to_numpy()[: len(rows)], first.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(again.to_numpy(), plain_more(tiny_base, frac_spec, more), atol=1e-5)
+    assert len(list((tmp_path / "trunk").glob("*/*.safetensors"))) == len(more)
 
 
 def test_cached_training_equals_uncached_training(tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch):
@@ -81,17 +88,18 @@ def test_cached_training_equals_uncached_training(tiny_base, frac_spec, split_co
 
 def test_trunk_cache_survives_a_torn_file_and_stays_in_budget(tmp_path):
     cache = trunk.TrunkCache(tmp_path, budget_bytes=3000)
-    states = [torch.randn(5, 4), torch.randn(3, 4)]
-    cache.save("a", states)
-    got = cache.load("a")
-    assert got is not None and [s.shape for s in got] == [(5, 4), (3, 4)]
-    torch.testing.assert_close(got[1], states[1])
-    cache.path("b").write_bytes(b"not a safetensors file")
-    assert cache.load("b") is None
-    for key in "cdefgh":
-        cache.save(key, [torch.randn(20, 4)])
-    total = sum(p.stat().st_size for p in tmp_path.glob("*.safetensors"))
-    assert total <= 3000
+    states = torch.randn(5, 4)
+    cache.save("a1", states)
+    torch.testing.assert_close(cache.load("a1"), states)
+    cache.path("b2").parent.mkdir(parents=True, exist_ok=True)
+    cache.path("b2").write_bytes(b"not a safetensors file")
+    assert cache.load("b2") is None
+    for key in ("c3", "d4", "e5", "f6", "g7"):
+        cache.save(key, torch.randn(20, 4))
+    cache.trim()
+    total = sum(p.stat().st_size for p in tmp_path.glob("*/*.safetensors"))
+    assert 0 < total <= 3000
+    assert cache.load("g7") is not None  # the newest entry stays
 
 
 def test_uncuttable_architectures_run_uncached():
@@ -110,3 +118,44 @@ def test_balanced_class_weights():
     assert w[0, 0] == pytest.approx(3 * w[1, 0])
     assert w[:, 0].mean() == pytest.approx(1.0)
     np.testing.assert_array_equal(class_weights(y, "none"), ~np.isnan(y))
+
+
+def _toy_rows(rows, spec, rng):
+    """Rows whose every endpoint is a case exactly when the patient is male.
+
+    The outcome is written into each endpoint's source column, so the rule is in
+    the patient text (``sex: male``, a word no other feature uses) and nowhere else.
+    """
+    out = rows.copy()
+    signal = rng.random(len(out)) < 0.4
+    out["sex"] = np.where(signal, "male", "female")
+    for ep in spec.endpoints:
+        t = ep.threshold
+        case, control = (t + 1.0, t - 1.0) if ep.operator in (">", ">=") else (t - 1.0, t + 1.0)
+        assert ep.label(np.array([case, control])).tolist() == [1.0, 0.0]
+        out[ep.column] = np.where(signal, case, control)
+    return out, signal.astype(int)
+
+
+def test_a_few_fine_tuning_steps_learn_a_toy_rule(tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch):
+    """LoRA on the top block over the cached trunk learns what the text says: held-out AUC rises."""
+    from sklearn.metrics import roc_auc_score
+
+    from cohortlm.bundle import load_bundle
+
+    monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    train, _ = _toy_rows(split_cohort[split_cohort["split"] == "train"].head(300), frac_spec, rng)
+    held_out, y = _toy_rows(split_cohort[split_cohort["split"] != "train"].head(80), frac_spec, rng)
+    zero = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1).score(held_out)
+    cfg = QLoRAConfig(
+        lora_r=8, lora_alpha=16, lora_dropout=0.0, lora_layers=1, learning_rate=3e-3, warmup_ratio=0.0,
+        batch_size=16, grad_accum=1, epochs=6.0, checkpoint_every=1000, compute_dtype="fp32",
+    )  # fmt: skip
+    out = train_qlora(train, frac_spec, cfg, out_dir=tmp_path / "b", base_model=tiny_base, progress=False)
+    tuned = load_bundle(out, spec=frac_spec).predict_proba(held_out)
+    auc_zero = np.mean([roc_auc_score(y, zero[e]) for e in frac_spec.endpoint_names])
+    auc_tuned = np.mean([roc_auc_score(y, tuned[e]) for e in frac_spec.endpoint_names])
+    # the tiny random model is a slow learner: 6 epochs on 300 patients reach ~0.77 from ~0.32
+    assert auc_tuned > 0.7, (auc_zero, auc_tuned)
+    assert auc_tuned > auc_zero + 0.2, (auc_zero, auc_tuned)
