@@ -37,8 +37,23 @@ double quantisation (BitsAndBytesConfig) and prepares it with
 ``prepare_model_for_kbit_training``. ``"auto"`` does that on CUDA; on a CPU it
 trains a non-quantised LoRA instead and says so in the log: bitsandbytes'
 4-bit CPU path is a slow fallback (or missing), and a small default model fits
-in memory at full precision anyway. Compute dtype: bf16 on CUDA, fp32 on CPU
-(bf16 matmuls are ~35x slower there).
+in memory at full precision anyway. Compute dtype (``compute_dtype="auto"``):
+bf16 weights on CUDA; on a CPU fp32 weights with bf16 autocast when the CPU
+multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 cores here
+(``benchmarks/results/dtype.json``) bf16 autocast is ~2.6x fp32 forward and
+~2x forward+backward, and moves AUCs by under 0.005. (An earlier note said
+bf16 was ~35x slower on CPU; that was wrong for this CPU.)
+
+The frozen trunk. With ``lora_layers=n`` the adapters sit on the top ``n``
+blocks; the blocks below are frozen and see the same input every epoch, so
+their output is computed once per patient (:mod:`cohortlm.llm.trunk`,
+``cache_trunk=True``) and each training step runs only the top blocks. The
+cached states are also what the zero-shot and fine-tuned scorers start from.
+A test pins cached and uncached training and scoring to the same numbers.
+
+Class weights. ``class_weight="balanced"`` weighs each endpoint's cases by
+controls/cases: the rarest RA endpoints have 3-5 % cases, and without it their
+gradient is mostly "say No".
 
 Checkpoints. Every ``checkpoint_every`` optimizer steps the LoRA weights,
 optimizer, scheduler, RNG states and the step are saved atomically under
