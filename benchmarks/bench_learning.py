@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=1000, help="test patients scored (seeded subset)")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--base-model", default=None)
+    parser.add_argument(
+        "--split-table",
+        type=Path,
+        default=None,
+        help="a run's split.parquet (runs/<id>/split.parquet): the same patients as that run, so its "
+        "frozen-trunk cache is reused; default: build the cohort here",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a QLoRAConfig field of the profile (repeatable), e.g. --set learning_rate=1e-2",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -70,21 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.llm.qlora import select_training_rows, train_qlora
     from cohortlm.llm.scoring import LLMScorer, zero_shot_scorer
-    from cohortlm.profiles import get_profile
+    from cohortlm.profiles import eval_subset, get_profile
     from cohortlm.report import paired_comparison
     from cohortlm.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile(args.profile)
+    if args.set:
+        changes = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+        prof = replace(prof, qlora=prof.qlora.with_overrides(**changes))
     sizes = [int(s) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        generate_cohort(seed=0).write(Path(tmp) / "raw")
-        df = split_table(featurise(Path(tmp) / "raw", spec).table, spec)
+    if args.split_table is not None:
+        df = pd.read_parquet(args.split_table)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            generate_cohort(seed=0).write(Path(tmp) / "raw")
+            df = split_table(featurise(Path(tmp) / "raw", spec).table, spec)
     train = df[df["split"] == "train"]
-    test = df[df["split"] == "test"].sample(
-        n=min(args.test, int((df["split"] == "test").sum())), random_state=0
-    )
-    test = test.sort_index()
+    # the pipeline's own choice of test patients (eval_subset, seed 0)
+    test = eval_subset(df[df["split"] == "test"], replace(prof, eval_rows=args.test))
     labels = spec.labels(test).set_axis(test[spec.id_column].to_numpy())
     eps = spec.endpoint_names
 
@@ -157,6 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     _plot(report, eps, args.out.with_suffix(".png"))
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def _value(text: str) -> Any:
+    """A --set value: int, float, true/false/none, else the string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def _markdown(report: dict[str, Any], eps: list[str]) -> str:

@@ -177,22 +177,35 @@ def split_point(model: Any, lora_layers: int | None) -> int | None:
 # ---------------------------------------------------------------------------- disk cache
 
 
-def cache_key(*, model_sha256: str, split_at: int, dtype: str, prefixes: Sequence[Sequence[int]],
-              questions: Sequence[Sequence[int]]) -> str:  # fmt: skip
-    """Content key of a set of trunk states: model bytes, cut, dtype and every token id."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"model": model_sha256, "split_at": split_at, "dtype": dtype}).encode())
-    digest.update(json.dumps([list(q) for q in questions]).encode())
-    for p in prefixes:
-        digest.update(np.asarray(p, dtype=np.int64).tobytes() + b"|")
+def context_key(*, model_sha256: str, split_at: int, dtype: str, questions: Sequence[Sequence[int]]) -> str:
+    """What every patient's entry shares: model bytes, the cut, the dtype and the question tokens."""
+    blob = json.dumps(
+        {
+            "model": model_sha256,
+            "split_at": split_at,
+            "dtype": dtype,
+            "questions": [list(q) for q in questions],
+        }
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def patient_key(context: str, prefix: Sequence[int]) -> str:
+    """Content key of one patient's trunk states: the shared context and the patient's token ids."""
+    digest = hashlib.sha256(context.encode() + b"|")
+    digest.update(np.asarray(prefix, dtype=np.int64).tobytes())
     return digest.hexdigest()[:32]
 
 
 class TrunkCache:
-    """Trunk states of patient sets on disk (safetensors), content-addressed, bounded in size.
+    """Trunk states on disk, one safetensors file per patient, content-addressed, bounded in size.
 
-    Writes go to a temporary file renamed into place, so two tasks computing the
-    same entry at once, or a task killed mid-write, never leave a torn file.
+    One file per patient (not per set) lets any later set reuse what an earlier
+    one computed: the fine-tuned scorer the zero-shot one's eval rows, a
+    learning curve's larger training set the smaller one's patients. Writes go
+    to a temporary file renamed into place, so two tasks writing the same entry
+    at once, or a task killed mid-write, never leave a torn file; an unreadable
+    entry is recomputed.
     """
 
     def __init__(self, root: Path, *, budget_bytes: int = DISK_BUDGET_BYTES):
@@ -207,9 +220,9 @@ class TrunkCache:
         return cls(cache_root().parent / "trunk")
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.safetensors"
+        return self.root / key[:2] / f"{key}.safetensors"
 
-    def load(self, key: str) -> list[Any] | None:
+    def load(self, key: str) -> Any | None:
         """The cached states for ``key``, or None."""
         from safetensors.torch import load_file
 
@@ -217,30 +230,24 @@ class TrunkCache:
         if not path.is_file():
             return None
         try:
-            data = load_file(str(path))
+            return load_file(str(path))["states"]
         except Exception as exc:  # a torn or foreign file: recompute
             log.warning("ignoring unreadable trunk cache entry %s (%s)", path.name, type(exc).__name__)
             return None
-        flat, offsets = data["states"], data["offsets"].tolist()
-        os.utime(path)  # least recently used goes first
-        return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
 
-    def save(self, key: str, states: Sequence[Any]) -> None:
-        """Store ``states`` under ``key`` (atomic), then trim the cache to its budget."""
-        import torch
+    def save(self, key: str, states: Any) -> None:
+        """Store one patient's ``states`` under ``key`` (atomic)."""
         from safetensors.torch import save_file
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        offsets = np.concatenate([[0], np.cumsum([s.shape[0] for s in states])]).astype(np.int64)
-        tmp = self.root / f".{key}.{os.getpid()}.tmp"
-        save_file(
-            {"states": torch.cat(list(states)).contiguous(), "offsets": torch.from_numpy(offsets)}, str(tmp)
-        )
-        tmp.replace(self.path(key))
-        self._trim()
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        save_file({"states": states.contiguous()}, str(tmp))
+        tmp.replace(path)
 
-    def _trim(self) -> None:
-        entries = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
+    def trim(self) -> None:
+        """Delete the oldest entries beyond the byte budget."""
+        entries = sorted(self.root.glob("*/*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)
         total = 0
         for entry in entries:
             total += entry.stat().st_size
@@ -262,8 +269,13 @@ def compute_states(
     batch_size: int,
     progress: bool = False,
     desc: str = "frozen trunk",
+    on_batch: Any = None,
 ) -> list[Any]:
-    """:func:`trunk_states` for many patients, in length-sorted batches (less padding), in input order."""
+    """:func:`trunk_states` for many patients, in length-sorted batches (less padding), in input order.
+
+    Args:
+        on_batch: called with ``(indices, states)`` after each batch (e.g. to store them).
+    """
     from tqdm.auto import tqdm
 
     order = np.argsort([len(p) for p in prefixes], kind="stable")
@@ -272,15 +284,13 @@ def compute_states(
     with tqdm(total=len(prefixes), desc=desc, unit="patient", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            for i, s in zip(
-                idx,
-                trunk_states(
-                    model, [prefixes[i] for i in idx], questions, split_at=split_at, pad_id=pad_id,
-                    device=device,
-                ),
-                strict=True,
-            ):  # fmt: skip
-                states[i] = s
+            batch = trunk_states(
+                model, [prefixes[i] for i in idx], questions, split_at=split_at, pad_id=pad_id, device=device
+            )
+            for i, st in zip(idx, batch, strict=True):
+                states[i] = st
+            if on_batch is not None:
+                on_batch(idx, batch)
             bar.update(len(idx))
     log.info(
         "frozen trunk (blocks 0-%d) for %d patients in %.1f s", split_at - 1, len(prefixes),
@@ -304,7 +314,7 @@ def cached_states(
     progress: bool = False,
     desc: str = "frozen trunk",
 ) -> list[Any]:
-    """The trunk states of these patients from the disk cache, computing (and storing) them when absent.
+    """The trunk states of these patients: from the disk cache where present, computed (and stored) where not.
 
     Args:
         amp: the autocast dtype the trunk runs under (None: the weights' dtype); part of the key.
@@ -314,21 +324,36 @@ def cached_states(
 
     store = cache if cache is not None else TrunkCache.default()
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    key = cache_key(
-        model_sha256=model_sha256, split_at=split_at, dtype=f"{dtype}/{amp}", prefixes=prefixes,
-        questions=questions,
-    )  # fmt: skip
-    found = store.load(key)
-    if found is not None and len(found) == len(prefixes):
-        log.info("frozen trunk states of %d patients from the cache (%s)", len(found), key[:12])
-        return found
+    context = context_key(
+        model_sha256=model_sha256, split_at=split_at, dtype=f"{dtype}/{amp}", questions=questions
+    )
+    keys = [patient_key(context, p) for p in prefixes]
+    states: list[Any] = [store.load(k) for k in keys]
+    missing = [i for i, st in enumerate(states) if st is None]
+    log.info(
+        "frozen trunk states: %d of %d patients from the cache", len(prefixes) - len(missing), len(prefixes)
+    )
+    if not missing:
+        return states
+    writable = True
+
+    def store_batch(idx: Any, batch: list[Any]) -> None:
+        nonlocal writable
+        for j, st in zip(idx, batch, strict=True):
+            if writable:
+                try:
+                    store.save(keys[missing[j]], st)
+                except OSError as exc:  # a full or read-only cache costs time later, not this run
+                    log.warning("not storing frozen trunk states (%s); continuing without the cache", exc)
+                    writable = False
+
     with autocast(device, amp):
-        states = compute_states(
-            model, prefixes, questions, split_at=split_at, pad_id=pad_id, device=device,
-            batch_size=batch_size, progress=progress, desc=desc,
+        computed = compute_states(
+            model, [prefixes[i] for i in missing], questions, split_at=split_at, pad_id=pad_id, device=device,
+            batch_size=batch_size, progress=progress, desc=desc, on_batch=store_batch,
         )  # fmt: skip
-    try:
-        store.save(key, states)
-    except OSError as exc:  # a full or read-only cache costs time later, not this run
-        log.warning("could not store frozen trunk states (%s); continuing without the cache", exc)
+    for i, st in zip(missing, computed, strict=True):
+        states[i] = st
+    if writable:
+        store.trim()
     return states
