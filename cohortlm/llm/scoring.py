@@ -166,6 +166,50 @@ def shared_prefix_inputs(
     }
 
 
+class _FP32Head:
+    """The LM head computed in fp32 even under autocast.
+
+    Under bf16 autocast the head's logits are bf16: with logits of size ~15
+    their spacing is 0.06, so ``l_Yes - l_No`` takes a few dozen values across
+    patients and the scores tie (straight-segment ROC curves). The head is
+    one small matmul at a few positions, so fp32 there costs nothing.
+    """
+
+    def __init__(self, head: Any):
+        self.head = head
+
+    def __call__(self, hidden: Any) -> Any:
+        import torch
+
+        with torch.autocast(hidden.device.type, enabled=False):
+            weight = self.head.weight
+            bias = getattr(self.head, "bias", None)
+            return torch.nn.functional.linear(
+                hidden.float(), weight.float(), None if bias is None else bias.float()
+            )
+
+
+def fp32_head(model: Any) -> Any:
+    """A context in which ``model``'s LM head runs in fp32 (a no-op context for other models)."""
+    import contextlib
+
+    lm = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    head = getattr(lm, "lm_head", None)
+    if head is None or not hasattr(head, "weight") or not hasattr(head, "forward"):
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def swapped() -> Any:
+        original = head.forward
+        head.forward = _FP32Head(head)
+        try:
+            yield
+        finally:
+            head.forward = original
+
+    return swapped()
+
+
 def endpoint_logits(
     model: Any,
     prefixes: Sequence[Sequence[int]],
@@ -194,7 +238,8 @@ def endpoint_logits(
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
     inputs = {k: v.to(device) for k, v in inputs.items()}
-    out = model(**inputs, use_cache=False)
+    with fp32_head(model):
+        out = model(**inputs, use_cache=False)
     return out.logits
 
 

@@ -148,7 +148,7 @@ def top_logits(
     """
     import torch
 
-    from cohortlm.llm.scoring import shared_prefix_inputs
+    from cohortlm.llm.scoring import fp32_head, shared_prefix_inputs
 
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
@@ -161,7 +161,7 @@ def top_logits(
             raise ValueError("cached trunk states do not match the patient's tokens; rebuild the cache")
         hidden[i, n_p - len(p) :] = s.to(dtype)
     inputs = {k: v.to(device) for k, v in inputs.items()}
-    with _cut(model, split_at, None, keep_norm=True) as lm:
+    with _cut(model, split_at, None, keep_norm=True) as lm, fp32_head(lm):
         out = lm(inputs_embeds=hidden.to(device), **inputs, use_cache=False)
     return out.logits
 
