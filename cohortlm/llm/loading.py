@@ -275,12 +275,15 @@ def autocast_dtype(device: str, choice: str = "auto") -> Any:
     """The dtype matmuls run in under ``torch.autocast`` on ``device``, or None for none.
 
     On a CPU the weights stay fp32 and ``"auto"`` autocasts to bf16 when the CPU
-    has native bf16 (AVX512-BF16/AMX). Measured on 2 cores of such a CPU
-    (``benchmarks/bench_dtype.py``): a SmolLM2-135M forward over 8 patients'
-    packed prompts 5.2 s in fp32 against 2.0 s under bf16 autocast (2.6x), a
-    top-4-block forward+backward 2.5 s against 1.2 s (2.0x); the scores move by
-    at most ~0.01 in probability and the AUCs by less than 0.005. (An earlier
-    note here said bf16 was ~35x slower on CPU: that was wrong for this CPU.)
+    has native bf16 (AVX512-BF16/AMX). Measured on 2 idle cores of such a CPU
+    (``benchmarks/bench_dtype.py``, ``results/dtype.json``), SmolLM2-135M over 8
+    patients' packed prompts: full forward 5.86 s fp32 against 2.07 s bf16
+    (2.8x), the frozen trunk 2.9x, a top-4-block forward+backward 1.75x; with
+    other work on the cores the gain fell to 1.0-1.3x. bf16 moves P(Yes) by up
+    to 0.009 and, on the zero-shot model's near-chance scores, an AUC over 160
+    patients by up to 0.03 (within that AUC's standard error of ~0.05); the
+    LM head always runs in fp32 (:func:`cohortlm.llm.scoring.fp32_head`).
+    (An earlier note here said bf16 was ~35x slower on CPU: that was wrong.)
     On CUDA the weights are already bf16, so no autocast is needed.
 
     Args:

@@ -39,10 +39,10 @@ trains a non-quantised LoRA instead and says so in the log: bitsandbytes'
 4-bit CPU path is a slow fallback (or missing), and a small default model fits
 in memory at full precision anyway. Compute dtype (``compute_dtype="auto"``):
 bf16 weights on CUDA; on a CPU fp32 weights with bf16 autocast when the CPU
-multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 cores here
-(``benchmarks/results/dtype.json``) bf16 autocast is ~2.6x fp32 forward and
-~2x forward+backward, and moves AUCs by under 0.005. (An earlier note said
-bf16 was ~35x slower on CPU; that was wrong for this CPU.)
+multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 idle cores here
+(``benchmarks/results/dtype.json``) bf16 autocast is 2.8x fp32 forward and
+1.75x forward+backward; P(Yes) moves by up to 0.009 (the LM head stays fp32).
+(An earlier note said bf16 was ~35x slower on CPU; that was wrong for this CPU.)
 
 The frozen trunk. With ``lora_layers=n`` the adapters sit on the top ``n``
 blocks; the blocks below are frozen and see the same input every epoch, so
