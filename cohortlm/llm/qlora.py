@@ -510,23 +510,35 @@ def class_weights(labels: np.ndarray, kind: str) -> np.ndarray:
     return w
 
 
-def _setup(
-    train_df: pd.DataFrame,
-    spec: StudySpec,
-    config: QLoRAConfig,
-    base_model: str | Path | None,
-    progress: bool,
-) -> _Setup:
-    from cohortlm.llm import trunk
+@dataclass(frozen=True)
+class _RunIdentity:
+    """What makes a run this run: the base model, the training rows, their texts and labels, and the key."""
 
+    ref: BaseModelRef
+    rows: pd.DataFrame
+    labels: np.ndarray
+    texts: list[str]
+    key: str
+
+
+def _run_identity(
+    train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig, base_model: str | Path | None
+) -> _RunIdentity:
     ref = resolve_base_model(base_model, spec=spec)
-    device = pick_device(config.device)
     rows = select_training_rows(train_df, spec, config)
     labels = spec.labels(rows).to_numpy(dtype=float)
     texts = text.patient_texts(check_feature_rows(rows, spec), spec)
     key = _fingerprint(
         config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
     )
+    return _RunIdentity(ref=ref, rows=rows, labels=labels, texts=texts, key=key)
+
+
+def _setup(run: _RunIdentity, spec: StudySpec, config: QLoRAConfig, progress: bool) -> _Setup:
+    from cohortlm.llm import trunk
+
+    ref, rows, labels, texts, key = run.ref, run.rows, run.labels, run.texts, run.key
+    device = pick_device(config.device)
     _seed_everything(config.seed)
     model, tokenizer, quant = load_for_training(ref, config, device)
     tokens = PromptTokens.build(tokenizer, spec)
@@ -611,13 +623,14 @@ def train_qlora(
     out = Path(out_dir)
     spec.check_columns(train_df, need_endpoints=True, what="the training table")
     # ---- setup: base model, data, run identity, frozen trunk
-    done = _finished_bundle(out, train_df, spec, config, base_model) if resume else None
-    if done is not None:
-        return done
+    run = _run_identity(train_df, spec, config, base_model)
+    if resume and _holds_run(out, run.key):
+        log.info("bundle %s already holds this run; not training again", out)
+        return out
     if not resume:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    s = _setup(train_df, spec, config, base_model, progress)
+    s = _setup(run, spec, config, progress)
     model = s.model
 
     batches = _Batches(len(s.rows), config.batch_size, config.seed)
@@ -714,24 +727,11 @@ def _dtype_name(s: _Setup) -> str:
     return f"{base} weights, bf16 autocast" if s.amp is not None else base
 
 
-def _finished_bundle(
-    out: Path, train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig, base_model: str | Path | None
-) -> Path | None:
-    """``out`` when it already holds the bundle of exactly this run (same key), else None."""
+def _holds_run(out: Path, key: str) -> bool:
+    """Whether ``out`` already holds the bundle of the run with this key."""
     if not (out / BUNDLE_FILE).is_file():
-        return None
-    ref = resolve_base_model(base_model, spec=spec)
-    rows = select_training_rows(train_df, spec, config)
-    labels = spec.labels(rows).to_numpy(dtype=float)
-    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
-    key = _fingerprint(
-        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
-    )
-    meta = read_bundle_metadata(out)
-    if meta.get("training", {}).get("run_key") == key:
-        log.info("bundle %s already holds this run; not training again", out)
-        return out
-    return None
+        return False
+    return bool(read_bundle_metadata(out).get("training", {}).get("run_key") == key)
 
 
 def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any]) -> None:

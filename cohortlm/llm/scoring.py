@@ -166,6 +166,12 @@ def shared_prefix_inputs(
     }
 
 
+def causal_lm(model: Any) -> Any:
+    """The HF causal LM inside a PEFT wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
 class _FP32Head:
     """The LM head computed in fp32 even under autocast.
 
@@ -193,8 +199,7 @@ def fp32_head(model: Any) -> Any:
     """A context in which ``model``'s LM head runs in fp32 (a no-op context for other models)."""
     import contextlib
 
-    lm = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-    head = getattr(lm, "lm_head", None)
+    head = getattr(causal_lm(model), "lm_head", None)
     if head is None or not hasattr(head, "weight") or not hasattr(head, "forward"):
         return contextlib.nullcontext()
 

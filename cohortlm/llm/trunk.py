@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from cohortlm.llm.scoring import causal_lm
+
 log = logging.getLogger(__name__)
 
 #: Architectures whose forward passes ``inputs_embeds`` through unchanged to the first layer.
@@ -52,15 +54,9 @@ SPLITTABLE = frozenset(
 DISK_BUDGET_BYTES = int(os.environ.get("COHORTLM_TRUNK_CACHE_BYTES", 8 * 2**30))
 
 
-def _causal_lm(model: Any) -> Any:
-    """The HF causal LM inside a PEFT wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def can_split(model: Any) -> bool:
     """Whether :func:`trunk_states` / :func:`top_logits` can cut this model's layer stack."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     decoder = getattr(lm, "model", None)
     return (
         type(lm).__name__ in SPLITTABLE
@@ -72,7 +68,7 @@ def can_split(model: Any) -> bool:
 
 def num_layers(model: Any) -> int:
     """Transformer blocks in the model."""
-    return len(_causal_lm(model).model.layers)
+    return len(causal_lm(model).model.layers)
 
 
 @contextlib.contextmanager
@@ -80,7 +76,7 @@ def _cut(model: Any, start: int, stop: int | None, *, keep_norm: bool) -> Iterat
     """Temporarily leave only blocks ``start:stop`` in the decoder (and optionally drop its final norm)."""
     import torch
 
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     decoder = lm.model
     layers, norm = decoder.layers, decoder.norm
     decoder.layers = torch.nn.ModuleList(list(layers)[start:stop])
