@@ -1,42 +1,82 @@
 """The ``cohortlm`` command.
 
 One module per command group registers its commands on the shared app:
-data (synth, featurise, split, validate, features), stats (delong, report),
-models (train-baseline, train-llm, score), pipeline (run, compile, submit),
-serving (serve, rollback).
+data (synth, featurise, split, studies, init-study), validation (validate,
+features), stats (delong, report, gate-power), models (train-baseline,
+train-llm, score), pipeline (run, compile, submit), runs (runs list, runs
+compare), serving (serve, rollback). The modules import only typer and rich
+at the top; each command imports what it needs when it runs, so that
+``cohortlm --help`` and ``cohortlm delong`` start without pandas or torch.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+from types import ModuleType
 
-import click
-
-from cohortlm.cli import data, models, pipeline, serving, stats, validation  # noqa: F401  (register)
+from cohortlm.cli import data, models, pipeline, runs, serving, stats, validation  # noqa: F401  (register)
 from cohortlm.cli._app import STATE, app
 from cohortlm.errors import CohortlmError
 
 __all__ = ["app", "main"]
 
 
+def _click_modules() -> list[ModuleType]:
+    """The click exception modules in play: typer >= 0.29 vendors its own click as ``typer._click``.
+
+    Its exceptions are not click's, so catching ``click.ClickException`` misses
+    every usage error typer raises; both are caught, whichever exist.
+    """
+    found: list[ModuleType] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(__import__(name, fromlist=["ClickException"]))
+        except ImportError:
+            continue
+    return found
+
+
+_CLICK = _click_modules()
+_CLICK_ERRORS = tuple(m.ClickException for m in _CLICK)
+_CLICK_EXITS = tuple(m.Exit for m in _CLICK if hasattr(m, "Exit"))
+_CLICK_ABORTS = tuple(m.Abort for m in _CLICK if hasattr(m, "Abort"))
+
+
+def _exits() -> tuple[type[BaseException], ...]:
+    import typer
+
+    return (typer.Exit, *_CLICK_EXITS)
+
+
+def _aborts() -> tuple[type[BaseException], ...]:
+    import typer
+
+    return (typer.Abort, *_CLICK_ABORTS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; map errors to exit codes (1 data, 2 usage/spec) without tracebacks."""
+    """Run the CLI; map errors to exit codes (1 data, 2 usage/spec) without tracebacks.
+
+    A usage error (unknown option, missing option, bad value, no command) is
+    shown as click shows it, usage line, the option named and click's
+    suggestion included, and exits 2.
+    """
     args = sys.argv[1:] if argv is None else argv
     STATE["debug"] = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        app(args=args, standalone_mode=False, prog_name="cohortlm")
     except CohortlmError as exc:
         if STATE["debug"]:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code or 0)
-    except click.ClickException as exc:
+    except _exits() as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _CLICK_ERRORS as exc:
         exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+        return int(getattr(exc, "exit_code", 2))
+    except _aborts():
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:

@@ -6,17 +6,16 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cohortlm.cli._app import app
+from cohortlm.cli._app import err_console as console
 from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import UsageError
 
-console = Console(stderr=True)
-
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("item")
     table.add_column("patients", justify="right")

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json
+from cohortlm.cli._app import err_console as console
 from cohortlm.errors import UsageError
-from cohortlm.study import StudySpec
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cohortlm.study import StudySpec
 MODES = ("baseline", "zero-shot", "fine-tuned")
 DEFAULT_BASELINE_BUNDLE = Path("models/baseline")
 
@@ -36,7 +37,7 @@ def _setup_logging() -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.WARNING if STATE["quiet"] else logging.INFO)
 
 
 def _load_data(data: Path | None, study: str) -> tuple[pd.DataFrame, StudySpec]:
@@ -173,6 +174,7 @@ def score_cmd(
         None, "--out", help="Scores table (.parquet/.csv); default scores-<mode>.parquet."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Patients per forward pass."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score patients: a scores table (id, split, one probability per endpoint) and AUCs when labels exist."""
     from cohortlm.cohort.io import write_table
@@ -202,26 +204,44 @@ def score_cmd(
         if kind != want:
             raise UsageError(f"--mode {mode} needs a {want} bundle, but {path} is a {kind} bundle")
         model = load_bundle(path, spec=spec)
-    scores = score_table(model, rows, spec, batch_size=batch_size or prof.score_batch_size, progress=True)
+    progress = not (as_json or console.quiet)
+    scores = score_table(model, rows, spec, batch_size=batch_size or prof.score_batch_size, progress=progress)
     target = out or Path(f"scores-{mode}.parquet")
     write_table(scores, target)
-    _print_aucs(rows, scores, spec, title=f"{mode} scores, split {split}, {len(rows):,} patients")
+    aucs = _aucs(rows, scores, spec)
+    if as_json:
+        echo_json({"mode": mode, "split": split, "n": len(rows), "scores": str(target), "endpoints": aucs})
+        return
+    _print_aucs(aucs, title=f"{mode} scores, split {split}, {len(rows):,} patients")
     typer.echo(str(target))
 
 
-def _print_aucs(rows: pd.DataFrame, scores: pd.DataFrame, spec: StudySpec, *, title: str) -> None:
+def _aucs(rows: pd.DataFrame, scores: pd.DataFrame, spec: StudySpec) -> list[dict[str, object]]:
+    """Per endpoint: cases, patients with a label, and the AUC (None with one class only)."""
     from sklearn.metrics import roc_auc_score
 
     if not set(spec.endpoint_columns) <= set(rows.columns):
-        return
+        return []
     labels = spec.labels(rows).reset_index(drop=True)
-    table = Table(title=title)
-    for col in ("endpoint", "cases", "AUC"):
-        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    out: list[dict[str, object]] = []
     for name in spec.endpoint_names:
         y = labels[name]
         keep = y.notna().to_numpy()
         yk, sk = y[keep].to_numpy(), scores[name].to_numpy()[keep]
-        auc = f"{roc_auc_score(yk, sk):.3f}" if len(set(yk)) == 2 else "n/a"
-        table.add_row(name, f"{int(yk.sum())}/{len(yk)}", auc)
+        auc = float(roc_auc_score(yk, sk)) if len(set(yk)) == 2 else None
+        out.append({"endpoint": name, "n": len(yk), "n_cases": int(yk.sum()), "auc": auc})
+    return out
+
+
+def _print_aucs(aucs: list[dict[str, object]], *, title: str) -> None:
+    from rich.table import Table
+
+    if not aucs:
+        return
+    table = Table(title=title)
+    for col in ("endpoint", "cases", "AUC"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for row in aucs:
+        auc = "n/a" if row["auc"] is None else f"{row['auc']:.3f}"
+        table.add_row(str(row["endpoint"]), f"{row['n_cases']}/{row['n']}", auc)
     console.print(table)

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json
 from cohortlm.errors import UsageError
+
+T = TypeVar("T")
 
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one screen
@@ -121,11 +126,13 @@ def run(
         os.environ.get("COHORTLM_PUSHGATEWAY", ""), "--pushgateway", help="Pushgateway URL for run metrics."
     ),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse outputs of unchanged steps."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP + " Step output goes to stderr."),
 ) -> None:
     """Run the whole pipeline locally (kfp.local) and leave a readable run folder.
 
     Exits 0 whatever the gate decides (the decision is the result), non-zero
-    only when a step failed.
+    only when a step failed. ``--json`` prints what ``cohortlm runs list --json``
+    says of the run; ``--quiet`` prints only the run folder.
     """
     from cohortlm.cli.paths import check_output_dir
     from cohortlm.gates import load_policy
@@ -137,7 +144,7 @@ def run(
     if out is not None:
         check_output_dir(out, "--out")
     check_output_dir(model_store, "--model-store")
-    result = run_local(
+    result = (_stdout_on_stderr(run_local) if as_json else run_local)(
         study=study,
         data=str(data) if data is not None else None,
         profile=profile,
@@ -148,8 +155,38 @@ def run(
         pushgateway=pushgateway,
         cache=cache,
     )
-    _print_summary(result.run_dir)
+    if as_json:
+        from cohortlm.runs import read_run
+
+        echo_json(read_run(result.run_dir).to_dict())
+        return
+    if not STATE["quiet"]:
+        _print_summary(result.run_dir)
     typer.echo(str(result.run_dir))
+
+
+def _stdout_on_stderr(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` with everything written to stdout (kfp.local's task logs, the tasks' subprocesses) on stderr.
+
+    ``--json`` promises one JSON object on stdout; the steps print to file
+    descriptor 1, so the descriptor itself is redirected, not just ``sys.stdout``.
+    """
+
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no real stdout (an embedding host): nothing to protect
+            return fn(*args, **kwargs)
+        try:
+            os.dup2(2, 1)
+            return fn(*args, **kwargs)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+    return wrapped
 
 
 @app.command("compile")

@@ -15,18 +15,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import JSON_HELP, app, echo_json
+from cohortlm.cli._app import err_console as console
 from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     from cohortlm.study import StudySpec
     from cohortlm.validation import ValidationResult
-
-console = Console(stderr=True)
 
 features_app = typer.Typer(
     help="The Feast feature store: apply, materialize, training tables, drift checks.",
@@ -49,6 +46,8 @@ def _validate_file(study: str, data: Path) -> tuple[StudySpec, ValidationResult]
 
 
 def _show_failures(result: ValidationResult) -> None:
+    from rich.table import Table
+
     table = Table(title=f"failed expectations ({len(result.failed)} of {len(result.outcomes)})")
     table.add_column("expectation")
     table.add_column("expects")
@@ -66,8 +65,13 @@ def validate(
     report: Path | None = typer.Option(
         None, "--report", help="Folder for validation.json and validation.html (counts only)."
     ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Validate a featurised table with the Great Expectations suite generated from the study."""
+    """Validate a featurised table with the Great Expectations suite generated from the study.
+
+    With ``--json`` the result (every expectation, counts only) is printed as
+    JSON whether or not the data passes; the exit code still says which.
+    """
     from cohortlm.validation import write_report
 
     if report is not None:
@@ -76,6 +80,11 @@ def validate(
     if report is not None:
         paths = write_report(result, report)
         console.print(f"report: {paths['html']}")
+    if as_json:
+        echo_json(result.to_dict())
+        if not result.success:
+            raise DataError(result.summary())
+        return
     if not result.success:
         _show_failures(result)
         raise DataError(result.summary())
