@@ -13,6 +13,23 @@ A study is a YAML file (see ``cohortlm/studies/ra_iorra.yaml``)::
     split: {sizes: {train: 9500, validation: 102, test: 2263}, seed: 0}
     rules: [das28_esr_consistent]
 
+Real cohorts rarely arrive in that shape; a feature can say how its column looks::
+
+      - {name: sex, type: categorical, column: "Sex (1=M, 2=F)", categories: {1: male, 2: female}}
+      - {name: grade, type: categorical, categories: [1, 2, 3]}        # codes that are the labels
+      - {name: smoker, type: binary, true_values: ["yes"], false_values: ["no"]}
+      - {name: diabetes, type: binary, true_values: [1], false_values: [2]}
+    endpoints:
+      - {name: died_1y, column: death_within_1y}   # a 0/1 or true/false column is the outcome itself
+
+``column`` names the column in the data file (any header text), ``categories``
+may map integer (or text) codes to labels, and ``true_values``/``false_values``
+list what a binary column holds for yes and no (YAML reads an unquoted ``yes``
+as true: both match yes/true/on). :func:`cohortlm.cohort.conform.conform_table`
+turns such a file into the featurised table (columns named by feature, labels,
+0/1). These keys are optional and left out of :attr:`StudySpec.spec_hash` when
+unset, so existing specs keep their hash.
+
 Loading validates everything; any problem raises :class:`SpecError` naming the
 file and the key, so the CLI can exit 2 with one line and no traceback.
 """
@@ -68,6 +85,9 @@ _FEATURE_KEYS = {
     "description",
     "group",
     "max_missing",
+    "column",
+    "true_values",
+    "false_values",
 }
 _ENDPOINT_KEYS = {"name", "column", "operator", "threshold", "description", "question"}
 _SPLIT_KEYS = {"sizes", "seed"}
@@ -87,6 +107,11 @@ class Feature:
         description: what the column means, in words.
         group: feature group used by the feature store (``demographics``...).
         max_missing: largest allowed fraction of missing values, 0 to 1.
+        column: the column's name in the data file when it differs from ``name``.
+        category_codes: the code each category has in the data file, in the order of
+            ``categories`` (integer-coded categories); None when the file holds the labels.
+        true_values: what the data file holds for 1 (binary), besides 1 and true.
+        false_values: what the data file holds for 0 (binary), besides 0 and false.
     """
 
     name: str
@@ -98,6 +123,25 @@ class Feature:
     description: str | None = None
     group: str = "features"
     max_missing: float = 0.0
+    column: str | None = None
+    category_codes: tuple[int | str, ...] | None = None
+    true_values: tuple[bool | int | float | str, ...] | None = None
+    false_values: tuple[bool | int | float | str, ...] | None = None
+
+    @property
+    def source_column(self) -> str:
+        """The column holding this feature in the data file."""
+        return self.column or self.name
+
+    def categories_as_written(self) -> list[str] | list[int | str] | dict[int | str, str] | None:
+        """``categories`` in the form the spec gave: labels, codes, or a code -> label mapping."""
+        if self.categories is None:
+            return None
+        if self.category_codes is None:
+            return list(self.categories)
+        if all(str(c) == label for c, label in zip(self.category_codes, self.categories, strict=True)):
+            return list(self.category_codes)
+        return dict(zip(self.category_codes, self.categories, strict=True))
 
 
 @dataclass(frozen=True)
@@ -191,12 +235,15 @@ class StudySpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain data, in the YAML layout."""
+        """The spec as plain data, in the YAML layout (optional keys left out when unset)."""
         feats = []
         for f in self.features:
-            d = {k: v for k, v in asdict(f).items() if v is not None}
+            d = {k: v for k, v in asdict(f).items() if v is not None and k != "category_codes"}
             if f.categories is not None:
-                d["categories"] = list(f.categories)
+                d["categories"] = f.categories_as_written()
+            for key in ("true_values", "false_values"):
+                if key in d:
+                    d[key] = list(d[key])
             feats.append(d)
         out: dict[str, Any] = {
             "name": self.name,
@@ -236,10 +283,13 @@ class StudySpec:
             wanted += self.endpoint_columns
         missing = [c for c in wanted if c not in table.columns]
         if missing:
-            shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            mapped = {f.name: f.source_column for f in self.features if f.column}
+            named = [f"{c} (column '{mapped[c]}')" if c in mapped else c for c in missing]
+            shown = ", ".join(named[:8]) + (" ..." if len(named) > 8 else "")
             raise DataError(
                 f"{what} lacks {len(missing)} column(s) named in study '{self.name}' "
-                f"({self.source}): {shown}. Add them, or fix the names in the spec."
+                f"({self.source}): {shown}. If the data calls a feature otherwise, map it in the "
+                "spec with column: 'its header'; if the column is absent, the fix is in the data."
             )
 
 
@@ -333,16 +383,25 @@ def _parse_feature(source: str, i: int, raw: Any) -> Feature:
     if lo is not None and hi is not None and lo > hi:
         raise _err(source, f"{key}.min", "must not exceed max")
     cats = raw.get("categories")
+    codes: tuple[int | str, ...] | None = None
     if ftype == "categorical":
-        if not isinstance(cats, list) or not cats or not all(isinstance(c, str) for c in cats):
-            raise _err(source, f"{key}.categories", "a categorical feature needs a list of string categories")
-        if len(set(cats)) != len(cats):
-            raise _err(source, f"{key}.categories", "categories must be distinct")
-        categories: tuple[str, ...] | None = tuple(cats)
+        categories, codes = _parse_categories(source, f"{key}.categories", cats)
     elif cats is not None:
         raise _err(source, f"{key}.categories", "only categorical features have categories")
     else:
         categories = None
+    true_values = _parse_values(source, f"{key}.true_values", raw.get("true_values"), ftype)
+    false_values = _parse_values(source, f"{key}.false_values", raw.get("false_values"), ftype)
+    if (true_values is None) != (false_values is None):
+        given, other = ("true_values", "false_values")
+        if true_values is None:
+            given, other = other, given
+        raise _err(source, f"{key}.{other}", f"give {other} too: with {given} alone, the rest is ambiguous")
+    if true_values is not None and false_values is not None:
+        _check_binary_values(source, key, true_values, false_values)
+    column = raw.get("column")
+    if column is not None:
+        column = _column_name(source, f"{key}.column", column)
     max_missing = _number(source, f"{key}.max_missing", raw.get("max_missing", 0.0))
     if not 0.0 <= max_missing <= 1.0:
         raise _err(source, f"{key}.max_missing", "must lie between 0 and 1")
@@ -361,7 +420,125 @@ def _parse_feature(source: str, i: int, raw: Any) -> Feature:
         description=raw.get("description"),
         group=group,
         max_missing=max_missing,
+        column=column,
+        category_codes=codes,
+        true_values=true_values,
+        false_values=false_values,
     )
+
+
+_MAX_COLUMN_CHARS = 200
+
+
+def _column_name(source: str, key: str, value: Any) -> str:
+    """A data file's column name: any header text, without control characters."""
+    if not isinstance(value, str) or not value.strip() or len(value) > _MAX_COLUMN_CHARS:
+        raise _err(source, key, f"must be the column's header text (1 to {_MAX_COLUMN_CHARS} characters)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise _err(source, key, "must not hold control characters (tabs, line breaks)")
+    return value
+
+
+def _code(value: Any) -> int | str | None:
+    """A category code as given: an integer (1, or 1.0) or a non-empty string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _parse_categories(
+    source: str, key: str, cats: Any
+) -> tuple[tuple[str, ...], tuple[int | str, ...] | None]:
+    """Labels and codes from a list of labels, a list of integer codes, or a code -> label mapping."""
+    hint = "give a list of labels ([female, male]), of codes ([1, 2, 3]) or a mapping ({1: male, 2: female})"
+    if isinstance(cats, Mapping):
+        if not cats:
+            raise _err(source, key, f"a categorical feature needs categories; {hint}")
+        codes = [_code(c) for c in cats]
+        if any(c is None for c in codes):
+            raise _err(source, key, "each code must be a whole number or a non-empty string")
+        if len({type(c) for c in codes}) > 1:
+            raise _err(source, key, "codes must be all numbers or all strings")
+        labels = list(cats.values())
+        if not all(isinstance(v, str) and v.strip() for v in labels):
+            raise _err(source, key, "each code maps to a label, a non-empty string such as 'male'")
+        if len(set(labels)) != len(labels):
+            raise _err(source, key, "two codes map to the same label; merge the codes in the data")
+        # A label that is also another category's code would make the featurised table ambiguous.
+        code_text = {str(c): str(label) for c, label in zip(codes, labels, strict=True)}
+        clash = [lab for lab in labels if lab in code_text and code_text[lab] != lab]
+        if clash:
+            raise _err(source, key, "a label must not be another category's code")
+        return tuple(labels), tuple(c for c in codes if c is not None)
+    if not isinstance(cats, list) or not cats:
+        raise _err(source, key, f"a categorical feature needs categories; {hint}")
+    if all(isinstance(c, str) for c in cats):
+        if len(set(cats)) != len(cats):
+            raise _err(source, key, "categories must be distinct")
+        return tuple(cats), None
+    codes = [_code(c) for c in cats]
+    if any(c is None or isinstance(c, str) for c in codes):
+        raise _err(source, key, f"mix of numbers and text; {hint}")
+    if len(set(codes)) != len(codes):
+        raise _err(source, key, "categories must be distinct")
+    ints = tuple(c for c in codes if c is not None)
+    return tuple(str(c) for c in ints), ints
+
+
+def _parse_values(
+    source: str, key: str, values: Any, ftype: str
+) -> tuple[bool | int | float | str, ...] | None:
+    if values is None:
+        return None
+    if ftype != "binary":
+        raise _err(source, key, f"only binary features have true_values/false_values, not {ftype}")
+    if not isinstance(values, list) or not values:
+        raise _err(source, key, "must be a non-empty list such as [yes, 'Y'] or [1]")
+    out: list[bool | int | float | str] = []
+    for v in values:
+        if isinstance(v, bool) or (isinstance(v, str) and v.strip()):
+            out.append(v)
+        elif isinstance(v, (int, float)) and math.isfinite(v):
+            out.append(int(v) if float(v).is_integer() else float(v))
+        else:
+            raise _err(source, key, "each value must be a number, true/false or a non-empty string")
+    return tuple(out)
+
+
+def _binary_keys(values: Iterable[Any]) -> set[tuple[str, Any]]:
+    """The data values a list of true/false values matches (see :func:`cohortlm.cohort.conform.value_key`)."""
+    from cohortlm.cohort.conform import declared_keys
+
+    return declared_keys(values)
+
+
+def _check_binary_values(
+    source: str, key: str, true_values: tuple[Any, ...], false_values: tuple[Any, ...]
+) -> None:
+    yes, no = _binary_keys(true_values), _binary_keys(false_values)
+    if yes & no:
+        raise _err(source, f"{key}.true_values", "a value is both in true_values and in false_values")
+    # The featurised table holds 0/1: 1 meaning "no" (or 0 "yes") could not be told apart from it.
+    if no & _binary_keys([1, True]):
+        raise _err(
+            source,
+            f"{key}.false_values",
+            "1 (or true) cannot mean no: the featurised table writes yes as 1. "
+            "The fix is in the data: recode the column so that 1 means yes (e.g. 1 -> 0, 2 -> 1)",
+        )
+    if yes & _binary_keys([0, False]):
+        raise _err(
+            source,
+            f"{key}.true_values",
+            "0 (or false) cannot mean yes: the featurised table writes no as 0. "
+            "The fix is in the data: recode the column so that 0 means no",
+        )
 
 
 def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
@@ -369,16 +546,25 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
     if not isinstance(raw, Mapping):
         raise _err(source, key, "must be a mapping with name, column, operator and threshold")
     _unknown(source, f"{key}.", raw, _ENDPOINT_KEYS)
-    for req in ("name", "column", "operator", "threshold"):
+    for req in ("name", "column"):
         if req not in raw:
             raise _err(source, f"{key}.{req}", "is required")
     name = _name(source, f"{key}.name", raw["name"])
     key = f"endpoints[{name}]"
-    column = _name(source, f"{key}.column", raw["column"])
-    op = raw["operator"]
+    column = _column_name(source, f"{key}.column", raw["column"])
+    if ("operator" in raw) != ("threshold" in raw):
+        missing = "threshold" if "operator" in raw else "operator"
+        raise _err(
+            source,
+            f"{key}.{missing}",
+            "give operator and threshold together, or neither when the column is the outcome "
+            "(0/1, true/false)",
+        )
+    # Neither: the column is the outcome itself, 1 or true a case.
+    op = raw.get("operator", ">=")
     if not isinstance(op, str) or op not in OPERATORS:
         raise _err(source, f"{key}.operator", f"must be one of {', '.join(OPERATORS)}, got {_shown(op)}")
-    threshold = _number(source, f"{key}.threshold", raw["threshold"])
+    threshold = _number(source, f"{key}.threshold", raw.get("threshold", 1))
     for text_key in ("description", "question"):
         if raw.get(text_key) is not None and not isinstance(raw[text_key], str):
             raise _err(source, f"{key}.{text_key}", "must be a string")
@@ -466,6 +652,15 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
         if f.name in seen:
             raise _err(source, f"features[{f.name}].name", f"duplicate name (also used by {seen[f.name]})")
         seen[f.name] = f"features[{f.name}]"
+    for f in features:
+        if f.column is not None and f.column != f.name:
+            if f.column in seen:
+                raise _err(
+                    source,
+                    f"features[{f.name}].column",
+                    f"'{f.column}' is also {seen[f.column]}; one column feeds one feature",
+                )
+            seen[f.column] = f"features[{f.name}].column"
     ep_seen: set[str] = set()
     for e in endpoints:
         if e.name in ep_seen:

@@ -74,6 +74,8 @@ def featurise(
     summary.update({f"excluded: {k}": v for k, v in result.exclusions.items()})
     summary["included"] = result.n_included
     _print_counts(f"featurise ({spec.name})", summary)
+    for line in result.notes:
+        console.print(f"note: {line}", highlight=False)
     exclusions_path = out.with_name(out.name + ".exclusions.json")
     exclusions_path.write_text(
         json.dumps(

@@ -59,7 +59,10 @@ def _load_data(data: Path | None, study: str) -> tuple[pd.DataFrame, StudySpec]:
             generate_cohort(n=15004, seed=0).write(tmp)
             table = featurise(tmp, spec).table
     else:
-        table = read_table(data, what="--data")
+        from cohortlm.cohort.conform import conform_table
+
+        # A flat file as exported or the featurised table: conforming is a no-op on the latter.
+        table = conform_table(read_table(data, what="--data"), spec, what=f"--data {data.name}").table
     if "split" not in table.columns:
         table = split_table(table, spec)
     return table, spec

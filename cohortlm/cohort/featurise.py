@@ -46,6 +46,8 @@ class FeaturiseResult:
     table: pd.DataFrame
     n_input: int
     exclusions: dict[str, int] = field(default_factory=dict)
+    #: what a person should know about the data (counts and column names only)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_included(self) -> int:
@@ -182,15 +184,23 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
 
 
 def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
-    """A flat table (one row per patient) used as it is, after a column check."""
-    table = read_table(path, what="cohort file")
-    spec.check_columns(table, what=f"cohort file {Path(path).name}")
+    """A flat table (one row per patient), conformed to the spec (mapped columns, codes, 0/1).
+
+    See :func:`cohortlm.cohort.conform.conform_table`; values it cannot map are
+    left for validation to count, and the result's notes say how many.
+    """
+    from cohortlm.cohort.conform import conform_table
+
+    what = f"cohort file {Path(path).name}"
+    conformed = conform_table(read_table(path, what="cohort file"), spec, what=what)
+    table = conformed.table
+    spec.check_columns(table, what=what)
     if table[spec.id_column].duplicated().any():
         raise DataError(
             f"cohort file has {int(table[spec.id_column].duplicated().sum())} duplicated "
             f"{spec.id_column} value(s); a flat cohort needs one row per patient"
         )
-    return FeaturiseResult(table=table, n_input=len(table), exclusions={})
+    return FeaturiseResult(table=table, n_input=len(table), exclusions={}, notes=conformed.notes)
 
 
 FEATURISERS: dict[str, Callable[[str | Path, StudySpec], FeaturiseResult]] = {
