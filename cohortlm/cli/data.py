@@ -1,4 +1,4 @@
-"""CLI commands for data: ``synth``, ``featurise``, ``split``, ``studies``."""
+"""CLI commands for data: ``synth``, ``featurise``, ``split``, ``studies``, ``init-study``."""
 
 from __future__ import annotations
 
@@ -119,3 +119,60 @@ def studies() -> None:
     for name in builtin_studies():
         spec = load_study(name)
         typer.echo(f"{name}\t{len(spec.features)} features\t{len(spec.endpoints)} endpoints")
+
+
+@app.command("init-study")
+def init_study(
+    data: Path = typer.Option(..., "--data", help="The cohort file (.csv or .parquet), one row per patient."),
+    out: Path | None = typer.Option(None, "--out", help="Spec to write; default <data name>.study.yaml."),
+    name: str | None = typer.Option(None, "--name", help="Study name; default from the file name."),
+    outcome: list[str] = typer.Option(
+        [], "--outcome", help="Column holding (or defining) an outcome; repeatable. Becomes an endpoint."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="The patient id column; default: guessed."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+) -> None:
+    """Draft a study spec from a cohort file: types, ranges, categories and missing shares, to edit.
+
+    Nothing from the file is printed; the draft holds ranges rounded outwards and
+    only categories with several patients each.
+    """
+    from cohortlm.cohort.draft import draft_study, snake_name
+    from cohortlm.cohort.io import read_table
+    from cohortlm.errors import SpecError
+    from cohortlm.study import study_from_dict
+    from cohortlm.yamlsafe import load_yaml_text
+
+    target = out or data.with_name(f"{data.stem}.study.yaml")
+    if target.exists() and not force:
+        raise UsageError(f"--out {target} exists; choose another path or pass --force")
+    check_output_file(target, "--out")
+    study_name = snake_name(name or data.stem)
+    if name is not None and study_name != name:
+        raise UsageError(f"--name must be lower snake_case such as '{study_name}', got {name!r}")
+    table = read_table(data, what="--data")
+    draft = draft_study(table, name=study_name, source=data.name, outcomes=outcome, id_column=id_column)
+    if draft.endpoints:  # without endpoints the draft is not a spec yet: the user adds them
+        try:
+            study_from_dict(load_yaml_text(draft.text, source=str(target)), source=str(target))
+        except SpecError as exc:  # pragma: no cover - a drafting bug, said plainly
+            raise SpecError(f"the draft does not load ({exc}); please report this") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(draft.text, encoding="utf-8")
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(draft.kinds.items()))
+    _print_counts(
+        f"drafted study {study_name} from {data.name} -> {target}",
+        {
+            "patients (rows)": len(table),
+            "features drafted": sum(draft.kinds.values()),
+            "columns left out": len(draft.left_out),
+            "endpoints": draft.endpoints,
+        },
+    )
+    console.print(f"features: {kinds or 'none'}")
+    if not draft.endpoints:
+        console.print("note: no --outcome given: add at least one endpoint before the spec loads")
+    console.print(f"next: check the draft, then `cohortlm validate --study {target} --data {data}`")
+    typer.echo(str(target))

@@ -31,7 +31,8 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _check_parent(path: Path, option: str) -> None:
-    anchor = _nearest_existing(path.parent if not path.exists() else path)
+    # The folder the file goes in (an existing file is overwritten: its folder is what matters).
+    anchor = _nearest_existing(path.parent)
     if not anchor.is_dir():
         raise UsageError(f"{option} {path}: {anchor} is a file, not a folder; choose another path")
     if not _writable(anchor):

@@ -129,3 +129,17 @@ def test_every_result_command_has_json():
     for name, command in wanted.items():
         flags = {opt for p in command.params for opt in getattr(p, "opts", [])}
         assert "--json" in flags, name
+
+
+def test_an_output_file_that_exists_is_overwritten(tmp_path, capsys):
+    """check_output_file took an existing file for its own folder ("is a file, not a folder")."""
+    from cohortlm.cli.paths import check_output_file
+    from cohortlm.errors import UsageError
+
+    existing = tmp_path / "table.csv"
+    existing.write_text("x\n")
+    check_output_file(existing, "--out")  # no error
+    with pytest.raises(UsageError, match="is a folder"):
+        check_output_file(tmp_path, "--out")
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        check_output_file(existing / "inside.csv", "--out")
