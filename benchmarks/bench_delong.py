@@ -1,7 +1,7 @@
 """Benchmark: the fast paired DeLong test against pROC and a brute-force O(m·n) DeLong, in the same run.
 
     .venv/bin/python benchmarks/bench_delong.py [--n 1000000] [--brute-n 20000] [--repeats 3]
-        [--no-proc] [--install-r] [--out benchmarks/results/delong.json]
+        [--no-proc] [--install-r] [--whole-repeats 5] [--out benchmarks/results/delong.json]
 
 What is timed (wall clock, best of ``--repeats``, one process, same data):
 
@@ -16,10 +16,18 @@ What is timed (wall clock, best of ``--repeats``, one process, same data):
    ``--brute-n`` rows, the size it can manage, with the fast version timed on
    the same rows; its time at N is extrapolated by m·n (stated as an extrapolation);
 4. ``sklearn.metrics.roc_auc_score`` for both models on N rows: the AUCs alone,
-   a floor for any method that must at least sort the scores.
+   a floor for any method that must at least sort the scores;
+5. the **whole process**, as a user meets it: ``cohortlm delong --csv F ... --json``
+   as a subprocess against ``Rscript`` reading the same CSV with ``read.csv``,
+   ``roc()`` twice and ``roc.test(method = "delong", paired = TRUE)``, start-up,
+   imports (``library(pROC)``) and the CSV read included. The two commands
+   alternate, ``--repeats`` times each, in the same run; the ratio reported is
+   cohortlm's best over R's best (and the median of the per-pair ratios). The
+   target is a ratio of at most 0.5.
 
 The two implementations' results are compared (AUCs, z, p) so the speed is for
-the same answer. Results go to ``--out`` as JSON with the machine described.
+the same answer. Results go to ``--out`` as JSON with the machine described, and
+the whole-process comparison also to ``delong_whole_process.md`` beside it.
 """
 
 from __future__ import annotations
@@ -59,6 +67,17 @@ for (i in seq_len(repeats)) {
 fmt <- '{"seconds": %.6f, "auc_a": %.15g, "auc_b": %.15g, "z": %.15g, "p_value": %.15g, "version": "%s"}\n'
 cat(sprintf(fmt, best, as.numeric(auc(ra)), as.numeric(auc(rb)), unname(tt$statistic), tt$p.value,
             as.character(packageVersion("pROC"))))
+"""
+
+# What a pROC user runs for one comparison: the whole process is timed from outside.
+R_WHOLE_SCRIPT = r"""
+suppressPackageStartupMessages(library(pROC))
+d <- read.csv(commandArgs(trailingOnly = TRUE)[1])
+ra <- roc(d$y, d$a, levels = c(0, 1), direction = "<", quiet = TRUE)
+rb <- roc(d$y, d$b, levels = c(0, 1), direction = "<", quiet = TRUE)
+tt <- roc.test(ra, rb, method = "delong", paired = TRUE)
+cat(sprintf('{"auc_a": %.15g, "auc_b": %.15g, "z": %.15g, "p_value": %.15g}\n',
+            as.numeric(auc(ra)), as.numeric(auc(rb)), unname(tt$statistic), tt$p.value))
 """
 
 
@@ -109,7 +128,11 @@ def ensure_r(install: bool) -> str | None:
     if rscript is None and install and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "r-base-core", "r-cran-proc"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "r-base-core", "r-cran-proc"],
+            check=True,
+            env=env,
+        )
         rscript = shutil.which("Rscript")
     if rscript is None:
         return None
@@ -117,19 +140,92 @@ def ensure_r(install: bool) -> str | None:
     return rscript if ok else None
 
 
+def write_csv(path: Path, y: np.ndarray, a: np.ndarray, b: np.ndarray) -> Path:
+    """The benchmark's data as the CSV both commands read (header y,a,b; scores to 4 decimals)."""
+    np.savetxt(
+        path,
+        np.column_stack([y, a, b]),
+        delimiter=",",
+        header="y,a,b",
+        comments="",
+        fmt=["%d", "%.4f", "%.4f"],
+    )
+    return path
+
+
+def _timed(cmd: list[str]) -> tuple[float, dict[str, Any]]:
+    """Wall-clock seconds of one command, and the JSON object on its last stdout line."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_whole_process(rscript: str, csv: Path, repeats: int) -> dict[str, Any]:
+    """``cohortlm delong`` and ``Rscript`` (pROC) as whole processes on the same CSV, alternating."""
+    cohortlm = Path(sys.executable).with_name("cohortlm")
+    ours = [str(cohortlm), "delong", "--csv", str(csv), "--label", "y", "--score-a", "a", "--score-b", "b"]
+    ours.append("--json")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "whole.R"
+        script.write_text(R_WHOLE_SCRIPT)
+        theirs = [rscript, str(script), str(csv)]
+        _timed(ours)  # one warm-up each: the page cache holds the CSV and both programs
+        _timed(theirs)
+        t_ours, t_theirs = [], []
+        for _ in range(repeats):
+            w, out_ours = _timed(ours)
+            t_ours.append(w)
+            w, out_theirs = _timed(theirs)
+            t_theirs.append(w)
+    ratios = sorted(o / t for o, t in zip(t_ours, t_theirs, strict=True))
+    return {
+        "command": " ".join(["cohortlm", *ours[1:]]),
+        "r_command": "Rscript whole.R data.csv (read.csv, roc x2, roc.test delong paired)",
+        "repeats": repeats,
+        "cohortlm_seconds": t_ours,
+        "r_seconds": t_theirs,
+        "cohortlm_best_seconds": min(t_ours),
+        "r_best_seconds": min(t_theirs),
+        "ratio_cohortlm_over_r_best": min(t_ours) / min(t_theirs),
+        "ratio_cohortlm_over_r_median_pair": ratios[len(ratios) // 2],
+        "target_ratio_at_most": 0.5,
+        "max_abs_difference": max(abs(out_ours[k] - out_theirs[k]) for k in ("auc_a", "auc_b", "z")),
+        "note": "each a fresh process; start-up, imports and the CSV read included; alternated in one run",
+    }
+
+
+def write_whole_process_md(path: Path, n: int, whole: dict[str, Any], machine: dict[str, Any]) -> None:
+    """A short table of the whole-process comparison, for people."""
+    lines = [
+        f"# `cohortlm delong` vs R pROC, whole process, {n:,} rows",
+        "",
+        f"Measured by `benchmarks/bench_delong.py` on {machine['platform']} ({machine['cpu_count']} CPUs), "
+        f"{whole['repeats']} alternating runs of each, one fresh process per run.",
+        "",
+        "| command | best (s) | all runs (s) |",
+        "|---|---:|---|",
+        f"| `{whole['command']}` | {whole['cohortlm_best_seconds']:.2f} | "
+        + ", ".join(f"{t:.2f}" for t in whole["cohortlm_seconds"])
+        + " |",
+        f"| {whole['r_command']} | {whole['r_best_seconds']:.2f} | "
+        + ", ".join(f"{t:.2f}" for t in whole["r_seconds"])
+        + " |",
+        "",
+        f"**Ratio cohortlm / R: {whole['ratio_cohortlm_over_r_best']:.2f}** (best over best; median of the "
+        f"per-pair ratios {whole['ratio_cohortlm_over_r_median_pair']:.2f}); target at most "
+        f"{whole['target_ratio_at_most']}. "
+        f"Largest difference in AUCs and z: {whole['max_abs_difference']:.1e}.",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
 def run_proc(rscript: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, repeats: int) -> dict[str, Any]:
     """Time pROC inside R on the same data (written to a temporary CSV)."""
     with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "data.csv"
+        csv = write_csv(Path(tmp) / "data.csv", y, a, b)
         script = Path(tmp) / "bench.R"
-        np.savetxt(
-            csv,
-            np.column_stack([y, a, b]),
-            delimiter=",",
-            header="y,a,b",
-            comments="",
-            fmt=["%d", "%.4f", "%.4f"],
-        )
         script.write_text(R_SCRIPT)
         t0 = time.perf_counter()
         proc = subprocess.run(
@@ -149,8 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-proc", action="store_true", help="skip pROC")
     ap.add_argument("--install-r", action="store_true", help="apt-get install R and pROC when missing (root)")
+    ap.add_argument("--whole-repeats", type=int, default=5, help="whole-process runs of each command")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "delong.json")
     args = ap.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     y, a, b = make_data(args.n, args.seed)
     m = int(y.sum())
@@ -227,6 +325,18 @@ def main(argv: list[str] | None = None) -> int:
             f"pROC {pr['version']} roc() x2 + roc.test(delong), n={args.n:,}: {pr['seconds']:.3f} s "
             f"-> cohortlm is {pr['speedup_fast_over_pROC']:.1f}x faster; "
             f"max |difference| {pr['max_abs_difference']:.2e}"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = write_csv(Path(tmp) / "data.csv", y, a, b)
+            whole = run_whole_process(rscript, csv, args.whole_repeats)
+        result["whole_process"] = whole
+        write_whole_process_md(
+            args.out.with_name("delong_whole_process.md"), args.n, whole, result["machine"]
+        )
+        print(
+            f"whole process, n={args.n:,}: cohortlm delong {whole['cohortlm_best_seconds']:.2f} s, "
+            f"Rscript pROC {whole['r_best_seconds']:.2f} s "
+            f"-> ratio {whole['ratio_cohortlm_over_r_best']:.2f} (target <= 0.5)"
         )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
