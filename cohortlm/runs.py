@@ -164,6 +164,7 @@ def read_run(path: str | Path) -> RunRecord:
             )
         )
     promote = decision.get("promote", summary.get("promote"))
+    policy = decision.get("policy")
     return RunRecord(
         run_id=str(summary.get("run_id") or p.name),
         path=p,
@@ -177,7 +178,7 @@ def read_run(path: str | Path) -> RunRecord:
         wall_seconds=_float(summary.get("wall_seconds")),
         models=models,
         endpoints=tuple(endpoints),
-        policy=decision.get("policy") if isinstance(decision.get("policy"), dict) else {},
+        policy=policy if isinstance(policy, dict) else {},
         split_hash=decision.get("split_hash"),
     )
 

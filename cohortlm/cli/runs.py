@@ -47,14 +47,17 @@ def runs_list(
     from rich.console import Console
     from rich.table import Table
 
-    if not runs_dir.is_dir():
+    if not runs_dir.is_dir() and (runs_dir != DEFAULT_RUNS_DIR or runs_dir.exists()):
         raise UsageError(f"--dir {runs_dir} is not a folder; runs are written to runs/ by `cohortlm run`")
+    # No runs/ yet (nothing has run here): an empty list, not an error.
     records = [r for r in iter_runs(runs_dir) if study is None or r.study == study]
     if as_json:
         echo_json({"runs_dir": str(runs_dir), "runs": [r.to_dict() for r in records]})
         return
     if not records:
-        console.print(f"no runs in {runs_dir}" + (f" for study {study}" if study else ""))
+        console.print(
+            f"no runs in {runs_dir}" + (f" for study {study}" if study else "") + "; `cohortlm run` makes one"
+        )
         return
     table = Table(title=f"runs in {runs_dir} (test AUC: mean over endpoints)")
     for col in ("id", "study", "profile", "verdict", "AUC", "wall time"):

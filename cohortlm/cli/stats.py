@@ -11,7 +11,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -40,10 +40,10 @@ def _header(path: Path) -> list[str]:
     return first
 
 
-def _non_numeric(column: object) -> int:
+def _non_numeric(column: Any) -> int:
     """Values in a text column that are not numbers (none of them is shown)."""
     count = 0
-    for value in column.to_pylist():  # type: ignore[attr-defined]
+    for value in column.to_pylist():
         if value is None:
             continue
         try:
@@ -101,7 +101,7 @@ def read_delong_columns(path: Path, columns: dict[str, tuple[str, str]]) -> dict
 _NUMPY_TYPES = {"int64": "int64", "double": "float64", "bool": "bool"}
 
 
-def _float_values(arr: object) -> np.ndarray:
+def _float_values(arr: Any) -> np.ndarray:
     """A pyarrow int64, double or bool Array as float64 numpy, NaN where null, read from its buffers.
 
     ``Array.to_numpy`` imports pandas (~0.5 s) on its first call and
@@ -109,9 +109,9 @@ def _float_values(arr: object) -> np.ndarray:
     """
     import numpy as np
 
-    offset, length = arr.offset, len(arr)  # type: ignore[attr-defined]
-    validity, data = arr.buffers()  # type: ignore[attr-defined]
-    kind = _NUMPY_TYPES[str(arr.type)]  # type: ignore[attr-defined]
+    offset, length = arr.offset, len(arr)
+    validity, data = arr.buffers()
+    kind = _NUMPY_TYPES[str(arr.type)]
     if kind == "bool":  # bit-packed, like the validity bitmap
         bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
         values = bits[offset : offset + length].astype(np.float64)

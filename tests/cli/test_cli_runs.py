@@ -93,3 +93,11 @@ def test_runs_usage_errors_exit_2(runs_dir, capsys, args, needle):
         args = [*args, "--dir", str(runs_dir)]
     assert main(["runs", *args]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_list_before_any_run_is_empty(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    assert main(["runs", "list", "--json"]) == 0
+    assert _json(capsys)["runs"] == []
+    assert main(["runs", "list"]) == 0
+    assert "no runs in runs" in capsys.readouterr().err
