@@ -15,7 +15,17 @@ Metric names (dashboards and alert rules use exactly these):
 ``cohortlm_training_tokens_per_second``      gauge  fine-tuning throughput (absent when no LLM trained)
 ``cohortlm_run_last_success_timestamp_seconds`` gauge  Unix time the run finished
 ``cohortlm_run_info{run_id}``                gauge  1; carries the run id
+``cohortlm_run_failed``                      gauge  1 when the last run failed, 0 when it succeeded
+``cohortlm_run_last_finish_timestamp_seconds`` gauge  Unix time the last run ended, either way
+``cohortlm_validation_last_timestamp_seconds`` gauge  Unix time the last validation ran
 ==========================================  =====  =============================================
+
+Three groups per study, so that no push erases another's metrics:
+``job="cohortlm"`` (the results, pushed by the export step when the run got
+that far), ``job="cohortlm-validation"`` (pushed by the validate step before
+it passes or fails, so a failed validation is visible although nothing after
+it runs) and ``job="cohortlm-run"`` (pushed by the exit handler after every
+run; POSTed, so that a failed run keeps the last success time).
 
 Label values are restricted to short identifiers (endpoint, model and rule
 names): no patient identifier or feature value can become a label.
@@ -28,13 +38,17 @@ import re
 import time
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway
+from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
 
 from cohortlm.errors import CohortlmError, UsageError
 
 PUSHGATEWAY_ENV = "COHORTLM_PUSHGATEWAY_URL"
 # Identifiers only: letters, digits and . _ - : + (model names such as "SmolLM2-135M+lora").
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:+-]{0,99}$")
+# Run ids may start with a digit: local ids are UTC times, KFP's are UUIDs.
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,99}$")
+VALIDATION_JOB = "cohortlm-validation"
+OUTCOME_JOB = "cohortlm-run"
 
 
 class MetricsPushError(CohortlmError):
@@ -53,6 +67,15 @@ def _label(kind: str, value: str) -> str:
         raise UsageError(
             f"{kind} names used as metric labels must be identifiers (letters, digits, . _ - : +, "
             f"at most 100 characters); got one that is not"
+        )
+    return value
+
+
+def _run_id(value: str) -> str:
+    if not isinstance(value, str) or not _RUN_ID_RE.match(value):
+        raise UsageError(
+            "run ids used as metric labels must be identifiers (letters, digits, . _ - : +, "
+            "at most 100 characters); got one that is not"
         )
     return value
 
@@ -83,7 +106,7 @@ def build_run_registry(
     info = Gauge(
         "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
     )
-    info.labels(run_id=_label("run id", run_id)).set(1)
+    info.labels(run_id=_run_id(run_id)).set(1)
     auc = Gauge(
         "cohortlm_run_auc", "Test-split AUC per endpoint and model", ["endpoint", "model"], registry=registry
     )
@@ -163,8 +186,16 @@ def push_run_metrics(
         tokens_per_second=tokens_per_second,
         validation_failures=validation_failures,
     )
+    _push(gateway_url, job=job, study=study, registry=registry, add=False, timeout=timeout)
+    return True
+
+
+def _push(
+    gateway_url: str, *, job: str, study: str, registry: CollectorRegistry, add: bool, timeout: float
+) -> None:
+    push = pushadd_to_gateway if add else push_to_gateway
     try:
-        push_to_gateway(
+        push(
             gateway_url,
             job=_label("job", job),
             grouping_key={"study": _label("study", study)},
@@ -176,4 +207,106 @@ def push_run_metrics(
             f"could not push run metrics to the Pushgateway at {gateway_url} ({type(exc).__name__}); "
             f"check that it runs, or unset {PUSHGATEWAY_ENV}"
         ) from None
+
+
+def build_validation_registry(
+    *, run_id: str, failures: Mapping[str, int], finished_at: float | None = None
+) -> CollectorRegistry:
+    """A registry with the failing rows per validation rule (0 for a rule that passed).
+
+    Raises:
+        UsageError: a rule name is not an identifier, or a count is negative.
+    """
+    registry = CollectorRegistry()
+    Gauge(
+        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
+    ).labels(run_id=_run_id(run_id)).set(1)
+    counter = Counter(
+        "cohortlm_validation_failures",
+        "Rows failing each data-validation rule in the run",
+        ["rule"],
+        registry=registry,
+    )
+    for rule, count in failures.items():
+        n = int(count)
+        if n < 0:
+            raise UsageError(f"validation failure count of rule {rule} must not be negative")
+        counter.labels(rule=_label("rule", rule)).inc(n)
+    Gauge(
+        "cohortlm_validation_last_timestamp_seconds",
+        "Unix time the last data validation ran",
+        registry=registry,
+    ).set(time.time() if finished_at is None else float(finished_at))
+    return registry
+
+
+def push_validation_metrics(
+    gateway_url: str | None,
+    *,
+    run_id: str,
+    study: str,
+    failures: Mapping[str, int],
+    timeout: float = 10.0,
+) -> bool:
+    """Push one run's validation counts, replacing the previous run's (group ``cohortlm-validation``).
+
+    Returns:
+        True when pushed, False when no gateway is configured.
+
+    Raises:
+        UsageError: a name is not an identifier.
+        MetricsPushError: the gateway could not be reached or refused the push.
+    """
+    if not gateway_url:
+        return False
+    registry = build_validation_registry(run_id=run_id, failures=failures)
+    _push(gateway_url, job=VALIDATION_JOB, study=study, registry=registry, add=False, timeout=timeout)
+    return True
+
+
+def build_outcome_registry(
+    *, run_id: str, succeeded: bool, finished_at: float | None = None
+) -> CollectorRegistry:
+    """A registry with a run's outcome: failed flag, finish time and, on success, the success time."""
+    now = time.time() if finished_at is None else float(finished_at)
+    registry = CollectorRegistry()
+    Gauge(
+        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
+    ).labels(run_id=_run_id(run_id)).set(1)
+    Gauge(
+        "cohortlm_run_failed", "1 when the last pipeline run failed, 0 when it succeeded", registry=registry
+    ).set(0.0 if succeeded else 1.0)
+    Gauge(
+        "cohortlm_run_last_finish_timestamp_seconds",
+        "Unix time the last pipeline run ended, succeeded or failed",
+        registry=registry,
+    ).set(now)
+    if succeeded:
+        Gauge(
+            "cohortlm_run_last_success_timestamp_seconds",
+            "Unix time the last successful run finished",
+            registry=registry,
+        ).set(now)
+    return registry
+
+
+def push_run_outcome(
+    gateway_url: str | None, *, run_id: str, study: str, succeeded: bool, timeout: float = 10.0
+) -> bool:
+    """Push a run's outcome (group ``cohortlm-run``), keeping the last success time on a failure.
+
+    POST (``pushadd``) replaces only the metrics pushed here, so a failed run
+    leaves ``cohortlm_run_last_success_timestamp_seconds`` of the last good one.
+
+    Returns:
+        True when pushed, False when no gateway is configured.
+
+    Raises:
+        UsageError: a name is not an identifier.
+        MetricsPushError: the gateway could not be reached or refused the push.
+    """
+    if not gateway_url:
+        return False
+    registry = build_outcome_registry(run_id=run_id, succeeded=succeeded)
+    _push(gateway_url, job=OUTCOME_JOB, study=study, registry=registry, add=True, timeout=timeout)
     return True

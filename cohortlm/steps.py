@@ -405,11 +405,73 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
         aucs=aucs,
         decision_promoted=bool(decision.get("promote")),
         tokens_per_second=float(tps) if isinstance(tps, (int, float)) else None,
-        # A run only gets here when validation passed (a failure stops the pipeline at
-        # the validate task), so every rule had 0 failing rows.
+        # The validate step pushes its own counts (group cohortlm-validation), before a
+        # failure stops the run; here they would only repeat them.
         validation_failures={},
     )
     return "pushed" if pushed else "skipped"
+
+
+def _rule_label(name: str) -> str:
+    """An expectation name as a label value: ``in_range(age)`` -> ``in_range:age``.
+
+    Names are built from the spec's column and rule names, never from data values.
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.:+-]", "", name.replace("(", ":").replace(",", ":"))[:100]
+
+
+def validation_failures(report: Mapping[str, Any]) -> dict[str, int]:
+    """Failing rows per expectation of a ``validation.json`` (0 where it passed).
+
+    An expectation that fails as a whole (a missing column, a wrong type) has no
+    row count; it counts every row then.
+    """
+    n_rows = int(report.get("n_rows") or 0)
+    out: dict[str, int] = {}
+    for e in report.get("expectations", []):
+        count = e.get("unexpected_count")
+        if e.get("success"):
+            n = 0
+        else:
+            n = int(count) if isinstance(count, int) else int(e.get("element_count") or n_rows or 1)
+        out[_rule_label(str(e["name"]))] = n
+    return out
+
+
+def push_validation_step(report_dir: str, study_yaml: str, pushgateway: str, run_id: str) -> str:
+    """Push the failing rows per validation rule of ``report_dir/validation.json``.
+
+    Returns:
+        ``"pushed"``, ``"skipped"`` (no gateway) or ``"no report"`` (validation did not get
+        as far as a report, e.g. the study spec was refused: the run outcome says so).
+    """
+    from cohortlm.metrics import push_validation_metrics
+
+    path = Path(report_dir) / "validation.json"
+    if not path.is_file():
+        return "no report"
+    report = json.loads(path.read_text())
+    study = study_from_text(study_yaml).name
+    pushed = push_validation_metrics(
+        pushgateway or None, run_id=run_id or "local", study=study, failures=validation_failures(report)
+    )
+    return "pushed" if pushed else "skipped"
+
+
+def report_run_outcome_step(state: str, study_yaml: str, pushgateway: str, run_id: str) -> str:
+    """The exit handler's work: push whether the run succeeded (KFP final state ``SUCCEEDED``).
+
+    Returns:
+        ``"pushed <state>"`` or ``"skipped <state>"`` (no gateway configured).
+    """
+    from cohortlm.metrics import push_run_outcome
+
+    study = study_from_text(study_yaml).name
+    succeeded = state.upper() == "SUCCEEDED"
+    pushed = push_run_outcome(pushgateway or None, run_id=run_id or "local", study=study, succeeded=succeeded)
+    return f"{'pushed' if pushed else 'skipped'} {state.upper()}"
 
 
 def copy_tree(src: str | Path, dst: str | Path) -> Path:

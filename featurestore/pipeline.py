@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from cohortlm.cohort.io import read_table, write_table
+from cohortlm.errors import UsageError
 from cohortlm.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
 from cohortlm.steps import study_from_text
 from cohortlm.study import StudySpec, study_from_dict
@@ -98,3 +99,96 @@ def training_table_step(cohort: str, study_yaml: str, feature_repo: str, out: st
         "feature_repo": str(repo),
         "missing_feature_rows": int(result[spec.feature_names].isna().all(axis=1).sum()),
     }
+
+
+#: Where the pipeline mounts the cluster's Feast config (ConfigMap cohortlm-feature-store).
+CLUSTER_CONFIG_MOUNT = "/etc/cohortlm/feature-store"
+#: Where the pipeline mounts the Secrets cohortlm-redis and cohortlm-feast-registry.
+REDIS_SECRET_MOUNT = "/var/run/secrets/cohortlm/redis"
+REGISTRY_SECRET_MOUNT = "/var/run/secrets/cohortlm/feast-registry"
+
+
+def _secret(path: Path, secret: str, key: str) -> str:
+    """A mounted Secret value; refuses the placeholder the manifests ship (never echoes a value)."""
+    if not path.is_file():
+        raise UsageError(f"Secret {secret} (key {key}) is not mounted at {path}; apply the manifests first")
+    value = path.read_text(encoding="utf-8").strip()
+    if not value or value.startswith("REPLACE_ME"):
+        raise UsageError(
+            f"Secret {secret} (key {key}) still holds the shipped placeholder; "
+            "fill it (docs/platform.md#secrets)"
+        )
+    return value
+
+
+def materialize_online(
+    cohort: pd.DataFrame,
+    spec: StudySpec,
+    repo_dir: str | Path,
+    *,
+    config_file: str | Path,
+    end: pd.Timestamp | None = None,
+) -> dict[str, Any]:
+    """Register the study's definitions in a store and load each patient's latest features online.
+
+    ``config_file`` is the store's Feast YAML (on a cluster, the overlay's
+    ``feature_store.yaml`` with the Redis online store and the SQL registry the
+    feature server reads; ``${VAR}`` expanded from the environment). The cohort
+    becomes the offline Parquet under ``repo_dir`` and is materialised from
+    before its earliest event time to ``end`` (now).
+
+    Returns:
+        Metadata: the project, the feature service, rows and the interval loaded.
+    """
+    from featurestore.store import materialize, open_store
+
+    table, spec_ts = _with_timestamp(cohort, spec)
+    ts_col = spec_ts.timestamp_column
+    assert ts_col is not None
+    repo = Path(repo_dir)
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    # open_store wants a repository folder; the cluster YAML is the only config in it.
+    (repo / "feature_store.yaml").write_text(Path(config_file).read_text(encoding="utf-8"))
+    offline = table[[spec.id_column, ts_col, *spec.feature_names]].copy()
+    offline[ts_col] = pd.to_datetime(offline[ts_col], utc=True)
+    write_table(offline, repo / OFFLINE_DATA_PATH)
+    store = open_store(repo)
+    definitions = build_definitions(spec_ts, path=str((repo / OFFLINE_DATA_PATH).resolve()))
+    store.apply(definitions.objects())
+    start, stop = materialize(repo, store=store, end=end)
+    return {
+        "project": store.project,
+        "feature_service": feature_service_name(spec),
+        "online_store": store.config.online_store.type,
+        "rows": len(offline),
+        "start": start.isoformat(),
+        "end": stop.isoformat(),
+    }
+
+
+def materialize_online_step(
+    cohort: str,
+    study_yaml: str,
+    config_file: str,
+    *,
+    redis_address: str = "cohortlm-redis:6379",
+    redis_secret_dir: str = REDIS_SECRET_MOUNT,
+    registry_secret_dir: str = REGISTRY_SECRET_MOUNT,
+) -> dict[str, Any]:
+    """Pipeline step: the validated cohort -> the cluster's online store (``feast materialize``).
+
+    Builds ``FEAST_REDIS_URL`` and ``FEAST_REGISTRY_URL`` from the mounted
+    Secrets, as the feature server does, for this process only. No-op when
+    ``config_file`` is empty (a local run keeps its per-run SQLite store).
+    """
+    import os
+
+    if not config_file:
+        return {"skipped": True}
+    password = _secret(Path(redis_secret_dir) / "password", "cohortlm-redis", "password")
+    registry = _secret(Path(registry_secret_dir) / "url", "cohortlm-feast-registry", "url")
+    os.environ["FEAST_REDIS_URL"] = f"{redis_address},password={password}"
+    os.environ["FEAST_REGISTRY_URL"] = registry
+    spec = study_from_text(study_yaml)
+    with tempfile.TemporaryDirectory(prefix="feature-repo-") as repo:
+        return materialize_online(read_table(cohort, what="cohort"), spec, repo, config_file=config_file)

@@ -221,6 +221,9 @@ def run_local(
             checkpoint_dir=str((run_dir / "checkpoints").resolve()),
             pushgateway=pushgateway,
             run_id=run_id,
+            # The cluster's signing-key Secret and Redis online store do not exist here.
+            signing_key_file="",
+            online_store_config="",
         )
     except RuntimeError as exc:
         _raise_step_failure(str(exc), run_dir)

@@ -8,6 +8,13 @@ start from the split table. Only the QLoRA task asks for a GPU; its node pool
 Where one GPU is not enough, ``use_trainer=True`` hands the fine-tune to a
 Kubeflow Trainer TrainJob with ``trainer_gpus`` GPUs (``pipelines/trainer.py``);
 set ``gpu_count=0`` then, so the waiting pod holds no GPU.
+
+Everything on the cluster that the compiled pipeline mounts is shipped by
+``manifests/`` (tests/manifests/test_cluster_contract.py checks both ways): the
+PVCs ``cohortlm-models`` and ``cohortlm-model-cache``, the Secrets
+``cohortlm-bundle-signing-key``, ``cohortlm-redis`` and ``cohortlm-feast-registry``
+and the ConfigMap ``cohortlm-feature-store``. Every run ends in an exit handler
+that pushes its outcome to the Pushgateway, success or failure.
 """
 
 from kfp import dsl, kubernetes
@@ -16,13 +23,16 @@ from components.evaluate_gate import evaluate_gate
 from components.export_metrics import export_metrics
 from components.feature_store import feature_store
 from components.featurise import featurise
+from components.materialize_online import materialize_online
 from components.promote import promote
+from components.report_run_outcome import report_run_outcome
 from components.score_fine_tuned import score_fine_tuned
 from components.score_zero_shot import score_zero_shot
 from components.split import split
 from components.train_baseline import train_baseline
 from components.train_qlora import train_qlora
 from components.validate import validate
+from featurestore.pipeline import CLUSTER_CONFIG_MOUNT, REDIS_SECRET_MOUNT, REGISTRY_SECRET_MOUNT
 
 PIPELINE_NAME = "cohortlm-train-evaluate-promote"
 
@@ -37,6 +47,16 @@ RETRIES = {"score": 2, "train": 2}
 #: Where the model-store PVC is mounted on a cluster; `cohortlm submit` passes it as model_store.
 MODEL_STORE_MOUNT = "/var/lib/cohortlm/models"
 MODEL_CACHE_MOUNT = "/var/cache/cohortlm"
+#: The cluster objects the pipeline mounts (all shipped by manifests/base).
+MODEL_STORE_PVC = "cohortlm-models"
+MODEL_CACHE_PVC = "cohortlm-model-cache"
+SIGNING_KEY_SECRET = "cohortlm-bundle-signing-key"
+SIGNING_KEY_MOUNT = "/var/run/secrets/cohortlm/bundle-signing-key"
+FEATURE_STORE_CONFIGMAP = "cohortlm-feature-store"
+REDIS_SECRET = "cohortlm-redis"
+FEAST_REGISTRY_SECRET = "cohortlm-feast-registry"
+#: The in-cluster Pushgateway the NetworkPolicy pipeline-egress lets the steps reach.
+DEFAULT_PUSHGATEWAY = "http://prometheus-pushgateway.monitoring.svc:9091"
 
 
 def _resources(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
@@ -49,35 +69,47 @@ def _resources(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
     return task
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME, description="Cohort -> QLoRA LLM vs logistic regression -> DeLong gate -> KServe"
-)
-def train_evaluate_promote(
-    raw_data: str,
-    study_yaml: str,
-    profile: str = "quick",
-    base_model: str = "",
-    feature_repo: str = "",
-    model_store: str = "models",
-    policy_yaml: str = "",
-    split_override: dict = {},  # noqa: B006  (KFP pipeline parameters need literal defaults)
-    checkpoint_dir: str = "",
-    isvc_namespace: str = "",
-    pushgateway: str = "",
-    run_id: str = "",
-    gpu_type: str = "nvidia.com/gpu",
-    gpu_count: int = 1,
-    gpu_node_selector: dict = {"nvidia.com/gpu.present": "true"},  # noqa: B006
-    gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
-    model_cache_pvc: str = "cohortlm-model-cache",
-    model_store_pvc: str = "cohortlm-models",
-    use_trainer: bool = False,
-    trainer_namespace: str = "cohortlm",
-    trainer_gpus: int = 4,
-):
-    """Train, evaluate and (when the gate says so) promote, for one study."""
+def _body(
+    *,
+    raw_data,
+    study_yaml,
+    profile,
+    base_model,
+    feature_repo,
+    model_store,
+    policy_yaml,
+    split_override,
+    checkpoint_dir,
+    isvc_namespace,
+    pushgateway,
+    run_id,
+    gpu_type,
+    gpu_count,
+    gpu_node_selector,
+    gpu_tolerations,
+    model_cache_pvc,
+    model_store_pvc,
+    use_trainer,
+    trainer_namespace,
+    trainer_gpus,
+    signing_key_file,
+    online_store_config,
+) -> None:
+    """The run's tasks (inside the exit handler); the arguments are the pipeline's parameters."""
+    job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     feats = _resources(featurise(raw_data=raw_data, study_yaml=study_yaml), "data")
-    checked = _resources(validate(cohort=feats.outputs["cohort"], study_yaml=study_yaml), "data")
+    checked = _resources(
+        validate(
+            cohort=feats.outputs["cohort"],
+            study_yaml=study_yaml,
+            pushgateway=pushgateway,
+            run_id=run_id,
+            job_id=job_id,
+        ),
+        "data",
+    )
+    # It pushes this run's validation counts: it must run every time.
+    checked.set_caching_options(enable_caching=False)
     store = _resources(
         feature_store(cohort=feats.outputs["cohort"], study_yaml=study_yaml, feature_repo=feature_repo),
         "data",
@@ -152,14 +184,94 @@ def train_evaluate_promote(
                 model=model,
                 model_store=model_store,
                 isvc_namespace=isvc_namespace,
+                signing_key_file=signing_key_file,
             )
             _resources(p, "light").set_caching_options(enable_caching=False)
             kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+            kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
+            # patient_id-only requests to the new champion find the features it was trained on.
+            online = materialize_online(
+                cohort=feats.outputs["cohort"], study_yaml=study_yaml, online_store_config=online_store_config
+            ).after(p)
+            _resources(online, "data").set_caching_options(enable_caching=False)
+            kubernetes.use_config_map_as_volume(
+                online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
+            )
+            kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
+            kubernetes.use_secret_as_volume(
+                online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
+            )
 
     exported = export_metrics(
         decision=gate.outputs["decision"],
         llm_bundle=qlora.outputs["bundle"],
         pushgateway=pushgateway,
         run_id=run_id,
+        job_id=job_id,
     )
     _resources(exported, "light").set_caching_options(enable_caching=False)
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME, description="Cohort -> QLoRA LLM vs logistic regression -> DeLong gate -> KServe"
+)
+def train_evaluate_promote(
+    raw_data: str,
+    study_yaml: str,
+    profile: str = "quick",
+    base_model: str = "",
+    feature_repo: str = "",
+    model_store: str = "models",
+    policy_yaml: str = "",
+    split_override: dict = {},  # noqa: B006  (KFP pipeline parameters need literal defaults)
+    checkpoint_dir: str = "",
+    isvc_namespace: str = "",
+    pushgateway: str = DEFAULT_PUSHGATEWAY,
+    run_id: str = "",
+    gpu_type: str = "nvidia.com/gpu",
+    gpu_count: int = 1,
+    gpu_node_selector: dict = {"nvidia.com/gpu.present": "true"},  # noqa: B006
+    gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
+    model_cache_pvc: str = MODEL_CACHE_PVC,
+    model_store_pvc: str = MODEL_STORE_PVC,
+    use_trainer: bool = False,
+    trainer_namespace: str = "cohortlm",
+    trainer_gpus: int = 4,
+    signing_key_file: str = f"{SIGNING_KEY_MOUNT}/signing-key.pem",
+    online_store_config: str = f"{CLUSTER_CONFIG_MOUNT}/feature_store.yaml",
+):
+    """Train, evaluate and (when the gate says so) promote, for one study.
+
+    The defaults are the cluster's; a local run (pipelines/local.py) passes an
+    empty ``signing_key_file`` and ``online_store_config`` and its own ``pushgateway``.
+    """
+    outcome = report_run_outcome(
+        study_yaml=study_yaml, pushgateway=pushgateway, run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    )
+    _resources(outcome, "light").set_caching_options(enable_caching=False)
+    with dsl.ExitHandler(outcome, name="run"):
+        _body(
+            raw_data=raw_data,
+            study_yaml=study_yaml,
+            profile=profile,
+            base_model=base_model,
+            feature_repo=feature_repo,
+            model_store=model_store,
+            policy_yaml=policy_yaml,
+            split_override=split_override,
+            checkpoint_dir=checkpoint_dir,
+            isvc_namespace=isvc_namespace,
+            pushgateway=pushgateway,
+            run_id=run_id,
+            gpu_type=gpu_type,
+            gpu_count=gpu_count,
+            gpu_node_selector=gpu_node_selector,
+            gpu_tolerations=gpu_tolerations,
+            model_cache_pvc=model_cache_pvc,
+            model_store_pvc=model_store_pvc,
+            use_trainer=use_trainer,
+            trainer_namespace=trainer_namespace,
+            trainer_gpus=trainer_gpus,
+            signing_key_file=signing_key_file,
+            online_store_config=online_store_config,
+        )

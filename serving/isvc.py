@@ -58,6 +58,20 @@ HTTP_PORT = 8080
 RUN_AS = 10001
 VERIFY_KEY_SECRET = "cohortlm-bundle-verify-key"
 VERIFY_KEY_MOUNT = "/var/run/secrets/cohortlm/bundle-verify-key"
+#: The PersistentVolumeClaim holding the model store (manifests/base/volumes.yaml).
+MODEL_STORE_CLAIM = "cohortlm-models"
+
+
+def store_uri(study: str, version: str | None = None, *, claim: str = MODEL_STORE_CLAIM) -> str:
+    """The ``STORAGE_URI`` of a study's champion, or of one promoted version, on the store claim.
+
+    The path below the claim is the model store layout of :mod:`cohortlm.registry`
+    (``<study>/champion``, ``<study>/versions/<version>``), so the predictor mounts
+    exactly what the promote step wrote.
+    """
+    from cohortlm.registry import CHAMPION, VERSIONS
+
+    return f"pvc://{claim}/{study}/{CHAMPION if version is None else f'{VERSIONS}/{version}'}"
 
 
 class IsvcClient(Protocol):
@@ -347,7 +361,7 @@ def rollout_champion(
     model_store: str | Path,
     namespace: str = DEFAULT_NAMESPACE,
     name: str = "cohortlm-ra",
-    claim: str = "cohortlm-models",
+    claim: str = MODEL_STORE_CLAIM,
     canary_traffic_percent: int = 10,
     smoke_url: str | None = None,
     ready_timeout: int = 600,
@@ -390,7 +404,7 @@ def rollout_champion(
     client = client or _default_client()
     isvc = build_inference_service(
         name,
-        storage_uri=f"pvc://{claim}/{study}/versions/{model_version}",
+        storage_uri=store_uri(study, model_version, claim=claim),
         namespace=namespace,
         canary_traffic_percent=canary_traffic_percent,
     )

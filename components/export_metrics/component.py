@@ -7,8 +7,13 @@ from components._image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
-def export_metrics(decision: Input[Artifact], llm_bundle: Input[Model], pushgateway: str, run_id: str) -> str:
-    """No-op without a gateway URL; never sends patient data (labels are model/endpoint names)."""
+def export_metrics(
+    decision: Input[Artifact], llm_bundle: Input[Model], pushgateway: str, run_id: str, job_id: str
+) -> str:
+    """No-op without a gateway URL; never sends patient data (labels are model/endpoint names).
+
+    ``run_id`` is the caller's id (a local run's); empty on a cluster, where the KFP job id is used.
+    """
     from cohortlm.steps import export_metrics_step
 
-    return export_metrics_step(decision.path, llm_bundle.path, pushgateway, run_id)
+    return export_metrics_step(decision.path, llm_bundle.path, pushgateway, run_id or job_id)

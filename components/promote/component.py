@@ -1,19 +1,49 @@
 """Make the winner the champion (atomic: a crash leaves the old champion serving)."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model
+from kfp.dsl import Artifact, Input, Model, Output
 
 from components._image import PIPELINE_IMAGE
 
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def promote(
-    bundle: Input[Model], decision: Input[Artifact], model: str, model_store: str, isvc_namespace: str
+    bundle: Input[Model],
+    decision: Input[Artifact],
+    model: str,
+    model_store: str,
+    isvc_namespace: str,
+    signing_key_file: str,
+    promoted: Output[Model],
 ) -> str:
-    """Promote into the model store; on a cluster also roll out the InferenceService (canary)."""
+    """Promote into the model store; on a cluster also roll out the InferenceService (canary).
+
+    ``signing_key_file`` is the private key the promoted copy is signed with (the
+    predictor refuses unsigned bundles); empty leaves it unsigned (local runs).
+    ``promoted`` records the version, its manifest digest, where it is served from
+    and the gate's decision, so that lineage runs from the data to the served model.
+    """
+    import json
+    import os
+
     from cohortlm.steps import promote_step
 
+    if signing_key_file:
+        with open(signing_key_file, encoding="utf-8") as fh:
+            if fh.read(64).strip().startswith("REPLACE_ME"):
+                raise ValueError(
+                    "Secret cohortlm-bundle-signing-key still holds the shipped placeholder; "
+                    "fill it (docs/platform.md#secrets)"
+                )
+        os.environ["COHORTLM_SIGNING_KEY"] = signing_key_file
+    from components.promote.record import promoted_record
+
     info = promote_step(bundle.path, model_store, decision.path, model)
+    record = promoted_record(model_store, decision.path, info["model_version"])
+    os.makedirs(os.path.dirname(promoted.path) or ".", exist_ok=True)
+    with open(promoted.path, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2)
+    promoted.metadata.update({k: v for k, v in record.items() if isinstance(v, (str, int, float, bool))})
     if isvc_namespace:
         from serving.isvc import rollout_champion
 

@@ -10,26 +10,43 @@ from components._image import PIPELINE_IMAGE
 def validate(
     cohort: Input[Dataset],
     study_yaml: str,
+    pushgateway: str,
+    run_id: str,
+    job_id: str,
     report: Output[HTML],
     details: Output[Artifact],
     metrics: Output[Metrics],
 ):
     """Validate against the suite generated from the study; the task fails when the data does.
 
-    The reports hold expectation names and row counts only, never a patient's values.
+    The failing rows per expectation are pushed to the Pushgateway before the task
+    fails (or passes), so that the data-validation alert sees a failed run: the
+    steps after this one never run then. The reports and metrics hold expectation
+    names and row counts only, never a patient's values.
     """
     import os
     import shutil
 
-    from cohortlm.steps import validate_step
+    from cohortlm.steps import push_validation_step, validate_step
 
     os.makedirs(details.path, exist_ok=True)
+    failure: Exception | None = None
+    summary: dict = {}
     try:
         summary = validate_step(cohort.path, study_yaml, details.path)
-    finally:
-        html = os.path.join(details.path, "validation.html")
-        if os.path.exists(html):
-            shutil.copyfile(html, report.path)
+    except Exception as exc:
+        failure = exc
+    html = os.path.join(details.path, "validation.html")
+    if os.path.exists(html):
+        shutil.copyfile(html, report.path)
+    try:
+        push_validation_step(details.path, study_yaml, pushgateway, run_id or job_id)
+    except Exception as exc:
+        if failure is None:
+            raise
+        print(f"validation metrics not pushed: {exc}")
+    if failure is not None:
+        raise failure
     for key, value in summary.items():
         metrics.log_metric(key, value)
     details.metadata.update(summary)

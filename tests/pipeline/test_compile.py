@@ -22,6 +22,14 @@ def ir(tmp_path_factory) -> tuple[dict, dict]:
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+def _all_tasks(spec: dict) -> dict:
+    """Tasks of the root DAG and of every sub-DAG (the exit handler's body, the conditions)."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for comp in spec["components"].values():
+        tasks.update(comp.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
 def test_training_task_requests_a_gpu_from_parameters(ir):
     spec, _ = ir
     res = spec["deploymentSpec"]["executors"]["exec-train-qlora"]["container"]["resources"]
@@ -35,8 +43,11 @@ def test_training_task_requests_a_gpu_from_parameters(ir):
 def test_training_task_node_selector_toleration_shm_and_cache(ir):
     _, executors = ir
     qlora = executors["exec-train-qlora"]
-    assert qlora["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"] == "gpu_node_selector"
-    assert qlora["tolerations"][0]["tolerationJson"]["componentInputParameter"] == "gpu_tolerations"
+    # Inside the exit handler's DAG the parameters arrive as pipeline channels.
+    selector = qlora["nodeSelector"]["nodeSelectorJson"]["componentInputParameter"]
+    toleration = qlora["tolerations"][0]["tolerationJson"]["componentInputParameter"]
+    assert selector.removeprefix("pipelinechannel--") == "gpu_node_selector"
+    assert toleration.removeprefix("pipelinechannel--") == "gpu_tolerations"
     shm = qlora["emptyDirMounts"][0]
     assert shm["mountPath"] == "/dev/shm" and shm["medium"] == "Memory"
     assert any(m["mountPath"] == "/var/cache/cohortlm" for m in qlora["pvcMount"])
@@ -61,7 +72,7 @@ def test_every_task_has_resources_and_caching_settings(ir):
         tasks.update(comp.get("dag", {}).get("tasks", {}))
     assert len(tasks) >= 12
     for name, task in tasks.items():
-        if "componentRef" in task and not name.startswith("condition"):
+        if "componentRef" in task and not name.startswith(("condition", "exit-handler")):
             assert "cachingOptions" in task, name
     assert tasks["train-qlora"]["cachingOptions"]["enableCache"] is True
     assert tasks["evaluate-gate"]["cachingOptions"].get("enableCache", False) is False
@@ -70,7 +81,7 @@ def test_every_task_has_resources_and_caching_settings(ir):
 @pytest.mark.parametrize("task", ["train-qlora", "score-zero-shot", "score-fine-tuned"])
 def test_training_and_scoring_retry(ir, task):
     spec, _ = ir
-    policy = spec["root"]["dag"]["tasks"][task]["retryPolicy"]
+    policy = _all_tasks(spec)[task]["retryPolicy"]
     assert policy["maxRetryCount"] == 2
     assert policy["backoffDuration"] == "60s"
 
@@ -78,7 +89,7 @@ def test_training_and_scoring_retry(ir, task):
 def test_promotion_is_conditional_on_the_gate(ir):
     spec, _ = ir
     conditions = [
-        t["triggerPolicy"]["condition"] for t in spec["root"]["dag"]["tasks"].values() if "triggerPolicy" in t
+        t["triggerPolicy"].get("condition", "") for t in _all_tasks(spec).values() if "triggerPolicy" in t
     ]
     assert any("candidate" in c for c in conditions)
     assert any("baseline" in c for c in conditions)

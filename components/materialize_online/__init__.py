@@ -1,0 +1,3 @@
+from components.materialize_online.component import materialize_online
+
+__all__ = ["materialize_online"]
