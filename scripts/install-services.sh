@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian servers the integration tests start on 127.0.0.1
-# (redis-server, prometheus, prometheus-pushgateway) and the load generator the
+# (redis-server, prometheus with promtool, prometheus-pushgateway) and the load generator the
 # serving benchmark uses (wrk) when they are missing.
 # The tests start and stop their own instances; nothing is left running.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)  # promtool: rule unit tests
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 command -v wrk >/dev/null || need+=(wrk)
 if ((${#need[@]})); then

@@ -21,6 +21,7 @@ PIPELINE_METRICS = {
     "cohortlm_gate_promoted",
     "cohortlm_validation_failures_total",
     "cohortlm_run_last_success_timestamp_seconds",
+    "cohortlm_run_failed",
 }
 
 
