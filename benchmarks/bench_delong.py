@@ -180,7 +180,7 @@ def run_whole_process(rscript: str, csv: Path, repeats: int) -> dict[str, Any]:
             t_theirs.append(w)
     ratios = sorted(o / t for o, t in zip(t_ours, t_theirs, strict=True))
     return {
-        "command": " ".join(["cohortlm", *ours[1:]]),
+        "command": "cohortlm delong --csv data.csv --label y --score-a a --score-b b --json",
         "r_command": "Rscript whole.R data.csv (read.csv, roc x2, roc.test delong paired)",
         "repeats": repeats,
         "cohortlm_seconds": t_ours,
@@ -192,6 +192,7 @@ def run_whole_process(rscript: str, csv: Path, repeats: int) -> dict[str, Any]:
         "target_ratio_at_most": 0.5,
         "max_abs_difference": max(abs(out_ours[k] - out_theirs[k]) for k in ("auc_a", "auc_b", "z")),
         "note": "each a fresh process; start-up, imports and the CSV read included; alternated in one run",
+        "load_average_1min_after": os.getloadavg()[0],
     }
 
 
@@ -201,7 +202,8 @@ def write_whole_process_md(path: Path, n: int, whole: dict[str, Any], machine: d
         f"# `cohortlm delong` vs R pROC, whole process, {n:,} rows",
         "",
         f"Measured by `benchmarks/bench_delong.py` on {machine['platform']} ({machine['cpu_count']} CPUs), "
-        f"{whole['repeats']} alternating runs of each, one fresh process per run.",
+        f"{whole['repeats']} alternating runs of each, one fresh process per run; 1-minute load average "
+        f"{whole['load_average_1min_after']:.1f} at the end (other jobs share the CPUs: the runs vary).",
         "",
         "| command | best (s) | all runs (s) |",
         "|---|---:|---|",
