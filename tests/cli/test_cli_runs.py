@@ -101,3 +101,10 @@ def test_list_before_any_run_is_empty(tmp_path, monkeypatch, capsys):
     assert _json(capsys)["runs"] == []
     assert main(["runs", "list"]) == 0
     assert "no runs in runs" in capsys.readouterr().err
+
+
+def test_report_json_names_the_files_and_the_decision(runs_dir, tmp_path, capsys):
+    assert main(["report", str(runs_dir / RUN_B), "--out", str(tmp_path / "rep"), "--json"]) == 0
+    out = _json(capsys)
+    assert Path(out["files"]["metrics_json"]).is_file() and Path(out["files"]["roc_png"]).is_file()
+    assert len(out["endpoints"]) == 8 and out["decision"]["candidate"] == "smollm2_qlora"
