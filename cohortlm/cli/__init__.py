@@ -15,7 +15,7 @@ import sys
 import traceback
 from types import ModuleType
 
-from cohortlm.cli import data, models, pipeline, runs, serving, stats, validation  # noqa: F401  (register)
+from cohortlm.cli import data, models, pipeline, runs, schedule, serving, stats, validation  # noqa: F401  (register)
 from cohortlm.cli._app import STATE, app
 from cohortlm.errors import CohortlmError
 
