@@ -9,11 +9,14 @@ the shared model-cache volume that both pods mount, so nothing large passes
 through the Kubernetes API.
 
 Why one node with several GPUs rather than data parallelism over nodes: the
-paper's 70B base in NF4 needs ~35 GB before activations; on 40 GB cards it
-must be split across GPUs (the recipe loads it with ``device_map="auto"``,
-layer-wise model parallelism, as the QLoRA authors do for 65B models), and the
 step budget of a cohort of ~10k patients is small enough that one node is
-enough. ``num_nodes`` is still a parameter.
+enough; ``num_nodes`` is still a parameter. Memory: the recipe places the whole
+4-bit base on one device (``device_map={"": device}`` in
+``cohortlm.llm.loading.load_causal_lm``), so every GPU must hold the paper's
+70B base in NF4 (~35 GB) plus activations: 80 GB cards (A100 80GB, H100).
+Splitting one model layer-wise over several smaller cards (``device_map="auto"``,
+as the QLoRA authors did for 65B) is not implemented, so more GPUs per node do
+not make a 70B base fit on smaller cards.
 """
 
 from __future__ import annotations
