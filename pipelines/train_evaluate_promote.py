@@ -137,6 +137,8 @@ def _body(
             trainer_gpus=trainer_gpus,
             gpu_node_selector=gpu_node_selector,
             gpu_tolerations=gpu_tolerations,
+            gpu_type=gpu_type,
+            gpu_count=gpu_count,
         ),
         "train",
     )

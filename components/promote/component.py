@@ -36,10 +36,12 @@ def promote(
                     "fill it (docs/platform.md#secrets)"
                 )
         os.environ["COHORTLM_SIGNING_KEY"] = signing_key_file
-    from components.promote.record import promoted_record
+    # Not under components/promote/: importing that package would define the component again.
+    from components.promotion_record import promoted_record
 
     info = promote_step(bundle.path, model_store, decision.path, model)
     record = promoted_record(model_store, decision.path, info["model_version"])
+    record["model"] = model  # which model became champion (the gate's verdict is about the LLM)
     os.makedirs(os.path.dirname(promoted.path) or ".", exist_ok=True)
     with open(promoted.path, "w", encoding="utf-8") as fh:
         json.dump(record, fh, indent=2)

@@ -18,12 +18,17 @@ def train_qlora(
     trainer_gpus: int,
     gpu_node_selector: dict,
     gpu_tolerations: list,
+    gpu_type: str,
+    gpu_count: int,
     bundle: Output[Model],
 ):
     """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes.
 
     With `use_trainer`, a Kubeflow Trainer TrainJob with `trainer_gpus` GPUs does
     the training (see pipelines.trainer) and this pod only waits and collects.
+    `gpu_type` and `gpu_count` (this pod's accelerator) are recorded on the bundle;
+    as inputs they also reach the exit handler's sub-DAG, which the KFP compiler
+    does not do for values used only in `set_accelerator_*`.
     """
     import json
     import os
@@ -49,6 +54,7 @@ def train_qlora(
         bundle.metadata.update(
             {"kind": "llm", "trainjob": name, "model_version": info.get("model_version", "")}
         )
+        bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
         return
 
     from cohortlm.steps import train_llm_step
@@ -57,3 +63,4 @@ def train_qlora(
     bundle.metadata.update(
         train_llm_step(split_table.path, study_yaml, profile, base_model, bundle.path, work)
     )
+    bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
