@@ -16,6 +16,11 @@ Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` read
       run.json              optional: {"candidate": "<model>", "champion": "<model>",
                             "models": ["<model>", ...]} (legend order; default sorted names).
       policy.yaml           optional: the GatePolicy; the packaged default otherwise.
+      summary.json          optional: what ``cohortlm run`` records at the end (run id, profile,
+                            wall time); the report names the run and warns on a smoke run.
+      validation/validation.json
+                            optional: the validation step's report; its summary goes into
+                            index.html (expectation names and row counts, never values).
       decision.json         optional: the gate's Decision record (cohortlm.gates). When it is
                             absent and run.json names a candidate and a champion, the report
                             computes the decision and writes it to report/decision.json.
@@ -27,6 +32,14 @@ Outputs, in ``RUN_DIR/report/`` (or ``--out``)::
       table1.md, table1.csv Table 1: AUC (CI) and threshold metrics per endpoint and model
       metrics.json          Table 1 rows, calibration bins, settings, the decision record
       summary.md            the decision in words, then Table 1
+      index.html            one self-contained page to open: verdict, warnings, the figure
+                            (inline PNG), the gate per endpoint, the comparison families,
+                            Table 1, the validation summary
+
+Small evaluations are said to be small: every table names each endpoint's n and
+cases, and an endpoint with fewer than :data:`MIN_CASES` cases or controls is
+named in a warning in the figure's title, summary.md, index.html, metrics.json
+(``small_sample``) and the console summary of ``cohortlm run``.
 
 Reading (:func:`read_run_dir`) is kept apart from computing (:func:`compute_report`,
 :func:`plot_roc`, :func:`table1_markdown`, :func:`summary_markdown`) so that a
@@ -45,28 +58,42 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.evaluate import Evaluation, evaluate
+from cohortlm.figures import model_label, plot_roc
 from cohortlm.gates import Decision, GatePolicy, decide, load_policy
 from cohortlm.study import StudySpec, load_study
 
 __all__ = [
+    "MIN_CASES",
     "ReportData",
     "ReportPaths",
     "RunData",
     "compute_report",
+    "model_label",
     "panel_layout",
     "plot_roc",
     "read_run_dir",
+    "small_sample_endpoints",
+    "small_sample_warnings",
     "summary_markdown",
+    "table1_cells",
     "table1_markdown",
     "write_report",
 ]
 
 SPLIT_COLUMN = "split"
 DEFAULT_ID_COLUMN = "patient_id"
+#: Fewest cases, and fewest controls, an endpoint needs before its AUC is reported without a
+#: warning. Validation studies of prediction models need at least 100 events and 100
+#: non-events (Vergouwe et al., J Clin Epidemiol 2005;58:475; Collins, Ogundimu & Altman,
+#: Stat Med 2016;35:214): below that the AUC's 95 % CI is wider than ±0.07 at AUC 0.75
+#: (Hanley–McNeil), wider than the differences between the models compared here. The gate
+#: has its own, lower floor (the policy's ``min_cases``, 30) below which it decides nothing.
+MIN_CASES = 100
+#: the profile whose model is random (cohortlm.profiles): its AUCs test the plumbing only
+SMOKE_PROFILE = "smoke"
 # Suffixes that pair an index's endpoints (high activity first, then remission / low).
 _PAIR_ORDER = ("high", "moderate", "remission", "low")
 _INDEX_LABELS = {
@@ -97,6 +124,10 @@ class RunData:
     champion: str | None = None
     policy: GatePolicy | None = None
     decision: Decision | None = None
+    #: summary.json (run id, profile, wall time), when the run folder has one
+    run_info: dict[str, Any] | None = None
+    #: validation/validation.json, when the run folder has one
+    validation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -111,6 +142,10 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     #: fine-tuned vs its own zero-shot base (:func:`paired_comparison`), when both were scored
     fine_tuning: pd.DataFrame | None = None
+    #: fine-tuned vs this run's logistic regression, two-sided (the seed's third family)
+    vs_baseline: pd.DataFrame | None = None
+    #: the run profile (``smoke``, ``quick``, ``paper``), when known
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +153,7 @@ class ReportPaths:
     """Where :func:`write_report` put each output."""
 
     roc_png: Path
+    index_html: Path
     table1_md: Path
     table1_csv: Path
     metrics_json: Path
@@ -213,6 +249,8 @@ def read_run_dir(run_dir: str | Path) -> RunData:
             raise SpecError(f"{root / 'run.json'}: {key} '{run[key]}' has no scores/{run[key]}.parquet")
 
     policy = GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None
+    run_info = _optional_json(root / "summary.json")
+    validation = _optional_json(root / "validation" / "validation.json")
     decision = None
     if (root / "decision.json").is_file():
         decision = Decision.from_json((root / "decision.json").read_text(encoding="utf-8"))
@@ -226,7 +264,22 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         champion=run.get("champion"),
         policy=policy,
         decision=decision,
+        run_info=run_info,
+        validation=validation,
     )
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: must be a JSON object")
+    return data
 
 
 # ----------------------------------------------------------------------------- computing
@@ -303,6 +356,7 @@ def compute_report(
     policy: GatePolicy | None = None,
     decision: Decision | None = None,
     threshold_method: str | float = "youden",
+    profile: str | None = None,
 ) -> ReportData:
     """Evaluate every model and, when a candidate and champion are named, decide the gate.
 
@@ -317,6 +371,7 @@ def compute_report(
         policy: Gate policy; the packaged default when None.
         decision: An existing decision record; computed when None and both names are given.
         threshold_method: See :func:`cohortlm.evaluate.choose_threshold`.
+        profile: The run profile, when known (a smoke run's report says its AUCs mean nothing).
 
     Returns:
         A :class:`ReportData`.
@@ -337,12 +392,17 @@ def compute_report(
         )
     elif decision is None:
         notes.append("no gate decision: decision.json is absent and run.json names no candidate and champion")
-    fine_tuning = None
+    fine_tuning = vs_baseline = None
+    rows = None if split is None or ev.eval_split is None else split.index[split == ev.eval_split]
     if FINE_TUNED in scores and ZERO_SHOT in scores:
-        rows = None if split is None or ev.eval_split is None else split.index[split == ev.eval_split]
         fine_tuning = paired_comparison(
             labels, scores[FINE_TUNED], scores[ZERO_SHOT], rows=rows, endpoints=eps,
             alternative="greater", adjustment="holm", alpha=FINE_TUNING_ALPHA,
+        )  # fmt: skip
+    if FINE_TUNED in scores and BASELINE in scores:
+        vs_baseline = paired_comparison(
+            labels, scores[FINE_TUNED], scores[BASELINE], rows=rows, endpoints=eps,
+            alternative="two-sided", adjustment="holm", alpha=FINE_TUNING_ALPHA,
         )  # fmt: skip
     return ReportData(
         evaluation=ev,
@@ -352,11 +412,13 @@ def compute_report(
         decision=decision,
         notes=notes,
         fine_tuning=fine_tuning,
+        vs_baseline=vs_baseline,
+        profile=profile,
     )
 
 
-#: the model names the pipeline gives the two LLM score tables
-FINE_TUNED, ZERO_SHOT = "fine_tuned", "zero_shot"
+#: the model names the pipeline gives its score tables
+FINE_TUNED, ZERO_SHOT, BASELINE = "fine_tuned", "zero_shot", "baseline"
 FINE_TUNING_ALPHA = 0.05
 
 
@@ -454,63 +516,49 @@ def _p(x: Any) -> str:
     return "<0.0001" if v < 1e-4 else f"{v:.4f}"
 
 
-def plot_roc(report: ReportData, *, title: str | None = None) -> Figure:
-    """The ROC figure: a panel per endpoint, one line per model with its AUC in the legend.
+def small_sample_endpoints(report: ReportData, *, min_cases: int = MIN_CASES) -> list[dict[str, Any]]:
+    """The endpoints with fewer than ``min_cases`` cases or controls on the evaluation split.
 
     Args:
         report: Output of :func:`compute_report`.
-        title: Figure title; default names the evaluation split and n.
+        min_cases: The floor; default :data:`MIN_CASES` (why that number: there).
 
     Returns:
-        A matplotlib Figure (no pyplot state is touched; save with ``fig.savefig``).
+        One ``{"endpoint", "n", "n_cases", "n_controls"}`` per small endpoint, in study
+        order (the largest n any model was evaluated on).
     """
-    layout = panel_layout(report.endpoints)
-    nrows, ncols = len(layout), len(layout[0])
-    fig = Figure(figsize=(3.6 * ncols, 3.9 * nrows + 0.6), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"]
-    table = report.evaluation.table1.set_index(["endpoint", "model"])
-    letters = iter("abcdefghijklmnopqrstuvwxyz")
-    for r, row in enumerate(layout):
-        for c, ep in enumerate(row):
-            ax = axes[r][c]
-            if ep is None:
-                ax.set_axis_off()
-                continue
-            ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=0.8)
-            for i, model in enumerate(report.models):
-                pts = report.evaluation.roc.get((ep, model))
-                if pts is None or pts.empty:
-                    continue
-                row_t = table.loc[(ep, model)]
-                auc = float(row_t["auc"])
-                lo, hi = float(row_t["auc_ci_low"]), float(row_t["auc_ci_high"])
-                ci = f" ({lo:.2f}–{hi:.2f})" if math.isfinite(lo) else ""
-                ax.plot(
-                    pts["fpr"],
-                    pts["tpr"],
-                    color=colors[i % len(colors)],
-                    linewidth=1.6,
-                    label=f"{model}: AUC {auc:.3f}{ci}",
-                    drawstyle="default",
-                )
-            n_ev = int(table.loc[(ep, report.models[0])]["n"]) if (ep, report.models[0]) in table.index else 0
-            n_cases = int(table.loc[(ep, report.models[0])]["n_cases"]) if n_ev else 0
-            ax.set_title(f"({next(letters)}) {report.titles.get(ep, ep)}", fontsize=10, loc="left")
-            ax.text(
-                0.98, 0.40, f"n = {n_ev}, cases = {n_cases}", transform=ax.transAxes, ha="right", fontsize=7.5
-            )
-            ax.set_xlim(-0.01, 1.01)
-            ax.set_ylim(-0.01, 1.01)
-            ax.set_aspect("equal")
-            ax.set_xlabel("1 − specificity", fontsize=9)
-            ax.set_ylabel("Sensitivity", fontsize=9)
-            ax.tick_params(labelsize=8)
-            ax.grid(True, linewidth=0.3, alpha=0.5)
-            ax.legend(loc="lower right", fontsize=7.5, frameon=True)
-    split = report.evaluation.eval_split or "all rows"
-    fig.suptitle(title or f"ROC curves on the {split} split", fontsize=12)
-    return fig
+    table = report.evaluation.table1
+    out = []
+    for ep in report.endpoints:
+        rows = table[table["endpoint"] == ep]
+        if rows.empty:
+            continue
+        best = rows.loc[rows["n"].idxmax()]
+        n, cases = int(best["n"]), int(best["n_cases"])
+        if min(cases, n - cases) < min_cases:
+            out.append({"endpoint": ep, "n": n, "n_cases": cases, "n_controls": n - cases})
+    return out
+
+
+def small_sample_warnings(report: ReportData, *, min_cases: int = MIN_CASES) -> list[str]:
+    """The report's warnings in words: a smoke run, and every endpoint too small to judge."""
+    lines = []
+    if report.profile == SMOKE_PROFILE:
+        lines.append(
+            "Smoke run: a tiny random model on a toy cohort, for checking the pipeline. "
+            "Its AUCs and its gate decision mean nothing."
+        )
+    small = small_sample_endpoints(report, min_cases=min_cases)
+    if small:
+        split = report.evaluation.eval_split or "evaluated"
+        each = ", ".join(f"{s['endpoint']} (n {s['n']}, {s['n_cases']} cases)" for s in small)
+        lines.append(
+            f"Small evaluation: {len(small)} of {len(report.endpoints)} endpoints have fewer than "
+            f"{min_cases} cases or controls on the {split} split, so their AUCs are imprecise "
+            f"(95% CI wider than ±0.07 at AUC 0.75) and a difference between models there is weak "
+            f"evidence at best: {each}."
+        )
+    return lines
 
 
 def _num(x: Any, digits: int = 3) -> str:
@@ -521,15 +569,15 @@ def _num(x: Any, digits: int = 3) -> str:
     return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
-    """Table 1 as a Markdown table (one row per endpoint and model).
+def table1_cells(table: pd.DataFrame, *, conf_level: float = 0.95) -> tuple[list[str], list[list[str]]]:
+    """Table 1's header and rows as text cells (what the Markdown and HTML tables show).
 
     Args:
         table: ``Evaluation.table1``.
         conf_level: Level of the AUC intervals, for the header.
 
     Returns:
-        Markdown text.
+        ``(header, rows)``; models by their human names (:func:`model_label`).
     """
     pct = f"{conf_level * 100:g}%"
     head = [
@@ -548,40 +596,75 @@ def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
         "Accuracy",
         "Brier",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    rows = []
     for row in table.to_dict(orient="records"):
-        cells = [
-            str(row["endpoint"]),
-            str(row["model"]),
-            f"{int(row['n'])} ({int(row['n_cases'])})",
-            f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})",
-            _num(row["threshold"]),
-            *(
-                _num(row[k])
-                for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
-            ),
-            _num(row["accuracy"]),
-            _num(row["brier"], 4),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(
+            [
+                str(row["endpoint"]),
+                model_label(str(row["model"])),
+                f"{int(row['n'])} ({int(row['n_cases'])})",
+                f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})",
+                _num(row["threshold"]),
+                *(
+                    _num(row[k])
+                    for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
+                ),
+                _num(row["accuracy"]),
+                _num(row["brier"], 4),
+            ]
+        )
+    return head, rows
+
+
+def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
+    """Table 1 as a Markdown table (one row per endpoint and model).
+
+    Args:
+        table: ``Evaluation.table1``.
+        conf_level: Level of the AUC intervals, for the header.
+
+    Returns:
+        Markdown text.
+    """
+    head, rows = table1_cells(table, conf_level=conf_level)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def decision_headline(report: ReportData) -> str:
+    """The gate's verdict in one line with its n: who was compared with whom, on how many patients."""
+    d = report.decision
+    if d is None:
+        return "no gate decision"
+    ns = [v.n for v in d.endpoints]
+    cases = [v.n_cases for v in d.endpoints]
+    n = f"{max(ns)} patients" if ns else "no patients"
+    span = f"{min(cases)}–{max(cases)} cases per endpoint" if cases else "no cases"
+    who = f"{model_label(d.candidate)} vs {model_label(d.champion)}"
+    return f"{who} on the {d.policy.split} split, {n}, {span}"
 
 
 def summary_markdown(report: ReportData) -> str:
     """The run in words: the gate decision (if any), how thresholds were chosen, notes, Table 1."""
     ev = report.evaluation
     parts = ["# Run report", ""]
+    warnings = small_sample_warnings(report)
+    if warnings:
+        parts += [f"> **Warning.** {w}" for w in warnings] + [""]
     if report.decision is not None:
         d = report.decision
-        parts += ["## Gate decision", "", f"**{'PROMOTE' if d.promote else 'KEEP CHAMPION'}**", ""]
+        verdict = "PROMOTE" if d.promote else "KEEP CHAMPION"
+        parts += ["## Gate decision", "", f"**{verdict}**: {decision_headline(report)}", ""]
         parts += [f"- {r}" for r in d.reasons] + [
             "",
-            "| Endpoint | ΔAUC (CI) | z | p better (adj.) | p worse (adj.) | Verdict |",
-            "|---|---:|---:|---:|---:|---|",
+            "| Endpoint | n (cases) | ΔAUC (CI) | z | p better (adj.) | p worse (adj.) | Verdict |",
+            "|---|---:|---:|---:|---:|---:|---|",
         ]
         for v in d.endpoints:
             parts.append(
-                f"| {v.endpoint} | {_num(v.delta)} ({_num(v.ci_delta[0])} to {_num(v.ci_delta[1])}) "
+                f"| {v.endpoint} | {v.n} ({v.n_cases}) "
+                f"| {_num(v.delta)} ({_num(v.ci_delta[0])} to {_num(v.ci_delta[1])}) "
                 f"| {_num(v.z, 2)} "
                 f"| {_num(v.p_better, 4)} ({_num(v.p_better_adjusted, 4)}) "
                 f"| {_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)}) | {v.verdict} |"
@@ -637,19 +720,27 @@ def write_report(
         policy=run.policy,
         decision=run.decision,
         threshold_method=threshold_method,
+        profile=(run.run_info or {}).get("profile"),
     )
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(
         roc_png=out / "roc.png",
+        index_html=out / "index.html",
         table1_md=out / "table1.md",
         table1_csv=out / "table1.csv",
         metrics_json=out / "metrics.json",
         summary_md=out / "summary.md",
         decision_json=out / "decision.json" if report.decision is not None else None,
     )
+    import io
+
+    from cohortlm.report_html import render_html
+
     fig = plot_roc(report)
-    fig.savefig(paths.roc_png, dpi=150)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=150, format="png")
+    paths.roc_png.write_bytes(png.getvalue())
     report.evaluation.table1.to_csv(paths.table1_csv, index=False)
     paths.table1_md.write_text(
         table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
@@ -660,10 +751,27 @@ def write_report(
     metrics["endpoints"] = report.endpoints
     metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
     metrics["notes"] = report.notes
+    metrics["profile"] = report.profile
+    metrics["small_sample"] = {
+        "min_cases": MIN_CASES,
+        "endpoints": small_sample_endpoints(report),
+        "warnings": small_sample_warnings(report),
+    }
+    metrics["vs_baseline"] = _json_records(report.vs_baseline) if report.vs_baseline is not None else None
     metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
     if report.fine_tuning is not None:
         report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())
+    paths.index_html.write_text(
+        render_html(
+            report,
+            figure_png=png.getvalue(),
+            run_info=run.run_info,
+            validation=run.validation,
+            study_name=run.study.name if run.study is not None else None,
+        ),
+        encoding="utf-8",
+    )
     return paths
