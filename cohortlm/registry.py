@@ -10,6 +10,11 @@ Layout::
       .lock                   serialises promotions (and ledger writes) of one study
 
 The store is ``$COHORTLM_MODEL_STORE`` or ``models/`` under the current folder.
+A smoke run (a tiny random model, :mod:`cohortlm.profiles`) reads its champion
+from and promotes into ``<store>/smoke-runs/`` (:func:`store_for_profile`), never
+where real runs' champions live: a real run after a smoke run must not be gated
+against the smoke run's model. ``smoke-runs`` cannot be a study's name (study
+names are lower snake_case), so the namespace never collides with a study.
 
 Promotion is crash safe: the bundle is copied into a temporary folder, its
 manifest written there, and the folder renamed into ``versions/`` in one step;
@@ -61,6 +66,10 @@ HISTORY_FILE = "history.json"
 LEDGER_FILE = "looks.json"
 VERSIONS = "versions"
 STORE_ENV = "COHORTLM_MODEL_STORE"
+#: where smoke runs keep their champions, inside the store (a name no study can have)
+SMOKE_NAMESPACE = "smoke-runs"
+#: profiles whose models mean nothing (a random model): they never touch real champions
+THROWAWAY_PROFILES = frozenset({"smoke"})
 # Version folder names come from bundle.json; anything else could escape the store.
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -175,6 +184,21 @@ def verify_manifest(folder: str | Path) -> dict[str, Any]:
 def default_store() -> Path:
     """The model store: ``$COHORTLM_MODEL_STORE`` or ``models/`` under the current folder."""
     return Path(os.environ.get(STORE_ENV) or "models")
+
+
+def store_for_profile(store: str | Path | None, profile: str) -> Path:
+    """The store a run of ``profile`` gates against and promotes into.
+
+    Args:
+        store: The model store the user named; default :func:`default_store`.
+        profile: The run profile (``smoke``, ``quick``, ``paper``).
+
+    Returns:
+        ``<store>/smoke-runs`` for a smoke run (its random model never becomes a real
+        run's champion, nor is gated against one); ``<store>`` for every other profile.
+    """
+    root = Path(store if store is not None else default_store())
+    return root / SMOKE_NAMESPACE if profile in THROWAWAY_PROFILES else root
 
 
 def _study_dir(store: str | Path | None, study: str) -> Path:

@@ -28,19 +28,26 @@ if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one
 
 
 def _print_summary(run_dir: Path) -> None:
-    """One screen: AUC per endpoint and model, the verdict, where the figure is."""
+    """One screen: AUC per endpoint and model with n and cases, the verdict, warnings, where the report is."""
+    from cohortlm.figures import model_label
+
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics_path = run_dir / "report" / "metrics.json"
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
         rows = metrics.get("table1", [])
         models = metrics.get("models", [])
+        small = metrics.get("small_sample") or {}
+        few = {s["endpoint"] for s in small.get("endpoints", [])}
         table = Table(title=f"test AUC (95% CI), study {summary['study']}, profile {summary['profile']}")
         table.add_column("endpoint")
+        table.add_column("n (cases)", justify="right")
         for m in models:
-            table.add_column(m, justify="right")
+            table.add_column(model_label(m), justify="right")
         for ep in metrics.get("endpoints", []):
-            cells = []
+            counts = [(x["n"], x["n_cases"]) for x in rows if x["endpoint"] == ep]
+            n, cases = max(counts) if counts else (0, 0)
+            cells = [f"{n} ({cases})" + (" [red]few[/red]" if ep in few else "")]
             for m in models:
                 r = next((x for x in rows if x["endpoint"] == ep and x["model"] == m), None)
                 if r is None or r.get("auc") is None:
@@ -53,11 +60,18 @@ def _print_summary(run_dir: Path) -> None:
         decision = metrics.get("decision") or {}
         if decision:
             verdict = "PROMOTE" if decision.get("promote") else "KEEP CHAMPION"
+            per_ep = decision.get("endpoints", [])
+            n = max((e["n"] for e in per_ep), default=0)
+            cases = [e["n_cases"] for e in per_ep] or [0]
             console.print(
-                f"[bold]gate:[/bold] {verdict}: {decision.get('candidate')} vs {decision.get('champion')}"
+                f"[bold]gate:[/bold] {verdict}: {model_label(decision['candidate'])} vs "
+                f"{model_label(decision['champion'])}, "
+                f"test split, {n} patients, {min(cases)}-{max(cases)} cases per endpoint"
             )
             for reason in decision.get("reasons", []):
                 console.print(f"  - {reason}")
+        for warning in small.get("warnings", []):
+            console.print(f"[bold red]warning:[/bold red] {warning}")
     winner = summary.get("winner")
     if summary.get("promoted_version"):
         what = "fine-tuned LLM" if winner == "candidate" else "baseline (first champion)"
@@ -66,7 +80,10 @@ def _print_summary(run_dir: Path) -> None:
         )
     else:
         console.print("[bold]promoted:[/bold] nothing; the champion keeps serving")
+    if summary.get("profile") == "smoke" and summary.get("promoted_version"):
+        console.print("  (a smoke run promotes into the store's smoke-runs/ folder, apart from real runs)")
     report = run_dir / "report"
+    console.print(f"[bold]report:[/bold] {report / 'index.html'}")
     console.print(f"[bold]figure:[/bold] {report / 'roc.png'}   [bold]table 1:[/bold] {report / 'table1.md'}")
     steps = ", ".join(f"{k} {v:.0f}s" for k, v in summary.get("step_seconds", {}).items())
     console.print(f"[bold]wall time:[/bold] {summary['wall_seconds']:.0f}s ({steps})")
@@ -117,7 +134,9 @@ def run(
     ),
     out: Path | None = typer.Option(None, "--out", help="Run folder; default runs/<id>."),
     model_store: Path = typer.Option(
-        Path("models"), "--model-store", help="Local model store (champion registry)."
+        Path("models"),
+        "--model-store",
+        help="Local model store (champion registry); smoke runs use its smoke-runs/ folder.",
     ),
     policy: Path | None = typer.Option(
         None, "--policy", help="GatePolicy YAML; default: the packaged policy."
@@ -136,6 +155,7 @@ def run(
     """
     from cohortlm.cli.paths import check_output_dir
     from cohortlm.gates import load_policy
+    from cohortlm.registry import store_for_profile
     from pipelines.local import run_local
 
     # Checked before any step runs: a bad policy or output folder fails now, not after training.
@@ -143,6 +163,8 @@ def run(
         load_policy(policy)
     if out is not None:
         check_output_dir(out, "--out")
+    # A smoke run's random model must never become (or be gated against) a real run's champion.
+    model_store = store_for_profile(model_store, profile)
     check_output_dir(model_store, "--model-store")
     result = (_stdout_on_stderr(run_local) if as_json else run_local)(
         study=study,
@@ -155,6 +177,11 @@ def run(
         pushgateway=pushgateway,
         cache=cache,
     )
+    from cohortlm.report import write_report
+
+    # Rendered again now that the run folder is complete: the evaluate step sees neither the
+    # validation report nor summary.json (run id, profile: a smoke run's AUCs mean nothing).
+    write_report(result.run_dir)
     if as_json:
         from cohortlm.runs import read_run
 

@@ -65,6 +65,7 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
         "labels.parquet",
         "decision.json",
         "report/roc.png",
+        "report/index.html",
         "report/table1.md",
         "report/metrics.json",
         "summary.json",
@@ -74,12 +75,20 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
     assert (run1 / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_first_run_promotes_a_champion(two_runs):
+def test_first_run_promotes_a_champion_into_the_smoke_store_only(two_runs):
+    from cohortlm.registry import champion
+
     run1, _, store = two_runs
     summary = json.loads((run1 / "summary.json").read_text())
     assert summary["winner"] in ("candidate", "baseline")
     assert summary["promoted_version"]
-    assert (store / "ra_iorra").exists()
+    smoke_champion = champion(store / "smoke-runs", "ra_iorra")
+    assert smoke_champion is not None and smoke_champion.name == summary["promoted_version"]
+    # What a real run (`make run`, same --model-store) gates against: nothing from a smoke run.
+    assert champion(store, "ra_iorra") is None and not (store / "ra_iorra").exists()
+    # The page a person opens says the AUCs mean nothing and the evaluation is small.
+    page = (run1 / "report" / "index.html").read_text()
+    assert "mean nothing" in page and "Small evaluation" in page and "expectations met on" in page
 
 
 def test_second_run_gates_against_the_first_champion(two_runs):
@@ -130,4 +139,5 @@ def test_a_users_own_flat_cohort_runs_with_no_code_change(tmp_path):
     decision = json.loads((tmp_path / "run" / "decision.json").read_text())
     assert [e["endpoint"] for e in decision["endpoints"]] == ["readmitted"]
     assert (tmp_path / "run" / "report" / "roc.png").exists()
-    assert (tmp_path / "models" / "hf_readmission").exists()
+    assert (tmp_path / "models" / "smoke-runs" / "hf_readmission").exists()
+    assert not (tmp_path / "models" / "hf_readmission").exists()
