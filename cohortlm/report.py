@@ -71,6 +71,8 @@ __all__ = [
     "ReportPaths",
     "RunData",
     "compute_report",
+    "decision_headline",
+    "decision_reasons",
     "model_label",
     "panel_layout",
     "plot_roc",
@@ -632,6 +634,16 @@ def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decision_reasons(decision: Decision) -> list[str]:
+    """The gate's reasons with the models' human names (:func:`model_label`) for their keys."""
+    names = {
+        decision.candidate: model_label(decision.candidate),
+        decision.champion: model_label(decision.champion),
+    }
+    pattern = re.compile("|".join(rf"\b{re.escape(k)}\b" for k in sorted(names, key=len, reverse=True)))
+    return [pattern.sub(lambda m: names[m.group(0)], r) for r in decision.reasons]
+
+
 def decision_headline(report: ReportData) -> str:
     """The gate's verdict in one line with its n: who was compared with whom, on how many patients."""
     d = report.decision
@@ -656,7 +668,7 @@ def summary_markdown(report: ReportData) -> str:
         d = report.decision
         verdict = "PROMOTE" if d.promote else "KEEP CHAMPION"
         parts += ["## Gate decision", "", f"**{verdict}**: {decision_headline(report)}", ""]
-        parts += [f"- {r}" for r in d.reasons] + [
+        parts += [f"- {r}" for r in decision_reasons(d)] + [
             "",
             "| Endpoint | n (cases) | ΔAUC (CI) | z | p better (adj.) | p worse (adj.) | Verdict |",
             "|---|---:|---:|---:|---:|---:|---|",

@@ -60,7 +60,7 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1,
 
 
 def _verdict(report: ReportData) -> str:
-    from cohortlm.report import decision_headline
+    from cohortlm.report import decision_headline, decision_reasons
 
     d = report.decision
     if d is None:
@@ -71,7 +71,8 @@ def _verdict(report: ReportData) -> str:
     css, word = ("promote", "PROMOTE") if d.promote else ("keep", "KEEP CHAMPION")
     return (
         f"<section id='verdict' class='verdict {css}'><div class='word'>{word}</div>"
-        f"<p>{_e(decision_headline(report))}.</p><p>{_e(d.reasons[0]) if d.reasons else ''}</p></section>"
+        f"<p>{_e(decision_headline(report))}.</p><p>{_e(decision_reasons(d)[0]) if d.reasons else ''}</p>"
+        "</section>"
     )
 
 
@@ -119,7 +120,9 @@ def _gate(report: ReportData) -> str:
             ]
         )  # fmt: skip
         classes.append("small" if v.insufficient else "")
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in d.reasons)
+    from cohortlm.report import decision_reasons
+
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in decision_reasons(d))
     notes = "".join(f"<li>{_e(n)}</li>" for n in d.notes)
     per_endpoint = "".join(f"<li>{_e(r)}</li>" for v in d.endpoints for r in v.reasons)
     return (

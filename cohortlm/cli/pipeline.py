@@ -29,7 +29,8 @@ if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one
 
 def _print_summary(run_dir: Path) -> None:
     """One screen: AUC per endpoint and model with n and cases, the verdict, warnings, where the report is."""
-    from cohortlm.figures import model_label
+    from cohortlm.gates import Decision
+    from cohortlm.report import decision_reasons, model_label
 
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics_path = run_dir / "report" / "metrics.json"
@@ -68,7 +69,7 @@ def _print_summary(run_dir: Path) -> None:
                 f"{model_label(decision['champion'])}, "
                 f"test split, {n} patients, {min(cases)}-{max(cases)} cases per endpoint"
             )
-            for reason in decision.get("reasons", []):
+            for reason in decision_reasons(Decision.from_json(json.dumps(decision))):
                 console.print(f"  - {reason}")
         for warning in small.get("warnings", []):
             console.print(f"[bold red]warning:[/bold red] {warning}")

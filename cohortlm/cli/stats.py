@@ -265,6 +265,7 @@ def report_command(
             }
         )
         return
+    typer.echo(f"wrote {paths.index_html} (open it in a browser)")
     typer.echo(f"wrote {paths.roc_png}")
     typer.echo(f"wrote {paths.table1_md} and {paths.table1_csv.name}")
     typer.echo(f"wrote {paths.metrics_json}")

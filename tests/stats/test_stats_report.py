@@ -13,7 +13,7 @@ from stats_run_folder import make_run_folder
 from cohortlm.cli import main
 from cohortlm.errors import UsageError
 from cohortlm.gates import Decision
-from cohortlm.report import panel_layout, read_run_dir, write_report
+from cohortlm.report import decision_reasons, panel_layout, read_run_dir, write_report
 from cohortlm.stats import delong_test
 
 RA_ENDPOINTS = [
@@ -46,7 +46,9 @@ def test_report_writes_png_tables_and_decision(run_dir: Path) -> None:
     assert metrics["endpoints"] == RA_ENDPOINTS and metrics["decision"]["candidate"] == "smollm2_qlora"
     decision = Decision.from_json(paths.decision_json.read_text())  # type: ignore[union-attr]
     summary = paths.summary_md.read_text()
-    assert decision.reasons[0] in summary and "## Table 1" in summary
+    # The reasons in words, with the models' human names.
+    assert decision_reasons(decision)[0] in summary and "## Table 1" in summary
+    assert decision_reasons(decision)[0].startswith("Do not promote smollm2 qlora over logistic regression")
     # The report's AUC is the DeLong AUC on the test split.
     run = read_run_dir(run_dir)
     test = run.split[run.split == "test"].index
