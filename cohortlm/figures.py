@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,9 @@ def plot_roc(
     table = report.evaluation.table1.set_index(["endpoint", "model"])
     legend_rows = len(report.models) + 2  # the title's two lines, then one line per model
     legend_h = 0.16 * legend_rows + 0.15
-    fig = Figure(figsize=(3.7 * ncols, (3.35 + legend_h) * nrows + 0.9), layout="constrained")
+    # One panel alone still gets room for its legend and the title's warnings.
+    width = max(3.7 * ncols, 5.5)
+    fig = Figure(figsize=(width, (3.35 + legend_h) * nrows + 0.9), layout="constrained")
     grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3.0, legend_h] * nrows)
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     for r, row in enumerate(layout):
@@ -112,8 +115,11 @@ def plot_roc(
     split = report.evaluation.eval_split or "all rows"
     head = title or f"ROC curves on the {split} split ({n_max} patients)"
     warnings = _figure_warnings(report, small_sample_endpoints(report), split)
-    # The warning is part of the title, so that no one reads the curves without it.
-    fig.suptitle("\n".join([head, *warnings]), fontsize=12, color=_WARN_COLOR if warnings else "black")
+    # The warning is part of the title, so that no one reads the curves without it; wrapped
+    # to the figure's width (about 10 characters an inch at 12 pt).
+    width = max(30, int(fig.get_figwidth() * 10))
+    lines = [part for line in [head, *warnings] for part in textwrap.wrap(line, width)]
+    fig.suptitle("\n".join(lines), fontsize=12, color=_WARN_COLOR if warnings else "black")
     return fig
 
 
@@ -122,11 +128,11 @@ def _figure_warnings(report: ReportData, small: Sequence[Mapping[str, Any]], spl
 
     lines = []
     if report.profile == SMOKE_PROFILE:
-        lines.append("Smoke run: a tiny random model on a toy cohort. These AUCs mean nothing.")
+        lines.append("Smoke run: a tiny random model, for checking the pipeline. These AUCs mean nothing.")
     if small:
         lines.append(
-            f"{len(small)} of {len(report.endpoints)} endpoints have fewer than {MIN_CASES} cases or "
-            f"controls on the {split} split: their AUCs are imprecise (95% CI wider than ±0.07)."
+            f"Fewer than {MIN_CASES} cases or controls on the {split} split for {len(small)} of "
+            f"{len(report.endpoints)} endpoints: their AUCs are imprecise (95% CI wider than ±0.07)."
         )
     return lines
 

@@ -547,7 +547,7 @@ def small_sample_warnings(report: ReportData, *, min_cases: int = MIN_CASES) -> 
     lines = []
     if report.profile == SMOKE_PROFILE:
         lines.append(
-            "Smoke run: a tiny random model on a toy cohort, for checking the pipeline. "
+            "Smoke run: a tiny random model, for checking the pipeline. "
             "Its AUCs and its gate decision mean nothing."
         )
     small = small_sample_endpoints(report, min_cases=min_cases)

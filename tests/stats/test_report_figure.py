@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from stats_run_folder import make_run_folder
@@ -75,6 +77,21 @@ def test_roc_figure_has_no_overlap_and_nothing_clipped(tmp_path: Path, sizes, re
     titles = [ax.get_legend().get_title().get_text() for ax in fig.axes if ax.get_legend() is not None]
     assert len(titles) == len(report.endpoints)
     assert all(t.startswith("n = ") and " cases" in t for t in titles)
+
+
+@pytest.mark.parametrize("endpoints", [["readmitted"], ["a", "b", "c"], ["x_high", "x_remission", "y_high"]])
+def test_other_studies_figures_are_readable_too(endpoints: list[str]) -> None:
+    """One panel, a plain grid and paired panels, five models (one with a long name of the user's)."""
+    rng = np.random.default_rng(0)
+    ids = [f"P{i}" for i in range(400)]
+    labels = pd.DataFrame({e: (rng.random(400) < 0.3).astype(float) for e in endpoints}, index=ids)
+    split = pd.Series(np.where(np.arange(400) < 150, "validation", "test"), index=ids)
+    models = ["baseline", "zero_shot", "fine_tuned", "champion_llm_abcdef0123456789", "a_users_own_model_v2"]
+    scores = {m: pd.DataFrame({e: rng.random(400) for e in endpoints}, index=ids) for m in models}
+    report = compute_report(labels, scores, split, endpoints=endpoints, profile="smoke")
+    fig = plot_roc(report)
+    assert layout_problems(fig, dpi=150) == []
+    assert "These AUCs mean nothing" in fig.get_suptitle().replace("\n", " ")
 
 
 def test_model_labels() -> None:
