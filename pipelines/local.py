@@ -17,16 +17,20 @@ Run folder (``runs/<id>/``)::
     report/              roc.png, table1.md/.csv, report.html, metrics.json
     bundles/<model>/     the trained baseline and LLM bundles
     promoted/            the bundle that became champion (when one did)
+    logs/<task>.log      each task's full output (kfp.local's own lines: logs/kfp.log)
     summary.json         wall time per step, verdict, where things are
 """
 
+import contextlib
 import json
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,32 +80,199 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-class _StepClock:
-    """Times each step from kfp.local's task lines while passing stdout through.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: The last line of a Python traceback: ``pkg.module.SomeError: message``.
+_EXCEPTION_LINE = re.compile(
+    r"^\s*((?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure))(?::\s*(.*))?$"
+)
 
-    kfp.local swaps the root logger's handlers for one that writes to
-    ``sys.stdout``, so the lines are read where they are written.
+
+def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int]:
+    """The executor tasks of the compiled pipeline and how many of them one run can execute.
+
+    Tasks under a ``dsl.If`` are counted for the largest branch only (the
+    gate's branches exclude each other).
+    """
+    names: list[str] = []
+    components = pipeline_spec.components
+
+    def walk(dag: Any) -> tuple[int, int]:
+        fixed, branch = 0, 0
+        for name, task in dag.tasks.items():
+            comp = components[task.component_ref.name]
+            if comp.WhichOneof("implementation") == "dag":
+                inner_fixed, inner_branch = walk(comp.dag)
+                if task.trigger_policy.condition:
+                    branch = max(branch, inner_fixed + inner_branch)
+                else:
+                    fixed += inner_fixed
+                    branch = max(branch, inner_branch)
+            else:
+                names.append(name)
+                fixed += 1
+        return fixed, branch
+
+    fixed, branch = walk(pipeline_spec.root.dag)
+    return names, fixed + branch
+
+
+class _StepConsole:
+    """Puts each task's output in ``logs/<task>.log`` and shows one line per step.
+
+    kfp.local writes everything (its own log lines, the executor input JSON,
+    each task subprocess's output) to ``sys.stdout``; while the pipeline runs,
+    ``sys.stdout`` is this object and the text goes to the log of the task
+    that is running (kfp.local's own lines between tasks: ``logs/kfp.log``).
+    Steps are timed by wrapping kfp.local's per-task executor, not by reading
+    its output; a step that wrote nothing was a cache hit.
     """
 
-    _start = re.compile(r"Executing task \S*'([^']+)'")
-    _end = re.compile(r"Task \S*'([^']+)'\S* finished with status")
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.started: dict[str, float] = {}
+    def __init__(self, log_dir: Path, planned: list[str], total: int, console: Any | None) -> None:
+        self.log_dir = log_dir
+        self.planned = planned
+        self.total = total
+        self.console = console
+        self.stream = sys.stdout
+        self.current: str | None = None
+        self.kfp_log = (log_dir / "kfp.log").open("a")
+        self.task_log: Any = None
+        self.wrote = False
+        self.order: list[str] = []
         self.seconds: dict[str, float] = {}
+        self.cached: list[str] = []
+        self.failed: list[str] = []
+        self.progress: Any = None
+        self.bar: Any = None
+        self._lock = threading.Lock()
 
+    # -- file-like: sys.stdout while the pipeline runs
     def write(self, text: str) -> int:
-        for match in self._start.finditer(text):
-            self.started[match.group(1)] = time.monotonic()
-        for match in self._end.finditer(text):
-            name = match.group(1)
-            if name in self.started:
-                self.seconds[name] = round(time.monotonic() - self.started[name], 1)
-        return self.stream.write(text)
+        with self._lock:
+            target = self.task_log if self.current else self.kfp_log
+            target.write(text)
+            if self.current:
+                self.wrote = True
+                last = [ln.strip() for ln in re.split(r"[\r\n]", _ANSI.sub("", text)) if ln.strip()]
+                if last and self.progress is not None:
+                    self.progress.update(self.bar, status=last[-1][:70])
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            (self.task_log or self.kfp_log).flush()
+
+    def isatty(self) -> bool:
+        return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.stream, name)
+
+    # -- the display
+    def __enter__(self) -> "_StepConsole":
+        self.stream = sys.stdout
+        self._console_file = None
+        if self.console is not None:
+            # A Console without a file of its own writes to whatever sys.stdout is: pin it first.
+            self._console_file = self.console._file
+            self.console.file = self.console.file
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
+                BarColumn(bar_width=20),
+                TextColumn("[bold]{task.description}"),
+                TimeElapsedColumn(),
+                TextColumn("[dim]{task.fields[status]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.bar = self.progress.add_task("starting", total=self.total, status="")
+            self.progress.start()
+        sys.stdout = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout = self.stream
+        if self.progress is not None:
+            self.progress.stop()
+            self.console._file = self._console_file
+        self.kfp_log.close()
+
+    def _line(self, text: str) -> None:
+        if self.console is not None:
+            self.progress.console.print(text, highlight=False)
+
+    def wrap(self, execute: Any) -> Any:
+        """kfp.local's ``execute_single_task`` with each call timed and its output in the task's log."""
+        from kfp.local import status
+
+        def wrapped(task_name: str, *args: Any, **kwargs: Any) -> Any:
+            n = len(self.order) + 1
+            self.order.append(task_name)
+            if self.progress is not None:
+                self.progress.update(self.bar, description=task_name, status="", completed=n - 1)
+            with self._lock:
+                self.task_log = (self.log_dir / f"{task_name}.log").open("a")
+                self.current, self.wrote = task_name, False
+            started = time.monotonic()
+            ok = False
+            try:
+                outputs, task_status = execute(task_name, *args, **kwargs)
+                ok = task_status == status.Status.SUCCESS
+                return outputs, task_status
+            finally:
+                seconds = round(time.monotonic() - started, 1)
+                with self._lock:
+                    self.current = None
+                    self.task_log.close()
+                    self.task_log = None
+                ran = self.wrote
+                if ran:
+                    self.seconds[task_name] = seconds
+                else:
+                    self.cached.append(task_name)
+                    (self.log_dir / f"{task_name}.log").write_text("cache hit: outputs reused, nothing ran\n")
+                if not ok:
+                    self.failed.append(task_name)
+                mark = "[green]ok    [/green]" if ok else "[bold red]FAILED[/bold red]"
+                when = f"{seconds:6.1f}s" if ran else " cached"
+                self._line(f"step {n:>2}/{self.total} {mark} {task_name:<22} {when}")
+                if self.progress is not None:
+                    self.progress.update(self.bar, completed=n)
+
+        return wrapped
+
+    def not_run(self) -> list[str]:
+        return [t for t in self.planned if t not in self.order]
+
+
+@contextlib.contextmanager
+def _step_console(log_dir: Path, pipeline_spec: Any, console: Any | None) -> Iterator[_StepConsole]:
+    from kfp.local.orchestrator import task_executor
+
+    planned, total = _planned_steps(pipeline_spec)
+    steps = _StepConsole(log_dir, planned, total, console)
+    original = task_executor.execute_single_task
+    task_executor.execute_single_task = steps.wrap(original)
+    try:
+        with steps:
+            yield steps
+    finally:
+        task_executor.execute_single_task = original
+
+
+def _step_cause(log: Path) -> str:
+    """The step's own one-line cause: the last exception line of its log (class and message)."""
+    if not log.exists():
+        return ""
+    cause = ""
+    for line in _ANSI.sub("", log.read_text(errors="replace")).splitlines():
+        match = _EXCEPTION_LINE.match(line)
+        if match:
+            name = match.group(1).rsplit(".", 1)[-1]
+            cause = f"{name}: {match.group(2)}" if match.group(2) else name
+    return cause
 
 
 def _latest_task_dirs(pipeline_root: Path) -> dict[str, Path]:
@@ -152,6 +323,7 @@ def run_local(
     policy: str = "",
     pushgateway: str = "",
     cache: bool = True,
+    console: Any | None = None,
 ) -> RunResult:
     """Run the whole pipeline locally and leave a run folder (see module docstring).
 
@@ -165,6 +337,8 @@ def run_local(
         policy: GatePolicy YAML file; empty for the default policy.
         pushgateway: Pushgateway URL for run metrics; empty to skip.
         cache: reuse outputs of tasks whose inputs did not change.
+        console: a rich Console for one line per step and the progress display; None shows
+            nothing. Either way each task's output goes to ``logs/<task>.log``.
     """
     from kfp import local
 
@@ -203,33 +377,38 @@ def run_local(
         enable_caching=cache,
         cache_root=str(cache_root),
     )
-    timer = _StepClock(sys.stdout)
-    sys.stdout = timer
     # The resource settings matter on a cluster; locally kfp warns that it ignores them.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-    try:
-        train_evaluate_promote(
-            raw_data=str(data_path.resolve()),
-            study_yaml=study_text(spec),
-            profile=profile,
-            base_model=base_model,
-            feature_repo=str((run_dir / "feature_repo").resolve()),
-            model_store=str(Path(model_store).resolve()),
-            policy_yaml=policy_yaml,
-            split_override=split_override,
-            checkpoint_dir=str((run_dir / "checkpoints").resolve()),
-            pushgateway=pushgateway,
-            run_id=run_id,
-            # The cluster's signing-key Secret and Redis online store do not exist here.
-            signing_key_file="",
-            online_store_config="",
-        )
-    except RuntimeError as exc:
-        _raise_step_failure(str(exc), run_dir)
-    finally:
-        sys.stdout = timer.stream
-        _collect(_latest_task_dirs(pipeline_root), run_dir)
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    failure: str | None = None
+    with _step_console(log_dir, train_evaluate_promote.pipeline_spec, console) as steps:
+        try:
+            train_evaluate_promote(
+                raw_data=str(data_path.resolve()),
+                study_yaml=study_text(spec),
+                profile=profile,
+                base_model=base_model,
+                feature_repo=str((run_dir / "feature_repo").resolve()),
+                model_store=str(Path(model_store).resolve()),
+                policy_yaml=policy_yaml,
+                split_override=split_override,
+                checkpoint_dir=str((run_dir / "checkpoints").resolve()),
+                pushgateway=pushgateway,
+                run_id=run_id,
+                # The cluster's signing-key Secret and Redis online store do not exist here.
+                signing_key_file="",
+                online_store_config="",
+            )
+        except RuntimeError as exc:
+            failure = str(exc)
+    _collect(_latest_task_dirs(pipeline_root), run_dir)
+    if failure is not None:
+        _raise_step_failure(failure, run_dir, steps.failed)
+    skipped = steps.not_run()
+    if console is not None and skipped:
+        console.print(f"[dim]not run (gate branches not taken): {', '.join(skipped)}[/dim]", highlight=False)
 
     decision: dict[str, Any] = {}
     if (run_dir / "decision.json").exists():
@@ -250,7 +429,7 @@ def run_local(
         run_dir=run_dir,
         winner=winner,
         promoted_version=promoted_version,
-        step_seconds=timer.seconds,
+        step_seconds=steps.seconds,
         wall_seconds=round(time.monotonic() - started, 1),
     )
     (run_dir / "summary.json").write_text(
@@ -264,6 +443,8 @@ def run_local(
                 "promoted_version": promoted_version,
                 "wall_seconds": result.wall_seconds,
                 "step_seconds": result.step_seconds,
+                "cached_steps": steps.cached,
+                "logs": str(log_dir),
             },
             indent=2,
         )
@@ -271,28 +452,36 @@ def run_local(
     return result
 
 
-def _raise_step_failure(message: str, run_dir: Path) -> None:
-    """Turn kfp.local's failure into an error that names the step and where to look."""
-    import re
-
+def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:
+    """Turn kfp.local's failure into an error with the step's own cause and its log."""
     from cohortlm.errors import DataError, StepFailedError
 
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    plain = _ANSI.sub("", message)
     match = re.search(r"Inner task failed: '?([a-z0-9-]+)", plain)
-    step = match.group(1) if match else "unknown"
+    step = failed[0] if failed else (match.group(1) if match else "unknown")
+    log = run_dir / "logs" / f"{step}.log"
+    cause = _step_cause(log)
     if step == "validate":
         report = run_dir / "validation" / "validation.json"
         detail = ""
         if report.exists():
             data = json.loads(report.read_text())
-            failed = [e for e in data.get("expectations", []) if not e.get("success")]
+            failed_checks = [e for e in data.get("expectations", []) if not e.get("success")]
             detail = ": " + "; ".join(
-                f"{e['name']} ({e.get('unexpected_count') or e.get('note') or 'failed'})" for e in failed[:8]
+                f"{e['name']} ({e.get('unexpected_count') or e.get('note') or 'failed'})"
+                for e in failed_checks[:8]
             )
+            if len(failed_checks) > 8:
+                detail += f"; and {len(failed_checks) - 8} more"
+        elif cause:
+            detail = f": {cause}"
         raise DataError(
-            f"the cohort failed validation{detail}. Report: {run_dir / 'validation' / 'validation.html'}"
+            f"the cohort failed validation{detail}. Report: {run_dir / 'validation' / 'validation.html'}; "
+            f"log: {log}"
         ) from None
-    raise StepFailedError(f"pipeline step '{step}' failed; its log is above. Run folder: {run_dir}") from None
+    raise StepFailedError(
+        f"pipeline step '{step}' failed: {cause or 'no exception in its log'}. Log: {log}"
+    ) from None
 
 
 def _winner(task_dirs: dict[str, Path]) -> str:

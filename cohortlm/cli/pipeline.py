@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json
+from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json, err_console
 from cohortlm.errors import UsageError
 
 T = TypeVar("T")
@@ -87,7 +87,11 @@ def _print_summary(run_dir: Path) -> None:
     console.print(f"[bold]report:[/bold] {report / 'index.html'}")
     console.print(f"[bold]figure:[/bold] {report / 'roc.png'}   [bold]table 1:[/bold] {report / 'table1.md'}")
     steps = ", ".join(f"{k} {v:.0f}s" for k, v in summary.get("step_seconds", {}).items())
+    cached = summary.get("cached_steps") or []
+    if cached:
+        steps += f"; cached: {', '.join(cached)}"
     console.print(f"[bold]wall time:[/bold] {summary['wall_seconds']:.0f}s ({steps})")
+    console.print(f"[bold]logs:[/bold] {summary.get('logs') or run_dir / 'logs'}/<step>.log")
 
 
 def _print_fine_tuning(rows: list[dict] | None) -> None:
@@ -177,6 +181,8 @@ def run(
         policy=str(policy) if policy is not None else "",
         pushgateway=pushgateway,
         cache=cache,
+        # One line per step and the progress display, on stderr with the CLI's other progress.
+        console=None if STATE["quiet"] else err_console,
     )
     from cohortlm.report import write_report
 
