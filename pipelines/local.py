@@ -271,8 +271,8 @@ def _step_cause(log: Path) -> str:
         match = _EXCEPTION_LINE.match(line)
         if match:
             name = match.group(1).rsplit(".", 1)[-1]
-            cause = f"{name}: {match.group(2)}" if match.group(2) else name
-    return cause
+            cause = f"{name}: {match.group(2).strip()}" if match.group(2) else name
+    return cause.rstrip(".")
 
 
 def _latest_task_dirs(pipeline_root: Path) -> dict[str, Path]:
