@@ -87,13 +87,17 @@ _EXCEPTION_LINE = re.compile(
 )
 
 
-def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int]:
-    """The executor tasks of the compiled pipeline and how many of them one run can execute.
+def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int, dict[str, int], set[str]]:
+    """The executor tasks of the compiled pipeline, how many one run executes, and the loops.
 
     Tasks under a ``dsl.If`` are counted for the largest branch only (the
-    gate's branches exclude each other).
+    gate's branches exclude each other); a ``dsl.ParallelFor`` body counts once
+    until the task producing its items has run (``loops``: that task -> the
+    number of steps in one iteration; ``loop_bodies``: the tasks inside a loop).
     """
     names: list[str] = []
+    loops: dict[str, int] = {}
+    loop_bodies: set[str] = set()
     components = pipeline_spec.components
 
     def walk(dag: Any) -> tuple[int, int]:
@@ -107,13 +111,21 @@ def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int]:
                 else:
                     fixed += inner_fixed
                     branch = max(branch, inner_branch)
+                if task.WhichOneof("iterator"):
+                    loop_bodies.update(comp.dag.tasks)
+                if task.WhichOneof("iterator") == "parameter_iterator":
+                    channel = task.parameter_iterator.items.input_parameter
+                    if channel in task.inputs.parameters:
+                        producer = task.inputs.parameters[channel].task_output_parameter.producer_task
+                        if producer:
+                            loops[producer] = inner_fixed
             else:
                 names.append(name)
                 fixed += 1
         return fixed, branch
 
     fixed, branch = walk(pipeline_spec.root.dag)
-    return names, fixed + branch
+    return names, fixed + branch, loops, loop_bodies
 
 
 class _StepConsole:
@@ -127,10 +139,20 @@ class _StepConsole:
     its output; a step that wrote nothing was a cache hit.
     """
 
-    def __init__(self, log_dir: Path, planned: list[str], total: int, console: Any | None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        planned: list[str],
+        total: int,
+        console: Any | None,
+        loops: dict[str, int],
+        loop_bodies: set[str],
+    ) -> None:
         self.log_dir = log_dir
         self.planned = planned
         self.total = total
+        self.loops = loops
+        self.loop_bodies = loop_bodies
         self.console = console
         self.stream = sys.stdout
         self.current: str | None = None
@@ -210,16 +232,24 @@ class _StepConsole:
         def wrapped(task_name: str, *args: Any, **kwargs: Any) -> Any:
             n = len(self.order) + 1
             self.order.append(task_name)
+            # A loop's body runs once per item under one task name: number the logs.
+            repeat = self.order.count(task_name)
+            log_name = f"{task_name}-{repeat}" if task_name in self.loop_bodies else task_name
             if self.progress is not None:
-                self.progress.update(self.bar, description=task_name, status="", completed=n - 1)
+                self.progress.update(self.bar, description=log_name, status="", completed=n - 1)
             with self._lock:
-                self.task_log = (self.log_dir / f"{task_name}.log").open("a")
+                self.task_log = (self.log_dir / f"{log_name}.log").open("a")
                 self.current, self.wrote = task_name, False
             started = time.monotonic()
             ok = False
             try:
                 outputs, task_status = execute(task_name, *args, **kwargs)
                 ok = task_status == status.Status.SUCCESS
+                items = outputs.get("Output") if isinstance(outputs, dict) else None
+                if ok and task_name in self.loops and isinstance(items, list):
+                    self.total += self.loops[task_name] * (len(items) - 1)
+                    if self.progress is not None:
+                        self.progress.update(self.bar, total=self.total)
                 return outputs, task_status
             finally:
                 seconds = round(time.monotonic() - started, 1)
@@ -229,15 +259,15 @@ class _StepConsole:
                     self.task_log = None
                 ran = self.wrote
                 if ran:
-                    self.seconds[task_name] = seconds
+                    self.seconds[log_name] = seconds
                 else:
-                    self.cached.append(task_name)
-                    (self.log_dir / f"{task_name}.log").write_text("cache hit: outputs reused, nothing ran\n")
+                    self.cached.append(log_name)
+                    (self.log_dir / f"{log_name}.log").write_text("cache hit: outputs reused, nothing ran\n")
                 if not ok:
-                    self.failed.append(task_name)
+                    self.failed.append(log_name)
                 mark = "[green]ok    [/green]" if ok else "[bold red]FAILED[/bold red]"
                 when = f"{seconds:6.1f}s" if ran else " cached"
-                self._line(f"step {n:>2}/{self.total} {mark} {task_name:<22} {when}")
+                self._line(f"step {n:>2}/{self.total} {mark} {log_name:<22} {when}")
                 if self.progress is not None:
                     self.progress.update(self.bar, completed=n)
 
@@ -251,8 +281,8 @@ class _StepConsole:
 def _step_console(log_dir: Path, pipeline_spec: Any, console: Any | None) -> Iterator[_StepConsole]:
     from kfp.local.orchestrator import task_executor
 
-    planned, total = _planned_steps(pipeline_spec)
-    steps = _StepConsole(log_dir, planned, total, console)
+    planned, total, loops, loop_bodies = _planned_steps(pipeline_spec)
+    steps = _StepConsole(log_dir, planned, total, console, loops, loop_bodies)
     original = task_executor.execute_single_task
     task_executor.execute_single_task = steps.wrap(original)
     try:

@@ -19,6 +19,7 @@ that pushes its outcome to the Pushgateway, success or failure.
 
 from kfp import dsl, kubernetes
 
+from components.endpoint_metrics import endpoint_metrics, gate_endpoints
 from components.evaluate_gate import evaluate_gate
 from components.export_metrics import export_metrics
 from components.feature_store import feature_store
@@ -203,6 +204,13 @@ def _body(
             kubernetes.use_secret_as_volume(
                 online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
             )
+
+    # The KFP UI's curves: per endpoint, a ROC artifact per model and the confusion matrix.
+    # One at a time: kfp.local runs loop iterations in threads, and these steps are light.
+    endpoints = _resources(gate_endpoints(decision=gate.outputs["decision"]), "light")
+    with dsl.ParallelFor(endpoints.output, parallelism=1, name="per-endpoint") as endpoint:
+        curves = endpoint_metrics(decision=gate.outputs["decision"], endpoint=endpoint)
+        _resources(curves, "light")
 
     exported = export_metrics(
         decision=gate.outputs["decision"],

@@ -1,7 +1,7 @@
 """QLoRA fine-tuning: the step that runs on the GPU node pool (or hands off to Kubeflow Trainer)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model, Output
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 from components._image import PIPELINE_IMAGE
 
@@ -21,6 +21,7 @@ def train_qlora(
     gpu_type: str,
     gpu_count: int,
     bundle: Output[Model],
+    training: Output[Metrics],
 ):
     """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes.
 
@@ -29,9 +30,27 @@ def train_qlora(
     `gpu_type` and `gpu_count` (this pod's accelerator) are recorded on the bundle;
     as inputs they also reach the exit handler's sub-DAG, which the KFP compiler
     does not do for values used only in `set_accelerator_*`.
+    `training` shows the loss curve (``loss.step_NNNN``), tokens/s, peak memory
+    and training time in the KFP UI's metrics view.
     """
     import json
     import os
+
+    def log_training() -> None:
+        """The bundle's training record as KFP Metrics (nested: a component ships only its own body)."""
+        with open(os.path.join(bundle.path, "bundle.json")) as fh:
+            record = json.load(fh).get("training", {})
+        start = int(record.get("resumed_from_step") or 0)
+        losses = record.get("losses") or []
+        stride = max(1, -(-len(losses) // 200))  # at most ~200 points on the curve
+        for i in range(0, len(losses), stride):
+            training.log_metric(f"loss.step_{start + i + 1:05d}", float(losses[i]))
+        keys = ("tokens_per_s", "train_seconds", "peak_memory_mib", "first_loss", "final_loss")
+        for key in (*keys, "steps", "n_train"):
+            value = record.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                training.log_metric(key, float(value))
+
     import tempfile
 
     if use_trainer:
@@ -55,6 +74,7 @@ def train_qlora(
             {"kind": "llm", "trainjob": name, "model_version": info.get("model_version", "")}
         )
         bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
+        log_training()
         return
 
     from cohortlm.steps import train_llm_step
@@ -64,3 +84,4 @@ def train_qlora(
         train_llm_step(split_table.path, study_yaml, profile, base_model, bundle.path, work)
     )
     bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
+    log_training()

@@ -72,7 +72,7 @@ def test_every_task_has_resources_and_caching_settings(ir):
         tasks.update(comp.get("dag", {}).get("tasks", {}))
     assert len(tasks) >= 12
     for name, task in tasks.items():
-        if "componentRef" in task and not name.startswith(("condition", "exit-handler")):
+        if "componentRef" in task and not name.startswith(("condition", "exit-handler", "for-loop")):
             assert "cachingOptions" in task, name
     assert tasks["train-qlora"]["cachingOptions"]["enableCache"] is True
     assert tasks["evaluate-gate"]["cachingOptions"].get("enableCache", False) is False

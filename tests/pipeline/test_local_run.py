@@ -40,6 +40,8 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
         cwd=work,
     )
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    (work / "run1.stdout").write_text(first.stdout)
+    (work / "run1.stderr").write_text(first.stderr)
     second = _cohortlm(
         "run",
         "--profile",
@@ -73,6 +75,70 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
     ):
         assert (run1 / item).exists(), item
     assert (run1 / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_console_shows_one_line_per_step_and_no_task_output(two_runs):
+    """kfp.local's executor JSON and the tasks' own output go to logs/<task>.log, not the console."""
+    run1, _, _ = two_runs
+    stdout = (run1.parent / "run1.stdout").read_text()
+    stderr = (run1.parent / "run1.stderr").read_text()
+    for text in (stdout, stderr):
+        assert "executor_input" not in text and "Executing task" not in text and "Streamed logs" not in text
+        assert "endpoints:" not in text  # the study YAML is not re-dumped
+    summary = json.loads((run1 / "summary.json").read_text())
+    steps = [line for line in stderr.splitlines() if line.startswith("step ")]
+    assert len(steps) == len(summary["step_seconds"]) + len(summary.get("cached_steps", []))
+    assert all(" ok " in line for line in steps)
+    assert steps[0].split()[1].startswith("1/") and "featurise" in steps[0]
+    # Two screens: the step lines, the summary tables and the verdict.
+    assert len(stdout.splitlines()) + len(stderr.splitlines()) <= 100
+    assert "logs:" in stdout
+    for task in summary["step_seconds"]:
+        log = run1 / "logs" / f"{task}.log"
+        assert log.exists(), task
+    assert "Got executor_input" in (run1 / "logs" / "featurise.log").read_text()
+
+
+def _kfp_artifacts(run: Path, task_dir: str) -> dict[str, dict]:
+    """Output artifacts (name -> metadata) that kfp.local recorded for a task of the run."""
+    (found,) = (run / ".kfp").glob(f"*/{task_dir}/executor_output.json")
+    artifacts = json.loads(found.read_text())["artifacts"]
+    return {name: a["artifacts"][0]["metadata"] for name, a in artifacts.items()}
+
+
+def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_runs):
+    """What the KFP UI shows, read from the artifacts kfp.local wrote for the first run."""
+    run1, _, _ = two_runs
+    metrics = json.loads((run1 / "report" / "metrics.json").read_text())
+    endpoints = metrics["endpoints"]
+    loops = sorted((run1 / ".kfp").glob("*/for-loop-*-iteration-*/endpoint-metrics"))
+    assert len(loops) == len(endpoints) == 8
+    seen = set()
+    for loop in loops:
+        art = _kfp_artifacts(run1, f"{loop.parent.name}/endpoint-metrics")
+        endpoint = art["confusion"]["endpoint"]
+        seen.add(endpoint)
+        rows = {r["model"]: r for r in metrics["table1"] if r["endpoint"] == endpoint}
+        for model in ("fine_tuned", "zero_shot", "baseline"):
+            roc = art[f"roc_{model}"]
+            assert roc["endpoint"] == endpoint and roc["model"] == model
+            assert roc["n"] == rows[model]["n"] and roc["n_cases"] == rows[model]["n_cases"]
+            if 0 < roc["n_cases"] < roc["n"]:
+                curve = roc["confidenceMetrics"]
+                assert len(curve) >= 2 and all(0 <= p["confidenceThreshold"] <= 1 for p in curve)
+                assert {p["falsePositiveRate"] for p in curve} >= {0.0, 1.0}
+        assert art["roc_champion"]["model"] == "none"  # the first run has no champion
+        matrix = art["confusion"]["confusionMatrix"]
+        assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["no event", "event"]
+        cand = rows[art["confusion"]["model"]]
+        assert [r["row"] for r in matrix["rows"]] == [[cand["tn"], cand["fp"]], [cand["fn"], cand["tp"]]]
+        assert art["confusion"]["threshold"] == cand["threshold"]
+    assert seen == set(endpoints)
+    training = _kfp_artifacts(run1, "train-qlora")["training"]
+    losses = [v for k, v in sorted(training.items()) if k.startswith("loss.step_")]
+    bundle = json.loads((run1 / "bundles" / "fine_tuned" / "bundle.json").read_text())["training"]
+    assert losses == pytest.approx(bundle["losses"])
+    assert training["tokens_per_s"] > 0 and training["steps"] == bundle["steps"]
 
 
 def test_first_run_promotes_a_champion_into_the_smoke_store_only(two_runs):

@@ -1,0 +1,92 @@
+"""Per-endpoint artifacts for the KFP UI: a ROC curve per model and the confusion matrix.
+
+A ``ClassificationMetrics`` artifact holds one curve and a component's outputs
+are fixed when the pipeline compiles, while a study's endpoints are known only
+when it runs; so the pipeline loops (``dsl.ParallelFor``) over the endpoints the
+gate evaluated and this component writes, for one endpoint, one ROC artifact
+per model and the candidate's confusion matrix at its chosen threshold.
+"""
+
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Input, Output
+
+from components._image import PIPELINE_IMAGE
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def gate_endpoints(decision: Input[Artifact]) -> list:
+    """The endpoints in the gate's report (what the per-endpoint loop runs over)."""
+    import json
+    import os
+
+    with open(os.path.join(decision.path, "report", "metrics.json")) as fh:
+        return list(json.load(fh)["endpoints"])
+
+
+@dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
+def endpoint_metrics(
+    decision: Input[Artifact],
+    endpoint: str,
+    roc_fine_tuned: Output[ClassificationMetrics],
+    roc_zero_shot: Output[ClassificationMetrics],
+    roc_baseline: Output[ClassificationMetrics],
+    roc_champion: Output[ClassificationMetrics],
+    confusion: Output[ClassificationMetrics],
+):
+    """ROC on the evaluation split for every model, and the candidate's confusion matrix.
+
+    Each artifact's metadata names the endpoint, the model, n and cases; the
+    champion's artifact is empty (``model: none``) on a first run. Thresholds are
+    capped at 1 (scikit-learn's first point is at +inf, which JSON cannot hold).
+    """
+    import json
+    import os
+
+    import pandas as pd
+
+    from cohortlm.evaluate import roc_points
+
+    with open(os.path.join(decision.path, "report", "metrics.json")) as fh:
+        metrics = json.load(fh)
+    with open(os.path.join(decision.path, "run.json")) as fh:
+        run = json.load(fh)
+    eval_split = metrics.get("eval_split", "test")
+    labels = pd.read_parquet(os.path.join(decision.path, "labels.parquet"))
+    id_column = labels.columns[0]  # the study's id column, then split and the endpoints
+    labels = labels.set_index(id_column)
+    labels = labels[labels["split"] == eval_split]
+    y = labels[endpoint].dropna()
+    slots = {
+        "fine_tuned": roc_fine_tuned,
+        "zero_shot": roc_zero_shot,
+        "baseline": roc_baseline,
+        "champion": roc_champion,
+    }
+    for slot, artifact in slots.items():
+        model = run.get("champion") if slot == "champion" else slot
+        artifact.metadata.update({"endpoint": endpoint, "model": model or "none", "split": eval_split})
+        path = os.path.join(decision.path, "scores", f"{model}.parquet")
+        if not model or not os.path.exists(path):
+            continue
+        table = pd.read_parquet(path)
+        scores = table.set_index(table.columns[0])[endpoint]
+        both = pd.concat([y.rename("y"), scores.rename("s")], axis=1, join="inner").dropna()
+        artifact.metadata.update({"n": len(both), "n_cases": int(both["y"].sum())})
+        pts = roc_points(both["y"].to_numpy(dtype=int), both["s"].to_numpy())
+        if len(pts):
+            thresholds = [min(float(t), 1.0) for t in pts["threshold"]]
+            artifact.log_roc_curve(pts["fpr"].tolist(), pts["tpr"].tolist(), thresholds)
+    candidate = run.get("candidate", "fine_tuned")
+    row = next(
+        (r for r in metrics.get("table1", []) if r["endpoint"] == endpoint and r["model"] == candidate), None
+    )
+    confusion.metadata.update({"endpoint": endpoint, "model": candidate, "split": eval_split})
+    if row is not None and row.get("tp") is not None:
+        confusion.metadata.update(
+            {"threshold": row.get("threshold"), "threshold_source": row.get("threshold_source", "")}
+        )
+        # Rows are the true class, columns the predicted one.
+        confusion.log_confusion_matrix(
+            ["no event", "event"],
+            [[int(row["tn"]), int(row["fp"])], [int(row["fn"]), int(row["tp"])]],
+        )
