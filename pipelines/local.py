@@ -87,6 +87,15 @@ _EXCEPTION_LINE = re.compile(
 )
 
 
+#: kfp.local's own lines (log records, the executor's, JSON, rules): not a step's progress.
+_NOT_OWN = re.compile(r"^\s*(\d\d:\d\d:\d\d\.\d+ - |\[KFP Executor|Got executor_input|[-{}\[\]\"]|$)")
+
+
+def _is_own(line: str) -> bool:
+    """Whether a line of a task's output is the task's own (its progress bar, its messages)."""
+    return not _NOT_OWN.match(line)
+
+
 def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int, dict[str, int], set[str]]:
     """The executor tasks of the compiled pipeline, how many one run executes, and the loops.
 
@@ -174,9 +183,10 @@ class _StepConsole:
             target.write(text)
             if self.current:
                 self.wrote = True
-                last = [ln.strip() for ln in re.split(r"[\r\n]", _ANSI.sub("", text)) if ln.strip()]
-                if last and self.progress is not None:
-                    self.progress.update(self.bar, status=last[-1][:70])
+                if self.progress is not None:
+                    own = [ln.strip() for ln in re.split(r"[\r\n]", _ANSI.sub("", text)) if _is_own(ln)]
+                    if own:
+                        self.progress.update(self.bar, status=own[-1][:48])
         return len(text)
 
     def flush(self) -> None:
@@ -197,6 +207,7 @@ class _StepConsole:
             # A Console without a file of its own writes to whatever sys.stdout is: pin it first.
             self._console_file = self.console._file
             self.console.file = self.console.file
+        if self.console is not None and self.console.is_terminal:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
@@ -218,12 +229,13 @@ class _StepConsole:
         sys.stdout = self.stream
         if self.progress is not None:
             self.progress.stop()
+        if self.console is not None:
             self.console._file = self._console_file
         self.kfp_log.close()
 
     def _line(self, text: str) -> None:
         if self.console is not None:
-            self.progress.console.print(text, highlight=False)
+            self.console.print(text, highlight=False)
 
     def wrap(self, execute: Any) -> Any:
         """kfp.local's ``execute_single_task`` with each call timed and its output in the task's log."""

@@ -111,6 +111,8 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
     run1, _, _ = two_runs
     metrics = json.loads((run1 / "report" / "metrics.json").read_text())
     endpoints = metrics["endpoints"]
+    champion = json.loads((run1 / "run.json").read_text())["champion"]
+    assert champion == "baseline"
     loops = sorted((run1 / ".kfp").glob("*/for-loop-*-iteration-*/endpoint-metrics"))
     assert len(loops) == len(endpoints) == 8
     seen = set()
@@ -127,7 +129,8 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
                 curve = roc["confidenceMetrics"]
                 assert len(curve) >= 2 and all(0 <= p["confidenceThreshold"] <= 1 for p in curve)
                 assert {p["falsePositiveRate"] for p in curve} >= {0.0, 1.0}
-        assert art["roc_champion"]["model"] == "none"  # the first run has no champion
+        # The first run has no champion: the gate's champion is the run's own baseline.
+        assert art["roc_champion"]["model"] == champion
         matrix = art["confusion"]["confusionMatrix"]
         assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["no event", "event"]
         cand = rows[art["confusion"]["model"]]
