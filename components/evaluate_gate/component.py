@@ -69,8 +69,12 @@ def evaluate_gate(
         first = pts[(pts["model"] == "fine_tuned") & (pts["endpoint"] == pts["endpoint"].iloc[0])]
         thresholds = [min(float(t), 1.0) for t in first["threshold"]]
         roc.log_roc_curve(first["fpr"].tolist(), first["tpr"].tolist(), thresholds)
-    for name, target in (("report.html", report.path), ("table1.md", table1.path)):
-        src = os.path.join(decision.path, "report", name)
-        if os.path.exists(src):
-            shutil.copyfile(src, target)
+    # The HTML artifact is the run's page (index.html, self-contained), report.html if it is missing.
+    pages = [os.path.join(decision.path, "report", n) for n in ("index.html", "report.html")]
+    page = next((p for p in pages if os.path.exists(p)), None)
+    if page is not None:
+        shutil.copyfile(page, report.path)
+    src = os.path.join(decision.path, "report", "table1.md")
+    if os.path.exists(src):
+        shutil.copyfile(src, table1.path)
     return info["winner"]

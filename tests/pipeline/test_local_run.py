@@ -137,6 +137,10 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
         assert [r["row"] for r in matrix["rows"]] == [[cand["tn"], cand["fp"]], [cand["fn"], cand["tp"]]]
         assert art["confusion"]["threshold"] == cand["threshold"]
     assert seen == set(endpoints)
+    (page,) = (run1 / ".kfp").glob("*/evaluate-gate/report")
+    assert page.read_text().startswith("<!") and "The decision in words" in page.read_text()  # index.html
+    (table,) = (run1 / ".kfp").glob("*/evaluate-gate/table1")
+    assert table.read_text() == (run1 / "report" / "table1.md").read_text()
     training = _kfp_artifacts(run1, "train-qlora")["training"]
     losses = [v for k, v in sorted(training.items()) if k.startswith("loss.step_")]
     bundle = json.loads((run1 / "bundles" / "fine_tuned" / "bundle.json").read_text())["training"]
