@@ -86,12 +86,26 @@ def _print_summary(run_dir: Path) -> None:
     report = run_dir / "report"
     console.print(f"[bold]report:[/bold] {report / 'index.html'}")
     console.print(f"[bold]figure:[/bold] {report / 'roc.png'}   [bold]table 1:[/bold] {report / 'table1.md'}")
-    steps = ", ".join(f"{k} {v:.0f}s" for k, v in summary.get("step_seconds", {}).items())
+    steps = _step_times(summary.get("step_seconds", {}))
     cached = summary.get("cached_steps") or []
     if cached:
         steps += f"; cached: {', '.join(cached)}"
     console.print(f"[bold]wall time:[/bold] {summary['wall_seconds']:.0f}s ({steps})")
     console.print(f"[bold]logs:[/bold] {summary.get('logs') or run_dir / 'logs'}/<step>.log")
+
+
+def _step_times(seconds: dict[str, float]) -> str:
+    """``featurise 1s, ..., endpoint-metrics 8× 21s``: a loop's numbered steps summed on one entry."""
+    import re
+
+    groups: dict[str, list[float]] = {}
+    for name, secs in seconds.items():
+        base = re.sub(r"-\d+$", "", name)
+        key = base if sum(re.sub(r"-\d+$", "", n) == base for n in seconds) > 1 else name
+        groups.setdefault(key, []).append(secs)
+    return ", ".join(
+        f"{k} {sum(v):.0f}s" if len(v) == 1 else f"{k} {len(v)}× {sum(v):.0f}s" for k, v in groups.items()
+    )
 
 
 def _print_fine_tuning(rows: list[dict] | None) -> None:
