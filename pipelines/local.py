@@ -222,7 +222,7 @@ class _StepConsole:
             )
             self.bar = self.progress.add_task("starting", total=self.total, status="")
             self.progress.start()
-        sys.stdout = self  # type: ignore[assignment]
+        sys.stdout = self
         return self
 
     def __exit__(self, *exc: object) -> None:
