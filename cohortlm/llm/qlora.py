@@ -104,6 +104,7 @@ log = logging.getLogger(__name__)
 QUANTIZATIONS = ("auto", "nf4", "none")
 ANSWER_LOSSES = ("yes_no", "vocab")
 CLASS_WEIGHTS = ("none", "balanced")
+LR_SCHEDULES = ("cosine", "constant")
 CHECKPOINT_DIR = "checkpoint"
 EMBEDDED_BASE_DIR = "base"
 # Base models up to this size travel inside the bundle (the smoke model), so the
@@ -133,7 +134,8 @@ class QLoRAConfig:
             ``"vocab"`` (over the whole vocabulary); see the module docstring.
         learning_rate: AdamW peak learning rate.
         weight_decay: AdamW weight decay.
-        warmup_ratio: fraction of steps with linear warm-up (then cosine decay).
+        warmup_ratio: fraction of steps with linear warm-up (then ``lr_schedule``).
+        lr_schedule: ``"cosine"`` (decay to 0) or ``"constant"`` after the warm-up.
         epochs: passes over the training rows (fractions allowed).
         max_steps: cap on optimizer steps (None: from epochs).
         batch_size: patients per micro-batch (each brings all endpoints).
@@ -164,6 +166,7 @@ class QLoRAConfig:
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
+    lr_schedule: str = "cosine"
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 4
@@ -214,6 +217,8 @@ class QLoRAConfig:
             raise bad("max_grad_norm", "positive")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise bad("compute_dtype", f"one of {', '.join(COMPUTE_DTYPES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
 
@@ -618,7 +623,7 @@ def train_qlora(
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
     out = Path(out_dir)
     spec.check_columns(train_df, need_endpoints=True, what="the training table")
@@ -637,9 +642,11 @@ def train_qlora(
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(config.warmup_ratio * total_steps), total_steps
-    )
+    warmup = int(config.warmup_ratio * total_steps)
+    if config.lr_schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     ckpt = out / CHECKPOINT_DIR
     start = (
         load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)

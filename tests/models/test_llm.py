@@ -217,6 +217,8 @@ def test_config_validates_itself():
         QLoRAConfig(lora_dropout=1.5)
     with pytest.raises(ValueError, match="max_steps"):
         QLoRAConfig(max_steps=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        QLoRAConfig(lr_schedule="linear")
     with pytest.raises(AttributeError):
         QLoRAConfig().lora_r = 3  # type: ignore[misc]
 
