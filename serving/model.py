@@ -402,6 +402,8 @@ class CohortModel(Model):
             model_version=served.version,
             infer_outputs=outputs,
             parameters={"threshold_source": served.threshold_source},
+            # gRPC: raw inputs get raw outputs (what Triton's client reads); REST stays JSON.
+            use_binary_outputs=bool(request.from_grpc and request.use_binary_outputs),
         )
 
     # ------------------------------------------------------------------ metadata

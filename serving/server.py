@@ -22,7 +22,9 @@ bundles signed with the matching private key are served. Errors never quote
 the request (:mod:`serving.rest`); KServe's per-request latency line and
 uvicorn's access log are off; payload logging does not exist in this server
 (it is an InferenceService ``logger`` setting, which :mod:`serving.isvc` never
-sets).
+sets). V2 gRPC is off unless ``--grpc-port`` (the cluster manifests turn it on);
+it listens on the same host, needs the same bearer token on ModelInfer and answers
+errors as safely (:mod:`serving.grpcv2`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def read_token(path: str | Path) -> str:
     return text
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, option: str = "--http-port") -> socket.socket:
     from serving.rest import bind_socket
 
     try:
@@ -101,11 +103,11 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(
-                f"port {port} on {host} in use; stop the other server, or choose another --http-port"
+                f"port {port} on {host} in use; stop the other server, or choose another {option}"
             ) from None
         raise UsageError(
             f"cannot listen on {host}:{port} ({exc.strerror or type(exc).__name__}); "
-            "ports below 1024 need privileges, choose another --http-port"
+            f"ports below 1024 need privileges, choose another {option}"
         ) from None
 
 
@@ -150,48 +152,20 @@ def _model_server_class(model_server: Any) -> Any:
             )
             self.servers.append(self._rest_server.start())
             if self.enable_grpc:
-                self._grpc_server = _grpc_server(self, self.options["host"])
+                from serving.grpcv2 import build_grpc_server
+
+                self._grpc_server = build_grpc_server(
+                    self,
+                    host=self.options["host"],
+                    token=self.options["token"],
+                    max_body_bytes=self.options["max_body_bytes"],
+                )
                 self.servers.append(self._grpc_server.start(self.max_threads))
             self.setup_event_loop()
             self.register_signal_handler()
             asyncio.run(self._serve())
 
     return CohortModelServer
-
-
-def _grpc_server(server: Any, host: str) -> Any:
-    """KServe's gRPC server, listening on ``host`` (KServe's own listens on every interface)."""
-    from concurrent import futures
-
-    from grpc import aio
-    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
-    from kserve.protocol.grpc.server import GRPCServer
-    from kserve.protocol.grpc.servicer import InferenceServicer
-
-    address = f"[{host}]:{server.grpc_port}" if ":" in host else f"{host}:{server.grpc_port}"
-
-    class HostGRPCServer(GRPCServer):
-        # kserve 0.21's GRPCServer.start with the listen address as the one change.
-        async def start(self, max_workers: int) -> None:
-            servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
-            self._server = aio.server(
-                futures.ThreadPoolExecutor(max_workers=max_workers),
-                interceptors=(LoggingInterceptor(), ExceptionToStatusInterceptor()),
-            )
-            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
-            self._server.add_insecure_port(address)
-            log.info("gRPC on %s", address)
-            await self._server.start()
-            await self._server.wait_for_termination()
-
-    return HostGRPCServer(
-        server.grpc_port,
-        server.dataplane,
-        server.model_repository_extension,
-        kwargs={},
-        grace_period=server.grace_period,
-    )
 
 
 def serve(
@@ -239,17 +213,17 @@ def serve(
         raise UsageError(
             "--enable-model-control needs --auth-token-file: no control route without credentials"
         )
-    if grpc_port is not None and (auth_token_file is not None or model_control):
-        raise UsageError(
-            "--grpc-port cannot be combined with --auth-token-file or --enable-model-control: "
-            "the gRPC server has no token check; serve REST only, or gRPC inside the mesh"
-        )
+    if grpc_port is not None and grpc_port == http_port:
+        raise UsageError(f"--grpc-port {grpc_port} is the --http-port too; give gRPC its own port")
     token = read_token(auth_token_file) if auth_token_file is not None else None
     verify_key = verify_key if verify_key is not None else (os.environ.get(VERIFY_KEY_ENV) or None)
     if verify_key is not None and not Path(verify_key).is_file():
         raise UsageError(f"--verify-key {verify_key} does not exist")
     if not Path(bundle).exists():
         raise UsageError(f"bundle {bundle} does not exist")
+    if grpc_port is not None:
+        # gRPC binds only once the model is loaded: find a port in use now, with exit 2.
+        _bind(host, grpc_port, option="--grpc-port").close()
     listen_socket = _bind(host, http_port)
     try:
         _serve_on(
