@@ -1,4 +1,4 @@
-"""V2 gRPC on the real model server (`cohortlm serve --grpc-port`), with tritonclient's gRPC client.
+"""V2 gRPC on the real model server (`cohortlm serve --grpc-port`), with kserve's gRPC client.
 
 The defences of the REST side hold on gRPC too: the bearer token on ModelInfer (health and
 metadata stay open), errors as a status whose details name the field and the rule but never a
@@ -7,6 +7,7 @@ value or an unknown input's name, no request content and no traceback in the log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 
@@ -22,20 +23,26 @@ ODD_AGE = 61.2345678
 ODD_ESR = "very high 93.1234"
 
 
-def _inputs(grpcclient, rows, spec, *, skip=(), override=None):
+def _tensor(name, data, datatype):
+    from kserve.protocol.infer_type import InferInput
+
+    arr = np.asarray(data, dtype=np.object_ if datatype == "BYTES" else np.float64)
+    inp = InferInput(name, list(arr.shape), datatype)
+    inp.set_data_from_numpy(arr, binary_data=True)
+    return inp
+
+
+def _inputs(rows, spec, *, skip=(), extra=()):
     inputs = []
     for f in spec.features:
         if f.name in skip:
             continue
         values = [r[f.name] for r in rows]
         if f.type == "categorical":
-            inp = grpcclient.InferInput(f.name, [len(rows)], "BYTES")
-            inp.set_data_from_numpy(np.array([(v or "").encode() for v in values], dtype=np.object_))
+            inputs.append(_tensor(f.name, [(v or "").encode() for v in values], "BYTES"))
         else:
-            inp = grpcclient.InferInput(f.name, [len(rows)], "FP64")
-            inp.set_data_from_numpy(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
-        inputs.append(inp)
-    return inputs + list(override or [])
+            inputs.append(_tensor(f.name, [np.nan if v is None else v for v in values], "FP64"))
+    return inputs + list(extra)
 
 
 def _v1(url: str, rows: list[dict]) -> dict:
@@ -48,9 +55,62 @@ def _v1(url: str, rows: list[dict]) -> dict:
         return json.loads(resp.read())
 
 
+async def _calls(port: int, rows: list[dict], spec) -> dict:
+    """Every call of the test on one channel; returns what the assertions need."""
+    import grpc
+    from kserve import InferenceGRPCClient
+    from kserve.protocol.infer_type import InferRequest
+
+    auth = (("authorization", f"Bearer {TOKEN}"),)
+    out: dict = {"errors": {}}
+
+    async def error(inputs, headers=auth, model="ra_iorra"):
+        try:
+            await client.infer(InferRequest(model, infer_inputs=inputs), headers=headers)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details()
+        raise AssertionError("the bad request was answered")
+
+    client = InferenceGRPCClient(url=f"127.0.0.1:{port}", retries=2, timeout=20)
+    try:
+        out["live"] = await client.is_server_live()
+        out["ready"] = await client.is_server_ready()
+        out["model_ready"] = await client.is_model_ready("ra_iorra")
+        for label, headers in (
+            ("none", ()),
+            ("wrong", (("authorization", "Bearer wrong-token-0123456789"),)),
+            ("no scheme", (("authorization", TOKEN),)),
+        ):
+            out["errors"][f"auth {label}"] = await error(_inputs(rows, spec), headers=headers)
+        response = await client.infer(
+            InferRequest("ra_iorra", infer_inputs=_inputs(rows, spec)), headers=auth
+        )
+        out["outputs"] = {o.name: o.as_numpy() for o in response.outputs}
+        n = len(rows)
+        errors = out["errors"]
+        # Wrong datatype: text where a number belongs.
+        esr = _tensor("esr", [ODD_ESR.encode()] * n, "BYTES")
+        errors["datatype"] = await error(_inputs(rows, spec, skip={"esr"}, extra=[esr]))
+        # Wrong shape.
+        age = _tensor("age", np.full((2, 2), ODD_AGE), "FP64")
+        errors["shape"] = await error(_inputs(rows, spec, skip={"age"}, extra=[age]))
+        # Out of range: the field and the rule, not the value.
+        age = _tensor("age", [ODD_AGE, 250.987654] + [50.0] * (n - 2), "FP64")
+        errors["range"] = await error(_inputs(rows, spec, skip={"age"}, extra=[age]))
+        # An unknown input, named like a patient identifier.
+        errors["unknown input"] = await error(
+            _inputs(rows, spec, extra=[_tensor(SECRET_NAME, np.zeros(n), "FP64")])
+        )
+        # An unknown model, named like an identifier.
+        errors["unknown model"] = await error(_inputs(rows, spec), model=SECRET_NAME)
+    finally:
+        await client.close()
+    return out
+
+
 def test_grpc_infer_auth_and_safe_errors(promoted, start_server, small_cohort, ra_spec, tmp_path):
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
+    """kserve's own gRPC client (tritonclient's protos clash with kserve's in one process)."""
+    import grpc
 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -58,71 +118,41 @@ def test_grpc_infer_auth_and_safe_errors(promoted, start_server, small_cohort, r
     server = start_server(
         promoted, "--watch-interval", "0", "--grpc-port", str(port), "--auth-token-file", str(token_file)
     )
-    auth = {"authorization": f"Bearer {TOKEN}"}
     rows = [dict(patient_instance(small_cohort, ra_spec, i)) for i in range(4)]
     rows[0]["age"] = ODD_AGE
-    client = grpcclient.InferenceServerClient(url=f"127.0.0.1:{port}")
-    try:
-        # Health and metadata are open (probes), as on REST.
-        assert client.is_server_live() and client.is_server_ready()
-        assert client.is_model_ready("ra_iorra")
-        meta = client.get_model_metadata("ra_iorra", as_json=True)
-        assert {i["name"] for i in meta["inputs"]} == {f.name for f in ra_spec.features}
+    got = asyncio.run(_calls(port, rows, ra_spec))
 
-        # ModelInfer without a token, or with a wrong one: UNAUTHENTICATED.
-        for headers in (None, {"authorization": "Bearer wrong-token-0123456789"}, {"authorization": TOKEN}):
-            with pytest.raises(InferenceServerException) as err:
-                client.infer("ra_iorra", _inputs(grpcclient, rows, ra_spec), headers=headers)
-            assert err.value.status() == "StatusCode.UNAUTHENTICATED"
-            assert "rule: auth" in err.value.message()
-
-        # With the token: one probability and one decision per endpoint, equal to V1's.
-        result = client.infer("ra_iorra", _inputs(grpcclient, rows, ra_spec), headers=auth)
-        first = ra_spec.endpoint_names[0]
-        probs = result.as_numpy(first)
-        assert probs.shape == (4,) and result.as_numpy(f"{first}_decision").dtype == bool
-        v1 = _v1(server.url, rows)
-        np.testing.assert_allclose(probs, [p[first] for p in v1["predictions"]], rtol=0, atol=1e-12)
-
-        def bad(inputs, model="ra_iorra"):
-            with pytest.raises(InferenceServerException) as err:
-                client.infer(model, inputs, headers=auth)
-            return err.value.status(), err.value.message()
-
-        # Wrong datatype: text where a number belongs.
-        esr = grpcclient.InferInput("esr", [4], "BYTES")
-        esr.set_data_from_numpy(np.array([ODD_ESR.encode()] * 4, dtype=np.object_))
-        status, message = bad(_inputs(grpcclient, rows, ra_spec, skip={"esr"}, override=[esr]))
-        assert status == "StatusCode.INVALID_ARGUMENT"
-        assert "inputs[esr]" in message and "rule: type" in message and ODD_ESR not in message
-        # Wrong shape.
-        age = grpcclient.InferInput("age", [2, 2], "FP64")
-        age.set_data_from_numpy(np.full((2, 2), ODD_AGE))
-        status, message = bad(_inputs(grpcclient, rows, ra_spec, skip={"age"}, override=[age]))
-        assert status == "StatusCode.INVALID_ARGUMENT" and "rule: shape" in message
-        # Out of range: the field and the rule, not the value.
-        age = grpcclient.InferInput("age", [4], "FP64")
-        age.set_data_from_numpy(np.array([ODD_AGE, 50.0, 250.987654, 50.0]))
-        status, message = bad(_inputs(grpcclient, rows, ra_spec, skip={"age"}, override=[age]))
-        assert status == "StatusCode.INVALID_ARGUMENT" and "rule: range" in message
-        assert "250.98" not in message and str(ODD_AGE) not in message
-        # An unknown input, named like a patient identifier: its name is not repeated.
-        unknown = grpcclient.InferInput(SECRET_NAME, [4], "FP64")
-        unknown.set_data_from_numpy(np.zeros(4))
-        status, message = bad(_inputs(grpcclient, rows, ra_spec, override=[unknown]))
-        assert status == "StatusCode.INVALID_ARGUMENT" and "rule: unknown" in message
-        assert SECRET_NAME not in message
-        # An unknown model, named like an identifier: NOT_FOUND, the name not repeated.
-        status, message = bad(_inputs(grpcclient, rows, ra_spec), model=SECRET_NAME)
-        assert status == "StatusCode.NOT_FOUND" and SECRET_NAME not in message
-    finally:
-        client.close()
+    # Health and readiness are open (probes), as on REST.
+    assert got["live"] and got["ready"] and got["model_ready"]
+    errors = got["errors"]
+    for label in ("auth none", "auth wrong", "auth no scheme"):
+        code, details = errors[label]
+        assert code == grpc.StatusCode.UNAUTHENTICATED and "rule: auth" in details, (label, details)
+    # With the token: one probability and one decision per endpoint, equal to V1's.
+    first = ra_spec.endpoint_names[0]
+    probs = got["outputs"][first]
+    assert probs.shape == (4,) and got["outputs"][f"{first}_decision"].dtype == bool
+    v1 = _v1(server.url, rows)
+    np.testing.assert_allclose(probs, [p[first] for p in v1["predictions"]], rtol=0, atol=1e-12)
+    # Bad requests: INVALID_ARGUMENT naming the field and the rule; never a value or a name.
+    expected = {
+        "datatype": (grpc.StatusCode.INVALID_ARGUMENT, "inputs[esr]", "rule: type"),
+        "shape": (grpc.StatusCode.INVALID_ARGUMENT, "inputs[age]", "rule: shape"),
+        "range": (grpc.StatusCode.INVALID_ARGUMENT, "inputs[", "rule: range"),
+        "unknown input": (grpc.StatusCode.INVALID_ARGUMENT, "inputs[", "rule: unknown"),
+        "unknown model": (grpc.StatusCode.NOT_FOUND, "model:", "served: ra_iorra"),
+    }
+    secrets = (SECRET_NAME, str(ODD_AGE), ODD_ESR, "250.98", TOKEN)
+    for label, (code, where, rule) in expected.items():
+        got_code, details = errors[label]
+        assert got_code == code and where in details and rule in details, (label, got_code, details)
+        assert not [s for s in secrets if s in details], (label, details)
 
     server.stop()
     log = server.log()
     assert f"gRPC on 127.0.0.1:{port}, bearer token required" in log
     assert "v2 grpc infer" in log  # the rejections are logged, one line each ...
-    for secret in (SECRET_NAME, str(ODD_AGE), ODD_ESR, "250.98", TOKEN):
+    for secret in secrets:
         assert secret not in log  # ... without a patient's data or the token
     assert "Traceback" not in log
 
