@@ -2,7 +2,7 @@
 
 The object matches ``manifests/base/inferenceservice.yaml`` (the kustomize base
 that platform engineers apply): a custom predictor container running
-``cohortlm serve --bundle /mnt/models`` on port 8080, the bundle fetched by
+``cohortlm serve --bundle /mnt/models`` on port 8080 (V2 gRPC on 8081), the bundle fetched by
 KServe's storage initializer from ``STORAGE_URI``, restricted pod security,
 requests and limits, and no ``logger`` (KServe's payload logger would copy
 every request, i.e. patient features, to a sink).
@@ -55,6 +55,7 @@ DEFAULT_IMAGE = "ghcr.io/cohortlm/cohortlm-serving:0.1.0"
 DEFAULT_NAMESPACE = "cohortlm"
 MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = 8080
+GRPC_PORT = 8081
 RUN_AS = 10001
 VERIFY_KEY_SECRET = "cohortlm-bundle-verify-key"
 VERIFY_KEY_MOUNT = "/var/run/secrets/cohortlm/bundle-verify-key"
@@ -159,6 +160,9 @@ def build_inference_service(
             # The server binds 127.0.0.1 unless told; probes and the mesh reach the pod IP.
             "--host",
             "0.0.0.0",
+            # V2 gRPC for Service cohortlm-ra-grpc (Knative routes only the one port, http1).
+            "--grpc-port",
+            str(GRPC_PORT),
             "--verify-key",
             f"{VERIFY_KEY_MOUNT}/verify-key.pem",
         ],

@@ -66,3 +66,27 @@ def test_overlays_differ_where_they_should():
     assert isvc_gpu["containers"][0]["image"].endswith(":0.1.0-cuda")
     placement = gpu[("ConfigMap", "cohortlm-pipeline-gpu-placement")]["data"]
     assert placement["tolerationKey"] == "nvidia.com/gpu"
+
+
+@pytest.mark.parametrize("overlay", ["local", "gpu-cluster"])
+def test_grpc_port_is_served_and_reachable(overlay):
+    """gRPC on in every overlay: the server's --grpc-port, the h2c Service on it, the policy admitting it.
+
+    Knative allows one container port per revision: the InferenceService keeps exactly http1 8080.
+    """
+    docs = _by_kind_name(mc.render(overlay))
+    predictor = docs[("InferenceService", "cohortlm-ra")]["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    args = container["args"]
+    assert "--grpc-port" in args
+    grpc_port = int(args[args.index("--grpc-port") + 1])
+    assert grpc_port != int(args[args.index("--http-port") + 1])
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http1", 8080)]
+    service = docs[("Service", "cohortlm-ra-grpc")]["spec"]
+    (port,) = service["ports"]
+    assert port["targetPort"] == grpc_port and port["name"] == "h2c"
+    assert port["appProtocol"] == "kubernetes.io/h2c"
+    assert service["selector"]["serving.kserve.io/inferenceservice"] == "cohortlm-ra"
+    policy = docs[("NetworkPolicy", "predictor-ingress")]["spec"]
+    admitted = {p["port"] for rule in policy["ingress"] for p in rule.get("ports", [])}
+    assert grpc_port in admitted
