@@ -80,6 +80,32 @@ def _run_id(value: str) -> str:
     return value
 
 
+def _run_info(registry: CollectorRegistry, run_id: str) -> None:
+    """``cohortlm_run_info{run_id}`` = 1: which run a pushed group came from."""
+    Gauge(
+        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
+    ).labels(run_id=_run_id(run_id)).set(1)
+
+
+def _validation_failures(registry: CollectorRegistry, failures: Mapping[str, int]) -> None:
+    """``cohortlm_validation_failures{rule}``: failing rows per validation rule (0 for a rule that passed).
+
+    Raises:
+        UsageError: a rule name is not an identifier, or a count is negative.
+    """
+    counter = Counter(
+        "cohortlm_validation_failures",
+        "Rows failing each data-validation rule in the run",
+        ["rule"],
+        registry=registry,
+    )
+    for rule, count in failures.items():
+        n = int(count)
+        if n < 0:
+            raise UsageError(f"validation failure count of rule {rule} must not be negative")
+        counter.labels(rule=_label("rule", rule)).inc(n)
+
+
 def build_run_registry(
     *,
     run_id: str,
@@ -103,10 +129,7 @@ def build_run_registry(
         UsageError: a name is not an identifier, or an AUC lies outside [0, 1].
     """
     registry = CollectorRegistry()
-    info = Gauge(
-        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
-    )
-    info.labels(run_id=_run_id(run_id)).set(1)
+    _run_info(registry, run_id)
     auc = Gauge(
         "cohortlm_run_auc", "Test-split AUC per endpoint and model", ["endpoint", "model"], registry=registry
     )
@@ -121,17 +144,7 @@ def build_run_registry(
         "1 when the gate promoted the candidate, 0 when it kept the champion",
         registry=registry,
     ).set(1.0 if decision_promoted else 0.0)
-    failures = Counter(
-        "cohortlm_validation_failures",
-        "Rows failing each data-validation rule in the run",
-        ["rule"],
-        registry=registry,
-    )
-    for rule, count in validation_failures.items():
-        n = int(count)
-        if n < 0:
-            raise UsageError(f"validation failure count of rule {rule} must not be negative")
-        failures.labels(rule=_label("rule", rule)).inc(n)
+    _validation_failures(registry, validation_failures)
     if tokens_per_second is not None:
         Gauge(
             "cohortlm_training_tokens_per_second", "Fine-tuning throughput (tokens/s)", registry=registry
@@ -218,20 +231,8 @@ def build_validation_registry(
         UsageError: a rule name is not an identifier, or a count is negative.
     """
     registry = CollectorRegistry()
-    Gauge(
-        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
-    ).labels(run_id=_run_id(run_id)).set(1)
-    counter = Counter(
-        "cohortlm_validation_failures",
-        "Rows failing each data-validation rule in the run",
-        ["rule"],
-        registry=registry,
-    )
-    for rule, count in failures.items():
-        n = int(count)
-        if n < 0:
-            raise UsageError(f"validation failure count of rule {rule} must not be negative")
-        counter.labels(rule=_label("rule", rule)).inc(n)
+    _run_info(registry, run_id)
+    _validation_failures(registry, failures)
     Gauge(
         "cohortlm_validation_last_timestamp_seconds",
         "Unix time the last data validation ran",
@@ -270,9 +271,7 @@ def build_outcome_registry(
     """A registry with a run's outcome: failed flag, finish time and, on success, the success time."""
     now = time.time() if finished_at is None else float(finished_at)
     registry = CollectorRegistry()
-    Gauge(
-        "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
-    ).labels(run_id=_run_id(run_id)).set(1)
+    _run_info(registry, run_id)
     Gauge(
         "cohortlm_run_failed", "1 when the last pipeline run failed, 0 when it succeeded", registry=registry
     ).set(0.0 if succeeded else 1.0)
