@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _value(text: str) -> Any:
-    """A --set value: int, float, true/false/none, else the string."""
+    """A --set value: int, float, true/false/none, a comma list (a tuple), else the string."""
+    if "," in text:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
     for cast in (int, float):
         try:
             return cast(text)

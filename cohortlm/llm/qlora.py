@@ -85,6 +85,8 @@ import pandas as pd
 from cohortlm import text
 from cohortlm.bundle import BUNDLE_FILE, check_feature_rows, read_bundle_metadata, write_bundle_metadata
 from cohortlm.errors import DataError, UsageError
+from cohortlm.llm import head as answer_head
+from cohortlm.llm.head import HEADS
 from cohortlm.llm.loading import (
     COMPUTE_DTYPES,
     BaseModelRef,
@@ -154,6 +156,12 @@ class QLoRAConfig:
             (:mod:`cohortlm.llm.trunk`); the result equals the uncached loop.
         class_weight: ``"none"`` or ``"balanced"`` (cases of each endpoint weighted
             by controls/cases, see :func:`class_weights`).
+        head: ``"lm"`` (answer with the LM head's Yes/No rows, as zero-shot) or
+            ``"endpoint"`` (a per-endpoint answer head, first fitted as a linear
+            probe on the training patients, then trained with the adapters;
+            :mod:`cohortlm.llm.head`).
+        head_c: inverse L2 strength of the probe that starts the endpoint head
+            (scikit-learn ``C`` on standardised features).
     """
 
     lora_r: int = 16
@@ -180,6 +188,8 @@ class QLoRAConfig:
     compute_dtype: str = "auto"
     cache_trunk: bool = True
     class_weight: str = "none"
+    head: str = "lm"
+    head_c: float = 0.01
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ValueError:
@@ -221,6 +231,12 @@ class QLoRAConfig:
             raise bad("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
         if self.class_weight not in CLASS_WEIGHTS:
             raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
+        if self.head not in HEADS:
+            raise bad("head", f"one of {', '.join(HEADS)}")
+        if not (self.head_c > 0 and math.isfinite(self.head_c)):
+            raise bad("head_c", "a positive number")
+        if self.head == "endpoint" and self.answer_loss != "yes_no":
+            raise bad("answer_loss", "'yes_no' with head='endpoint' (the head answers Yes or No only)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (tuples as lists) for bundle metadata."""
@@ -491,6 +507,7 @@ class _Setup:
     states: list[Any] | None  # cached frozen-trunk states per training patient
     weights: np.ndarray  # per-(patient, endpoint) loss weight
     trunk_seconds: float
+    endpoint_names: list[str] = field(default_factory=list)
 
 
 def class_weights(labels: np.ndarray, kind: str) -> np.ndarray:
@@ -565,13 +582,12 @@ def _setup(run: _RunIdentity, spec: StudySpec, config: QLoRAConfig, progress: bo
         ref=ref, device=device, rows=rows, labels=labels, key=key, model=model, quant=quant,
         tokens=tokens, prefixes=prefixes, amp=amp, split_at=split_at, states=states,
         weights=class_weights(labels, config.class_weight), trunk_seconds=trunk_seconds,
+        endpoint_names=spec.endpoint_names,
     )  # fmt: skip
 
 
-def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
-    """Weighted answer loss of one micro-batch (through the top blocks only when the trunk is cached)."""
-    import torch
-
+def _micro_batch_logits(s: _Setup, idx: np.ndarray) -> Any:
+    """Logits after each question for the patients ``idx`` (top blocks only when the trunk is cached)."""
     from cohortlm.llm import trunk
 
     with autocast(s.device, s.amp):
@@ -585,6 +601,14 @@ def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
                 s.model, [s.prefixes[i] for i in idx], s.tokens.questions, pad_id=s.tokens.pad_id,
                 device=s.device,
             )  # fmt: skip
+    return logits
+
+
+def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
+    """Weighted answer loss of one micro-batch."""
+    import torch
+
+    logits = _micro_batch_logits(s, idx)
     valid = ~np.isnan(s.labels[idx])
     answers = np.where(s.labels[idx] >= 0.5, s.tokens.yes_id, s.tokens.no_id)[valid]
     weights = torch.as_tensor(s.weights[idx][valid], dtype=torch.float32, device=s.device)
@@ -638,6 +662,11 @@ def train_qlora(
     s = _setup(run, spec, config, progress)
     model = s.model
 
+    head = (
+        answer_head.install(model, len(spec.endpoints), yes_id=s.tokens.yes_id, no_id=s.tokens.no_id)
+        if config.head == "endpoint"
+        else None
+    )
     batches = _Batches(len(s.rows), config.batch_size, config.seed)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -655,6 +684,9 @@ def train_qlora(
     )
     if start:
         log.info("resuming from checkpoint at step %d of %d", start, total_steps)
+    probe: dict[str, Any] | None = None
+    if head is not None and not start:
+        probe = _fit_probe(s, head, config, progress)
     n_trainable = sum(p.numel() for p in trainable)
     log.info(
         "fine-tuning %s on %s (%s, quantization %s, trunk %s): %d patients x %d endpoints, %d steps, "
@@ -722,9 +754,11 @@ def train_qlora(
         "train_seconds": elapsed,
         "trunk_seconds": s.trunk_seconds,
         "trainable_parameters": n_trainable,
+        "head": config.head,
+        "probe": probe,
         "run_key": s.key,
     }
-    _save_bundle(out, s, spec, training)
+    _save_bundle(out, s, spec, training, head)
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
 
@@ -741,11 +775,41 @@ def _holds_run(out: Path, key: str) -> bool:
     return bool(read_bundle_metadata(out).get("training", {}).get("run_key") == key)
 
 
-def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any]) -> None:
-    """Adapter, base-model record (small bases embedded) and bundle metadata."""
+def _fit_probe(s: _Setup, head: Any, config: QLoRAConfig, progress: bool) -> dict[str, Any]:
+    """The linear-probe stage: answer-head features of every training patient, then one fit per endpoint."""
+    import torch
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    head.captured = []
+    s.model.eval()
+    order = np.arange(len(s.rows))
+    try:
+        with torch.no_grad():
+            for b in tqdm(range(0, len(order), config.batch_size * 2), desc="answer-head features",
+                          unit="batch", disable=not progress, leave=False):  # fmt: skip
+                _micro_batch_logits(s, order[b : b + config.batch_size * 2])
+        features = torch.cat(head.captured).numpy()
+    finally:
+        head.captured = None
+    weight, bias, skipped_idx = answer_head.fit_probe(features, s.labels, s.weights, c=config.head_c)
+    skipped = [s.endpoint_names[e] for e in skipped_idx]
+    answer_head.set_weights(head, weight, bias)
+    seconds = time.perf_counter() - t0
+    log.info("answer head: linear probe on %d patients in %.1f s (C %g)", len(order), seconds, config.head_c)
+    if skipped:
+        log.warning("answer head: %s kept the zero-shot answer (one class among the training labels)",
+                    ", ".join(skipped))  # fmt: skip
+    return {"seconds": round(seconds, 2), "c": config.head_c, "skipped_endpoints": skipped}
+
+
+def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any], head: Any = None) -> None:
+    """Adapter, answer head, base-model record (small bases embedded) and bundle metadata."""
     s.model.save_pretrained(str(out / ADAPTER_DIR))
     record = s.ref.to_dict()
     files = [ADAPTER_DIR, BASE_MODEL_FILE]
+    if head is not None:
+        files.append(answer_head.save(head, out).name)
     base_dir = Path(s.ref.hf_path)
     base_bytes = sum(f.stat().st_size for f in base_dir.rglob("*") if f.is_file())
     if base_bytes <= EMBED_BASE_MAX_BYTES:

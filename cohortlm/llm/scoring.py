@@ -396,6 +396,8 @@ class LLMScorer:
 
         from peft import PeftModel
 
+        from cohortlm.llm.head import HEAD_FILE
+        from cohortlm.llm.head import load_into as load_head
         from cohortlm.llm.loading import (
             load_causal_lm,
             load_tokenizer,
@@ -416,6 +418,12 @@ class LLMScorer:
         model = load_causal_lm(ref, device=dev)
         tokenizer = load_tokenizer(ref)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        if (root / HEAD_FILE).is_file():
+            yes_id, no_id = answer_token_ids(tokenizer)
+            try:
+                load_head(model, root, n_endpoints=len(spec.endpoints), yes_id=yes_id, no_id=no_id)
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
         model.eval()
         training = meta.get("training", {})
         amp = autocast_dtype(dev, training.get("config", {}).get("compute_dtype", "fp32"))
