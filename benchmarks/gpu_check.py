@@ -60,9 +60,9 @@ def default_model_stage(spec: Any, cuda: bool, n_train: int, n_test: int, steps:
 
     train, test = _cohort(spec, n_train, n_test)
     cfg = QLoRAConfig(
-        quantization="nf4" if cuda else "none", lora_layers=None if cuda else 4, learning_rate=1e-3,
+        quantization="nf4" if cuda else "none", lora_layers=None if cuda else 1, learning_rate=1e-3,
         batch_size=8, grad_accum=1, max_steps=steps, checkpoint_every=10_000,
-        class_weight="balanced",
+        class_weight="balanced", head="endpoint",
     )  # fmt: skip
     t0 = time.perf_counter()
     zs = zero_shot_scorer(None, spec, compute_dtype=cfg.compute_dtype, lora_layers=cfg.lora_layers)

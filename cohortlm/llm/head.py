@@ -141,6 +141,32 @@ def fit_probe(
     return w_out, b_out, skipped
 
 
+def prior_offsets(labels: np.ndarray) -> np.ndarray:
+    """Per-endpoint logit offsets ``log(n_cases / n_controls)`` that undo class-balanced training.
+
+    With each case weighted by ``n_controls / n_cases`` (``class_weight="balanced"``)
+    the loss is minimised at the true log-odds plus ``log(n_controls / n_cases)``;
+    adding this offset to the head's bias after training returns probabilities
+    on the scale of the training prevalence (prior correction, King & Zeng 2001),
+    without changing any AUC. 0 for an endpoint with one class.
+    """
+    out = np.zeros(labels.shape[1])
+    for e in range(labels.shape[1]):
+        y = labels[~np.isnan(labels[:, e]), e]
+        n_pos, n_neg = float((y >= 0.5).sum()), float((y < 0.5).sum())
+        if n_pos and n_neg:
+            out[e] = np.log(n_pos / n_neg)
+    return out
+
+
+def shift_bias(head: Any, offsets: np.ndarray) -> None:
+    """Add ``offsets`` to the head's per-endpoint biases."""
+    import torch
+
+    with torch.no_grad():
+        head.bias_e += torch.as_tensor(offsets, dtype=head.bias_e.dtype, device=head.bias_e.device)
+
+
 def set_weights(head: Any, weight: np.ndarray, bias: np.ndarray) -> None:
     """Copy fitted rows into the head (NaN rows keep their current values)."""
     import torch

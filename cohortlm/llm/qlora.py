@@ -14,6 +14,14 @@ language-model loss over the whole vocabulary; on the quick profile it spent
 its few steps moving probability mass onto " Yes"/" No" (loss 1.4 -> 0.4)
 and the test AUCs stayed at chance.
 
+The answer head. With ``head="endpoint"`` (the quick profile) the answer
+logit of endpoint ``e`` comes from its own linear head on the LM head's
+input instead of the shared Yes/No rows: the head starts at the zero-shot
+answer, is fitted as a standardised logistic-regression probe on the
+training patients, then trains with the adapters (:mod:`cohortlm.llm.head`
+says why: on SmolLM2 the adapters alone never left the prevalences). The
+loss is the same two-answer cross-entropy.
+
 Packing the eight questions. A patient's text is ~290 tokens, a question ~28.
 One prompt per endpoint would pay for the text eight times (~2,500 tokens per
 patient). Two alternatives pay for it once:
@@ -726,6 +734,13 @@ def train_qlora(
         if on_step is not None:
             on_step(step + 1, step_loss)
     bar.close()
+    if head is not None and config.class_weight == "balanced":
+        # The balanced loss shifts each endpoint's log-odds by log(controls/cases); undo it so that
+        # the served probabilities sit on the prevalence's scale (AUCs are unchanged).
+        offsets = answer_head.prior_offsets(s.labels)
+        answer_head.shift_bias(head, offsets)
+        if probe is not None:
+            probe["prior_correction"] = [round(float(v), 4) for v in offsets]
     elapsed = time.perf_counter() - t0
     tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
     peak = peak_memory_mb(s.device)

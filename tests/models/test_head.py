@@ -81,6 +81,7 @@ def test_endpoint_head_learns_a_toy_rule_and_travels_in_the_bundle(
     cfg = QLoRAConfig(
         lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_layers=1, learning_rate=1e-3, batch_size=16,
         grad_accum=1, epochs=1.0, checkpoint_every=1000, compute_dtype="fp32", head="endpoint", head_c=1.0,
+        class_weight="balanced",
     )  # fmt: skip
     out = train_qlora(train, frac_spec, cfg, out_dir=tmp_path / "b", base_model=tiny_base, progress=False)
     assert (out / answer_head.HEAD_FILE).is_file()
@@ -97,6 +98,10 @@ def test_endpoint_head_learns_a_toy_rule_and_travels_in_the_bundle(
     auc_tuned = np.mean([roc_auc_score(y, tuned[e]) for e in learnt])
     # a random tiny model: the probe reads "sex: male" off the last hidden state in one fit
     assert auc_tuned > 0.85 and auc_tuned > auc_zero + 0.25, (auc_zero, auc_tuned)
+    # balanced weights, then the prior correction: probabilities on the prevalence's scale again
+    assert len(meta["training"]["probe"]["prior_correction"]) == len(frac_spec.endpoint_names)
+    for e in learnt:
+        assert abs(tuned[e].mean() - labels[e].mean()) < 0.15, (e, tuned[e].mean(), labels[e].mean())
     again = load_bundle(out, spec=frac_spec).predict_proba(held_out)
     np.testing.assert_allclose(again.to_numpy(), tuned.to_numpy(), atol=1e-6)
     # a head file for another study is refused with the file named
@@ -117,3 +122,14 @@ def test_endpoint_head_needs_the_yes_no_loss():
         QLoRAConfig(head="endpoint", answer_loss="vocab")
     with pytest.raises(ValueError, match="head"):
         QLoRAConfig(head="linear")
+
+
+def test_prior_offsets_undo_class_balanced_training():
+    """A balanced-weight fit of a constant model lands at logit 0; the offset brings it to the prevalence."""
+    y = np.array([[1, 1], [0, 0], [0, np.nan], [0, 1], [0, 0]], dtype=float)
+    offsets = answer_head.prior_offsets(y)
+    assert offsets[0] == pytest.approx(np.log(1 / 4))
+    assert offsets[1] == pytest.approx(np.log(2 / 2))
+    assert answer_head.prior_offsets(np.zeros((3, 1)))[0] == 0.0
+    prevalence = 1.0 / (1.0 + np.exp(-offsets[0]))
+    assert prevalence == pytest.approx(0.2)
