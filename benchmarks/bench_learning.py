@@ -217,9 +217,18 @@ def _markdown(report: dict[str, Any], eps: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replot(json_path: Path) -> None:
+    """Redraw ``learning.png`` (and the table) from a saved ``learning.json``."""
+    report = json.loads(json_path.read_text())
+    eps = list(report["test_cases"])
+    json_path.with_suffix(".md").write_text(_markdown(report, eps))
+    _plot(report, eps, json_path.with_suffix(".png"))
+
+
 def _plot(report: dict[str, Any], eps: list[str], path: Path) -> None:
     import numpy as np
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     sizes = [r["n_train"] for r in report["results"]]
     fig = Figure(figsize=(11, 4.2), layout="constrained")
@@ -231,6 +240,7 @@ def _plot(report: dict[str, Any], eps: list[str], path: Path) -> None:
         ax1.plot(sizes, means, marker="o", color=color, label=label)
     ax1.set_xscale("log")
     ax1.set_xticks(sizes, [str(s) for s in sizes])
+    ax1.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_xlabel("training patients")
     ax1.set_ylabel(f"mean test AUC over {len(eps)} endpoints")
     ax1.axhline(0.5, color="0.7", linestyle="--", linewidth=0.8)
@@ -240,6 +250,7 @@ def _plot(report: dict[str, Any], eps: list[str], path: Path) -> None:
         ax2.plot(sizes, [r["auc"]["fine_tuned"][e] for r in report["results"]], marker=".", label=e)
     ax2.set_xscale("log")
     ax2.set_xticks(sizes, [str(s) for s in sizes])
+    ax2.xaxis.set_minor_formatter(NullFormatter())
     ax2.axhline(0.5, color="0.7", linestyle="--", linewidth=0.8)
     ax2.set_xlabel("training patients")
     ax2.set_ylabel("fine-tuned test AUC")
