@@ -270,7 +270,8 @@ class _StepConsole:
                     self.task_log.close()
                     self.task_log = None
                 ran = self.wrote
-                if ran:
+                imported = task_name == "importer" or task_name.startswith("importer-")
+                if ran or imported:
                     self.seconds[log_name] = seconds
                 else:
                     self.cached.append(log_name)
@@ -278,7 +279,7 @@ class _StepConsole:
                 if not ok:
                     self.failed.append(log_name)
                 mark = "[green]ok    [/green]" if ok else "[bold red]FAILED[/bold red]"
-                when = f"{seconds:6.1f}s" if ran else " cached"
+                when = f"{seconds:6.1f}s" if ran or imported else " cached"
                 self._line(f"step {n:>2}/{self.total} {mark} {log_name:<22} {when}")
                 if self.progress is not None:
                     self.progress.update(self.bar, completed=n)

@@ -98,7 +98,11 @@ def _body(
 ) -> None:
     """The run's tasks (inside the exit handler); the arguments are the pipeline's parameters."""
     job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    feats = _resources(featurise(raw_data=raw_data, study_yaml=study_yaml), "data")
+    # The raw cohort enters as an imported Dataset: the UI shows lineage from the data to the served model.
+    raw = dsl.importer(
+        artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
+    ).set_display_name("raw-cohort")
+    feats = _resources(featurise(raw=raw.output, study_yaml=study_yaml), "data")
     checked = _resources(
         validate(
             cohort=feats.outputs["cohort"],

@@ -287,20 +287,33 @@ def submit(
         None, "--cookies", envvar="KFP_COOKIES", help="Session cookie for Dex/IAP auth."
     ),
     ssl_ca_cert: Path | None = typer.Option(None, "--ssl-ca-cert", help="CA bundle for the KFP endpoint."),
+    pushgateway: str = typer.Option(
+        "",
+        "--pushgateway",
+        help="Pushgateway URL the run's metrics and outcome go to; default: the in-cluster one "
+        "(prometheus-pushgateway.monitoring).",
+    ),
 ) -> None:
     """Upload and start the pipeline on a Kubeflow Pipelines server."""
     import kfp
 
     from cohortlm.steps import study_text
     from cohortlm.study import load_study
-    from pipelines.train_evaluate_promote import MODEL_STORE_MOUNT, train_evaluate_promote
+    from pipelines.train_evaluate_promote import (
+        DEFAULT_PUSHGATEWAY,
+        MODEL_STORE_MOUNT,
+        train_evaluate_promote,
+    )
 
+    if pushgateway and not pushgateway.startswith(("http://", "https://")):
+        raise UsageError(f"--pushgateway must be an http(s) URL, got {pushgateway!r}")
     arguments: dict[str, object] = {
         "raw_data": raw_data,
         "study_yaml": study_text(load_study(study)),
         "profile": profile,
         "model_store": MODEL_STORE_MOUNT,
         "isvc_namespace": namespace or "cohortlm",
+        "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
     }
     arguments.update(_parse_params(param))
     client = kfp.Client(

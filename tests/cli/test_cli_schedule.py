@@ -1,4 +1,4 @@
-"""``cohortlm schedule`` creates a KFP recurring run with the Pushgateway set.
+"""``cohortlm schedule`` and ``cohortlm submit`` create KFP runs with the Pushgateway set.
 
 No Kubeflow Pipelines server runs here, so a stand-in for its REST API
 (``/apis/v2beta1``) on 127.0.0.1 records what the real kfp client sends; the
@@ -47,7 +47,7 @@ class _KfpApi(BaseHTTPRequestHandler):
         if self.path.startswith("/apis/v2beta1/experiments"):
             self._answer({"experiment_id": "exp-1", "display_name": body.get("display_name")})
         else:
-            self._answer({**body, "recurring_run_id": "rr-1"})
+            self._answer({**body, "recurring_run_id": "rr-1", "run_id": "run-1"})
 
 
 @pytest.fixture
@@ -104,3 +104,30 @@ def test_kfp_cron(given, want):
     assert kfp_cron(given) == want
     with pytest.raises(UsageError):
         kfp_cron("* * *")
+
+
+@pytest.mark.parametrize("given", [None, "http://pgw.example.org:9091"])
+def test_submit_passes_the_pushgateway(kfp_api, tmp_path, given):
+    host, requests = kfp_api
+    extra = ["--pushgateway", given] if given else []
+    res = _cohortlm("submit", "--host", host, "--raw-data", "gs://bucket/ra/raw", *extra, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "run run-1 started" in res.stdout
+    (body,) = [b for m, p, b in requests if m == "POST" and p.startswith("/apis/v2beta1/runs")]
+    params = body["runtime_config"]["parameters"]
+    assert params["pushgateway"] == (given or "http://prometheus-pushgateway.monitoring.svc:9091")
+    assert params["raw_data"] == "gs://bucket/ra/raw"
+    spec = body["pipeline_spec"]
+    spec = spec.get("pipeline_spec", spec)
+    # the raw cohort enters through an importer, so the run's lineage starts at the data
+    tasks = {n: t for c in spec["components"].values() if "dag" in c for n, t in c["dag"]["tasks"].items()}
+    raw = tasks["featurise"]["inputs"]["artifacts"]["raw"]["taskOutputArtifact"]
+    assert raw["producerTask"] == "importer"
+    assert "importer" in spec["deploymentSpec"]["executors"]["exec-importer"]
+
+
+def test_submit_refuses_a_pushgateway_that_is_not_a_url(kfp_api, tmp_path):
+    host, requests = kfp_api
+    res = _cohortlm("submit", "--host", host, "--raw-data", "/d", "--pushgateway", "pgw:9091", cwd=tmp_path)
+    assert res.returncode == 2 and "--pushgateway must be an http(s) URL" in res.stderr
+    assert not [r for r in requests if r[0] == "POST"]

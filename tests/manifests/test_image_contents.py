@@ -18,6 +18,7 @@ import ast
 import functools
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,7 +136,7 @@ def _build(key: tuple[tuple[str, ...], tuple[str, ...]], root: str) -> Path:
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
     env.pop("PYTHONPATH", None)
     for cmd in pips:
-        args = cmd.split()
+        args = shlex.split(cmd)
         assert args[0] == "pip", cmd
         if "--upgrade" in args and "pip" in args[2:]:
             continue  # the image's own pip upgrade; this machine's pip is current enough
@@ -157,7 +158,7 @@ def test_the_image_environment_imports_what_runs_in_it(dockerfile, tmp_path_fact
     root = tmp_path_factory.getbasetemp() / f"image-env-{abs(hash(_image_env_key(dockerfile)))}"
     venv = _build(_image_env_key(dockerfile), str(root))
     entry = sorted(m.removesuffix(".py").replace("/", ".") for m in IMAGES[dockerfile])
-    modules = [*entry, "featurestore.pipeline", "serving.server"]
+    modules = [*entry, "featurestore.pipeline", "serving.server", "cohortlm.llm.scoring"]
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
     # Outside the checkout, so that only the installed copy can be imported.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -172,3 +173,9 @@ def test_the_image_environment_imports_what_runs_in_it(dockerfile, tmp_path_fact
     ):
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, (cmd, proc.stderr[-2000:])
+    if dockerfile == "Dockerfile.serving":
+        # The serving image is the slim one: none of the pipeline extra, no pipeline code.
+        probe = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in sys.argv[1:]))"
+        absent = ["great_expectations", "kfp", "bitsandbytes", "kubeflow", "pipelines", "components"]
+        proc = subprocess.run([py, "-c", probe, *absent], cwd=root, env=env, capture_output=True, timeout=120)
+        assert proc.returncode == 0, f"the serving image carries one of {absent}"
