@@ -18,6 +18,7 @@ is a :class:`~cohortlm.errors.UsageError` that says how to provide one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -271,20 +272,122 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+#: bf16 autocast must beat fp32 by this factor in the probe to be chosen (fp32 is the exact one).
+BF16_MIN_SPEEDUP = 1.25
+
+
+def _dtype_probe_key() -> str:
+    """What the bf16-vs-fp32 probe's answer depends on: the CPU, its flags, torch and its threads."""
+    import hashlib
+    import platform
+
+    import torch
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next((ln for ln in info.splitlines() if ln.startswith("model name")), "")
+        flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        model, flags = platform.processor(), ""
+    blob = "|".join([model, flags, torch.__version__, str(torch.get_num_threads()), platform.machine()])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _probe_model() -> Any:
+    """A 2-block random Llama of SmolLM2-135M's block shape (built in ~0.1 s, no weights read)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=256, hidden_size=576, intermediate_size=1536, num_hidden_layers=2,
+        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=1024,
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config).eval()
+
+
+def _time_forward(model: Any, bf16: bool, reps: int = 2) -> float:
+    """Best-of-``reps`` seconds for the probe model's decoder over 2 x 384 tokens."""
+    import time
+
+    import torch
+
+    ids = torch.arange(2 * 384).reshape(2, 384) % 256
+    best = float("inf")
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for _ in range(reps + 1):  # the first pass warms up oneDNN
+            t0 = time.perf_counter()
+            model.model(input_ids=ids, use_cache=False)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@functools.cache
+def bf16_pays_off() -> bool:
+    """Whether bf16 autocast is clearly faster than fp32 for matmuls on this CPU, measured once.
+
+    The CPU flag alone does not say it: on one Xeon with AVX512-BF16 bf16
+    autocast ran SmolLM2's forward 2.8x faster than fp32, on another with the
+    same flag 2x *slower* (``benchmarks/results/dtype.json``,
+    ``benchmarks/results/quick_run.md``; a bare matmul was 1.2x *faster* in
+    bf16 on the second, so the cost is elsewhere in the block). So a probe
+    times a forward pass of two decoder blocks of SmolLM2's shape both ways
+    (~1-2 s) and bf16 is used only when it wins by
+    :data:`BF16_MIN_SPEEDUP`. The answer is kept beside the model cache
+    (``dtype_probe.json``, keyed by CPU model, flags, torch version and
+    threads), so every pipeline step of a run, and the next run, choose the
+    same dtype and share the frozen-trunk cache.
+    """
+    import json
+
+    if not cpu_has_bf16():
+        return False
+    path = cache_root().parent / "dtype_probe.json"
+    key = _dtype_probe_key()
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), dict) and "bf16" in known[key]:
+        return bool(known[key]["bf16"])
+    model = _probe_model()
+    fp32_s, bf16_s = _time_forward(model, False), _time_forward(model, True)
+    choice = bf16_s * BF16_MIN_SPEEDUP < fp32_s
+    log.info(
+        "dtype probe: fp32 %.3f s, bf16 autocast %.3f s -> %s", fp32_s, bf16_s, "bf16" if choice else "fp32"
+    )
+    record = {
+        **(known if isinstance(known, dict) else {}),
+        key: {"bf16": choice, "fp32_s": fp32_s, "bf16_s": bf16_s},
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache: measure again next time
+    return choice
+
+
 def autocast_dtype(device: str, choice: str = "auto") -> Any:
     """The dtype matmuls run in under ``torch.autocast`` on ``device``, or None for none.
 
     On a CPU the weights stay fp32 and ``"auto"`` autocasts to bf16 when the CPU
-    has native bf16 (AVX512-BF16/AMX). Measured on 2 idle cores of such a CPU
-    (``benchmarks/bench_dtype.py``, ``results/dtype.json``), SmolLM2-135M over 8
-    patients' packed prompts: full forward 5.86 s fp32 against 2.07 s bf16
-    (2.8x), the frozen trunk 2.9x, a top-4-block forward+backward 1.75x; with
-    other work on the cores the gain fell to 1.0-1.3x. bf16 moves P(Yes) by up
-    to 0.009 and, on the zero-shot model's near-chance scores, an AUC over 160
-    patients by up to 0.03 (within that AUC's standard error of ~0.05); the
-    LM head always runs in fp32 (:func:`cohortlm.llm.scoring.fp32_head`).
-    (An earlier note here said bf16 was ~35x slower on CPU: that was wrong.)
-    On CUDA the weights are already bf16, so no autocast is needed.
+    has native bf16 (AVX512-BF16/AMX) *and* a one-time probe finds it clearly
+    faster there (:func:`bf16_pays_off`). Measured on 2 idle cores of one such
+    CPU (``benchmarks/bench_dtype.py``, ``results/dtype.json``), SmolLM2-135M
+    over 8 patients' packed prompts: full forward 5.86 s fp32 against 2.07 s
+    bf16 (2.8x), the frozen trunk 2.9x, a top-4-block forward+backward 1.75x;
+    on another CPU with the same flag bf16 autocast took 10.5 s against 5.9 s
+    for fp32 on 4 patients. bf16 moves P(Yes) by up to 0.009 and, on the
+    zero-shot model's near-chance scores, an AUC over 160 patients by up to
+    0.03 (within that AUC's standard error of ~0.05); the LM head always runs
+    in fp32 (:func:`cohortlm.llm.scoring.fp32_head`). (An earlier note here
+    said bf16 was ~35x slower on CPU: wrong for the first CPU, and the second
+    shows why the choice is measured.) On CUDA the weights are already bf16,
+    so no autocast is needed.
 
     Args:
         device: ``cpu`` or ``cuda[:n]``.
@@ -296,7 +399,7 @@ def autocast_dtype(device: str, choice: str = "auto") -> Any:
         raise UsageError(f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {choice!r}")
     if device.startswith("cuda") or choice == "fp32":
         return None
-    if choice == "bf16" or cpu_has_bf16():
+    if choice == "bf16" or bf16_pays_off():
         return torch.bfloat16
     return None
 
