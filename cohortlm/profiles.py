@@ -12,7 +12,7 @@
     epochs (:mod:`cohortlm.llm.head`) on a seeded 400-patient subset of the
     training split; the LLMs score a seeded 500-patient subset of the test
     split. The 29 frozen blocks below the adapters run once per patient
-    (:mod:`cohortlm.llm.trunk`, bf16 autocast) and the top block runs for the
+    (:mod:`cohortlm.llm.trunk`, fp32 or bf16 as measured) and the top block runs for the
     question tokens only, which is what lets the whole local pipeline fit in
     the 20-minute budget on 2 CPU cores: the frozen trunk (~1 s per patient on
     the slowest machine measured) is nearly all of it (``benchmarks/results``:
@@ -119,7 +119,7 @@ PROFILES: dict[str, Profile] = {
             # 6-12 epochs); the probed answer head starts where the signal is (learning_diagnosis.md).
             head="endpoint",
             head_c=0.01,
-            compute_dtype="auto",  # bf16 autocast where the CPU multiplies bf16 natively
+            compute_dtype="auto",  # bf16 autocast only where a probe finds it faster (loading.bf16_pays_off)
             class_weight="balanced",  # rare endpoints (3-5 % cases) get as much weight as common ones
             learning_rate=1e-3,
             warmup_ratio=0.06,
