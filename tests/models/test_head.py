@@ -70,8 +70,7 @@ def test_endpoint_head_learns_a_toy_rule_and_travels_in_the_bundle(
 ):
     """Probe + a few steps on the toy rule; the bundle scores the same after a reload; bad files are named."""
     from sklearn.metrics import roc_auc_score
-
-    from tests.models.test_trunk import _toy_rows
+    from test_trunk import _toy_rows  # the test folder is on sys.path (rootdir-relative imports)
 
     monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(1)

@@ -48,7 +48,10 @@ def test_a_step_that_raises_puts_its_error_and_log_on_stderr(tmp_path, cohort):
     log = tmp_path / "run" / "logs" / "featurise.log"
     assert f"Log: {log}" in error[0] and log.exists()
     assert "Traceback" in log.read_text()
-    assert any(line.startswith("step  1/") and "FAILED" in line for line in res.stderr.splitlines())
+    assert any(
+        line.startswith("step  2/") and "FAILED" in line and "featurise" in line
+        for line in res.stderr.splitlines()
+    )
 
 
 def test_a_cohort_failing_validation_names_the_failing_expectations(tmp_path, cohort):

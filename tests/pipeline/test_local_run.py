@@ -89,7 +89,9 @@ def test_the_console_shows_one_line_per_step_and_no_task_output(two_runs):
     steps = [line for line in stderr.splitlines() if line.startswith("step ")]
     assert len(steps) == len(summary["step_seconds"]) + len(summary.get("cached_steps", []))
     assert all(" ok " in line for line in steps)
-    assert steps[0].split()[1].startswith("1/") and "featurise" in steps[0]
+    # the raw cohort is imported first (lineage in the KFP UI), then featurised
+    assert steps[0].split()[1].startswith("1/") and "importer" in steps[0]
+    assert steps[1].split()[1].startswith("2/") and "featurise" in steps[1]
     # Two screens: the step lines, the summary tables and the verdict.
     assert len(stdout.splitlines()) + len(stderr.splitlines()) <= 100
     assert "logs:" in stdout
