@@ -49,8 +49,9 @@ def model_label(name: str) -> str:
         name: The model's key in the run folder (its score file's stem).
 
     Returns:
-        ``Logistic regression``, ``LLM zero-shot`` and ``LLM fine-tuned`` for the
-        pipeline's own models; ``Champion (<kind>, <first 7 of the version>)``
+        ``Logistic regression`` for the baseline (``LLM zero-shot`` and ``LLM
+        fine-tuned`` for an older run's unnamed base); a named base and its
+        fine-tuned form as they are (``llama2-70b``, ``llama2-70b+qlora``); ``Champion (<kind>, <first 7 of the version>)``
         for the serving champion; any other name with spaces for underscores.
     """
     if name in _MODEL_LABELS:
@@ -59,7 +60,8 @@ def model_label(name: str) -> str:
     if match:
         kind = _KIND_LABELS.get(match["kind"], match["kind"])
         return f"Champion ({kind}, {match['version'][:7]})"
-    return name.replace("_", " ")
+    # A base model's name (smollm2-135m, llama2-70b+qlora) is already the readable one.
+    return name if any(ch in name for ch in "+-.") else name.replace("_", " ")
 
 
 def _panel_legend_title(n: int, n_cases: int, *, min_cases: int, has_auc: bool) -> tuple[str, bool]:

@@ -650,6 +650,13 @@ class Decision:
         alpha_look: The superiority level this look spent.
         split_hash: SHA-256 of the gating split's patient ids ("" when not known).
         notes: Warnings about the design (e.g. a margin the data cannot show).
+        selection: How the candidate was chosen when several models competed: the
+            rule, the split it looked at (never the gating split) and each
+            contender's figure (:func:`cohortlm.steps.choose_candidate`); empty
+            when there was one candidate.
+        comparisons: Seed 000's comparison families on the gating split
+            (:func:`cohortlm.comparisons.family_records`): family -> one record
+            per pair and endpoint.
         schema_version: Version of this record's layout.
     """
 
@@ -664,6 +671,8 @@ class Decision:
     alpha_look: float = math.nan
     split_hash: str = ""
     notes: tuple[str, ...] = ()
+    selection: Mapping[str, Any] = field(default_factory=dict)
+    comparisons: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = DECISION_SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -715,6 +724,8 @@ class Decision:
                 alpha_look=_nan_if_none(data.get("alpha_look")),
                 split_hash=str(data.get("split_hash", "")),
                 notes=tuple(str(r) for r in data.get("notes", ())),
+                selection=dict(data.get("selection") or {}),
+                comparisons=dict(data.get("comparisons") or {}),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as exc:

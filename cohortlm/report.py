@@ -60,6 +60,14 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.comparisons import (
+    BASELINE,
+    FAMILIES,
+    FAMILY_ALPHA,
+    comparison_families,
+    family_records,
+    paired_comparison,
+)
 from cohortlm.evaluate import Evaluation, evaluate
 from cohortlm.figures import model_label, plot_roc
 from cohortlm.gates import Decision, GatePolicy, decide, load_policy
@@ -73,7 +81,9 @@ __all__ = [
     "compute_report",
     "decision_headline",
     "decision_reasons",
+    "family_markdown",
     "model_label",
+    "paired_comparison",
     "panel_layout",
     "plot_roc",
     "read_run_dir",
@@ -81,6 +91,7 @@ __all__ = [
     "small_sample_warnings",
     "summary_markdown",
     "table1_cells",
+    "table1_best",
     "table1_markdown",
     "write_report",
 ]
@@ -142,12 +153,20 @@ class ReportData:
     titles: dict[str, str]
     decision: Decision | None = None
     notes: list[str] = field(default_factory=list)
-    #: fine-tuned vs its own zero-shot base (:func:`paired_comparison`), when both were scored
-    fine_tuning: pd.DataFrame | None = None
-    #: fine-tuned vs this run's logistic regression, two-sided (the seed's third family)
-    vs_baseline: pd.DataFrame | None = None
+    #: the seed's comparison families (:func:`cohortlm.comparisons.comparison_families`)
+    families: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the run profile (``smoke``, ``quick``, ``paper``), when known
     profile: str | None = None
+
+    @property
+    def fine_tuning(self) -> pd.DataFrame | None:
+        """Each fine-tuned model vs its own zero-shot base (one-sided, Holm in the family)."""
+        return self.families.get("fine_tuned_vs_base")
+
+    @property
+    def vs_baseline(self) -> pd.DataFrame | None:
+        """Each fine-tuned model vs this run's logistic regression (two-sided)."""
+        return self.families.get("fine_tuned_vs_baseline")
 
 
 @dataclass(frozen=True)
@@ -394,18 +413,8 @@ def compute_report(
         )
     elif decision is None:
         notes.append("no gate decision: decision.json is absent and run.json names no candidate and champion")
-    fine_tuning = vs_baseline = None
     rows = None if split is None or ev.eval_split is None else split.index[split == ev.eval_split]
-    if FINE_TUNED in scores and ZERO_SHOT in scores:
-        fine_tuning = paired_comparison(
-            labels, scores[FINE_TUNED], scores[ZERO_SHOT], rows=rows, endpoints=eps,
-            alternative="greater", adjustment="holm", alpha=FINE_TUNING_ALPHA,
-        )  # fmt: skip
-    if FINE_TUNED in scores and BASELINE in scores:
-        vs_baseline = paired_comparison(
-            labels, scores[FINE_TUNED], scores[BASELINE], rows=rows, endpoints=eps,
-            alternative="two-sided", adjustment="holm", alpha=FINE_TUNING_ALPHA,
-        )  # fmt: skip
+    families = comparison_families(labels, scores, rows=rows, endpoints=eps, alpha=FINE_TUNING_ALPHA)
     return ReportData(
         evaluation=ev,
         endpoints=eps,
@@ -413,102 +422,48 @@ def compute_report(
         titles={e: _endpoint_title(e, study) for e in eps},
         decision=decision,
         notes=notes,
-        fine_tuning=fine_tuning,
-        vs_baseline=vs_baseline,
+        families=families,
         profile=profile,
     )
 
 
-#: the model names the pipeline gives its score tables
-FINE_TUNED, ZERO_SHOT, BASELINE = "fine_tuned", "zero_shot", "baseline"
-FINE_TUNING_ALPHA = 0.05
+#: the single-base names of older runs (named bases: ``<base>`` and ``<base>+qlora``)
+FINE_TUNED, ZERO_SHOT = "fine_tuned", "zero_shot"
+FINE_TUNING_ALPHA = FAMILY_ALPHA
 
 
-def paired_comparison(
-    labels: pd.DataFrame,
-    scores_a: pd.DataFrame,
-    scores_b: pd.DataFrame,
-    *,
-    rows: pd.Index | None = None,
-    endpoints: Sequence[str] | None = None,
-    alternative: str = "greater",
-    adjustment: str = "holm",
-    alpha: float = 0.05,
-    conf_level: float = 0.95,
-) -> pd.DataFrame:
-    """Model a against model b on every endpoint: paired DeLong, p-values adjusted across endpoints.
-
-    The seed's fine-tuning question ("did QLoRA improve the model over its own
-    base?") is ``a`` = fine-tuned, ``b`` = zero-shot, one-sided ``greater``,
-    Holm over the endpoints.
-
-    Args:
-        labels: 0/1/NaN per endpoint, indexed by patient id.
-        scores_a: model a's probabilities, same ids and columns.
-        scores_b: model b's.
-        rows: patient ids to compare on (e.g. the test split); all when None.
-        endpoints: which endpoints, in order; default the label columns.
-        alternative: ``greater`` (AUC_a > AUC_b), ``less`` or ``two-sided``.
-        adjustment: ``holm``, ``bh`` or ``none``, across the endpoints.
-        alpha: level for the ``significant`` column (adjusted p < alpha).
-        conf_level: level of the two-sided ΔAUC interval.
-
-    Returns:
-        One row per endpoint: ``endpoint, n, n_cases, auc_a, auc_b, delta,
-        ci_low, ci_high, z, p, p_adjusted, significant``. An endpoint with one
-        class has NaN statistics and is never significant.
-    """
-    import warnings
-
-    from cohortlm.evaluate import endpoint_arrays
-    from cohortlm.stats.delong import DeLongWarning, delong_test
-    from cohortlm.stats.multitest import adjust_pvalues
-
-    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
-    out = []
-    for ep in eps:
-        y, a = endpoint_arrays(labels, scores_a, ep, model="a", rows=rows)
-        _, b = endpoint_arrays(labels, scores_b, ep, model="b", rows=rows)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeLongWarning)
-            r = delong_test(y, a, b, alternative=alternative, conf_level=conf_level)
-        out.append(
-            {
-                "endpoint": ep, "n": len(y), "n_cases": int(y.sum()), "auc_a": r.auc_a,
-                "auc_b": r.auc_b, "delta": r.delta, "ci_low": r.ci_delta[0], "ci_high": r.ci_delta[1],
-                "z": r.z, "p": r.p_value,
-            }
-        )  # fmt: skip
-    table = pd.DataFrame(out)
-    p = table["p"].to_numpy(dtype=float)
-    finite = pd.notna(p)
-    adjusted = p.copy()
-    if finite.any():
-        adjusted[finite] = adjust_pvalues(p[finite], method=adjustment)
-    table["p_adjusted"] = adjusted
-    table["significant"] = pd.Series(adjusted < alpha).fillna(False).to_numpy(dtype=bool) & finite
-    return table
-
-
-def fine_tuning_markdown(table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
-    """The fine-tuned vs zero-shot table in Markdown, with a one-line verdict."""
+def family_markdown(family: str, table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
+    """One comparison family in Markdown: what it tests, a one-line verdict, a row per pair and endpoint."""
+    title, what, _ = FAMILIES[family]
     n_sig = int(table["significant"].sum())
+    n_pairs = table[["model_a", "model_b"]].drop_duplicates().shape[0] if "model_a" in table else 1
+    over = f"{len(table)} tests ({n_pairs} pairs x endpoints)" if n_pairs > 1 else f"{len(table)} endpoints"
     lines = [
-        f"Fine-tuned vs its own zero-shot base on the same patients: paired DeLong, one-sided "
-        f"(fine-tuned better), Holm over {len(table)} endpoints, α {alpha:g}. "
-        f"**Significantly better on {n_sig} of {len(table)} endpoints.**",
+        f"{what}, on the same patients; Holm over the family's {over}, α {alpha:g}. "
+        f"**Significant in {n_sig} of {len(table)}.**",
         "",
-        "| Endpoint | n (cases) | AUC zero-shot | AUC fine-tuned | ΔAUC (95% CI) | z | p | p (Holm) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Model A | Model B | Endpoint | n (cases) | AUC A | AUC B | ΔAUC A−B (95% CI) | z | p | p (Holm) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table.to_dict(orient="records"):
         mark = " *" if r["significant"] else ""
+        a, b = model_label(str(r.get("model_a", FINE_TUNED))), model_label(str(r.get("model_b", ZERO_SHOT)))
         lines.append(
-            f"| {r['endpoint']} | {r['n']} ({r['n_cases']}) | {_num(r['auc_b'])} | {_num(r['auc_a'])} "
-            f"| {_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])}) | {_num(r['z'], 2)} "
-            f"| {_p(r['p'])} | {_p(r['p_adjusted'])}{mark} |"
+            f"| {a} | {b} | {r['endpoint']} | {r['n']} ({r['n_cases']}) | {_num(r['auc_a'])} "
+            f"| {_num(r['auc_b'])} | {_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])}) "
+            f"| {_num(r['z'], 2)} | {_p(r['p'])} | {_p(r['p_adjusted'])}{mark} |"
         )
-    return "\n".join(lines) + "\n"
+    return f"### {title}\n\n" + "\n".join(lines) + "\n"
+
+
+def fine_tuning_markdown(table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
+    """The fine-tuned vs zero-shot family in Markdown, with a one-line verdict."""
+    n_sig = int(table["significant"].sum())
+    head = (
+        f"Fine-tuned vs its own zero-shot base: **Significantly better on {n_sig} of {len(table)} "
+        f"{'endpoints' if 'model_a' not in table or table['model_a'].nunique() == 1 else 'tests'}.**\n\n"
+    )
+    return head + family_markdown("fine_tuned_vs_base", table, alpha=alpha)
 
 
 def _p(x: Any) -> str:
@@ -571,12 +526,54 @@ def _num(x: Any, digits: int = 3) -> str:
     return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
 
 
-def table1_cells(table: pd.DataFrame, *, conf_level: float = 0.95) -> tuple[list[str], list[list[str]]]:
+#: Table 1's metrics (column -> header) and which way is better, for the bold best value
+_TABLE1_METRICS: dict[str, tuple[str, bool]] = {
+    "auc": ("AUC", True),
+    "sensitivity": ("Sensitivity", True),
+    "specificity": ("Specificity", True),
+    "ppv": ("PPV", True),
+    "npv": ("NPV", True),
+    "precision": ("Precision", True),
+    "recall": ("Recall", True),
+    "f1": ("F1", True),
+    "accuracy": ("Accuracy", True),
+    "brier": ("Brier", False),
+}
+
+
+def table1_best(table: pd.DataFrame, *, digits: int = 3) -> pd.Series:
+    """Per row of Table 1, the metrics in which it is the best model of its endpoint.
+
+    Values are compared as printed (3 decimals, Brier 4), so a tie on the page is
+    bold in every tied row; a metric no model has (NaN) is bold nowhere.
+
+    Returns:
+        A string per row, metric names joined by ``;`` (``""`` where none), Table 1's index.
+    """
+    best: dict[Any, list[str]] = {i: [] for i in table.index}
+    for _, rows in table.groupby("endpoint", sort=False):
+        for metric, (_, higher) in _TABLE1_METRICS.items():
+            if metric not in rows:
+                continue
+            values = pd.to_numeric(rows[metric], errors="coerce").round(4 if metric == "brier" else digits)
+            if values.notna().sum() == 0:
+                continue
+            target = values.max() if higher else values.min()
+            for i in values.index[values == target]:
+                best[i].append(metric)
+    return pd.Series({i: ";".join(v) for i, v in best.items()}, name="best", dtype=object)
+
+
+def table1_cells(
+    table: pd.DataFrame, *, conf_level: float = 0.95, bold: Any = None
+) -> tuple[list[str], list[list[str]]]:
     """Table 1's header and rows as text cells (what the Markdown and HTML tables show).
 
     Args:
         table: ``Evaluation.table1``.
         conf_level: Level of the AUC intervals, for the header.
+        bold: ``f(text) -> text`` applied to each endpoint's best value per metric
+            (:func:`table1_best`); None marks nothing.
 
     Returns:
         ``(header, rows)``; models by their human names (:func:`model_label`).
@@ -588,38 +585,39 @@ def table1_cells(table: pd.DataFrame, *, conf_level: float = 0.95) -> tuple[list
         "n (cases)",
         f"AUC ({pct} CI)",
         "Threshold",
-        "Sensitivity",
-        "Specificity",
-        "PPV",
-        "NPV",
-        "Precision",
-        "Recall",
+        *(_TABLE1_METRICS[k][0] for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall")),
         "F1",
         "Accuracy",
         "Brier",
     ]
+    best = table1_best(table) if bold is not None else pd.Series("", index=table.index)
+
+    def cell(metric: str, text: str, marks: str) -> str:
+        return bold(text) if bold is not None and metric in marks.split(";") else text
+
     rows = []
-    for row in table.to_dict(orient="records"):
+    for i, row in zip(table.index, table.to_dict(orient="records"), strict=True):
+        marks = str(best.get(i, ""))
         rows.append(
             [
                 str(row["endpoint"]),
                 model_label(str(row["model"])),
                 f"{int(row['n'])} ({int(row['n_cases'])})",
-                f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})",
+                cell("auc", f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})", marks),
                 _num(row["threshold"]),
                 *(
-                    _num(row[k])
+                    cell(k, _num(row[k]), marks)
                     for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
                 ),
-                _num(row["accuracy"]),
-                _num(row["brier"], 4),
+                cell("accuracy", _num(row["accuracy"]), marks),
+                cell("brier", _num(row["brier"], 4), marks),
             ]
         )
     return head, rows
 
 
 def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
-    """Table 1 as a Markdown table (one row per endpoint and model).
+    """Table 1 as a Markdown table (one row per endpoint and model), each endpoint's best values in bold.
 
     Args:
         table: ``Evaluation.table1``.
@@ -628,10 +626,10 @@ def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
     Returns:
         Markdown text.
     """
-    head, rows = table1_cells(table, conf_level=conf_level)
+    head, rows = table1_cells(table, conf_level=conf_level, bold=lambda t: f"**{t}**")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\nBold: the best value of each metric per endpoint (higher; Brier: lower).\n"
 
 
 def decision_reasons(decision: Decision) -> list[str]:
@@ -682,8 +680,15 @@ def summary_markdown(report: ReportData) -> str:
                 f"| {_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)}) | {v.verdict} |"
             )
         parts.append("")
-    if report.fine_tuning is not None:
-        parts += ["## Did fine-tuning help?", "", fine_tuning_markdown(report.fine_tuning)]
+    if report.families:
+        parts += [
+            "## Comparison families",
+            "",
+            "Seed 000's families, each adjusted on its own (candidate vs champion is the gate above).",
+            "",
+        ]
+        for family, table in report.families.items():
+            parts += [family_markdown(family, table), ""]
     parts += [
         "## Table 1",
         "",
@@ -753,7 +758,10 @@ def write_report(
     png = io.BytesIO()
     fig.savefig(png, dpi=150, format="png")
     paths.roc_png.write_bytes(png.getvalue())
-    report.evaluation.table1.to_csv(paths.table1_csv, index=False)
+    # The CSV names, per row, the metrics in which the model is its endpoint's best (bold in the .md).
+    report.evaluation.table1.assign(best=table1_best(report.evaluation.table1)).to_csv(
+        paths.table1_csv, index=False
+    )
     paths.table1_md.write_text(
         table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
     )
@@ -771,8 +779,11 @@ def write_report(
     }
     metrics["vs_baseline"] = _json_records(report.vs_baseline) if report.vs_baseline is not None else None
     metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
+    metrics["families"] = family_records(report.families)
     if report.fine_tuning is not None:
         report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
+    if report.families:
+        pd.concat(report.families.values(), ignore_index=True).to_csv(out / "families.csv", index=False)
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())

@@ -48,13 +48,21 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+#: a cell text starting with this is shown bold (Table 1's best values)
+BOLD = "\x02"
+
+
+def _cell(text: str) -> str:
+    return f"<b>{_e(text[1:])}</b>" if text.startswith(BOLD) else _e(text)
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1, classes=None) -> str:
     """An HTML table; the first ``left`` columns are text (left-aligned), the rest numbers."""
     th = "".join(f"<th{' class=l' if i < left else ''}>{_e(h)}</th>" for i, h in enumerate(head))
     body = []
     for r, row in enumerate(rows):
         css = f" class='{classes[r]}'" if classes and classes[r] else ""
-        cells = "".join(f"<td{' class=l' if i < left else ''}>{_e(c)}</td>" for i, c in enumerate(row))
+        cells = "".join(f"<td{' class=l' if i < left else ''}>{_cell(c)}</td>" for i, c in enumerate(row))
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -135,26 +143,20 @@ def _gate(report: ReportData) -> str:
     )
 
 
-def _family(title: str, what: str, table: pd.DataFrame | None, names: tuple[str, str]) -> str:
-    from cohortlm.report import _num, _p
+def _family(family: str, table: pd.DataFrame) -> str:
+    from cohortlm.comparisons import FAMILIES
+    from cohortlm.figures import model_label
+    from cohortlm.report import FINE_TUNING_ALPHA, _num, _p
 
-    if table is None:
-        return ""
-    head = [
-        "Endpoint",
-        "n (cases)",
-        f"AUC {names[1]}",
-        f"AUC {names[0]}",
-        "ΔAUC (95% CI)",
-        "z",
-        "p",
-        "p (Holm)",
-    ]
+    title, what, _ = FAMILIES[family]
+    head = ["Model A", "Model B", "Endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC A−B (95% CI)", "z", "p",
+            "p (Holm)"]  # fmt: skip
     rows, classes = [], []
     for r in table.to_dict(orient="records"):
         rows.append(
             [
-                r["endpoint"], f"{r['n']} ({r['n_cases']})", _num(r["auc_b"]), _num(r["auc_a"]),
+                model_label(str(r["model_a"])), model_label(str(r["model_b"])), r["endpoint"],
+                f"{r['n']} ({r['n_cases']})", _num(r["auc_a"]), _num(r["auc_b"]),
                 f"{_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])})", _num(r["z"], 2),
                 _p(r["p"]), _p(r["p_adjusted"]) + (" *" if r["significant"] else ""),
             ]
@@ -162,38 +164,21 @@ def _family(title: str, what: str, table: pd.DataFrame | None, names: tuple[str,
         classes.append("sig" if r["significant"] else "")
     n_sig = int(table["significant"].sum())
     return (
-        f"<h3>{_e(title)}</h3><p>{_e(what)} <b>Significant on {n_sig} of {len(table)} endpoints</b> "
-        "(marked *).</p>" + _table(head, rows, classes=classes)
+        f"<h3>{_e(title)}</h3><p>{_e(what)}; Holm over the family's {len(table)} tests, "
+        f"α {FINE_TUNING_ALPHA:g}. <b>Significant in {n_sig} of {len(table)}</b> (marked *).</p>"
+        + _table(head, rows, left=3, classes=classes)
     )
 
 
 def _families(report: ReportData) -> str:
-    from cohortlm.figures import model_label
-    from cohortlm.report import BASELINE, FINE_TUNED, FINE_TUNING_ALPHA, ZERO_SHOT
-
-    ft, zs, lr = model_label(FINE_TUNED), model_label(ZERO_SHOT), model_label(BASELINE)
-    parts = [
-        _family(
-            "Fine-tuned vs its own zero-shot base",
-            f"Did fine-tuning help? Paired DeLong on the same patients, one-sided ({ft} better), "
-            f"Holm over the endpoints, α {FINE_TUNING_ALPHA:g}.",
-            report.fine_tuning,
-            (ft, zs),
-        ),
-        _family(
-            "Fine-tuned vs logistic regression (this run)",
-            f"Paired DeLong, two-sided, Holm over the endpoints, α {FINE_TUNING_ALPHA:g}.",
-            report.vs_baseline,
-            (ft, lr),
-        ),
-    ]
-    body = "".join(parts)
-    if not body:
+    if not report.families:
         return ""
+    body = "".join(_family(family, table) for family, table in report.families.items())
     return (
-        "<section id='families'><h2>Comparison families</h2><p>Each family is adjusted on its own "
-        "(the seed's families: fine-tuned vs its base, fine-tuned vs the baseline; candidate vs "
-        "champion is the gate above). A run with one base model has no base-vs-base family.</p>"
+        "<section id='families'><h2>Comparison families</h2><p>Seed 000's families, each adjusted on "
+        "its own: base vs base (zero-shot), fine-tuned vs its own base, fine-tuned vs this run's "
+        "logistic regression; candidate vs champion is the gate above. A run with one base model "
+        "has no base-vs-base family.</p>"
         f"{body}</section>"
     )
 
@@ -202,11 +187,12 @@ def _table1(report: ReportData) -> str:
     from cohortlm.report import table1_cells
 
     ev = report.evaluation
-    head, rows = table1_cells(ev.table1, conf_level=ev.conf_level)
+    head, rows = table1_cells(ev.table1, conf_level=ev.conf_level, bold=lambda t: BOLD + t)
     return (
         f"<section id='table1'><h2>Table 1</h2><p>Thresholds chosen by {_e(ev.threshold_method)} on "
         f"the {_e(ev.threshold_split or 'evaluated')} split and applied to the "
-        f"{_e(ev.eval_split or 'same')} split; a patient is predicted a case when score ≥ threshold.</p>"
+        f"{_e(ev.eval_split or 'same')} split; a patient is predicted a case when score ≥ threshold. "
+        "Bold: each endpoint's best value per metric (higher; Brier: lower).</p>"
         + _table(head, rows, left=2)
         + "</section>"
     )

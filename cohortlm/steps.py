@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -24,7 +25,6 @@ from cohortlm.cohort.io import read_table, write_table
 from cohortlm.errors import DataError
 from cohortlm.study import StudySpec, study_from_dict
 
-SCORE_MODELS = ("baseline", "zero_shot", "fine_tuned")
 
 
 def study_from_text(text: str) -> StudySpec:
@@ -132,27 +132,40 @@ def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.concat([validation, test])
 
 
+def base_for(base_model: str, profile: str) -> Any:
+    """The run's :class:`~cohortlm.llm.bases.BaseModel` for a pipeline ``base_model`` item (``NAME=SOURCE``)."""
+    from cohortlm.llm.bases import parse_base
+    from cohortlm.profiles import get_profile
+
+    return parse_base(base_model, profile_default=get_profile(profile).base_model)
+
+
 def score_zero_shot_step(
     split_table: str, study_yaml: str, profile: str, base_model: str, scores_out: str
 ) -> dict[str, Any]:
-    """Zero-shot P(Yes) of the base model for the validation and (profile's) test rows."""
+    """Zero-shot P(Yes) of the base model for the validation and (profile's) test rows.
+
+    ``base_model`` is one item of the pipeline's ``base_models`` (``NAME=SOURCE``,
+    a path, or empty for the profile's model); the scores are model ``NAME``.
+    """
     from cohortlm.llm.scoring import zero_shot_scorer
     from cohortlm.profiles import get_profile
 
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
+    base = base_for(base_model, profile)
     df = eval_rows(read_table(split_table, what="split table"), profile)
     # Scored like the fine-tuned model (same dtype, same frozen trunk), so that the
     # two differ by the adapters only and share the trunk states of these rows.
     scorer = zero_shot_scorer(
-        prof.base_model_or(base_model or None),
+        prof.base_model_or(base.source or None),
         spec,
         compute_dtype=prof.qlora.compute_dtype,
         lora_layers=prof.qlora.lora_layers if prof.qlora.cache_trunk else None,
     )
     probs = scorer.score(df, batch_size=prof.score_batch_size, progress=True)
     write_table(scores_frame(df, probs, spec), scores_out)
-    return {"n_scored": len(df), "model": scorer.name}
+    return {"n_scored": len(df), "model": base.name, "base_model": scorer.name}
 
 
 def train_llm_step(
@@ -169,19 +182,20 @@ def train_llm_step(
 
     spec = study_from_text(study_yaml)
     prof = get_profile(profile)
+    base = base_for(base_model, profile)
     df = read_table(split_table, what="split table")
     trained = train_qlora(
         df[df["split"] == "train"],
         spec,
         prof.qlora,
-        out_dir=Path(work_dir) / "bundle",
-        base_model=prof.base_model_or(base_model or None),
+        out_dir=Path(work_dir) / base.name / "bundle",
+        base_model=prof.base_model_or(base.source or None),
     )
     copy_tree(trained, bundle_dir)
     info = json.loads((Path(bundle_dir) / "bundle.json").read_text())
     training = info.get("training", {})
     flat = {k: v for k, v in training.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    return {"kind": "llm", "model_version": info.get("model_version", ""), **flat}
+    return {"kind": "llm", "model_version": info.get("model_version", ""), **flat, "model": base.fine_tuned}
 
 
 def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
@@ -207,28 +221,91 @@ def _load_scores(path: str, spec: StudySpec) -> pd.DataFrame:
     return df.set_index(spec.id_column)[spec.endpoint_names]
 
 
+def choose_candidate(
+    labels: pd.DataFrame,
+    scores: Mapping[str, pd.DataFrame],
+    contenders: Sequence[str],
+    split: pd.Series,
+    *,
+    gating_split: str = "test",
+    endpoints: Sequence[str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The gate's candidate among several models, chosen without looking at the gating split.
+
+    The rule: the highest mean AUC over the endpoints on the validation split
+    (the test split when the policy gates on validation), ties to the first
+    contender. Choosing the best of several on the split the gate then judges
+    would bias the gate towards promotion (the winner's curse).
+
+    Returns:
+        ``(name, selection)``; ``selection`` is the decision record's field
+        (empty when there is one contender).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    if len(contenders) == 1:
+        return contenders[0], {}
+    look_at = "test" if gating_split == "validation" else "validation"
+    rows = split.index[split == look_at]
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    means: dict[str, float | None] = {}
+    for name in contenders:
+        aucs = []
+        for ep in eps:
+            y = labels.loc[rows, ep]
+            keep = y.notna()
+            if keep.sum() and y[keep].nunique() == 2:
+                aucs.append(float(roc_auc_score(y[keep].astype(int), scores[name].loc[rows, ep][keep])))
+        means[name] = float(np.mean(aucs)) if aucs else None
+    ranked = [n for n in contenders if means[n] is not None]
+    if not ranked:
+        raise DataError(
+            f"cannot choose the candidate: no endpoint has both classes on the {look_at} split; "
+            "give the split more patients"
+        )
+    chosen = max(ranked, key=lambda n: (means[n], -list(contenders).index(n)))
+    return chosen, {
+        "rule": f"highest mean AUC over the endpoints on the {look_at} split",
+        "split": look_at,
+        "gating_split": gating_split,
+        "contenders": list(contenders),
+        "mean_auc": means,
+        "chosen": chosen,
+    }
+
+
 def evaluate_step(
     split_table: str,
     study_yaml: str,
     scores: Mapping[str, str],
     out_dir: str,
     *,
-    candidate: str = "fine_tuned",
     model_store: str = "",
     policy_path: str = "",
 ) -> dict[str, Any]:
-    """Table 1, ROC figure and the gate decision of the candidate against the champion.
+    """Table 1, ROC figure, the comparison families and the gate decision against the champion.
+
+    ``scores`` maps every model's name to its score table: ``baseline`` and, per
+    base LLM, ``<base>`` (zero-shot) and ``<base>+qlora`` (fine-tuned).
 
     The champion is the bundle now serving from ``model_store`` when there is
     one (scored here on this run's split); otherwise the baseline trained in
-    this run. ``out_dir`` becomes a run folder in :mod:`cohortlm.report`'s
-    layout (labels, scores, study, run.json, decision.json, report/).
+    this run. The candidate is one of the fine-tuned models or, when a champion
+    serves, this run's freshly trained baseline too (retraining the champion's
+    kind of model on new data is the common case); with several, it is chosen
+    on the validation split (:func:`choose_candidate`), never on the gating one.
+    ``out_dir`` becomes a run folder in :mod:`cohortlm.report`'s layout
+    (labels, scores, study, run.json, decision.json, report/).
 
     Returns:
-        Metadata with ``winner``: ``"candidate"`` (promote the LLM),
-        ``"baseline"`` (no champion yet and the LLM failed the gate: the
-        baseline becomes the first champion) or ``"none"`` (keep the champion).
+        Metadata with ``winner``: ``"candidate"`` (promote the candidate),
+        ``"baseline"`` (no champion yet and the candidate failed the gate: the
+        baseline becomes the first champion) or ``"none"`` (keep the champion);
+        ``promoted_model``: the name of the model to promote ("" for none).
     """
+    from dataclasses import replace
+
+    from cohortlm.comparisons import comparison_families, family_records, llm_pairs
     from cohortlm.evaluate import roc_points
     from cohortlm.gates import decide, load_policy
     from cohortlm.report import write_report
@@ -245,6 +322,9 @@ def evaluate_step(
     df = df.loc[common]
     labels = labels.loc[common]
     model_scores = {name: frame.loc[common] for name, frame in model_scores.items()}
+    pairs = llm_pairs(list(model_scores))
+    if not pairs:
+        raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
     champion_name, champion_version = "baseline", None
     if model_store:
         from cohortlm.bundle import load_bundle
@@ -263,6 +343,10 @@ def evaluate_step(
     if champion_name not in model_scores:
         raise DataError("no champion to gate against: the baseline scores are missing")
     policy = load_policy(policy_path or None)
+    contenders = [f for _, f in pairs] + (["baseline"] if champion_version is not None else [])
+    candidate, selection = choose_candidate(
+        labels, model_scores, contenders, df["split"], gating_split=policy.split, endpoints=spec.endpoint_names
+    )
     # Every decision is a look at the test split; the store's ledger counts them (gates.py).
     look, digest = 1, ""
     if model_store:
@@ -282,6 +366,19 @@ def evaluate_step(
         look=look,
         split_hash=digest,
     )
+    gating = df.index[df["split"] == policy.split]
+    families = comparison_families(labels, model_scores, rows=gating, endpoints=spec.endpoint_names)
+    reasons = decision.reasons
+    if selection:
+        figures = ", ".join(
+            f"{n} {v:.3f}" if v is not None else f"{n} -" for n, v in selection["mean_auc"].items()
+        )
+        reasons = (
+            f"Candidate {candidate}: {selection['rule']} among {len(contenders)} ({figures}); "
+            f"the {policy.split} split was not looked at to choose it.",
+            *reasons,
+        )
+    decision = replace(decision, reasons=reasons, selection=selection, comparisons=family_records(families))
     if model_store:
         record_look(
             model_store,
@@ -302,10 +399,12 @@ def evaluate_step(
     lab.reset_index().to_parquet(out / "labels.parquet", index=False)
     for name, frame in model_scores.items():
         frame.reset_index().to_parquet(out / "scores" / f"{name}.parquet", index=False)
-    models: list[str] = [m for m in ("baseline", "zero_shot", "fine_tuned") if m in model_scores]
+    # Legend order (and so colours): the baseline, each base zero-shot then fine-tuned, the champion.
+    models: list[str] = ["baseline"] + [m for pair in pairs for m in pair]
     models += [m for m in model_scores if m not in models]
+    llms = [{"zero_shot": z, "fine_tuned": f} for z, f in pairs]
     (out / "run.json").write_text(
-        json.dumps({"candidate": candidate, "champion": champion_name, "models": models}, indent=2)
+        json.dumps({"candidate": candidate, "champion": champion_name, "models": models, "llms": llms}, indent=2)
     )
     (out / "decision.json").write_text(decision.to_json())
     paths = write_report(out)
@@ -318,12 +417,18 @@ def evaluate_step(
     pts.assign(endpoint=first, model=candidate).to_csv(out / "report" / "roc_points.csv", index=False)
     _write_html_report(out / "report", paths.roc_png, paths.table1_csv, decision.summary())
     if decision.promote:
-        winner = "candidate"
+        winner, promoted = "candidate", candidate
     elif champion_version is None:
-        winner = "baseline"
+        winner, promoted = "baseline", "baseline"
     else:
-        winner = "none"
-    return {"winner": winner, "promote": bool(decision.promote), "champion": champion_name}
+        winner, promoted = "none", ""
+    return {
+        "winner": winner,
+        "promote": bool(decision.promote),
+        "candidate": candidate,
+        "champion": champion_name,
+        "promoted_model": promoted,
+    }
 
 
 def _write_html_report(folder: Path, roc_png: Path, table1_csv: Path, summary: str) -> Path:
@@ -380,11 +485,15 @@ def promote_step(bundle_dir: str, model_store: str, decision_dir: str, model: st
     return {"model_version": version, "model_store": model_store, "model": model}
 
 
-def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, run_id: str) -> str:
+def export_metrics_step(
+    decision_dir: str, llm_bundles: Mapping[str, str] | str, pushgateway: str, run_id: str
+) -> str:
     """Push AUCs per model and endpoint, the verdict and training tokens/s to a Pushgateway.
 
-    Labels are model and endpoint names only: no patient identifier or value.
-    Returns ``"pushed"`` or ``"skipped"`` (no gateway configured).
+    ``llm_bundles`` maps each fine-tuned model's name to its bundle (or is one
+    bundle's path); tokens/s are the gate candidate's when it is one of them,
+    else the first's. Labels are model and endpoint names only: no patient
+    identifier or value. Returns ``"pushed"`` or ``"skipped"`` (no gateway configured).
     """
     from cohortlm.metrics import push_run_metrics
 
@@ -395,8 +504,11 @@ def export_metrics_step(decision_dir: str, llm_bundle: str, pushgateway: str, ru
     for r in table1.itertuples():
         if pd.notna(r.auc):
             aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
-    training = json.loads((Path(llm_bundle) / "bundle.json").read_text()).get("training", {})
-    tps = training.get("tokens_per_s")
+    bundles = {"": llm_bundles} if isinstance(llm_bundles, str) else dict(llm_bundles)
+    tps = None
+    if bundles:
+        path = bundles.get(str(decision.get("candidate")), next(iter(bundles.values())))
+        tps = json.loads((Path(path) / "bundle.json").read_text()).get("training", {}).get("tokens_per_s")
     study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
     pushed = push_run_metrics(
         pushgateway or None,

@@ -10,12 +10,12 @@ Run folder (``runs/<id>/``)::
     raw/                 the synthetic registry (when no --data was given)
     cohort.parquet       featurised cohort; split.parquet: with the split column
     validation/          GX report (HTML) and its summary (no patient values)
-    scores/<model>.parquet   baseline, zero_shot, fine_tuned (id, split, endpoints)
+    scores/<model>.parquet   baseline, <base> and <base>+qlora per base model (id, split, endpoints)
     labels.parquet       endpoint labels with the split
     study.yaml           the spec the run used
     decision.json        the gate's decision record
     report/              roc.png, table1.md/.csv, report.html, metrics.json
-    bundles/<model>/     the trained baseline and LLM bundles
+    bundles/<model>/     the trained baseline and one fine-tuned bundle per base model
     promoted/            the bundle that became champion (when one did)
     logs/<task>.log      each task's full output (kfp.local's own lines: logs/kfp.log)
     summary.json         wall time per step, verdict, where things are
@@ -57,10 +57,14 @@ _COLLECT = {
     "split": {"split_table": "split.parquet"},
     "validate": {"details": "validation"},
     "train-baseline": {"bundle": "bundles/baseline", "scores": "scores/baseline.parquet"},
-    "score-zero-shot": {"scores": "scores/zero_shot.parquet"},
-    "train-qlora": {"bundle": "bundles/fine_tuned"},
-    "score-fine-tuned": {"scores": "scores/fine_tuned.parquet"},
     "evaluate-gate": {"decision": "gate"},
+}
+#: Per-base-model tasks (one folder per loop iteration) -> where each output goes; ``{model}``
+#: is the artifact's metadata name (``<base>`` or ``<base>+qlora``).
+_COLLECT_PER_BASE = {
+    "score-zero-shot": {"scores": "scores/{model}.parquet"},
+    "train-qlora": {"bundle": "bundles/{model}"},
+    "score-fine-tuned": {"scores": "scores/{model}.parquet"},
 }
 
 
@@ -128,6 +132,8 @@ def _planned_steps(pipeline_spec: Any) -> tuple[list[str], int, dict[str, int], 
                         producer = task.inputs.parameters[channel].task_output_parameter.producer_task
                         if producer:
                             loops[producer] = inner_fixed
+                        else:  # over a pipeline parameter: "param:<name>"
+                            loops["param:" + channel.removeprefix("pipelinechannel--")] = inner_fixed
             else:
                 names.append(name)
                 fixed += 1
@@ -291,10 +297,17 @@ class _StepConsole:
 
 
 @contextlib.contextmanager
-def _step_console(log_dir: Path, pipeline_spec: Any, console: Any | None) -> Iterator[_StepConsole]:
+def _step_console(
+    log_dir: Path, pipeline_spec: Any, console: Any | None, param_lengths: dict[str, int] | None = None
+) -> Iterator[_StepConsole]:
     from kfp.local.orchestrator import task_executor
 
+    param_lengths = param_lengths or {}
     planned, total, loops, loop_bodies = _planned_steps(pipeline_spec)
+    # A loop over a pipeline parameter runs once per item, known before the run starts.
+    for key, per_item in loops.items():
+        if key.startswith("param:") and key[len("param:") :] in param_lengths:
+            total += per_item * (param_lengths[key[len("param:") :]] - 1)
     steps = _StepConsole(log_dir, planned, total, console, loops, loop_bodies)
     original = task_executor.execute_single_task
     task_executor.execute_single_task = steps.wrap(original)
@@ -328,23 +341,41 @@ def _latest_task_dirs(pipeline_root: Path) -> dict[str, Path]:
     return {d.name: d for d in runs[-1].iterdir() if d.is_dir()}
 
 
+def _copy(src: Path, dst: Path) -> None:
+    if not src.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+    else:
+        shutil.copyfile(src, dst)
+
+
+def _artifact_metadata(task_dir: Path, output: str) -> dict[str, Any]:
+    """An output artifact's metadata, from the task's ``executor_output.json``."""
+    for path in task_dir.rglob("executor_output.json"):
+        artifacts = json.loads(path.read_text()).get("artifacts", {})
+        for item in artifacts.get(output, {}).get("artifacts", []):
+            return dict(item.get("metadata") or {})
+    return {}
+
+
 def _collect(task_dirs: dict[str, Path], run_dir: Path) -> None:
     for task, outputs in _COLLECT.items():
         tdir = task_dirs.get(task)
         if tdir is None:
             continue
         for output, target in outputs.items():
-            src = tdir / output
-            dst = run_dir / target
-            if not src.exists():
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                if dst.exists():
-                    shutil.rmtree(dst)
-                shutil.copytree(src, dst)
-            else:
-                shutil.copyfile(src, dst)
+            _copy(tdir / output, run_dir / target)
+    for iteration in sorted(d for name, d in task_dirs.items() if "-iteration-" in name):
+        for task, outputs in _COLLECT_PER_BASE.items():
+            tdir = iteration / task
+            for output, target in outputs.items():
+                model = _artifact_metadata(tdir, output).get("model") if tdir.is_dir() else None
+                if model:
+                    _copy(tdir / output, run_dir / target.format(model=model))
     gate = run_dir / "gate"
     if gate.exists():
         for item in gate.iterdir():
@@ -360,7 +391,7 @@ def run_local(
     study: str = "ra_iorra",
     data: str | None = None,
     profile: str = "quick",
-    base_model: str = "",
+    base_models: list[str] | None = None,
     out: str | None = None,
     model_store: str = "models",
     policy: str = "",
@@ -374,7 +405,9 @@ def run_local(
         study: study name or YAML file.
         data: raw registry folder or flat cohort file; None synthesises the cohort.
         profile: smoke, quick or paper.
-        base_model: HF folder or GGUF file; empty for the profile's default.
+        base_models: the base LLMs, each ``NAME=PATH``, a path (HF folder or GGUF file) or
+            ``default``; None or empty for the profile's model alone. Checked (names
+            unique, paths present, causal LMs) before any step runs.
         out: run folder; default ``runs/<id>``.
         model_store: local model store (champion registry).
         policy: GatePolicy YAML file; empty for the default policy.
@@ -387,12 +420,19 @@ def run_local(
 
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.errors import UsageError
+    from cohortlm.llm.bases import check_bases, parse_bases
+    from cohortlm.profiles import get_profile
     from cohortlm.steps import study_text
     from cohortlm.study import load_study
-    from pipelines.train_evaluate_promote import train_evaluate_promote
+    from pipelines.train_evaluate_promote import build_pipeline
 
     if profile not in PROFILE_COHORT:
         raise UsageError(f"--profile must be one of {', '.join(PROFILE_COHORT)}, got '{profile}'")
+    prof = get_profile(profile)
+    bases = parse_bases(base_models or [], profile_default=prof.base_model)
+    for b in bases:
+        prof.base_model_or(b.source or None)  # a profile without a default model needs --base-model
+    check_bases(bases)
     spec = load_study(study)
     run_id = new_run_id()
     run_dir = Path(out) if out else Path("runs") / run_id
@@ -426,13 +466,16 @@ def run_local(
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     failure: str | None = None
-    with _step_console(log_dir, train_evaluate_promote.pipeline_spec, console) as steps:
+    # One base model at a time: kfp.local runs a loop's iterations in threads of this process.
+    pipeline = build_pipeline(base_parallelism=1)
+    param_lengths = {"base_models": len(bases)}
+    with _step_console(log_dir, pipeline.pipeline_spec, console, param_lengths) as steps:
         try:
-            train_evaluate_promote(
+            pipeline(
                 raw_data=str(data_path.resolve()),
                 study_yaml=study_text(spec),
                 profile=profile,
-                base_model=base_model,
+                base_models=[b.item() for b in bases],
                 feature_repo=str((run_dir / "feature_repo").resolve()),
                 model_store=str(Path(model_store).resolve()),
                 policy_yaml=policy_yaml,
@@ -483,6 +526,8 @@ def run_local(
                 "profile": profile,
                 "winner": winner,
                 "promote": decision.get("promote"),
+                "candidate": decision.get("candidate"),
+                "base_models": [b.name for b in bases],
                 "promoted_version": promoted_version,
                 "wall_seconds": result.wall_seconds,
                 "step_seconds": result.step_seconds,

@@ -1,9 +1,14 @@
-"""The cohortlm pipeline: validate -> features -> split -> baseline | zero-shot | QLoRA -> gate -> promote.
+"""The cohortlm pipeline: validate -> features -> split -> baseline | per base LLM (zero-shot, QLoRA) -> gate -> promote.
 
 The same function runs locally (``cohortlm run``, kfp.local) and on Kubeflow
 (``cohortlm compile`` / ``cohortlm submit``). Branches run in parallel where
 the data allows: the baseline, the zero-shot scoring and the QLoRA training all
-start from the split table. Only the QLoRA task asks for a GPU; its node pool
+start from the split table. Each base LLM of ``base_models`` (seed 000 compares
+Llama-2-70B and Meditron-70B) is scored zero-shot and fine-tuned in its own
+iteration of a ``dsl.ParallelFor``, so on a cluster the bases fine-tune side by
+side, one GPU pod each; the gate collects every base's scores and bundle
+(``dsl.Collected``), chooses the candidate on validation and hands the winning
+bundle to ``promote``. Only the QLoRA task asks for a GPU; its node pool
 (selector, tolerations, accelerator type and count) are pipeline parameters.
 Where one GPU is not enough, ``use_trainer=True`` hands the fine-tune to a
 Kubeflow Trainer TrainJob with ``trainer_gpus`` GPUs (``pipelines/trainer.py``);
@@ -16,6 +21,8 @@ PVCs ``cohortlm-models`` and ``cohortlm-model-cache``, the Secrets
 and the ConfigMap ``cohortlm-feature-store``. Every run ends in an exit handler
 that pushes its outcome to the Pushgateway, success or failure.
 """
+
+from typing import List
 
 from kfp import dsl, kubernetes
 
@@ -75,7 +82,7 @@ def _body(
     raw_data,
     study_yaml,
     profile,
-    base_model,
+    base_models,
     feature_repo,
     model_store,
     policy_yaml,
@@ -95,8 +102,13 @@ def _body(
     trainer_gpus,
     signing_key_file,
     online_store_config,
+    base_parallelism,
 ) -> None:
-    """The run's tasks (inside the exit handler); the arguments are the pipeline's parameters."""
+    """The run's tasks (inside the exit handler); the arguments are the pipeline's parameters.
+
+    ``base_parallelism`` (not a parameter: KFP fixes it at compile time) is how many
+    base models fine-tune at once, 0 for all.
+    """
     job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     # The raw cohort enters as an imported Dataset: the UI shows lineage from the data to the served model.
     raw = dsl.importer(
@@ -126,48 +138,52 @@ def _body(
     table = splits.outputs["split_table"]
 
     baseline = _resources(train_baseline(split_table=table, study_yaml=study_yaml), "data")
-    zero_shot = _resources(
-        score_zero_shot(split_table=table, study_yaml=study_yaml, profile=profile, base_model=base_model),
-        "score",
-    )
-    qlora = _resources(
-        train_qlora(
-            split_table=table,
-            study_yaml=study_yaml,
-            profile=profile,
-            base_model=base_model,
-            checkpoint_dir=checkpoint_dir,
-            use_trainer=use_trainer,
-            trainer_namespace=trainer_namespace,
-            trainer_gpus=trainer_gpus,
-            gpu_node_selector=gpu_node_selector,
-            gpu_tolerations=gpu_tolerations,
-            gpu_type=gpu_type,
-            gpu_count=gpu_count,
-        ),
-        "train",
-    )
-    qlora.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
-    kubernetes.add_node_selector_json(qlora, gpu_node_selector)
-    kubernetes.add_toleration_json(qlora, gpu_tolerations)
-    # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
-    kubernetes.empty_dir_mount(
-        qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
-    )
-    fine_tuned = _resources(
-        score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
-    )
-    for task in (zero_shot, qlora, fine_tuned):
-        # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
-        # The pipeline image sets COHORTLM_CACHE to this mount; a local run keeps the user's cache.
-        kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
-        task.set_env_variable("HF_HUB_OFFLINE", "1")
+    # One iteration per base model: on a cluster side by side, one GPU pod each.
+    with dsl.ParallelFor(base_models, parallelism=base_parallelism, name="per-base-model") as base_model:
+        zero_shot = _resources(
+            score_zero_shot(split_table=table, study_yaml=study_yaml, profile=profile, base_model=base_model),
+            "score",
+        )
+        qlora = _resources(
+            train_qlora(
+                split_table=table,
+                study_yaml=study_yaml,
+                profile=profile,
+                base_model=base_model,
+                checkpoint_dir=checkpoint_dir,
+                use_trainer=use_trainer,
+                trainer_namespace=trainer_namespace,
+                trainer_gpus=trainer_gpus,
+                gpu_node_selector=gpu_node_selector,
+                gpu_tolerations=gpu_tolerations,
+                gpu_type=gpu_type,
+                gpu_count=gpu_count,
+            ),
+            "train",
+        )
+        qlora.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
+        kubernetes.add_node_selector_json(qlora, gpu_node_selector)
+        kubernetes.add_toleration_json(qlora, gpu_tolerations)
+        # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
+        kubernetes.empty_dir_mount(
+            qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
+        )
+        fine_tuned = _resources(
+            score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
+        )
+        for task in (zero_shot, qlora, fine_tuned):
+            # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
+            # The pipeline image sets COHORTLM_CACHE to this mount; a local run keeps the user's cache.
+            kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
+            task.set_env_variable("HF_HUB_OFFLINE", "1")
     gate = _resources(
         evaluate_gate(
             split_table=table,
             baseline_scores=baseline.outputs["scores"],
-            zero_shot_scores=zero_shot.outputs["scores"],
-            fine_tuned_scores=fine_tuned.outputs["scores"],
+            baseline_bundle=baseline.outputs["bundle"],
+            zero_shot_scores=dsl.Collected(zero_shot.outputs["scores"]),
+            fine_tuned_scores=dsl.Collected(fine_tuned.outputs["scores"]),
+            llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
             study_yaml=study_yaml,
             model_store=model_store,
             policy_yaml=policy_yaml,
@@ -178,36 +194,32 @@ def _body(
     gate.set_caching_options(enable_caching=False)
     kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
 
-    # First run: the LLM if it beats the baseline, else the baseline becomes the first
-    # champion. Later runs: the LLM only if it beats the champion.
-    for winner, trained, model, name in (
-        ("candidate", qlora, "fine_tuned", "llm-wins"),
-        ("baseline", baseline, "baseline", "baseline-first-champion"),
-    ):
-        with dsl.If(gate.outputs["Output"] == winner, name=name):
-            p = promote(
-                bundle=trained.outputs["bundle"],
-                decision=gate.outputs["decision"],
-                model=model,
-                model_store=model_store,
-                isvc_namespace=isvc_namespace,
-                signing_key_file=signing_key_file,
-            )
-            _resources(p, "light").set_caching_options(enable_caching=False)
-            kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-            kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
-            # patient_id-only requests to the new champion find the features it was trained on.
-            online = materialize_online(
-                cohort=feats.outputs["cohort"], study_yaml=study_yaml, online_store_config=online_store_config
-            ).after(p)
-            _resources(online, "data").set_caching_options(enable_caching=False)
-            kubernetes.use_config_map_as_volume(
-                online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
-            )
-            kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
-            kubernetes.use_secret_as_volume(
-                online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
-            )
+    # First run: the candidate if it beats the baseline, else the baseline becomes the first
+    # champion. Later runs: the candidate (a fine-tuned LLM or this run's baseline) only if it
+    # beats the champion. Either way the gate's `winner` output is the bundle to promote.
+    with dsl.If(gate.outputs["Output"] != "none", name="promote-winner"):
+        p = promote(
+            bundle=gate.outputs["winner"],
+            decision=gate.outputs["decision"],
+            model_store=model_store,
+            isvc_namespace=isvc_namespace,
+            signing_key_file=signing_key_file,
+        )
+        _resources(p, "light").set_caching_options(enable_caching=False)
+        kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+        kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
+        # patient_id-only requests to the new champion find the features it was trained on.
+        online = materialize_online(
+            cohort=feats.outputs["cohort"], study_yaml=study_yaml, online_store_config=online_store_config
+        ).after(p)
+        _resources(online, "data").set_caching_options(enable_caching=False)
+        kubernetes.use_config_map_as_volume(
+            online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
+        )
+        kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
+        kubernetes.use_secret_as_volume(
+            online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
+        )
 
     # The KFP UI's curves: per endpoint, a ROC artifact per model and the confusion matrix.
     # One at a time: kfp.local runs loop iterations in threads, and these steps are light.
@@ -218,7 +230,8 @@ def _body(
 
     exported = export_metrics(
         decision=gate.outputs["decision"],
-        llm_bundle=qlora.outputs["bundle"],
+        # A Collected channel per consumer: the compiler rewrites one when it is consumed.
+        llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
         pushgateway=pushgateway,
         run_id=run_id,
         job_id=job_id,
@@ -226,66 +239,80 @@ def _body(
     _resources(exported, "light").set_caching_options(enable_caching=False)
 
 
-@dsl.pipeline(
-    name=PIPELINE_NAME, description="Cohort -> QLoRA LLM vs logistic regression -> DeLong gate -> KServe"
-)
-def train_evaluate_promote(
-    raw_data: str,
-    study_yaml: str,
-    profile: str = "quick",
-    base_model: str = "",
-    feature_repo: str = "",
-    model_store: str = "models",
-    policy_yaml: str = "",
-    split_override: dict = {},  # noqa: B006  (KFP pipeline parameters need literal defaults)
-    checkpoint_dir: str = "",
-    isvc_namespace: str = "",
-    pushgateway: str = DEFAULT_PUSHGATEWAY,
-    run_id: str = "",
-    gpu_type: str = "nvidia.com/gpu",
-    gpu_count: int = 1,
-    gpu_node_selector: dict = {"nvidia.com/gpu.present": "true"},  # noqa: B006
-    gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
-    model_cache_pvc: str = MODEL_CACHE_PVC,
-    model_store_pvc: str = MODEL_STORE_PVC,
-    use_trainer: bool = False,
-    trainer_namespace: str = "cohortlm",
-    trainer_gpus: int = 4,
-    signing_key_file: str = f"{SIGNING_KEY_MOUNT}/signing-key.pem",
-    online_store_config: str = f"{CLUSTER_CONFIG_MOUNT}/feature_store.yaml",
-):
-    """Train, evaluate and (when the gate says so) promote, for one study.
+def build_pipeline(*, base_parallelism: int = 0):  # noqa: ANN201 (a KFP GraphComponent)
+    """The pipeline, with ``base_parallelism`` base models fine-tuned at once (0: all).
 
-    The defaults are the cluster's; a local run (pipelines/local.py) passes an
-    empty ``signing_key_file`` and ``online_store_config`` and its own ``pushgateway``.
+    The cluster's pipeline (:data:`train_evaluate_promote`) runs every base at once;
+    ``cohortlm run`` builds it with 1, because kfp.local runs a loop's iterations in
+    threads of one process and two fine-tunes on one CPU only slow each other.
     """
-    outcome = report_run_outcome(
-        study_yaml=study_yaml, pushgateway=pushgateway, run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME, description="Cohort -> QLoRA LLM vs logistic regression -> DeLong gate -> KServe"
     )
-    _resources(outcome, "light").set_caching_options(enable_caching=False)
-    with dsl.ExitHandler(outcome, name="run"):
-        _body(
-            raw_data=raw_data,
-            study_yaml=study_yaml,
-            profile=profile,
-            base_model=base_model,
-            feature_repo=feature_repo,
-            model_store=model_store,
-            policy_yaml=policy_yaml,
-            split_override=split_override,
-            checkpoint_dir=checkpoint_dir,
-            isvc_namespace=isvc_namespace,
-            pushgateway=pushgateway,
-            run_id=run_id,
-            gpu_type=gpu_type,
-            gpu_count=gpu_count,
-            gpu_node_selector=gpu_node_selector,
-            gpu_tolerations=gpu_tolerations,
-            model_cache_pvc=model_cache_pvc,
-            model_store_pvc=model_store_pvc,
-            use_trainer=use_trainer,
-            trainer_namespace=trainer_namespace,
-            trainer_gpus=trainer_gpus,
-            signing_key_file=signing_key_file,
-            online_store_config=online_store_config,
+    def train_evaluate_promote(
+        raw_data: str,
+        study_yaml: str,
+        profile: str = "quick",
+        base_models: List[str] = [""],  # noqa: B006  (NAME=SOURCE per base; "" = the profile's model)
+        feature_repo: str = "",
+        model_store: str = "models",
+        policy_yaml: str = "",
+        split_override: dict = {},  # noqa: B006  (KFP pipeline parameters need literal defaults)
+        checkpoint_dir: str = "",
+        isvc_namespace: str = "",
+        pushgateway: str = DEFAULT_PUSHGATEWAY,
+        run_id: str = "",
+        gpu_type: str = "nvidia.com/gpu",
+        gpu_count: int = 1,
+        gpu_node_selector: dict = {"nvidia.com/gpu.present": "true"},  # noqa: B006
+        gpu_tolerations: list = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],  # noqa: B006
+        model_cache_pvc: str = MODEL_CACHE_PVC,
+        model_store_pvc: str = MODEL_STORE_PVC,
+        use_trainer: bool = False,
+        trainer_namespace: str = "cohortlm",
+        trainer_gpus: int = 4,
+        signing_key_file: str = f"{SIGNING_KEY_MOUNT}/signing-key.pem",
+        online_store_config: str = f"{CLUSTER_CONFIG_MOUNT}/feature_store.yaml",
+    ):
+        """Train, evaluate and (when the gate says so) promote, for one study.
+
+        The defaults are the cluster's; a local run (pipelines/local.py) passes an
+        empty ``signing_key_file`` and ``online_store_config`` and its own ``pushgateway``.
+        """
+        outcome = report_run_outcome(
+            study_yaml=study_yaml, pushgateway=pushgateway, run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
         )
+        _resources(outcome, "light").set_caching_options(enable_caching=False)
+        with dsl.ExitHandler(outcome, name="run"):
+            _body(
+                raw_data=raw_data,
+                study_yaml=study_yaml,
+                profile=profile,
+                base_models=base_models,
+                feature_repo=feature_repo,
+                model_store=model_store,
+                policy_yaml=policy_yaml,
+                split_override=split_override,
+                checkpoint_dir=checkpoint_dir,
+                isvc_namespace=isvc_namespace,
+                pushgateway=pushgateway,
+                run_id=run_id,
+                gpu_type=gpu_type,
+                gpu_count=gpu_count,
+                gpu_node_selector=gpu_node_selector,
+                gpu_tolerations=gpu_tolerations,
+                model_cache_pvc=model_cache_pvc,
+                model_store_pvc=model_store_pvc,
+                use_trainer=use_trainer,
+                trainer_namespace=trainer_namespace,
+                trainer_gpus=trainer_gpus,
+                signing_key_file=signing_key_file,
+                online_store_config=online_store_config,
+                base_parallelism=base_parallelism,
+            )
+
+    return train_evaluate_promote
+
+
+train_evaluate_promote = build_pipeline()

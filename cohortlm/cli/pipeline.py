@@ -57,7 +57,7 @@ def _print_summary(run_dir: Path) -> None:
                     cells.append(f"{r['auc']:.3f} ({r['auc_ci_low']:.2f}-{r['auc_ci_high']:.2f})")
             table.add_row(ep, *cells)
         console.print(table)
-        _print_fine_tuning(metrics.get("fine_tuning"))
+        _print_families(metrics.get("families"))
         decision = metrics.get("decision") or {}
         if decision:
             verdict = "PROMOTE" if decision.get("promote") else "KEEP CHAMPION"
@@ -108,13 +108,13 @@ def _step_times(seconds: dict[str, float]) -> str:
     )
 
 
-def _print_fine_tuning(rows: list[dict] | None) -> None:
-    """Fine-tuned vs its own zero-shot base: the seed's first question, before the gate's."""
-    if not rows:
+def _print_families(families: dict[str, list[dict]] | None) -> None:
+    """Seed 000's comparison families, fine-tuned vs its own base first (the seed's first question)."""
+    from cohortlm.comparisons import FAMILIES
+    from cohortlm.figures import model_label
+
+    if not families:
         return
-    table = Table(title="did fine-tuning help? fine-tuned vs zero-shot, paired DeLong, one-sided, Holm")
-    for col in ("endpoint", "n (cases)", "zero-shot", "fine-tuned", "ΔAUC (95% CI)", "p", "p Holm"):
-        table.add_column(col, justify="left" if col == "endpoint" else "right")
 
     def num(x: float | None, fmt: str = ".3f") -> str:
         return "-" if x is None else format(x, fmt)
@@ -122,21 +122,45 @@ def _print_fine_tuning(rows: list[dict] | None) -> None:
     def pval(x: float | None) -> str:
         return "-" if x is None else ("<0.0001" if x < 1e-4 else f"{x:.4f}")
 
-    for r in rows:
-        table.add_row(
-            r["endpoint"],
-            f"{r['n']} ({r['n_cases']})",
-            num(r["auc_b"]),
-            num(r["auc_a"]),
-            f"{num(r['delta'], '+.3f')} ({num(r['ci_low'], '+.2f')} to {num(r['ci_high'], '+.2f')})",
-            pval(r["p"]),
-            pval(r["p_adjusted"]) + (" *" if r["significant"] else ""),
-        )
-    console.print(table)
-    n_sig = sum(bool(r["significant"]) for r in rows)
-    console.print(
-        f"[bold]fine-tuning:[/bold] significantly better than zero-shot on {n_sig} of {len(rows)} endpoints"
-    )
+    order = ["fine_tuned_vs_base", "base_vs_base", "fine_tuned_vs_baseline"]
+    for family in [f for f in order if families.get(f)]:
+        rows = families[family]
+        title, what, _ = FAMILIES[family]
+        table = Table(title=f"{title}: {what.split('? ')[-1]}, Holm over the family")
+        for col in ("model A", "model B", "endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC (95% CI)", "p",
+                    "p Holm"):  # fmt: skip
+            table.add_column(col, justify="left" if col in ("model A", "model B", "endpoint") else "right")
+        for r in rows:
+            table.add_row(
+                model_label(r["model_a"]),
+                model_label(r["model_b"]),
+                r["endpoint"],
+                f"{r['n']} ({r['n_cases']})",
+                num(r["auc_a"]),
+                num(r["auc_b"]),
+                f"{num(r['delta'], '+.3f')} ({num(r['ci_low'], '+.2f')} to {num(r['ci_high'], '+.2f')})",
+                pval(r["p"]),
+                pval(r["p_adjusted"]) + (" *" if r["significant"] else ""),
+            )
+        console.print(table)
+        n_sig = sum(bool(r["significant"]) for r in rows)
+        if family == "fine_tuned_vs_base":
+            for a in dict.fromkeys(r["model_a"] for r in rows):
+                mine = [r for r in rows if r["model_a"] == a]
+                console.print(
+                    f"[bold]fine-tuning:[/bold] {model_label(a)} significantly better than "
+                    f"{model_label(mine[0]['model_b'])} on {sum(bool(r['significant']) for r in mine)} of "
+                    f"{len(mine)} endpoints"
+                )
+        else:
+            console.print(f"[bold]{title}:[/bold] significant in {n_sig} of {len(rows)} tests")
+
+
+BASE_MODEL_HELP = (
+    "Base LLM, repeatable: NAME=PATH or PATH (an HF folder or a .gguf file) or 'default'. "
+    "Each is scored zero-shot and fine-tuned on the same patients and named NAME and NAME+qlora "
+    "in every output; default: the profile's model."
+)
 
 
 @app.command()
@@ -148,9 +172,7 @@ def run(
     profile: str = typer.Option(
         "quick", "--profile", help="smoke (tiny random model), quick (CPU), paper (GPU)."
     ),
-    base_model: str = typer.Option(
-        "", "--base-model", help="HF folder or GGUF file; default: the profile's model."
-    ),
+    base_model: list[str] = typer.Option([], "--base-model", help=BASE_MODEL_HELP),
     out: Path | None = typer.Option(None, "--out", help="Run folder; default runs/<id>."),
     model_store: Path = typer.Option(
         Path("models"),
@@ -174,12 +196,16 @@ def run(
     """
     from cohortlm.cli.paths import check_output_dir
     from cohortlm.gates import load_policy
+    from cohortlm.llm.bases import check_bases, parse_bases
+    from cohortlm.profiles import get_profile
     from cohortlm.registry import store_for_profile
     from pipelines.local import run_local
 
-    # Checked before any step runs: a bad policy or output folder fails now, not after training.
+    # Checked before any step runs: a bad policy, base model or output folder fails now, not
+    # after training.
     if policy is not None:
         load_policy(policy)
+    check_bases(parse_bases(base_model, profile_default=get_profile(profile).base_model))
     if out is not None:
         check_output_dir(out, "--out")
     # A smoke run's random model must never become (or be gated against) a real run's champion.
@@ -189,7 +215,7 @@ def run(
         study=study,
         data=str(data) if data is not None else None,
         profile=profile,
-        base_model=base_model,
+        base_models=list(base_model),
         out=str(out) if out is not None else None,
         model_store=str(model_store),
         policy=str(policy) if policy is not None else "",
@@ -240,17 +266,64 @@ def _stdout_on_stderr(fn: Callable[..., T]) -> Callable[..., T]:
 @app.command("compile")
 def compile_cmd(
     out: Path = typer.Option(Path("cohortlm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+    base_model: list[str] = typer.Option(
+        [],
+        "--base-model",
+        help="Base LLM as the pipeline pods see it, repeatable (NAME=PATH or PATH): the default of "
+        "the base_models parameter. Not checked here: the paths are the cluster's.",
+    ),
+    profile: str = typer.Option("paper", "--profile", help="The profile whose default model an empty base means."),
 ) -> None:
-    """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`)."""
+    """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`).
+
+    Prints, per base model, the fine-tune task and the node pool it asks for.
+    """
     from kfp import compiler
 
     from cohortlm.cli.paths import check_output_file
+    from cohortlm.llm.bases import parse_bases
+    from cohortlm.profiles import get_profile
     from pipelines.train_evaluate_promote import train_evaluate_promote
 
     check_output_file(out, "--out")
+    bases = parse_bases(base_model, profile_default=get_profile(profile).base_model)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(train_evaluate_promote, str(out))
+    compiler.Compiler().compile(
+        train_evaluate_promote, str(out), pipeline_parameters={"base_models": [b.item() for b in bases]}
+    )
+    for line in fine_tune_plan(out):
+        err_console.print(line, highlight=False, soft_wrap=True)
     typer.echo(str(out))
+
+
+def fine_tune_plan(ir_yaml: Path) -> list[str]:
+    """One line per base model of a compiled pipeline: its fine-tune task and GPU placement.
+
+    Read back from the IR (the loop's items, the task's accelerator and the
+    platform spec's node selector and tolerations), so it says what the cluster
+    will run, not what was asked for.
+    """
+    import yaml as _yaml
+
+    docs = list(_yaml.safe_load_all(ir_yaml.read_text()))
+    spec = docs[0]
+    platform = docs[1] if len(docs) > 1 else {}
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    bases = params["base_models"].get("defaultValue") or [""]
+    gpu_type = params.get("gpu_type", {}).get("defaultValue", "")
+    gpu_count = int(params.get("gpu_count", {}).get("defaultValue", 0))
+    selector = params.get("gpu_node_selector", {}).get("defaultValue", {})
+    executors = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    qlora = executors.get("exec-train-qlora", {})
+    where = ", ".join(f"{k}={v}" for k, v in selector.items()) if qlora.get("nodeSelector") else "any node"
+    lines = []
+    for item in bases:
+        name = item.partition("=")[0] or "(profile default)"
+        lines.append(
+            f"fine-tune {name}+qlora: task train-qlora, {gpu_count} x {gpu_type}, node pool {where}"
+            + (", tolerates the GPU taint" if qlora.get("tolerations") else "")
+        )
+    return lines
 
 
 def _parse_params(params: list[str]) -> dict[str, object]:
@@ -277,6 +350,12 @@ def submit(
     run_name: str | None = typer.Option(None, "--run-name", help="Run name; default: generated."),
     profile: str = typer.Option("paper", "--profile", help="smoke, quick or paper."),
     param: list[str] = typer.Option([], "--param", help="Extra pipeline parameter key=value (repeatable)."),
+    base_model: list[str] = typer.Option(
+        [],
+        "--base-model",
+        help="Base LLM as the pipeline pods see it, repeatable (NAME=PATH or PATH); each fine-tunes "
+        "in its own GPU pod. Default: the profile's model.",
+    ),
     namespace: str | None = typer.Option(
         None, "--namespace", help="Kubeflow profile namespace (multi-user)."
     ),
@@ -315,6 +394,11 @@ def submit(
         "isvc_namespace": namespace or "cohortlm",
         "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
     }
+    if base_model:
+        from cohortlm.llm.bases import parse_bases
+
+        # Names checked here (unique, file-safe); the paths are the cluster's, checked by its pods.
+        arguments["base_models"] = [b.item() for b in parse_bases(base_model)]
     arguments.update(_parse_params(param))
     client = kfp.Client(
         host=host,

@@ -1,10 +1,10 @@
-"""Per-endpoint artifacts for the KFP UI: a ROC curve per model and the confusion matrix.
+"""Per-endpoint artifacts for the KFP UI: ROC curves of the gated models and the confusion matrix.
 
 A ``ClassificationMetrics`` artifact holds one curve and a component's outputs
 are fixed when the pipeline compiles, while a study's endpoints are known only
 when it runs; so the pipeline loops (``dsl.ParallelFor``) over the endpoints the
-gate evaluated and this component writes, for one endpoint, one ROC artifact
-per model and the candidate's confusion matrix at its chosen threshold.
+gate evaluated and this component writes, for one endpoint, a ROC artifact for
+the candidate, the baseline and the champion, and the candidate's confusion matrix at its chosen threshold.
 """
 
 from kfp import dsl
@@ -27,13 +27,13 @@ def gate_endpoints(decision: Input[Artifact]) -> list:
 def endpoint_metrics(
     decision: Input[Artifact],
     endpoint: str,
-    roc_fine_tuned: Output[ClassificationMetrics],
-    roc_zero_shot: Output[ClassificationMetrics],
+    roc_candidate: Output[ClassificationMetrics],
     roc_baseline: Output[ClassificationMetrics],
     roc_champion: Output[ClassificationMetrics],
     confusion: Output[ClassificationMetrics],
 ):
-    """ROC on the evaluation split for every model, and the candidate's confusion matrix.
+    """ROC on the evaluation split of the gate's candidate, the baseline and the champion,
+    and the candidate's confusion matrix (every model's curve is in the report's figure).
 
     Each artifact's metadata names the endpoint, the model, n and cases; the
     champion's artifact is empty (``model: none``) on a first run. Thresholds are
@@ -56,14 +56,13 @@ def endpoint_metrics(
     labels = labels.set_index(id_column)
     labels = labels[labels["split"] == eval_split]
     y = labels[endpoint].dropna()
-    slots = {
-        "fine_tuned": roc_fine_tuned,
-        "zero_shot": roc_zero_shot,
-        "baseline": roc_baseline,
-        "champion": roc_champion,
-    }
-    for slot, artifact in slots.items():
-        model = run.get("champion") if slot == "champion" else slot
+    champion = run.get("champion")
+    slots = [
+        (run.get("candidate"), roc_candidate),
+        ("baseline", roc_baseline),
+        (champion if champion != "baseline" else None, roc_champion),  # a first run has none
+    ]
+    for model, artifact in slots:
         artifact.metadata.update({"endpoint": endpoint, "model": model or "none", "split": eval_split})
         path = os.path.join(decision.path, "scores", f"{model}.parquet")
         if not model or not os.path.exists(path):
@@ -76,7 +75,7 @@ def endpoint_metrics(
         if len(pts):
             thresholds = [min(float(t), 1.0) for t in pts["threshold"]]
             artifact.log_roc_curve(pts["fpr"].tolist(), pts["tpr"].tolist(), thresholds)
-    candidate = run.get("candidate", "fine_tuned")
+    candidate = run.get("candidate", "")
     row = next(
         (r for r in metrics.get("table1", []) if r["endpoint"] == endpoint and r["model"] == candidate), None
     )

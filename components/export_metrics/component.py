@@ -1,5 +1,7 @@
 """Push the run's metrics (AUCs, verdict, tokens/s, validation failures) to a Pushgateway."""
 
+from typing import List
+
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
 
@@ -8,12 +10,15 @@ from components._image import PIPELINE_IMAGE
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def export_metrics(
-    decision: Input[Artifact], llm_bundle: Input[Model], pushgateway: str, run_id: str, job_id: str
+    decision: Input[Artifact], llm_bundles: Input[List[Model]], pushgateway: str, run_id: str, job_id: str
 ) -> str:
     """No-op without a gateway URL; never sends patient data (labels are model/endpoint names).
 
+    ``llm_bundles`` holds one fine-tuned bundle per base model; the tokens/s pushed
+    are the gate candidate's when it is one of them, else the first base's.
     ``run_id`` is the caller's id (a local run's); empty on a cluster, where the KFP job id is used.
     """
     from cohortlm.steps import export_metrics_step
 
-    return export_metrics_step(decision.path, llm_bundle.path, pushgateway, run_id or job_id)
+    bundles = {str(b.metadata.get("model", i)): b.path for i, b in enumerate(llm_bundles)}
+    return export_metrics_step(decision.path, bundles, pushgateway, run_id or job_id)

@@ -10,7 +10,6 @@ from components._image import PIPELINE_IMAGE
 def promote(
     bundle: Input[Model],
     decision: Input[Artifact],
-    model: str,
     model_store: str,
     isvc_namespace: str,
     signing_key_file: str,
@@ -22,6 +21,8 @@ def promote(
     predictor refuses unsigned bundles); empty leaves it unsigned (local runs).
     ``promoted`` records the version, its manifest digest, where it is served from
     and the gate's decision, so that lineage runs from the data to the served model.
+    ``bundle`` is the gate's ``winner`` output; its metadata names the model
+    (``baseline`` or ``<base>+qlora``), whose validation thresholds are applied.
     """
     import json
     import os
@@ -39,6 +40,9 @@ def promote(
     # Not under components/promote/: importing that package would define the component again.
     from components.promotion_record import promoted_record
 
+    model = str(bundle.metadata.get("model", ""))
+    if not model:
+        raise ValueError("the bundle to promote does not name its model (metadata 'model'): re-run the gate")
     info = promote_step(bundle.path, model_store, decision.path, model)
     record = promoted_record(model_store, decision.path, info["model_version"])
     record["model"] = model  # which model became champion (the gate's verdict is about the LLM)

@@ -14,4 +14,5 @@ def score_fine_tuned(
     from cohortlm.steps import score_bundle_step
 
     scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path, profile))
-    scores.metadata["model"] = "fine_tuned"
+    # The fine-tuned model's name (<base>+qlora), as the training step recorded it on the bundle.
+    scores.metadata["model"] = str(bundle.metadata.get("model", "fine_tuned"))

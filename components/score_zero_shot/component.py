@@ -10,10 +10,13 @@ from components._image import PIPELINE_IMAGE
 def score_zero_shot(
     split_table: Input[Dataset], study_yaml: str, profile: str, base_model: str, scores: Output[Dataset]
 ):
-    """P(Yes) vs P(No) per endpoint from the base model, validation and test splits."""
+    """P(Yes) vs P(No) per endpoint from the base model, validation and test splits.
+
+    ``base_model`` is one ``NAME=SOURCE`` item of the pipeline's ``base_models``;
+    the scores' metadata names the model ``NAME``.
+    """
     from cohortlm.steps import score_zero_shot_step
 
     scores.metadata.update(
         score_zero_shot_step(split_table.path, study_yaml, profile, base_model, scores.path)
     )
-    scores.metadata["model"] = "zero_shot"

@@ -70,8 +70,15 @@ def train_qlora(
         )
         with open(os.path.join(bundle.path, "bundle.json")) as fh:
             info = json.load(fh)
+        from cohortlm.steps import base_for
+
         bundle.metadata.update(
-            {"kind": "llm", "trainjob": name, "model_version": info.get("model_version", "")}
+            {
+                "kind": "llm",
+                "trainjob": name,
+                "model_version": info.get("model_version", ""),
+                "model": base_for(base_model, profile).fine_tuned,
+            }
         )
         bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
         log_training()
