@@ -51,8 +51,9 @@ def model_label(name: str) -> str:
     Returns:
         ``Logistic regression`` for the baseline (``LLM zero-shot`` and ``LLM
         fine-tuned`` for an older run's unnamed base); a named base and its
-        fine-tuned form as they are (``llama2-70b``, ``llama2-70b+qlora``); ``Champion (<kind>, <first 7 of the version>)``
-        for the serving champion; any other name with spaces for underscores.
+        fine-tuned form as they are (``llama2-70b``, ``llama2-70b+qlora``);
+        ``Champion (<kind>, <first 7 of the version>)`` for the serving champion;
+        any other name with spaces for underscores.
     """
     if name in _MODEL_LABELS:
         return _MODEL_LABELS[name]

@@ -59,15 +59,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.comparisons import (
-    BASELINE,
     FAMILIES,
     FAMILY_ALPHA,
     comparison_families,
     family_records,
     paired_comparison,
 )
+from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.evaluate import Evaluation, evaluate
 from cohortlm.figures import model_label, plot_roc
 from cohortlm.gates import Decision, GatePolicy, decide, load_policy
@@ -90,8 +89,8 @@ __all__ = [
     "small_sample_endpoints",
     "small_sample_warnings",
     "summary_markdown",
-    "table1_cells",
     "table1_best",
+    "table1_cells",
     "table1_markdown",
     "write_report",
 ]
@@ -603,7 +602,9 @@ def table1_cells(
                 str(row["endpoint"]),
                 model_label(str(row["model"])),
                 f"{int(row['n'])} ({int(row['n_cases'])})",
-                cell("auc", f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})", marks),
+                cell(
+                    "auc", f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})", marks
+                ),
                 _num(row["threshold"]),
                 *(
                     cell(k, _num(row[k]), marks)

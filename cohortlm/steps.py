@@ -26,7 +26,6 @@ from cohortlm.errors import DataError
 from cohortlm.study import StudySpec, study_from_dict
 
 
-
 def study_from_text(text: str) -> StudySpec:
     """A StudySpec from YAML text (the pipeline's ``study_yaml`` parameter)."""
     return study_from_dict(yaml.safe_load(text), source="study_yaml parameter")
@@ -133,7 +132,7 @@ def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
 
 
 def base_for(base_model: str, profile: str) -> Any:
-    """The run's :class:`~cohortlm.llm.bases.BaseModel` for a pipeline ``base_model`` item (``NAME=SOURCE``)."""
+    """The :class:`~cohortlm.llm.bases.BaseModel` of a pipeline ``base_model`` item (``NAME=SOURCE``)."""
     from cohortlm.llm.bases import parse_base
     from cohortlm.profiles import get_profile
 
@@ -345,7 +344,12 @@ def evaluate_step(
     policy = load_policy(policy_path or None)
     contenders = [f for _, f in pairs] + (["baseline"] if champion_version is not None else [])
     candidate, selection = choose_candidate(
-        labels, model_scores, contenders, df["split"], gating_split=policy.split, endpoints=spec.endpoint_names
+        labels,
+        model_scores,
+        contenders,
+        df["split"],
+        gating_split=policy.split,
+        endpoints=spec.endpoint_names,
     )
     # Every decision is a look at the test split; the store's ledger counts them (gates.py).
     look, digest = 1, ""
@@ -404,7 +408,9 @@ def evaluate_step(
     models += [m for m in model_scores if m not in models]
     llms = [{"zero_shot": z, "fine_tuned": f} for z, f in pairs]
     (out / "run.json").write_text(
-        json.dumps({"candidate": candidate, "champion": champion_name, "models": models, "llms": llms}, indent=2)
+        json.dumps(
+            {"candidate": candidate, "champion": champion_name, "models": models, "llms": llms}, indent=2
+        )
     )
     (out / "decision.json").write_text(decision.to_json())
     paths = write_report(out)

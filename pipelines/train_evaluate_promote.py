@@ -1,4 +1,4 @@
-"""The cohortlm pipeline: validate -> features -> split -> baseline | per base LLM (zero-shot, QLoRA) -> gate -> promote.
+"""The cohortlm pipeline: validate -> features -> split -> baseline | per base LLM -> gate -> promote.
 
 The same function runs locally (``cohortlm run``, kfp.local) and on Kubeflow
 (``cohortlm compile`` / ``cohortlm submit``). Branches run in parallel where
@@ -21,8 +21,6 @@ PVCs ``cohortlm-models`` and ``cohortlm-model-cache``, the Secrets
 and the ConfigMap ``cohortlm-feature-store``. Every run ends in an exit handler
 that pushes its outcome to the Pushgateway, success or failure.
 """
-
-from typing import List
 
 from kfp import dsl, kubernetes
 
@@ -239,7 +237,7 @@ def _body(
     _resources(exported, "light").set_caching_options(enable_caching=False)
 
 
-def build_pipeline(*, base_parallelism: int = 0):  # noqa: ANN201 (a KFP GraphComponent)
+def build_pipeline(*, base_parallelism: int = 0):
     """The pipeline, with ``base_parallelism`` base models fine-tuned at once (0: all).
 
     The cluster's pipeline (:data:`train_evaluate_promote`) runs every base at once;
@@ -254,7 +252,7 @@ def build_pipeline(*, base_parallelism: int = 0):  # noqa: ANN201 (a KFP GraphCo
         raw_data: str,
         study_yaml: str,
         profile: str = "quick",
-        base_models: List[str] = [""],  # noqa: B006  (NAME=SOURCE per base; "" = the profile's model)
+        base_models: list[str] = [""],  # noqa: B006  (NAME=SOURCE per base; "" = the profile's model)
         feature_repo: str = "",
         model_store: str = "models",
         policy_yaml: str = "",
@@ -281,7 +279,10 @@ def build_pipeline(*, base_parallelism: int = 0):  # noqa: ANN201 (a KFP GraphCo
         empty ``signing_key_file`` and ``online_store_config`` and its own ``pushgateway``.
         """
         outcome = report_run_outcome(
-            study_yaml=study_yaml, pushgateway=pushgateway, run_id=run_id, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER
+            study_yaml=study_yaml,
+            pushgateway=pushgateway,
+            run_id=run_id,
+            job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         _resources(outcome, "light").set_caching_options(enable_caching=False)
         with dsl.ExitHandler(outcome, name="run"):

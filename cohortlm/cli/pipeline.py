@@ -272,7 +272,9 @@ def compile_cmd(
         help="Base LLM as the pipeline pods see it, repeatable (NAME=PATH or PATH): the default of "
         "the base_models parameter. Not checked here: the paths are the cluster's.",
     ),
-    profile: str = typer.Option("paper", "--profile", help="The profile whose default model an empty base means."),
+    profile: str = typer.Option(
+        "paper", "--profile", help="The profile whose default model an empty base means."
+    ),
 ) -> None:
     """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`).
 
@@ -286,11 +288,12 @@ def compile_cmd(
     from pipelines.train_evaluate_promote import train_evaluate_promote
 
     check_output_file(out, "--out")
-    bases = parse_bases(base_model, profile_default=get_profile(profile).base_model)
+    params = {}
+    if base_model:
+        bases = parse_bases(base_model, profile_default=get_profile(profile).base_model)
+        params["base_models"] = [b.item() for b in bases]
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(
-        train_evaluate_promote, str(out), pipeline_parameters={"base_models": [b.item() for b in bases]}
-    )
+    compiler.Compiler().compile(train_evaluate_promote, str(out), pipeline_parameters=params or None)
     for line in fine_tune_plan(out):
         err_console.print(line, highlight=False, soft_wrap=True)
     typer.echo(str(out))
@@ -313,7 +316,9 @@ def fine_tune_plan(ir_yaml: Path) -> list[str]:
     gpu_type = params.get("gpu_type", {}).get("defaultValue", "")
     gpu_count = int(params.get("gpu_count", {}).get("defaultValue", 0))
     selector = params.get("gpu_node_selector", {}).get("defaultValue", {})
-    executors = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    executors = (
+        platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    )
     qlora = executors.get("exec-train-qlora", {})
     where = ", ".join(f"{k}={v}" for k, v in selector.items()) if qlora.get("nodeSelector") else "any node"
     lines = []

@@ -25,7 +25,15 @@ from pathlib import Path
 from cohortlm.errors import UsageError
 from cohortlm.llm.loading import DEFAULT_MODEL_NAME, TINY_BASE
 
-__all__ = ["FINE_TUNED_SUFFIX", "BaseModel", "check_base", "check_bases", "fine_tuned_name", "parse_base", "parse_bases"]
+__all__ = [
+    "FINE_TUNED_SUFFIX",
+    "BaseModel",
+    "check_base",
+    "check_bases",
+    "fine_tuned_name",
+    "parse_base",
+    "parse_bases",
+]
 
 #: what a base's name gets for its fine-tuned model
 FINE_TUNED_SUFFIX = "+qlora"
@@ -102,7 +110,9 @@ def parse_base(item: str, *, profile_default: str | None = None) -> BaseModel:
             "or '-', starting with a letter or digit (give NAME=PATH)"
         )
     if name in _RESERVED or name.startswith("champion"):
-        raise UsageError(f"--base-model {item!r}: {name!r} names another model of the run; choose another name")
+        raise UsageError(
+            f"--base-model {item!r}: {name!r} names another model of the run; choose another name"
+        )
     return BaseModel(name=name, source=source)
 
 
@@ -129,7 +139,9 @@ def _gguf_architecture(path: Path) -> str:
     """``general.architecture`` of a GGUF file, read from its header (no tensors are loaded)."""
     with path.open("rb") as fh:
         if fh.read(4) != _GGUF_MAGIC:
-            raise UsageError(f"base model {path}: not a GGUF file (no GGUF header): pass a .gguf model or an HF folder")
+            raise UsageError(
+                f"base model {path}: not a GGUF file (no GGUF header): pass a .gguf model or an HF folder"
+            )
     try:
         from gguf import GGUFReader
 
@@ -179,7 +191,15 @@ def check_base(base: BaseModel) -> None:
 
     archs = [str(a) for a in data.get("architectures") or []] if isinstance(data, dict) else []
     model_type = str(data.get("model_type", "")) if isinstance(data, dict) else ""
-    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not any(a.endswith("ForCausalLM") for a in archs):
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    # The architectures the weights were saved as say what they are (a BertModel is an encoder,
+    # though bert has a causal head class); without them, the model type must have a causal LM.
+    is_causal = (
+        any(a in causal_classes or a.endswith("ForCausalLM") for a in archs)
+        if archs
+        else model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    )
+    if not is_causal:
         raise UsageError(
             f"{where}: config.json describes {model_type or 'no model_type'}"
             f"{' (' + ', '.join(archs) + ')' if archs else ''}, not a causal LM"

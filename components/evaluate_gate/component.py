@@ -1,7 +1,5 @@
 """Evaluate every model, run the DeLong gate against the champion, and report."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -13,9 +11,9 @@ def evaluate_gate(
     split_table: Input[Dataset],
     baseline_scores: Input[Dataset],
     baseline_bundle: Input[Model],
-    zero_shot_scores: Input[List[Dataset]],
-    fine_tuned_scores: Input[List[Dataset]],
-    llm_bundles: Input[List[Model]],
+    zero_shot_scores: Input[list[Dataset]],
+    fine_tuned_scores: Input[list[Dataset]],
+    llm_bundles: Input[list[Model]],
     study_yaml: str,
     model_store: str,
     policy_yaml: str,

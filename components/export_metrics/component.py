@@ -1,7 +1,5 @@
 """Push the run's metrics (AUCs, verdict, tokens/s, validation failures) to a Pushgateway."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model
 
@@ -10,7 +8,7 @@ from components._image import PIPELINE_IMAGE
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def export_metrics(
-    decision: Input[Artifact], llm_bundles: Input[List[Model]], pushgateway: str, run_id: str, job_id: str
+    decision: Input[Artifact], llm_bundles: Input[list[Model]], pushgateway: str, run_id: str, job_id: str
 ) -> str:
     """No-op without a gateway URL; never sends patient data (labels are model/endpoint names).
 

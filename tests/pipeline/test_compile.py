@@ -97,5 +97,68 @@ def test_promotion_is_conditional_on_the_gate(ir):
     conditions = [
         t["triggerPolicy"].get("condition", "") for t in _all_tasks(spec).values() if "triggerPolicy" in t
     ]
-    assert any("candidate" in c for c in conditions)
-    assert any("baseline" in c for c in conditions)
+    # One branch: the gate's verdict is not "none"; the gate's `winner` output is what it promotes.
+    assert any("!= 'none'" in c for c in conditions), conditions
+    promote = _all_tasks(spec)["promote"]
+    bundle = promote["inputs"]["artifacts"]["bundle"]
+    assert bundle["componentInputArtifact"].endswith("evaluate-gate-winner")
+
+
+def _loop_holding(spec: dict, task: str) -> dict:
+    """The for-loop task whose DAG holds ``task``."""
+    tasks = _all_tasks(spec)
+    for t in tasks.values():
+        comp = spec["components"].get(t.get("componentRef", {}).get("name", ""), {})
+        if "parameterIterator" in t and task in comp.get("dag", {}).get("tasks", {}):
+            return t
+    raise AssertionError(f"no loop holds {task}")
+
+
+def test_each_base_model_is_scored_and_fine_tuned_in_its_own_loop_iteration(ir):
+    spec, _ = ir
+    loop = _loop_holding(spec, "train-qlora")
+    for task in ("score-zero-shot", "score-fine-tuned"):
+        assert _loop_holding(spec, task) is loop
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert items.removeprefix("pipelinechannel--") == "base_models"
+    # The gate and the metrics export collect every iteration's outputs.
+    gate = _all_tasks(spec)["evaluate-gate"]["inputs"]["artifacts"]
+    for name in ("zero_shot_scores", "fine_tuned_scores", "llm_bundles"):
+        assert "taskOutputArtifact" in gate[name], name
+    assert spec["root"]["inputDefinitions"]["parameters"]["base_models"]["defaultValue"] == [""]
+
+
+def test_compile_with_two_bases_shows_one_fine_tune_per_base_on_the_gpu_pool(tmp_path):
+    out = tmp_path / "two.yaml"
+    exe = Path(sys.executable).with_name("cohortlm")
+    res = subprocess.run(
+        [str(exe), "compile", "--out", str(out), "--base-model", "llama2-70b=/models/Llama-2-70b-hf",
+         "--base-model", "meditron-70b=/models/meditron-70b"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    spec = next(yaml.safe_load_all(out.read_text()))
+    assert spec["root"]["inputDefinitions"]["parameters"]["base_models"]["defaultValue"] == [
+        "llama2-70b=/models/Llama-2-70b-hf",
+        "meditron-70b=/models/meditron-70b",
+    ]
+    plan = [ln for ln in res.stderr.splitlines() if ln.startswith("fine-tune ")]
+    assert len(plan) == 2
+    assert plan[0].startswith("fine-tune llama2-70b+qlora: task train-qlora, 1 x nvidia.com/gpu")
+    assert plan[1].startswith("fine-tune meditron-70b+qlora:")
+    assert all("node pool nvidia.com/gpu.present=true" in ln and "GPU taint" in ln for ln in plan)
+    # No parallelism limit: on a cluster the bases fine-tune side by side.
+    loop = _loop_holding(spec, "train-qlora")
+    assert not loop.get("iteratorPolicy", {}).get("parallelismLimit")
+
+
+def test_compile_refuses_two_bases_with_one_name(tmp_path):
+    exe = Path(sys.executable).with_name("cohortlm")
+    res = subprocess.run(
+        [str(exe), "compile", "--out", str(tmp_path / "x.yaml"),
+         "--base-model", "a=/m/1", "--base-model", "a=/m/2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "two base models are named 'a'" in res.stderr
+    assert not (tmp_path / "x.yaml").exists()

@@ -62,8 +62,9 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
     for item in (
         "validation/validation.html",
         "scores/baseline.parquet",
-        "scores/zero_shot.parquet",
-        "scores/fine_tuned.parquet",
+        "scores/tiny.parquet",  # the smoke profile's base model, zero-shot
+        "scores/tiny+qlora.parquet",  # and fine-tuned
+        "bundles/tiny+qlora/bundle.json",
         "labels.parquet",
         "decision.json",
         "report/roc.png",
@@ -102,7 +103,7 @@ def test_the_console_shows_one_line_per_step_and_no_task_output(two_runs):
 
 
 def _kfp_artifacts(run: Path, task_dir: str) -> dict[str, dict]:
-    """Output artifacts (name -> metadata) that kfp.local recorded for a task of the run."""
+    """Output artifacts (name -> metadata) that kfp.local recorded for a task of the run (a glob)."""
     (found,) = (run / ".kfp").glob(f"*/{task_dir}/executor_output.json")
     artifacts = json.loads(found.read_text())["artifacts"]
     return {name: a["artifacts"][0]["metadata"] for name, a in artifacts.items()}
@@ -123,16 +124,17 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
         endpoint = art["confusion"]["endpoint"]
         seen.add(endpoint)
         rows = {r["model"]: r for r in metrics["table1"] if r["endpoint"] == endpoint}
-        for model in ("fine_tuned", "zero_shot", "baseline"):
-            roc = art[f"roc_{model}"]
+        for slot, model in (("candidate", "tiny+qlora"), ("baseline", "baseline")):
+            roc = art[f"roc_{slot}"]
             assert roc["endpoint"] == endpoint and roc["model"] == model
             assert roc["n"] == rows[model]["n"] and roc["n_cases"] == rows[model]["n_cases"]
             if 0 < roc["n_cases"] < roc["n"]:
                 curve = roc["confidenceMetrics"]
                 assert len(curve) >= 2 and all(0 <= p["confidenceThreshold"] <= 1 for p in curve)
                 assert {p["falsePositiveRate"] for p in curve} >= {0.0, 1.0}
-        # The first run has no champion: the gate's champion is the run's own baseline.
-        assert art["roc_champion"]["model"] == champion
+        # The first run has no champion: the gate's champion is the run's own baseline (its curve
+        # is roc_baseline), so the champion's artifact is empty.
+        assert art["roc_champion"]["model"] == "none"
         matrix = art["confusion"]["confusionMatrix"]
         assert [a["displayName"] for a in matrix["annotationSpecs"]] == ["no event", "event"]
         cand = rows[art["confusion"]["model"]]
@@ -143,9 +145,9 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
     assert page.read_text().startswith("<!") and "The decision in words" in page.read_text()  # index.html
     (table,) = (run1 / ".kfp").glob("*/evaluate-gate/table1")
     assert table.read_text() == (run1 / "report" / "table1.md").read_text()
-    training = _kfp_artifacts(run1, "train-qlora")["training"]
+    training = _kfp_artifacts(run1, "for-loop-*-iteration-0/train-qlora")["training"]
     losses = [v for k, v in sorted(training.items()) if k.startswith("loss.step_")]
-    bundle = json.loads((run1 / "bundles" / "fine_tuned" / "bundle.json").read_text())["training"]
+    bundle = json.loads((run1 / "bundles" / "tiny+qlora" / "bundle.json").read_text())["training"]
     assert losses == pytest.approx(bundle["losses"])
     assert training["tokens_per_s"] > 0 and training["steps"] == bundle["steps"]
 
@@ -172,6 +174,11 @@ def test_second_run_gates_against_the_first_champion(two_runs):
     decision = json.loads((run2 / "decision.json").read_text())
     assert decision["champion"].startswith("champion_")
     assert first["promoted_version"] in decision["champion"]
+    # A champion serves: this run's freshly trained baseline competes with the fine-tuned model,
+    # and the candidate is chosen on the validation split, not the gated one.
+    selection = decision["selection"]
+    assert selection["contenders"] == ["tiny+qlora", "baseline"] and selection["split"] == "validation"
+    assert decision["candidate"] == selection["chosen"]
     summary = json.loads((run2 / "summary.json").read_text())
     assert summary["winner"] in ("candidate", "none")
 
@@ -179,7 +186,7 @@ def test_second_run_gates_against_the_first_champion(two_runs):
 def test_scores_cover_the_evaluation_splits(two_runs):
     run1, _, _ = two_runs
     labels = pd.read_parquet(run1 / "labels.parquet")
-    ft = pd.read_parquet(run1 / "scores" / "fine_tuned.parquet")
+    ft = pd.read_parquet(run1 / "scores" / "tiny+qlora.parquet")
     evaluated = labels[labels["split"].isin(["validation", "test"])]
     assert set(evaluated["patient_id"]) <= set(ft["patient_id"])
     endpoints = [c for c in ft.columns if c not in ("patient_id", "split")]

@@ -41,7 +41,11 @@ def test_report_writes_png_tables_and_decision(run_dir: Path) -> None:
     table = pd.read_csv(paths.table1_csv)
     assert len(table) == 16 and set(table["model"]) == {"smollm2_qlora", "logistic_regression"}
     md = paths.table1_md.read_text()
-    assert md.startswith("| Endpoint | Model | n (cases) | AUC (95% CI)") and md.count("\n") == 18
+    assert md.startswith("| Endpoint | Model | n (cases) | AUC (95% CI)")
+    assert sum(line.startswith("|") for line in md.splitlines()) == 18
+    # Each endpoint's best AUC is bold, in the Markdown and named in the CSV's best column.
+    assert md.count("| **0.") >= 8 and "Bold: the best value" in md
+    assert all(any("auc" in str(b).split(";") for b in g["best"]) for _, g in table.groupby("endpoint"))
     metrics = json.loads(paths.metrics_json.read_text())
     assert metrics["endpoints"] == RA_ENDPOINTS and metrics["decision"]["candidate"] == "smollm2_qlora"
     decision = Decision.from_json(paths.decision_json.read_text())  # type: ignore[union-attr]
