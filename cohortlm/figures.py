@@ -28,10 +28,12 @@ from matplotlib.transforms import Bbox
 if TYPE_CHECKING:  # report imports this module; only the type is needed here
     from cohortlm.report import ReportData
 
-__all__ = ["MODEL_COLORS", "layout_problems", "model_label", "plot_roc"]
+__all__ = ["MODEL_COLORS", "layout_problems", "model_label", "model_styles", "plot_roc"]
 
 MODEL_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 _WARN_COLOR = "#b00020"
+#: zero-shot base models are drawn dashed in their base's colour, the fine-tuned ones solid
+_ZERO_SHOT_DASH = (0, (4, 2))
 #: the names the pipeline gives its score tables, as a person would say them
 _MODEL_LABELS = {
     "baseline": "Logistic regression",
@@ -63,6 +65,35 @@ def model_label(name: str) -> str:
         return f"Champion ({kind}, {match['version'][:7]})"
     # A base model's name (smollm2-135m, llama2-70b+qlora) is already the readable one.
     return name if any(ch in name for ch in "+-.") else name.replace("_", " ")
+
+
+def model_styles(models: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """Colour and line style per model, the same in every panel.
+
+    A base LLM and its fine-tuned form share a colour, the zero-shot one dashed
+    and the fine-tuned one solid, so that a reader pairs them at a glance; every
+    other model (the baseline, the champion) gets a colour of its own, solid.
+    """
+    from cohortlm.comparisons import llm_pairs
+
+    pairs = llm_pairs(list(models))
+    zero_shot = {z: f for z, f in pairs}
+    fine_tuned = {f: z for z, f in pairs}
+    colours = iter(MODEL_COLORS * (len(models) // len(MODEL_COLORS) + 1))
+    out: dict[str, tuple[str, Any]] = {}
+    for m in models:
+        if m in out:
+            continue
+        colour = next(colours)
+        if m in zero_shot:
+            out[m] = (colour, _ZERO_SHOT_DASH)
+            out[zero_shot[m]] = (colour, "solid")
+        elif m in fine_tuned:
+            out[m] = (colour, "solid")
+            out[fine_tuned[m]] = (colour, _ZERO_SHOT_DASH)
+        else:
+            out[m] = (colour, "solid")
+    return out
 
 
 def _panel_legend_title(n: int, n_cases: int, *, min_cases: int, has_auc: bool) -> tuple[str, bool]:
@@ -154,8 +185,9 @@ def _draw_panel(
 
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=0.8)
     handles, texts = [], []
-    for i, model in enumerate(report.models):
-        color = MODEL_COLORS[i % len(MODEL_COLORS)]
+    styles = model_styles(report.models)
+    for model in report.models:
+        color, dash = styles[model]
         pts = report.evaluation.roc.get((ep, model))
         if (ep, model) not in table.index:
             continue
@@ -163,9 +195,12 @@ def _draw_panel(
         auc, lo, hi = float(row["auc"]), float(row["auc_ci_low"]), float(row["auc_ci_high"])
         if pts is None or pts.empty or not math.isfinite(auc):
             continue
-        ax.plot(pts["fpr"], pts["tpr"], color=color, linewidth=1.6)
+        # Labelled (and its gid the model's key), so the figure's data says which curve is which.
+        ax.plot(
+            pts["fpr"], pts["tpr"], color=color, linestyle=dash, linewidth=1.6, label=names[model], gid=model
+        )
         ci = f" ({lo:.2f}–{hi:.2f})" if math.isfinite(lo) else ""
-        handles.append(Line2D([], [], color=color, linewidth=1.6))
+        handles.append(Line2D([], [], color=color, linestyle=dash, linewidth=1.6))
         texts.append(f"{names[model]}  {auc:.3f}{ci}")
     first = (ep, report.models[0])
     n = int(table.loc[first]["n"]) if first in table.index else 0

@@ -51,7 +51,10 @@ def endpoint_metrics(
     with open(os.path.join(decision.path, "run.json")) as fh:
         run = json.load(fh)
     eval_split = metrics.get("eval_split", "test")
-    labels = pd.read_parquet(os.path.join(decision.path, "labels.parquet"))
+    # Single-threaded reads: Arrow's reader threads can abort the process at exit
+    # ("terminate called without an active exception", apache/arrow#34314); it happened
+    # here once, after this step had written its outputs.
+    labels = pd.read_parquet(os.path.join(decision.path, "labels.parquet"), use_threads=False)
     id_column = labels.columns[0]  # the study's id column, then split and the endpoints
     labels = labels.set_index(id_column)
     labels = labels[labels["split"] == eval_split]
@@ -67,7 +70,7 @@ def endpoint_metrics(
         path = os.path.join(decision.path, "scores", f"{model}.parquet")
         if not model or not os.path.exists(path):
             continue
-        table = pd.read_parquet(path)
+        table = pd.read_parquet(path, use_threads=False)
         scores = table.set_index(table.columns[0])[endpoint]
         both = pd.concat([y.rename("y"), scores.rename("s")], axis=1, join="inner").dropna()
         artifact.metadata.update({"n": len(both), "n_cases": int(both["y"].sum())})

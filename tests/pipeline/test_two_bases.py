@@ -90,17 +90,26 @@ def test_every_panel_draws_five_curves_with_stable_colours(run):
         data.labels, data.scores, data.split, endpoints=data.endpoints, decision=data.decision
     )
     fig = plot_roc(report)
-    colours: dict[str, set] = {}
+    colours: dict[str, set] = {}  # (colour, dashed) per model
     panels = 0
     for ax in fig.axes:
-        curves = [ln for ln in ax.get_lines() if ln.get_label() in {model_label(m) for m in FIVE}]
+        curves = [ln for ln in ax.get_lines() if ln.get_gid() in FIVE]
+        assert all(ln.get_label() == model_label(ln.get_gid()) for ln in curves)
         for ln in curves:
-            colours.setdefault(ln.get_label(), set()).add(ln.get_color())
+            colours.setdefault(ln.get_gid(), set()).add((ln.get_color(), ln.get_linestyle()))
         if curves:
             panels += 1
             assert sorted(ln.get_label() for ln in curves) == sorted(model_label(m) for m in FIVE)
     assert panels >= 7  # J-HAQ high may have no case in the smoke cohort
-    assert all(len(c) == 1 for c in colours.values()) and len({next(iter(c)) for c in colours.values()}) == 5
+    # The same look in every panel; each look names one model; a base and its fine-tune share a
+    # colour, the zero-shot one dashed.
+    assert all(len(c) == 1 for c in colours.values())
+    look = {m: next(iter(c)) for m, c in colours.items()}
+    assert len(set(look.values())) == 5
+    for base in ("tiny-a", "tiny-b"):
+        assert look[base][0] == look[f"{base}+qlora"][0]
+        assert look[base][1] == "--" and look[f"{base}+qlora"][1] == "-"
+    assert look["baseline"][0] not in {look["tiny-a"][0], look["tiny-b"][0]}
 
 
 def test_table1_bolds_the_best_value_per_metric(run):
