@@ -63,7 +63,7 @@ def main() -> None:
     name = f"smollm2-135m-{args.blocks}blocks"
     store = Path(tempfile.mkdtemp(prefix="two-bases-store-"))
     if (ROOT / "models").is_dir():
-        shutil.copytree(ROOT / "models", store, dirs_exist_ok=True)
+        shutil.copytree(ROOT / "models", store, symlinks=True, dirs_exist_ok=True)  # champion is a link
     import time
 
     out = args.out or ROOT / "runs" / time.strftime("two-bases-%Y%m%d-%H%M%S")
