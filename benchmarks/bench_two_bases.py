@@ -83,10 +83,10 @@ def main() -> None:
 
 
 def write_results(run: Path, variant: str, blocks: int, wall: float) -> None:
+    import pandas as pd
+
     from cohortlm.comparisons import FAMILIES
     from cohortlm.report import family_markdown, read_run_dir
-
-    import pandas as pd
 
     summary = json.loads((run / "summary.json").read_text())
     decision = json.loads((run / "decision.json").read_text())
@@ -102,7 +102,8 @@ def write_results(run: Path, variant: str, blocks: int, wall: float) -> None:
         f"synthetic cohort: SmolLM2-135M-Instruct (30 blocks) and the same weights cut to its first "
         f"{blocks} blocks (an honest second base: only one real model ships offline). Each base is "
         "scored zero-shot and fine-tuned on the same patients; the store is a copy of `models/`, "
-        f"so the make-run champion serves and this run's baseline competes too. Wall time {wall / 60:.1f} min.",
+        "so the make-run champion serves and this run's baseline competes too. "
+        f"Wall time {wall / 60:.1f} min.",
         "",
         "## Test AUC per endpoint and model",
         "",
