@@ -75,7 +75,8 @@ def _print_summary(run_dir: Path) -> None:
             console.print(f"[bold red]warning:[/bold red] {warning}")
     winner = summary.get("winner")
     if summary.get("promoted_version"):
-        what = "fine-tuned LLM" if winner == "candidate" else "baseline (first champion)"
+        candidate = summary.get("candidate") or "fine-tuned LLM"
+        what = model_label(candidate) if winner == "candidate" else "baseline (first champion)"
         console.print(
             f"[bold]promoted:[/bold] {what}, version {summary['promoted_version']} -> {run_dir / 'promoted'}"
         )
