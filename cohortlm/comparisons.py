@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortlm.llm.bases import FINE_TUNED_SUFFIX
+
 __all__ = [
     "BASELINE",
     "FAMILIES",
@@ -42,7 +44,6 @@ BASELINE = "baseline"
 #: single-base runs before base models had names
 LEGACY_PAIR = ("zero_shot", "fine_tuned")
 FAMILY_ALPHA = 0.05
-_SUFFIX = "+qlora"
 #: family -> (title, what is tested, alternative)
 FAMILIES: dict[str, tuple[str, str, str]] = {
     "base_vs_base": (
@@ -66,7 +67,8 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
 def llm_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
     """``(zero-shot, fine-tuned)`` model names, in the order the models are given."""
     names = list(models)
-    pairs = [(m[: -len(_SUFFIX)], m) for m in names if m.endswith(_SUFFIX) and m[: -len(_SUFFIX)] in names]
+    cut = len(FINE_TUNED_SUFFIX)
+    pairs = [(m[:-cut], m) for m in names if m.endswith(FINE_TUNED_SUFFIX) and m[:-cut] in names]
     if all(n in names for n in LEGACY_PAIR):
         pairs.insert(0, LEGACY_PAIR)
     return pairs

@@ -426,8 +426,6 @@ def compute_report(
     )
 
 
-#: the single-base names of older runs (named bases: ``<base>`` and ``<base>+qlora``)
-FINE_TUNED, ZERO_SHOT = "fine_tuned", "zero_shot"
 FINE_TUNING_ALPHA = FAMILY_ALPHA
 
 
@@ -435,7 +433,7 @@ def family_markdown(family: str, table: pd.DataFrame, *, alpha: float = FINE_TUN
     """One comparison family in Markdown: what it tests, a one-line verdict, a row per pair and endpoint."""
     title, what, _ = FAMILIES[family]
     n_sig = int(table["significant"].sum())
-    n_pairs = table[["model_a", "model_b"]].drop_duplicates().shape[0] if "model_a" in table else 1
+    n_pairs = table[["model_a", "model_b"]].drop_duplicates().shape[0]
     over = f"{len(table)} tests ({n_pairs} pairs x endpoints)" if n_pairs > 1 else f"{len(table)} endpoints"
     lines = [
         f"{what}, on the same patients; Holm over the family's {over}, α {alpha:g}. "
@@ -446,7 +444,7 @@ def family_markdown(family: str, table: pd.DataFrame, *, alpha: float = FINE_TUN
     ]
     for r in table.to_dict(orient="records"):
         mark = " *" if r["significant"] else ""
-        a, b = model_label(str(r.get("model_a", FINE_TUNED))), model_label(str(r.get("model_b", ZERO_SHOT)))
+        a, b = model_label(str(r["model_a"])), model_label(str(r["model_b"]))
         lines.append(
             f"| {a} | {b} | {r['endpoint']} | {r['n']} ({r['n_cases']}) | {_num(r['auc_a'])} "
             f"| {_num(r['auc_b'])} | {_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])}) "
@@ -460,7 +458,7 @@ def fine_tuning_markdown(table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPH
     n_sig = int(table["significant"].sum())
     head = (
         f"Fine-tuned vs its own zero-shot base: **Significantly better on {n_sig} of {len(table)} "
-        f"{'endpoints' if 'model_a' not in table or table['model_a'].nunique() == 1 else 'tests'}.**\n\n"
+        f"{'endpoints' if table['model_a'].nunique() == 1 else 'tests'}.**\n\n"
     )
     return head + family_markdown("fine_tuned_vs_base", table, alpha=alpha)
 

@@ -15,7 +15,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ import yaml
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.errors import DataError
 from cohortlm.study import StudySpec, study_from_dict
+
+if TYPE_CHECKING:
+    from cohortlm.llm.bases import BaseModel
 
 
 def study_from_text(text: str) -> StudySpec:
@@ -131,7 +134,7 @@ def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.concat([validation, test])
 
 
-def base_for(base_model: str, profile: str) -> Any:
+def base_for(base_model: str, profile: str) -> BaseModel:
     """The :class:`~cohortlm.llm.bases.BaseModel` of a pipeline ``base_model`` item (``NAME=SOURCE``)."""
     from cohortlm.llm.bases import parse_base
     from cohortlm.profiles import get_profile
@@ -242,6 +245,8 @@ def choose_candidate(
     """
     from sklearn.metrics import roc_auc_score
 
+    from cohortlm.evaluate import endpoint_arrays
+
     if len(contenders) == 1:
         return contenders[0], {}
     look_at = "test" if gating_split == "validation" else "validation"
@@ -251,10 +256,9 @@ def choose_candidate(
     for name in contenders:
         aucs = []
         for ep in eps:
-            y = labels.loc[rows, ep]
-            keep = y.notna()
-            if keep.sum() and y[keep].nunique() == 2:
-                aucs.append(float(roc_auc_score(y[keep].astype(int), scores[name].loc[rows, ep][keep])))
+            y, s = endpoint_arrays(labels, scores[name], ep, model=name, rows=rows)
+            if len(np.unique(y)) == 2:
+                aucs.append(float(roc_auc_score(y, s)))
         means[name] = float(np.mean(aucs)) if aucs else None
     ranked = [n for n in contenders if means[n] is not None]
     if not ranked:
@@ -492,14 +496,14 @@ def promote_step(bundle_dir: str, model_store: str, decision_dir: str, model: st
 
 
 def export_metrics_step(
-    decision_dir: str, llm_bundles: Mapping[str, str] | str, pushgateway: str, run_id: str
+    decision_dir: str, llm_bundles: Mapping[str, str], pushgateway: str, run_id: str
 ) -> str:
     """Push AUCs per model and endpoint, the verdict and training tokens/s to a Pushgateway.
 
-    ``llm_bundles`` maps each fine-tuned model's name to its bundle (or is one
-    bundle's path); tokens/s are the gate candidate's when it is one of them,
-    else the first's. Labels are model and endpoint names only: no patient
-    identifier or value. Returns ``"pushed"`` or ``"skipped"`` (no gateway configured).
+    ``llm_bundles`` maps each fine-tuned model's name to its bundle; tokens/s are
+    the gate candidate's when it is one of them, else the first's. Labels are
+    model and endpoint names only: no patient identifier or value. Returns
+    ``"pushed"`` or ``"skipped"`` (no gateway configured).
     """
     from cohortlm.metrics import push_run_metrics
 
@@ -510,10 +514,9 @@ def export_metrics_step(
     for r in table1.itertuples():
         if pd.notna(r.auc):
             aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
-    bundles = {"": llm_bundles} if isinstance(llm_bundles, str) else dict(llm_bundles)
     tps = None
-    if bundles:
-        path = bundles.get(str(decision.get("candidate")), next(iter(bundles.values())))
+    if llm_bundles:
+        path = llm_bundles.get(str(decision.get("candidate")), next(iter(llm_bundles.values())))
         tps = json.loads((Path(path) / "bundle.json").read_text()).get("training", {}).get("tokens_per_s")
     study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
     pushed = push_run_metrics(

@@ -197,16 +197,13 @@ def run(
     """
     from cohortlm.cli.paths import check_output_dir
     from cohortlm.gates import load_policy
-    from cohortlm.llm.bases import check_bases, parse_bases
-    from cohortlm.profiles import get_profile
     from cohortlm.registry import store_for_profile
     from pipelines.local import run_local
 
-    # Checked before any step runs: a bad policy, base model or output folder fails now, not
-    # after training.
+    # Checked before any step runs: a bad policy or output folder fails now, not after training
+    # (run_local checks the base models before it makes the run folder).
     if policy is not None:
         load_policy(policy)
-    check_bases(parse_bases(base_model, profile_default=get_profile(profile).base_model))
     if out is not None:
         check_output_dir(out, "--out")
     # A smoke run's random model must never become (or be gated against) a real run's champion.
