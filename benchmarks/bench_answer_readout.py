@@ -11,7 +11,7 @@ tested on ``--test`` (mean test AUC over the 8 endpoints):
 
 * zero-shot: the LM head's ``l_Yes - l_No`` (what the base model says);
 * standardised logistic regression per endpoint at several C (the probe
-  that starts :class:`cohortlm.llm.head.AnswerHead`);
+  that starts :class:`cohortlm.models.llm.head.AnswerHead`);
 * gradient descent (Adam, class-balanced, batch 16) on the raw state,
   starting from the zero-shot answer: one answer vector shared by all
   endpoints (what training the Yes/No rows amounts to) and one per endpoint.
@@ -41,10 +41,10 @@ def _features(rows: Any, spec: Any, model: Any, tok: Any, ref: Any, amp: Any) ->
     import numpy as np
     import torch
 
-    from cohortlm import text
-    from cohortlm.llm import trunk
-    from cohortlm.llm.loading import autocast
-    from cohortlm.llm.scoring import PromptTokens
+    from cohortlm.models import text
+    from cohortlm.models.llm import trunk
+    from cohortlm.models.llm.loading import autocast
+    from cohortlm.models.llm.scoring import PromptTokens
 
     tokens = PromptTokens.build(tok, spec)
     prefixes = tokens.encode_patients(tok, text.patient_texts(rows, spec))
@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.llm import head as answer_head
-    from cohortlm.llm.loading import autocast_dtype, load_causal_lm, load_tokenizer, resolve_base_model
-    from cohortlm.llm.qlora import class_weights, select_training_rows
-    from cohortlm.profiles import eval_subset, get_profile
-    from cohortlm.study import load_study
+    from cohortlm.models.llm import head as answer_head
+    from cohortlm.models.llm.loading import autocast_dtype, load_causal_lm, load_tokenizer, resolve_base_model
+    from cohortlm.models.llm.qlora import class_weights, select_training_rows
+    from cohortlm.run.profiles import eval_subset, get_profile
+    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile("quick")

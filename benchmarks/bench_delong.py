@@ -5,7 +5,7 @@
 
 What is timed (wall clock, best of ``--repeats``, one process, same data):
 
-1. ``cohortlm.stats.delong_test`` on N paired scores (default 1,000,000);
+1. ``cohortlm.evaluation.stats.delong_test`` on N paired scores (default 1,000,000);
 2. R's pROC 1.18 on the same N rows, same labels and scores: ``roc()`` for both
    models plus ``roc.test(method = "delong", paired = TRUE)``, timed inside R
    with ``system.time`` (so R start-up and reading the CSV are not counted).
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from cohortlm.stats import delong_covariance, delong_test
+from cohortlm.evaluation.stats import delong_covariance, delong_test
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages(library(pROC))

@@ -9,7 +9,7 @@ training split, the synthetic cohort of ``cohortlm run``), in one process:
 * the logistic-regression baseline trained on exactly those patients;
 * the profile's fine-tune (``--profile``'s QLoRAConfig with ``max_train_rows``
   set to the size) of the base model, through the same code as the pipeline
-  (:func:`cohortlm.llm.qlora.train_qlora`, frozen trunk cached);
+  (:func:`cohortlm.models.llm.qlora.train_qlora`, frozen trunk cached);
 * the zero-shot base model (the same at every size).
 
 All are scored on the same seeded ``--test`` patients of the test split; per
@@ -79,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pandas as pd
 
-    from cohortlm.baseline import train_baseline
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.llm.qlora import select_training_rows, train_qlora
-    from cohortlm.llm.scoring import LLMScorer, zero_shot_scorer
-    from cohortlm.profiles import eval_subset, get_profile
-    from cohortlm.report import paired_comparison
-    from cohortlm.study import load_study
+    from cohortlm.evaluation.report import paired_comparison
+    from cohortlm.models.baseline import train_baseline
+    from cohortlm.models.llm.qlora import select_training_rows, train_qlora
+    from cohortlm.models.llm.scoring import LLMScorer, zero_shot_scorer
+    from cohortlm.run.profiles import eval_subset, get_profile
+    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile(args.profile)

@@ -9,7 +9,7 @@ blocks, default 8 as in the quick profile; 0 for all), same patients, one optimi
 ``--batch-size`` patients, in one process. Timed per training example (one
 patient x one endpoint), best of ``--repeats``, variants interleaved:
 
-1. ``packed`` (cohortlm): :func:`cohortlm.llm.scoring.endpoint_logits` over
+1. ``packed`` (cohortlm): :func:`cohortlm.models.llm.scoring.endpoint_logits` over
    ``patient text + Q1..Q8`` with the block mask, cross-entropy on the 8
    answer tokens, backward, AdamW step;
 2. ``plain`` (the reference): the usual HF + PEFT recipe, one full prompt
@@ -55,14 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from cohortlm import text
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.llm import scoring
-    from cohortlm.llm.loading import pick_device, resolve_base_model
-    from cohortlm.llm.qlora import QLoRAConfig, load_for_training, peak_memory_mb
-    from cohortlm.profiles import PROFILES
-    from cohortlm.study import load_study
+    from cohortlm.models import text
+    from cohortlm.models.llm import scoring
+    from cohortlm.models.llm.loading import pick_device, resolve_base_model
+    from cohortlm.models.llm.qlora import QLoRAConfig, load_for_training, peak_memory_mb
+    from cohortlm.run.profiles import PROFILES
+    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     with tempfile.TemporaryDirectory() as tmp:

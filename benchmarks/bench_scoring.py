@@ -8,12 +8,12 @@ synthetic RA cohort, same batch of patients per forward pass, one process.
 Timed per patient (best of ``--repeats``, the three variants interleaved so
 that a noisy neighbour slows them alike):
 
-1. ``shared``: :func:`cohortlm.llm.scoring.endpoint_logits` for all 8 endpoints
+1. ``shared``: :func:`cohortlm.models.llm.scoring.endpoint_logits` for all 8 endpoints
    (patient text once, block mask, logits at the 8 question ends);
 2. ``one_endpoint``: the same function with the first question only;
 3. ``naive`` (the reference): a plain loop that builds one full prompt
    (patient text + question) per endpoint, 8 sequences per patient
-   (:func:`cohortlm.llm.scoring.full_prompt_logits`).
+   (:func:`cohortlm.models.llm.scoring.full_prompt_logits`).
 
 Reported: seconds per patient for each, ``naive / shared`` (the speed-up) and
 ``shared / one_endpoint`` (what the 7 extra endpoints cost; the issue asks
@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from cohortlm import text
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.llm import scoring
-    from cohortlm.study import load_study
+    from cohortlm.models import text
+    from cohortlm.models.llm import scoring
+    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     import tempfile

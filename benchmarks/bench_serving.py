@@ -193,10 +193,10 @@ def _bench_llm(
     """Per-patient latency of an LLM bundle (default model), over HTTP and in process."""
     import dataclasses
 
-    from cohortlm.bundle import load_bundle
-    from cohortlm.llm.qlora import train_qlora
-    from cohortlm.profiles import get_profile
-    from cohortlm.registry import promote
+    from cohortlm.models.bundle import load_bundle
+    from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.run.profiles import get_profile
+    from cohortlm.store.registry import promote
 
     quick = get_profile("quick")
     config = dataclasses.replace(
@@ -380,12 +380,12 @@ def main() -> None:
     if args.flood_only and args.out == parser.get_default("out"):
         args.out = ROOT / "benchmarks" / "results" / "serving_flood.json"
 
-    from cohortlm.baseline import train_baseline
-    from cohortlm.bundle import load_bundle
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.registry import promote
-    from cohortlm.study import load_study
+    from cohortlm.models.baseline import train_baseline
+    from cohortlm.models.bundle import load_bundle
+    from cohortlm.spec.study import load_study
+    from cohortlm.store.registry import promote
 
     spec = load_study("ra_iorra")
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))

@@ -9,13 +9,13 @@ subsets of its training split and of its scored test patients):
 
 1. **Linear probes on the frozen trunk.** The quick profile adapts the top 4
    of SmolLM2's 30 blocks; what those blocks receive is the trunk's output
-   (block 25), which :mod:`cohortlm.llm.trunk` caches. A logistic regression
+   (block 25), which :mod:`cohortlm.models.llm.trunk` caches. A logistic regression
    (standardised, 32 principal components) on that state at each endpoint
    question's last token, and on the patient text's mean-pooled state, trained
    on ``--train`` patients and tested on ``--test``: the AUC the top blocks
    could reach with a linear read-out of what they are given.
 2. **Overfitting a handful of patients.** The quick profile's fine-tune
-   (through :func:`cohortlm.llm.qlora.train_qlora`, cached trunk) on
+   (through :func:`cohortlm.models.llm.qlora.train_qlora`, cached trunk) on
    ``--overfit`` patients for ``--overfit-steps`` steps, scored on those same
    patients: if the answer-token loss, the block mask and the cached trunk are
    right, the training AUC must rise towards 1.
@@ -72,18 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from cohortlm import text
-    from cohortlm.baseline import train_baseline
-    from cohortlm.bundle import check_feature_rows
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.llm import trunk
-    from cohortlm.llm.loading import autocast_dtype, load_causal_lm, load_tokenizer, resolve_base_model
-    from cohortlm.llm.qlora import select_training_rows, train_qlora
-    from cohortlm.llm.scoring import LLMScorer, PromptTokens
-    from cohortlm.profiles import eval_subset, get_profile
-    from cohortlm.study import load_study
+    from cohortlm.models import text
+    from cohortlm.models.baseline import train_baseline
+    from cohortlm.models.bundle import check_feature_rows
+    from cohortlm.models.llm import trunk
+    from cohortlm.models.llm.loading import autocast_dtype, load_causal_lm, load_tokenizer, resolve_base_model
+    from cohortlm.models.llm.qlora import select_training_rows, train_qlora
+    from cohortlm.models.llm.scoring import LLMScorer, PromptTokens
+    from cohortlm.run.profiles import eval_subset, get_profile
+    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile(args.profile)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = LLMScorer.from_bundle(bundle, spec, meta, cache_trunk=True)
         after = few_auc(tuned.score(few, batch_size=16))
         overfit_seconds = time.perf_counter() - t1
-    from cohortlm.llm.scoring import zero_shot_scorer
+    from cohortlm.models.llm.scoring import zero_shot_scorer
 
     zs = zero_shot_scorer(
         prof.base_model, spec, compute_dtype=prof.qlora.compute_dtype, lora_layers=prof.qlora.lora_layers

@@ -34,7 +34,7 @@ def truncated_variant(blocks: int) -> Path:
     """The default model with its first ``blocks`` blocks only, as an HF folder in the model cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cohortlm.llm.loading import cache_root, resolve_base_model
+    from cohortlm.models.llm.loading import cache_root, resolve_base_model
 
     target = cache_root() / "models" / f"smollm2-135m-{blocks}blocks"
     if (target / "config.json").is_file():
@@ -85,8 +85,8 @@ def main() -> None:
 def write_results(run: Path, variant: str, blocks: int, wall: float) -> None:
     import pandas as pd
 
-    from cohortlm.comparisons import FAMILIES
-    from cohortlm.report import family_markdown, read_run_dir
+    from cohortlm.evaluation.comparisons import FAMILIES
+    from cohortlm.evaluation.report import family_markdown, read_run_dir
 
     summary = json.loads((run / "summary.json").read_text())
     decision = json.loads((run / "decision.json").read_text())

@@ -7,7 +7,7 @@ Without ``--data`` the seed study's cohort is built first (15,004 synthetic
 patients, seed 0, featurised: 11,865 rows). What is timed (wall clock, one
 process, same table):
 
-1. ``cohortlm.validation.validate_table``: the GX suite generated from the
+1. ``cohortlm.cohort.validation.validate_table``: the GX suite generated from the
    spec, run in an ephemeral context: cold (first call, GX import included)
    and warm (best of ``--repeats``);
 2. the reference: the same checks written directly in pandas/numpy (column
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.rules import RULES
-from cohortlm.study import StudySpec, load_study
+from cohortlm.spec.study import StudySpec, load_study
 
 
 def pandas_counts(df: pd.DataFrame, spec: StudySpec) -> dict[str, int | None]:
@@ -102,7 +102,7 @@ def main() -> int:
 
         df = read_table(data)
     t = time.perf_counter()
-    from cohortlm.validation import validate_table
+    from cohortlm.cohort.validation import validate_table
 
     cold_result = validate_table(df, spec)
     cold = time.perf_counter() - t

@@ -55,8 +55,8 @@ def default_model_stage(spec: Any, cuda: bool, n_train: int, n_test: int, steps:
     """NF4 QLoRA (CUDA) or LoRA (CPU) on the default model; zero-shot and fine-tuned test AUCs."""
     import torch
 
-    from cohortlm.llm.qlora import QLoRAConfig, train_qlora
-    from cohortlm.llm.scoring import LLMScorer, zero_shot_scorer
+    from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
+    from cohortlm.models.llm.scoring import LLMScorer, zero_shot_scorer
 
     train, test = _cohort(spec, n_train, n_test)
     cfg = QLoRAConfig(
@@ -101,8 +101,8 @@ def large_model_stage(spec: Any, layers: int, hidden: int, steps: int) -> dict[s
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cohortlm.llm.loading import load_tokenizer, resolve_base_model
-    from cohortlm.llm.qlora import QLoRAConfig, train_qlora
+    from cohortlm.models.llm.loading import load_tokenizer, resolve_base_model
+    from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
 
     tok = load_tokenizer(resolve_base_model(None, spec=spec))
     config = LlamaConfig(
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
-    from cohortlm.llm.qlora import four_bit_available
-    from cohortlm.study import load_study
+    from cohortlm.models.llm.qlora import four_bit_available
+    from cohortlm.spec.study import load_study
 
     started = time.perf_counter()
     cuda = torch.cuda.is_available()

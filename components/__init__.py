@@ -1,1 +1,1 @@
-"""KFP components, one folder per step. Each is a thin wrapper over cohortlm.steps."""
+"""KFP components, one folder per step. Each is a thin wrapper over cohortlm.run.steps."""

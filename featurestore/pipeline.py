@@ -19,9 +19,9 @@ import yaml
 
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.errors import UsageError
-from cohortlm.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
-from cohortlm.steps import study_from_text
-from cohortlm.study import StudySpec, study_from_dict
+from cohortlm.run.steps import study_from_text
+from cohortlm.spec.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
+from cohortlm.spec.study import StudySpec, study_from_dict
 from featurestore.definitions import AS_OF_COLUMN, build_definitions
 
 #: The as-of time given to flat tables without a timestamp column (any fixed instant works:

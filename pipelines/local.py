@@ -420,10 +420,10 @@ def run_local(
 
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.errors import UsageError
-    from cohortlm.llm.bases import check_bases, parse_bases
-    from cohortlm.profiles import get_profile
-    from cohortlm.steps import study_text
-    from cohortlm.study import load_study
+    from cohortlm.models.llm.bases import check_bases, parse_bases
+    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.steps import study_text
+    from cohortlm.spec.study import load_study
     from pipelines.train_evaluate_promote import build_pipeline
 
     if profile not in PROFILE_COHORT:
@@ -502,7 +502,7 @@ def run_local(
     winner = _winner(_latest_task_dirs(pipeline_root))
     promoted_version = None
     if winner in ("candidate", "baseline"):
-        from cohortlm.registry import champion
+        from cohortlm.store.registry import champion
 
         current = champion(Path(model_store), spec.name)
         if current is not None:

@@ -3,7 +3,7 @@
 With ``use_trainer=True`` the pipeline's ``train-qlora`` task does not train
 in its own pod: it submits a TrainJob (kubeflow SDK, ``CustomTrainer`` on the
 ``torch-distributed`` runtime) whose node runs the same recipe
-(:func:`cohortlm.steps.train_llm_step`) with several GPUs, waits for it, and
+(:func:`cohortlm.run.steps.train_llm_step`) with several GPUs, waits for it, and
 copies the bundle into its output artifact. Inputs and outputs travel through
 the shared model-cache volume that both pods mount, so nothing large passes
 through the Kubernetes API.
@@ -12,7 +12,7 @@ Why one node with several GPUs rather than data parallelism over nodes: the
 step budget of a cohort of ~10k patients is small enough that one node is
 enough; ``num_nodes`` is still a parameter. Memory: the recipe places the whole
 4-bit base on one device (``device_map={"": device}`` in
-``cohortlm.llm.loading.load_causal_lm``), so every GPU must hold the paper's
+``cohortlm.models.llm.loading.load_causal_lm``), so every GPU must hold the paper's
 70B base in NF4 (~35 GB) plus activations: 80 GB cards (A100 80GB, H100).
 Splitting one model layer-wise over several smaller cards (``device_map="auto"``,
 as the QLoRA authors did for 65B) is not implemented, so more GPUs per node do
@@ -42,7 +42,7 @@ def trainjob_entry(split_table: str, study_yaml: str, profile: str, base_model: 
 
     if int(os.environ.get("RANK", os.environ.get("PET_NODE_RANK", "0"))) != 0:
         return
-    from cohortlm.steps import train_llm_step
+    from cohortlm.run.steps import train_llm_step
 
     train_llm_step(split_table, study_yaml, profile, base_model, bundle_dir, bundle_dir + ".work")
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cohortlm.bundle import PROBA_EPS, Predictor
-from cohortlm.study import StudySpec
+from cohortlm.models.bundle import PROBA_EPS, Predictor
+from cohortlm.spec.study import StudySpec
 
 log = logging.getLogger("cohortlm.serving")
 
@@ -49,7 +49,7 @@ class _Endpoint:
 
 
 class CompiledBaseline:
-    """The baseline's probabilities from numpy arrays (satisfies :class:`cohortlm.bundle.Predictor`)."""
+    """The baseline's probabilities from numpy arrays (a :class:`cohortlm.models.bundle.Predictor`)."""
 
     def __init__(
         self, source: Predictor, numeric: list[str], categorical: list[str], endpoints: list[_Endpoint]

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from cohortlm.errors import UsageError
-from cohortlm.features import feature_service_name
-from cohortlm.study import StudySpec
+from cohortlm.spec.features import feature_service_name
+from cohortlm.spec.study import StudySpec
 from serving.validation import FeatureLookup
 
 FEATURE_SERVER_ENV = "COHORTLM_FEATURE_SERVER_URL"
 
 
 def _bundle_spec(bundle: str | Path) -> StudySpec:
-    from cohortlm.bundle import bundle_spec, read_bundle_metadata
+    from cohortlm.models.bundle import bundle_spec, read_bundle_metadata
 
     folder = Path(os.path.realpath(bundle))
     return bundle_spec(read_bundle_metadata(folder), path=folder)

@@ -66,11 +66,11 @@ MODEL_STORE_CLAIM = "cohortlm-models"
 def store_uri(study: str, version: str | None = None, *, claim: str = MODEL_STORE_CLAIM) -> str:
     """The ``STORAGE_URI`` of a study's champion, or of one promoted version, on the store claim.
 
-    The path below the claim is the model store layout of :mod:`cohortlm.registry`
+    The path below the claim is the model store layout of :mod:`cohortlm.store.registry`
     (``<study>/champion``, ``<study>/versions/<version>``), so the predictor mounts
     exactly what the promote step wrote.
     """
-    from cohortlm.registry import CHAMPION, VERSIONS
+    from cohortlm.store.registry import CHAMPION, VERSIONS
 
     return f"pvc://{claim}/{study}/{CHAMPION if version is None else f'{VERSIONS}/{version}'}"
 
@@ -401,7 +401,7 @@ def rollout_champion(
         raise UsageError(f"version {model_version} is not in the model store {store}; promote it first")
     folder = matches[0]
     study = folder.parent.parent.name
-    from cohortlm.bundle import bundle_spec, read_bundle_metadata
+    from cohortlm.models.bundle import bundle_spec, read_bundle_metadata
     from serving.validation import RequestSchema
 
     instance = RequestSchema(bundle_spec(read_bundle_metadata(folder), path=folder)).example_row()

@@ -47,9 +47,9 @@ import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from cohortlm.bundle import Predictor, load_bundle, verify_bundle_signature
 from cohortlm.errors import CohortlmError, DataError, SpecError
-from cohortlm.registry import verify_manifest
+from cohortlm.models.bundle import Predictor, load_bundle, verify_bundle_signature
+from cohortlm.store.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
 from serving.rest import SafeInferenceError, SafeInvalidInput

@@ -67,7 +67,7 @@ def _import_kserve_server() -> Any:
 
 def served_name(bundle: str | Path) -> str:
     """The default served model name: the bundle's study name (stable across promoted versions)."""
-    from cohortlm.bundle import read_bundle_metadata
+    from cohortlm.models.bundle import read_bundle_metadata
 
     meta = read_bundle_metadata(os.path.realpath(bundle))
     return str(meta["study"]["name"])

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cohortlm.study import StudySpec
+from cohortlm.spec.study import StudySpec
 
 # A lookup turns patient ids into stored feature rows (None where a patient is
 # not in the store); the Feast online store provides one.
@@ -320,7 +320,7 @@ class RequestSchema:
         }
 
     def frame(self, columns: Columns) -> pd.DataFrame:
-        """The checked columns as the DataFrame a :class:`cohortlm.bundle.Predictor` takes."""
+        """The checked columns as the DataFrame a :class:`cohortlm.models.bundle.Predictor` takes."""
         return pd.DataFrame(columns, columns=self.feature_names)
 
     def example_row(self) -> dict[str, Any]:

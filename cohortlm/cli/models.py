@@ -22,7 +22,7 @@ from cohortlm.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cohortlm.study import StudySpec
+    from cohortlm.spec.study import StudySpec
 MODES = ("baseline", "zero-shot", "fine-tuned")
 DEFAULT_BASELINE_BUNDLE = Path("models/baseline")
 
@@ -43,7 +43,7 @@ def _setup_logging() -> None:
 def _load_data(data: Path | None, study: str) -> tuple[pd.DataFrame, StudySpec]:
     from cohortlm.cohort.io import read_table
     from cohortlm.cohort.split import split_table
-    from cohortlm.study import load_study
+    from cohortlm.spec.study import load_study
 
     spec = load_study(study)
     if data is None:
@@ -88,7 +88,7 @@ def train_baseline_cmd(
     seed: int = typer.Option(0, "--seed", min=0, help="Solver random state."),
 ) -> None:
     """Train the logistic-regression baseline (one pipeline per endpoint) on the train split."""
-    from cohortlm.baseline import train_baseline
+    from cohortlm.models.baseline import train_baseline
 
     if class_weight not in ("none", "balanced"):
         raise UsageError(f"--class-weight must be 'none' or 'balanced', got '{class_weight}'")
@@ -121,8 +121,8 @@ def train_llm_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from a checkpoint in --out."),
 ) -> None:
     """Fine-tune a base LLM with (Q)LoRA on the train split and write an LLM bundle."""
-    from cohortlm.llm.qlora import train_qlora
-    from cohortlm.profiles import get_profile
+    from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.run.profiles import get_profile
 
     _setup_logging()
     prof = get_profile(profile)
@@ -181,8 +181,8 @@ def score_cmd(
 ) -> None:
     """Score patients: a scores table (id, split, one probability per endpoint) and AUCs when labels exist."""
     from cohortlm.cohort.io import write_table
-    from cohortlm.llm.scoring import score_table, zero_shot_scorer
-    from cohortlm.profiles import get_profile
+    from cohortlm.models.llm.scoring import score_table, zero_shot_scorer
+    from cohortlm.run.profiles import get_profile
 
     _setup_logging()
     if mode not in MODES:
@@ -199,7 +199,7 @@ def score_cmd(
     if mode == "zero-shot":
         model = zero_shot_scorer(prof.base_model_or(base_model), spec)
     else:
-        from cohortlm.bundle import load_bundle, read_bundle_metadata
+        from cohortlm.models.bundle import load_bundle, read_bundle_metadata
 
         path = bundle or (DEFAULT_BASELINE_BUNDLE if mode == "baseline" else _llm_bundle_default(profile))
         want = "baseline" if mode == "baseline" else "llm"

@@ -29,8 +29,8 @@ if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one
 
 def _print_summary(run_dir: Path) -> None:
     """One screen: AUC per endpoint and model with n and cases, the verdict, warnings, where the report is."""
-    from cohortlm.gates import Decision
-    from cohortlm.report import decision_reasons, model_label
+    from cohortlm.evaluation.gates import Decision
+    from cohortlm.evaluation.report import decision_reasons, model_label
 
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics_path = run_dir / "report" / "metrics.json"
@@ -111,8 +111,8 @@ def _step_times(seconds: dict[str, float]) -> str:
 
 def _print_families(families: dict[str, list[dict]] | None) -> None:
     """Seed 000's comparison families, fine-tuned vs its own base first (the seed's first question)."""
-    from cohortlm.comparisons import FAMILIES
-    from cohortlm.figures import model_label
+    from cohortlm.evaluation.comparisons import FAMILIES
+    from cohortlm.evaluation.figures import model_label
 
     if not families:
         return
@@ -196,8 +196,8 @@ def run(
     says of the run; ``--quiet`` prints only the run folder.
     """
     from cohortlm.cli.paths import check_output_dir
-    from cohortlm.gates import load_policy
-    from cohortlm.registry import store_for_profile
+    from cohortlm.evaluation.gates import load_policy
+    from cohortlm.store.registry import store_for_profile
     from pipelines.local import run_local
 
     # Checked before any step runs: a bad policy or output folder fails now, not after training
@@ -222,13 +222,13 @@ def run(
         # One line per step and the progress display, on stderr with the CLI's other progress.
         console=None if STATE["quiet"] else err_console,
     )
-    from cohortlm.report import write_report
+    from cohortlm.evaluation.report import write_report
 
     # Rendered again now that the run folder is complete: the evaluate step sees neither the
     # validation report nor summary.json (run id, profile: a smoke run's AUCs mean nothing).
     write_report(result.run_dir)
     if as_json:
-        from cohortlm.runs import read_run
+        from cohortlm.run.runs import read_run
 
         echo_json(read_run(result.run_dir).to_dict())
         return
@@ -281,8 +281,8 @@ def compile_cmd(
     from kfp import compiler
 
     from cohortlm.cli.paths import check_output_file
-    from cohortlm.llm.bases import parse_bases
-    from cohortlm.profiles import get_profile
+    from cohortlm.models.llm.bases import parse_bases
+    from cohortlm.run.profiles import get_profile
     from pipelines.train_evaluate_promote import train_evaluate_promote
 
     check_output_file(out, "--out")
@@ -379,8 +379,8 @@ def submit(
     """Upload and start the pipeline on a Kubeflow Pipelines server."""
     import kfp
 
-    from cohortlm.steps import study_text
-    from cohortlm.study import load_study
+    from cohortlm.run.steps import study_text
+    from cohortlm.spec.study import load_study
     from pipelines.train_evaluate_promote import (
         DEFAULT_PUSHGATEWAY,
         MODEL_STORE_MOUNT,
@@ -398,7 +398,7 @@ def submit(
         "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
     }
     if base_model:
-        from cohortlm.llm.bases import parse_bases
+        from cohortlm.models.llm.bases import parse_bases
 
         # Names checked here (unique, file-safe); the paths are the cluster's, checked by its pods.
         arguments["base_models"] = [b.item() for b in parse_bases(base_model)]

@@ -12,7 +12,7 @@ import typer
 from cohortlm.cli._app import JSON_HELP, app, echo_json
 from cohortlm.cli._app import err_console as console
 from cohortlm.errors import UsageError
-from cohortlm.runs import DEFAULT_RUNS_DIR, RunRecord, find_run, iter_runs, policy_differences
+from cohortlm.run.runs import DEFAULT_RUNS_DIR, RunRecord, find_run, iter_runs, policy_differences
 
 runs_app = typer.Typer(
     help="The runs under runs/: list them, compare two (AUC per endpoint, policy, verdict).",

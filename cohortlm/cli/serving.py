@@ -91,8 +91,8 @@ def signing_key_cmd(
     Keep signing-key.pem where promotions run (--signing-key or $COHORTLM_SIGNING_KEY);
     give verify-key.pem to the servers (--verify-key, the cohortlm-bundle-verify-key Secret).
     """
-    from cohortlm.bundle import generate_signing_key
     from cohortlm.cli.paths import check_output_dir
+    from cohortlm.models.bundle import generate_signing_key
 
     check_output_dir(out, "--out")
     generate_signing_key(out / "signing-key.pem", out / "verify-key.pem")
@@ -120,7 +120,7 @@ def promote(
     ),
 ) -> None:
     """Make BUNDLE the champion of its study in the local model store, atomically."""
-    from cohortlm import registry
+    from cohortlm.store import registry
 
     if check:
         _self_check(bundle)
@@ -132,8 +132,8 @@ def promote(
 
 def _self_check(bundle: Path) -> None:
     """Load a bundle and predict one synthetic row built from its spec (no patient data)."""
-    from cohortlm.bundle import load_bundle
     from cohortlm.errors import DataError
+    from cohortlm.models.bundle import load_bundle
 
     predictor = load_bundle(bundle)
     spec = predictor.spec
@@ -172,7 +172,7 @@ def rollback(
         isvc_rollback(isvc, namespace=namespace)
         typer.echo(f"{namespace}/{isvc}: canary traffic set to 0, the previous revision serves")
         return
-    from cohortlm import registry
+    from cohortlm.store import registry
 
     version = registry.rollback(store, study)
     typer.echo(f"champion of {study}: {version}")
@@ -186,7 +186,7 @@ def champion(
     ),
 ) -> None:
     """Print the folder of the current champion of a study (exit 1 when there is none)."""
-    from cohortlm import registry
+    from cohortlm.store import registry
 
     path = registry.champion(store, study)
     if path is None:

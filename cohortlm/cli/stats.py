@@ -153,7 +153,7 @@ def delong_command(
         raise UsageError(f"--conf-level must be in (0, 1), got {conf_level!r}")
     import numpy as np
 
-    from cohortlm.stats.delong import DeLongWarning, delong_test
+    from cohortlm.evaluation.stats.delong import DeLongWarning, delong_test
 
     data = read_delong_columns(
         csv, {"y": (label, "--label"), "a": (score_a, "--score-a"), "b": (score_b, "--score-b")}
@@ -229,8 +229,8 @@ def report_command(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write the ROC figure, Table 1 (Markdown + CSV), metrics.json and the gate decision in words."""
-    from cohortlm.evaluate import THRESHOLD_METHODS
-    from cohortlm.report import write_report
+    from cohortlm.evaluation.evaluate import THRESHOLD_METHODS
+    from cohortlm.evaluation.report import write_report
 
     method: str | float
     if threshold in THRESHOLD_METHODS:
@@ -271,7 +271,7 @@ def report_command(
     typer.echo(f"wrote {paths.metrics_json}")
     typer.echo(f"wrote {paths.summary_md}")
     if paths.decision_json is not None:
-        from cohortlm.gates import Decision
+        from cohortlm.evaluation.gates import Decision
 
         decision = Decision.from_json(paths.decision_json.read_text(encoding="utf-8"))
         typer.echo("")
@@ -302,10 +302,10 @@ def gate_power_command(
     candidate, 20 looks at one split), what it can show per endpoint, and warnings
     where the policy asks more than n patients can show.
     """
-    from cohortlm.gate_power import design_table, gate_power, markdown_table, standard_cells
-    from cohortlm.gates import load_policy
-    from cohortlm.stats.simulate import RA_PREVALENCES
-    from cohortlm.study import load_study
+    from cohortlm.evaluation.gate_power import design_table, gate_power, markdown_table, standard_cells
+    from cohortlm.evaluation.gates import load_policy
+    from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
+    from cohortlm.spec.study import load_study
 
     if n < 20:
         raise UsageError(f"--n must be at least 20, got {n}")

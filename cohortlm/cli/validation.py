@@ -22,8 +22,8 @@ from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import DataError, UsageError
 
 if TYPE_CHECKING:
-    from cohortlm.study import StudySpec
-    from cohortlm.validation import ValidationResult
+    from cohortlm.cohort.validation import ValidationResult
+    from cohortlm.spec.study import StudySpec
 
 features_app = typer.Typer(
     help="The Feast feature store: apply, materialize, training tables, drift checks.",
@@ -44,8 +44,8 @@ def _validate_file(study: str, data: Path, *, conform: bool = True) -> tuple[Stu
     """
     from cohortlm.cohort.conform import conform_table
     from cohortlm.cohort.io import read_table
-    from cohortlm.study import load_study
-    from cohortlm.validation import validate_table
+    from cohortlm.cohort.validation import validate_table
+    from cohortlm.spec.study import load_study
 
     spec = load_study(study)
     table = read_table(data, what="--data")
@@ -122,7 +122,7 @@ def validate(
     With ``--json`` the result (every expectation, counts only) is printed as
     JSON whether or not the data passes; the exit code still says which.
     """
-    from cohortlm.validation import write_report
+    from cohortlm.cohort.validation import write_report
 
     if report is not None:
         check_output_dir(report, "--report")
@@ -235,8 +235,8 @@ def features_training_table(
 ) -> None:
     """Write a point-in-time correct training table from the offline store."""
     from cohortlm.cohort.io import read_table, write_table
-    from cohortlm.features import OFFLINE_DATA_PATH, entity_frame
-    from cohortlm.study import load_study
+    from cohortlm.spec.features import OFFLINE_DATA_PATH, entity_frame
+    from cohortlm.spec.study import load_study
 
     check_output_file(out, "--out")
     fs = _featurestore()
@@ -260,7 +260,7 @@ def features_check(
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
 ) -> None:
     """Check that the repository's definitions and the applied registry match the study spec."""
-    from cohortlm.study import load_study
+    from cohortlm.spec.study import load_study
 
     fs = _featurestore()
     spec = load_study(study)

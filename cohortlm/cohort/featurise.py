@@ -30,7 +30,7 @@ import pandas as pd
 
 from cohortlm.cohort.io import read_table
 from cohortlm.errors import DataError, UsageError
-from cohortlm.study import StudySpec
+from cohortlm.spec.study import StudySpec
 
 WINDOW_MONTHS = (21.0, 27.0)
 TARGET_MONTHS = 24.0

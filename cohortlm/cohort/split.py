@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.errors import DataError
-from cohortlm.study import SPLIT_NAMES, SplitSpec, StudySpec
+from cohortlm.spec.study import SPLIT_NAMES, SplitSpec, StudySpec
 
 
 def split_counts(n: int, split: SplitSpec) -> dict[str, int]:

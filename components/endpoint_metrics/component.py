@@ -44,7 +44,7 @@ def endpoint_metrics(
 
     import pandas as pd
 
-    from cohortlm.evaluate import roc_points
+    from cohortlm.evaluation.evaluate import roc_points
 
     with open(os.path.join(decision.path, "report", "metrics.json")) as fh:
         metrics = json.load(fh)

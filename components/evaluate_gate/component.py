@@ -40,7 +40,7 @@ def evaluate_gate(
 
     import pandas as pd
 
-    from cohortlm.steps import evaluate_step
+    from cohortlm.run.steps import evaluate_step
 
     policy_path = ""
     if policy_yaml:

@@ -16,7 +16,7 @@ def export_metrics(
     are the gate candidate's when it is one of them, else the first base's.
     ``run_id`` is the caller's id (a local run's); empty on a cluster, where the KFP job id is used.
     """
-    from cohortlm.steps import export_metrics_step
+    from cohortlm.run.steps import export_metrics_step
 
     bundles = {str(b.metadata.get("model", i)): b.path for i, b in enumerate(llm_bundles)}
     return export_metrics_step(decision.path, bundles, pushgateway, run_id or job_id)

@@ -14,6 +14,6 @@ def featurise(raw: Input[Dataset], study_yaml: str, cohort: Output[Dataset]):
     path is where the pod sees its URI (a mounted path, or ``/gcs/``, ``/s3/``
     or ``/minio/`` for a bucket URI).
     """
-    from cohortlm.steps import featurise_step
+    from cohortlm.run.steps import featurise_step
 
     cohort.metadata.update(featurise_step(raw.path, study_yaml, cohort.path))

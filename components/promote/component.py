@@ -27,7 +27,7 @@ def promote(
     import json
     import os
 
-    from cohortlm.steps import promote_step
+    from cohortlm.run.steps import promote_step
 
     if signing_key_file:
         with open(signing_key_file, encoding="utf-8") as fh:

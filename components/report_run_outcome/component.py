@@ -16,6 +16,6 @@ def report_run_outcome(
     ``run_id`` is the caller's id (a local run's); empty on a cluster, where the
     KFP job id is used.
     """
-    from cohortlm.steps import report_run_outcome_step
+    from cohortlm.run.steps import report_run_outcome_step
 
     return report_run_outcome_step(status.state, study_yaml, pushgateway, run_id or job_id)

@@ -11,7 +11,7 @@ def score_fine_tuned(
     bundle: Input[Model], split_table: Input[Dataset], profile: str, scores: Output[Dataset]
 ):
     """Validation and test scores from the fine-tuned bundle."""
-    from cohortlm.steps import score_bundle_step
+    from cohortlm.run.steps import score_bundle_step
 
     scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path, profile))
     # The fine-tuned model's name (<base>+qlora), as the training step recorded it on the bundle.

@@ -15,7 +15,7 @@ def score_zero_shot(
     ``base_model`` is one ``NAME=SOURCE`` item of the pipeline's ``base_models``;
     the scores' metadata names the model ``NAME``.
     """
-    from cohortlm.steps import score_zero_shot_step
+    from cohortlm.run.steps import score_zero_shot_step
 
     scores.metadata.update(
         score_zero_shot_step(split_table.path, study_yaml, profile, base_model, scores.path)

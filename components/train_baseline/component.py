@@ -11,7 +11,7 @@ def train_baseline(
     split_table: Input[Dataset], study_yaml: str, bundle: Output[Model], scores: Output[Dataset]
 ):
     """Train on the train split; write the bundle and the scores of every split."""
-    from cohortlm.steps import train_baseline_step
+    from cohortlm.run.steps import train_baseline_step
 
     info = train_baseline_step(split_table.path, study_yaml, bundle.path, scores.path)
     bundle.metadata.update(info)

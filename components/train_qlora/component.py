@@ -70,7 +70,7 @@ def train_qlora(
         )
         with open(os.path.join(bundle.path, "bundle.json")) as fh:
             info = json.load(fh)
-        from cohortlm.steps import base_for
+        from cohortlm.run.steps import base_for
 
         bundle.metadata.update(
             {
@@ -84,7 +84,7 @@ def train_qlora(
         log_training()
         return
 
-    from cohortlm.steps import train_llm_step
+    from cohortlm.run.steps import train_llm_step
 
     work = checkpoint_dir or tempfile.mkdtemp(prefix="qlora-")
     bundle.metadata.update(

@@ -27,7 +27,7 @@ def validate(
     import os
     import shutil
 
-    from cohortlm.steps import push_validation_step, validate_step
+    from cohortlm.run.steps import push_validation_step, validate_step
 
     os.makedirs(details.path, exist_ok=True)
     failure: Exception | None = None

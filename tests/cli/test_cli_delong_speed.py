@@ -50,7 +50,7 @@ def test_delong_reads_the_csv_as_pandas_would(scores_csv, capsys):
     import pandas as pd
 
     from cohortlm.cli import main
-    from cohortlm.stats import delong_test
+    from cohortlm.evaluation.stats import delong_test
 
     args = ["delong", "--csv", str(scores_csv), "--label", "y", "--score-a", "a", "--score-b", "b", "--json"]
     assert main(args) == 0
@@ -66,7 +66,7 @@ def test_delong_reads_the_csv_as_pandas_would(scores_csv, capsys):
 def test_standard_normal_matches_scipy():
     from scipy.stats import norm as scipy_norm
 
-    from cohortlm.stats.delong import norm
+    from cohortlm.evaluation.stats.delong import norm
 
     for z in (-40.0, -8.5, -3.0, -1.0, 0.0, 0.3, 1.96, 5.0, 9.0, 30.0):
         assert norm.sf(z) == pytest.approx(scipy_norm.sf(z), rel=1e-12, abs=1e-300)

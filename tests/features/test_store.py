@@ -7,7 +7,7 @@ import pytest
 
 from cohortlm.cli import main
 from cohortlm.errors import DataError
-from cohortlm.features import EVENT_TIMESTAMP, entity_frame
+from cohortlm.spec.features import EVENT_TIMESTAMP, entity_frame
 
 
 def _history(small_cohort: pd.DataFrame) -> pd.DataFrame:

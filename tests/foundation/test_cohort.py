@@ -13,7 +13,7 @@ from cohortlm.cohort.rules import RULES
 from cohortlm.cohort.split import assign_splits, split_counts, split_table
 from cohortlm.cohort.synthetic import dropout_count, generate_cohort
 from cohortlm.errors import DataError
-from cohortlm.study import SplitSpec
+from cohortlm.spec.study import SplitSpec
 
 
 def _digest(df: pd.DataFrame) -> str:

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from cohortlm.errors import SpecError
-from cohortlm.study import load_study, study_from_dict
-from cohortlm.yamlsafe import MAX_YAML_BYTES, load_yaml_file, load_yaml_text
+from cohortlm.spec.study import load_study, study_from_dict
+from cohortlm.spec.yamlsafe import MAX_YAML_BYTES, load_yaml_file, load_yaml_text
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def exported_metric_names() -> set[str]:
     from prometheus_client import REGISTRY
 
     import serving.metrics  # noqa: F401  (registers the server's metrics on the default registry)
-    from cohortlm.metrics import build_outcome_registry, build_run_registry, build_validation_registry
+    from cohortlm.run.metrics import build_outcome_registry, build_run_registry, build_validation_registry
 
     registries = [
         REGISTRY,

@@ -191,7 +191,7 @@ def test_secrets_are_placeholders_every_consumer_refuses(overlay):
 
 def test_storage_uri_and_isvc_follow_the_model_store_layout(tmp_path):
     """A real promotion into a scratch store: the default STORAGE_URI and isvc.store_uri resolve in it."""
-    from cohortlm.registry import champion, promote
+    from cohortlm.store.registry import champion, promote
     from pipelines.train_evaluate_promote import MODEL_STORE_PVC
     from serving.isvc import MODEL_STORE_CLAIM, store_uri
 

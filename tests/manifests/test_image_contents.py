@@ -158,7 +158,7 @@ def test_the_image_environment_imports_what_runs_in_it(dockerfile, tmp_path_fact
     root = tmp_path_factory.getbasetemp() / f"image-env-{abs(hash(_image_env_key(dockerfile)))}"
     venv = _build(_image_env_key(dockerfile), str(root))
     entry = sorted(m.removesuffix(".py").replace("/", ".") for m in IMAGES[dockerfile])
-    modules = [*entry, "featurestore.pipeline", "serving.server", "cohortlm.llm.scoring"]
+    modules = [*entry, "featurestore.pipeline", "serving.server", "cohortlm.models.llm.scoring"]
     code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
     # Outside the checkout, so that only the installed copy can be imported.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def frac_spec(ra_spec):
     """The RA study with split sizes as fractions, so that any cohort size splits."""
-    from cohortlm.study import study_from_dict
+    from cohortlm.spec.study import study_from_dict
 
     data = ra_spec.to_dict()
     data["split"] = {"sizes": {"train": 0.6, "validation": 0.1, "test": 0.3}, "seed": 0}
@@ -41,6 +41,6 @@ def model_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_base(frac_spec, model_cache):
     """The tiny random Llama for the RA words, as an HF folder."""
-    from cohortlm.llm.tiny import tiny_model_folder
+    from cohortlm.models.llm.tiny import tiny_model_folder
 
     return tiny_model_folder(frac_spec)

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cohortlm.baseline import BaselinePredictor, build_pipeline, train_baseline
-from cohortlm.bundle import (
+from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.models.baseline import BaselinePredictor, build_pipeline, train_baseline
+from cohortlm.models.bundle import (
     BUNDLE_FILE,
     BUNDLE_FORMAT_VERSION,
     Predictor,
@@ -18,8 +19,7 @@ from cohortlm.bundle import (
     load_bundle,
     read_bundle_metadata,
 )
-from cohortlm.errors import DataError, SpecError, UsageError
-from cohortlm.study import study_from_dict
+from cohortlm.spec.study import study_from_dict
 
 
 @pytest.fixture(scope="module")

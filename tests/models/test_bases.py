@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cohortlm.errors import UsageError
-from cohortlm.llm.bases import check_base, fine_tuned_name, parse_base, parse_bases
+from cohortlm.models.llm.bases import check_base, fine_tuned_name, parse_base, parse_bases
 
 
 def test_names_come_from_the_user_or_the_path():
@@ -57,7 +57,7 @@ def test_a_folder_must_hold_a_causal_lm(tmp_path):
 
 
 def test_the_shipped_gguf_passes_and_a_truncated_one_does_not(tmp_path):
-    from cohortlm.llm.loading import default_gguf_path
+    from cohortlm.models.llm.loading import default_gguf_path
 
     gguf = default_gguf_path()
     if gguf is None:

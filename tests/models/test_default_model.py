@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cohortlm import text
-from cohortlm.llm import loading, scoring
+from cohortlm.models import text
+from cohortlm.models.llm import loading, scoring
 
 pytestmark = [
     pytest.mark.slow,

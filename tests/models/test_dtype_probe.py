@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cohortlm.llm import loading
+from cohortlm.models.llm import loading
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from cohortlm import text
-from cohortlm.bundle import load_bundle
-from cohortlm.llm import head as answer_head
-from cohortlm.llm import scoring, trunk
-from cohortlm.llm.qlora import QLoRAConfig, train_qlora
+from cohortlm.models import text
+from cohortlm.models.bundle import load_bundle
+from cohortlm.models.llm import head as answer_head
+from cohortlm.models.llm import scoring, trunk
+from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
 
 
 def test_a_fresh_head_answers_exactly_like_the_zero_shot_model(tiny_base, frac_spec, split_cohort):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from cohortlm import text
-from cohortlm.bundle import load_bundle, read_bundle_metadata
 from cohortlm.errors import SpecError, UsageError
-from cohortlm.llm import scoring
-from cohortlm.llm.loading import resolve_base_model
-from cohortlm.llm.qlora import QLoRAConfig, four_bit_available, train_qlora
+from cohortlm.models import text
+from cohortlm.models.bundle import load_bundle, read_bundle_metadata
+from cohortlm.models.llm import scoring
+from cohortlm.models.llm.loading import resolve_base_model
+from cohortlm.models.llm.qlora import QLoRAConfig, four_bit_available, train_qlora
 
 FAST = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "learning_rate": 5e-3, "checkpoint_every": 100}
 
@@ -108,7 +108,7 @@ def test_qlora_nf4_steps_lower_the_loss(train_rows, frac_spec, tiny_base, tmp_pa
 
 
 def test_auto_quantization_on_cpu_falls_back_to_plain_lora(caplog):
-    from cohortlm.llm.qlora import choose_quantization
+    from cohortlm.models.llm.qlora import choose_quantization
 
     with caplog.at_level("WARNING"):
         assert choose_quantization("auto", "cpu") == "none"
@@ -240,7 +240,7 @@ def test_missing_base_model_says_how_to_provide_one(tmp_path):
 
 
 def test_profiles_are_consistent():
-    from cohortlm.profiles import PROFILES, get_profile
+    from cohortlm.run.profiles import PROFILES, get_profile
 
     assert set(PROFILES) == {"smoke", "quick", "paper"}
     assert PROFILES["smoke"].base_model == "tiny"

@@ -153,7 +153,7 @@ def test_the_kfp_ui_gets_roc_curves_confusion_matrices_and_training_metrics(two_
 
 
 def test_first_run_promotes_a_champion_into_the_smoke_store_only(two_runs):
-    from cohortlm.registry import champion
+    from cohortlm.store.registry import champion
 
     run1, _, store = two_runs
     summary = json.loads((run1 / "summary.json").read_text())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortlm.metrics import push_run_outcome, push_validation_metrics
+from cohortlm.run.metrics import push_run_outcome, push_validation_metrics
 
 pytestmark = pytest.mark.service
 

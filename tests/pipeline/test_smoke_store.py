@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cohortlm.errors import UsageError
-from cohortlm.registry import SMOKE_NAMESPACE, champion, promote, store_for_profile
+from cohortlm.store.registry import SMOKE_NAMESPACE, champion, promote, store_for_profile
 
 
 def test_smoke_runs_use_their_own_namespace(tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_the_namespace_cannot_be_a_study(tmp_path: Path) -> None:
 
 
 def test_a_smoke_champion_is_not_a_real_runs_champion(tmp_path: Path, small_cohort, ra_spec) -> None:
-    from cohortlm.baseline import train_baseline
+    from cohortlm.models.baseline import train_baseline
 
     bundle = tmp_path / "bundle"
     train_baseline(small_cohort, ra_spec).save(bundle)

@@ -22,7 +22,7 @@ from serving_testlib import ServerProcess
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory) -> dict[str, Path]:
     """A signing key pair, and a second one that did not sign anything."""
-    from cohortlm.bundle import generate_signing_key
+    from cohortlm.models.bundle import generate_signing_key
 
     folder = tmp_path_factory.mktemp("keys")
     generate_signing_key(folder / "signing-key.pem", folder / "verify-key.pem")
@@ -38,7 +38,7 @@ def keys(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
     """An unpromoted baseline bundle trained on the small synthetic cohort."""
-    from cohortlm.baseline import train_baseline
+    from cohortlm.models.baseline import train_baseline
 
     out = tmp_path_factory.mktemp("sec-bundles") / "baseline"
     train_baseline(small_cohort, ra_spec).save(out)
@@ -48,7 +48,7 @@ def trained_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
 @pytest.fixture(scope="session")
 def signed_champion(tmp_path_factory, trained_bundle, keys) -> Path:
     """The store's champion pointer to the bundle, promoted and signed."""
-    from cohortlm.registry import promote
+    from cohortlm.store.registry import promote
 
     store = tmp_path_factory.mktemp("sec-store")
     promote(trained_bundle, store, signing_key=keys["private"])

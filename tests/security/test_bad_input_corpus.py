@@ -852,7 +852,7 @@ def _tamper(bundle: Path) -> None:
 
 
 def _tamper_and_remanifest(bundle: Path) -> None:
-    from cohortlm.registry import write_manifest
+    from cohortlm.store.registry import write_manifest
 
     _tamper(bundle)
     write_manifest(bundle)  # the project's own function, as the attacker in the issue did
@@ -864,8 +864,8 @@ def _remove_signature(bundle: Path) -> None:
 
 def _resign_with_other_key(keys: dict[str, Path]) -> Callable[[Path], None]:
     def change(bundle: Path) -> None:
-        from cohortlm.bundle import sign_bundle
-        from cohortlm.registry import write_manifest
+        from cohortlm.models.bundle import sign_bundle
+        from cohortlm.store.registry import write_manifest
 
         _tamper(bundle)
         write_manifest(bundle)
@@ -879,7 +879,7 @@ def _add_file(bundle: Path) -> None:
 
 
 def _plant_in_thresholds(bundle: Path) -> None:
-    from cohortlm.registry import write_manifest
+    from cohortlm.store.registry import write_manifest
 
     (bundle / "thresholds.json").write_text(json.dumps({PLANT_ID: PV}), encoding="utf-8")
     write_manifest(bundle)
@@ -919,7 +919,7 @@ def test_bundle_case(name, change, key, code, expect, signed_champion, keys, tmp
 
 def test_a_signed_copy_serves_and_an_unsigned_promotion_is_refused(trained_bundle, keys, tmp_path, capsys):
     from cohortlm.cli import main
-    from cohortlm.registry import promote
+    from cohortlm.store.registry import promote
 
     store = tmp_path / "models"
     promote(trained_bundle, store)  # no key: unsigned

@@ -12,7 +12,7 @@ from serving_testlib import ServerProcess
 @pytest.fixture(scope="session")
 def baseline_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
     """A baseline bundle (logistic regression per endpoint) trained on the small cohort."""
-    from cohortlm.baseline import train_baseline
+    from cohortlm.models.baseline import train_baseline
 
     out = tmp_path_factory.mktemp("bundles") / "baseline"
     train_baseline(small_cohort, ra_spec).save(out)
@@ -22,7 +22,7 @@ def baseline_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
     """Another baseline bundle (other training rows, so another version)."""
-    from cohortlm.baseline import train_baseline
+    from cohortlm.models.baseline import train_baseline
 
     out = tmp_path_factory.mktemp("bundles") / "baseline2"
     train_baseline(small_cohort.iloc[: len(small_cohort) // 2], ra_spec, class_weight="balanced").save(out)
@@ -37,7 +37,7 @@ def store(tmp_path) -> Path:
 @pytest.fixture()
 def promoted(baseline_bundle, store) -> Path:
     """The store's champion pointer after promoting the baseline bundle."""
-    from cohortlm.registry import promote
+    from cohortlm.store.registry import promote
 
     promote(baseline_bundle, store)
     return store / "ra_iorra" / "champion"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cohortlm import registry
 from cohortlm.cli import main
+from cohortlm.store import registry
 
 
 def test_promote_champion_rollback(baseline_bundle, second_bundle, store, capsys):

@@ -172,7 +172,7 @@ def test_smoke_test_against_a_dead_url():
 @pytest.mark.service
 def test_rollout_champion_smoke_tests_a_real_server(promoted, start_server, second_bundle):
     """The smoke test runs against a real local server; the cluster API is the recording client."""
-    from cohortlm import registry
+    from cohortlm.store import registry
 
     store = promoted.parent.parent
     version = registry.champion_version(store, "ra_iorra")

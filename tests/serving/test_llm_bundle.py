@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from serving_testlib import patient_instance
 
-from cohortlm import registry
-from cohortlm.bundle import load_bundle
+from cohortlm.models.bundle import load_bundle
+from cohortlm.store import registry
 from serving.model import CohortModel
 
 
 @pytest.fixture(scope="module")
 def llm_bundle(tmp_path_factory, small_cohort, ra_spec):
-    from cohortlm.llm.qlora import train_qlora
-    from cohortlm.profiles import get_profile
+    from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.run.profiles import get_profile
 
     smoke = get_profile("smoke")
     config = dataclasses.replace(smoke.qlora, max_steps=2, max_train_rows=8)

@@ -55,7 +55,7 @@ def _secrets(tmp_path: Path, password: str, registry: str) -> tuple[Path, Path]:
 def test_materialised_store_answers_patient_id_requests(
     tmp_path, monkeypatch, redis_with_password, cluster_config, small_cohort, ra_spec, promoted
 ):
-    from cohortlm.steps import study_text
+    from cohortlm.run.steps import study_text
     from featurestore.pipeline import materialize_online_step
     from serving.features import feast_lookup
     from serving.model import CohortModel
@@ -110,7 +110,7 @@ def test_the_step_refuses_placeholder_secrets_without_echoing_them(
     tmp_path, cluster_config, small_cohort, ra_spec
 ):
     from cohortlm.errors import UsageError
-    from cohortlm.steps import study_text
+    from cohortlm.run.steps import study_text
     from featurestore.pipeline import materialize_online_step
 
     cohort = tmp_path / "cohort.parquet"

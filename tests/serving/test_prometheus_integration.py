@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from serving_testlib import free_port, http_json, patient_instance
 
-from cohortlm.metrics import push_run_metrics
+from cohortlm.run.metrics import push_run_metrics
 
 pytestmark = pytest.mark.service
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from cohortlm import registry
 from cohortlm.errors import UsageError
-from cohortlm.registry import BundleIntegrityError, PromotionError
+from cohortlm.store import registry
+from cohortlm.store.registry import BundleIntegrityError, PromotionError
 
 
 def _version(bundle) -> str:

@@ -1,4 +1,4 @@
-"""Pipeline run metrics (cohortlm.metrics): names, values, label safety, push behaviour."""
+"""Pipeline run metrics (cohortlm.run.metrics): names, values, label safety, push behaviour."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cohortlm.errors import UsageError
-from cohortlm.metrics import MetricsPushError, build_run_registry, push_run_metrics
+from cohortlm.run.metrics import MetricsPushError, build_run_registry, push_run_metrics
 
 AUCS = {"logistic_regression": {"das28_esr_high": 0.71}, "SmolLM2-135M+lora": {"das28_esr_high": 0.74}}
 

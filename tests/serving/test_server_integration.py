@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from serving_testlib import COHORTLM, http_json, patient_instance
 
-from cohortlm import registry
+from cohortlm.store import registry
 
 pytestmark = pytest.mark.service
 

@@ -10,5 +10,5 @@ from stats_run_folder import make_run_folder
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    """A fresh synthetic run folder in the layout cohortlm.report reads."""
+    """A fresh synthetic run folder in the layout cohortlm.evaluation.report reads."""
     return make_run_folder(tmp_path / "run")

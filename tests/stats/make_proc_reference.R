@@ -1,5 +1,5 @@
 #!/usr/bin/env Rscript
-# Reference values for cohortlm.stats from R's pROC, written to proc_reference.json beside this script.
+# Reference values for cohortlm.evaluation.stats from R's pROC, written to proc_reference.json beside this script.
 #
 #   apt-get update && apt-get install -y r-base-core r-cran-proc r-cran-jsonlite
 #   Rscript tests/stats/make_proc_reference.R

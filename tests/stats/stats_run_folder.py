@@ -1,4 +1,4 @@
-"""A fixture run folder with synthetic scores, in the layout cohortlm.report documents."""
+"""A fixture run folder with synthetic scores, in the layout cohortlm.evaluation.report documents."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cohortlm.study import load_study, resolve_study_path
+from cohortlm.spec.study import load_study, resolve_study_path
 
 # Prevalence per RA endpoint and how much better the candidate separates cases than the champion.
 _PREVALENCE = {

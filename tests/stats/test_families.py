@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cohortlm.comparisons import comparison_families, llm_pairs, paired_comparison
-from cohortlm.report import table1_best
+from cohortlm.evaluation.comparisons import comparison_families, llm_pairs, paired_comparison
+from cohortlm.evaluation.report import table1_best
 
 
 def _frames(n: int = 400, seed: int = 0) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:

@@ -2,7 +2,7 @@
 n and cases on every panel; and small evaluations are said to be small (issue 17, items 6, 7).
 
 The layout check reads the drawn figure's artist boxes with the renderer
-(cohortlm.figures.layout_problems); the first tests show that it catches what the
+(cohortlm.evaluation.figures.layout_problems); the first tests show that it catches what the
 old figure did (a legend over the curves, a legend cut off at the edge).
 """
 
@@ -18,8 +18,8 @@ import pytest
 from matplotlib.figure import Figure
 from stats_run_folder import make_run_folder
 
-from cohortlm.figures import layout_problems, model_label, plot_roc
-from cohortlm.report import (
+from cohortlm.evaluation.figures import layout_problems, model_label, plot_roc
+from cohortlm.evaluation.report import (
     MIN_CASES,
     compute_report,
     read_run_dir,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from cohortlm.stats import (
+from cohortlm.evaluation.stats import (
     DeLongWarning,
     auc_ci,
     benjamini_hochberg,

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, confusion_matrix, f1_score, roc_auc_score
 
 from cohortlm.errors import DataError, UsageError
-from cohortlm.evaluate import (
+from cohortlm.evaluation.evaluate import (
     TABLE1_COLUMNS,
     brier_score,
     calibration_data,
@@ -19,7 +19,7 @@ from cohortlm.evaluate import (
     roc_points,
     threshold_metrics,
 )
-from cohortlm.stats import DeLongWarning
+from cohortlm.evaluation.stats import DeLongWarning
 
 
 def test_threshold_metrics_match_sklearn() -> None:
@@ -154,7 +154,7 @@ def test_evaluate_one_class_endpoint_gives_nan_and_a_note() -> None:
 
 
 def test_thresholds_pool_the_training_split_when_validation_has_few_cases() -> None:
-    from cohortlm.evaluate import serving_thresholds
+    from cohortlm.evaluation.evaluate import serving_thresholds
 
     rng = np.random.default_rng(1)
     n = 1200

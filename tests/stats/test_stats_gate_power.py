@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from cohortlm.cli import main
-from cohortlm.gate_power import design_table, markdown_table, standard_cells
-from cohortlm.gates import GatePolicy
+from cohortlm.evaluation.gate_power import design_table, markdown_table, standard_cells
+from cohortlm.evaluation.gates import GatePolicy
 
 
 def test_standard_cells_cover_the_targets() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cohortlm.errors import SpecError, UsageError
-from cohortlm.gates import (
+from cohortlm.evaluation.gates import (
     Decision,
     GatePolicy,
     alpha_for_look,
@@ -22,7 +22,7 @@ from cohortlm.gates import (
     legacy_policy_path,
     load_policy,
 )
-from cohortlm.stats import delong_test, holm
+from cohortlm.evaluation.stats import delong_test, holm
 
 EPS = ["a", "b", "c"]
 

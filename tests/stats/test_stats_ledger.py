@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortlm import registry
+from cohortlm.store import registry
 
 
 def test_split_hash_depends_on_the_patients_only() -> None:

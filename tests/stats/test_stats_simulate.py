@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from cohortlm.gates import GatePolicy, apply_policy, load_policy, operating_characteristics
-from cohortlm.stats.calibration import recalibration, recalibration_batch
-from cohortlm.stats.delong import auc_ci, auc_interval, delong_test
-from cohortlm.stats.simulate import Scenario, _masked_mean_var, _placements_batch, simulate_gate_stats
+from cohortlm.evaluation.gates import GatePolicy, apply_policy, load_policy, operating_characteristics
+from cohortlm.evaluation.stats.calibration import recalibration, recalibration_batch
+from cohortlm.evaluation.stats.delong import auc_ci, auc_interval, delong_test
+from cohortlm.evaluation.stats.simulate import (
+    Scenario,
+    _masked_mean_var,
+    _placements_batch,
+    simulate_gate_stats,
+)
 
 
 def test_batched_placements_equal_delong_test() -> None:

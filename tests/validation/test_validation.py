@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cohortlm.cli import main
-from cohortlm.validation import DERIVED_PREFIX, validate_table
+from cohortlm.cohort.validation import DERIVED_PREFIX, validate_table
 
 
 def _sha(path: Path) -> str:

@@ -1,0 +1,575 @@
+"""Data validation with Great Expectations, generated from the study spec.
+
+The suite is built from the :class:`~cohortlm.spec.study.StudySpec`: every column
+the spec names exists and has the right type, numbers lie in their range,
+categories and binaries take allowed values, whole-number features are whole,
+ids are unique and present, null rates stay under each feature's
+``max_missing``, the timestamp column holds dates, endpoint source columns are
+numeric. Each of the study's ``rules`` (cross-column checks from
+:mod:`cohortlm.cohort.rules`) becomes an expectation too: the rule is computed
+as a derived boolean column and GX expects it to be ``False`` everywhere, so
+the report names the rule and the number of rows that break it.
+
+Privacy: GX runs in an ephemeral context with analytics off and with
+``partial_unexpected_count=0`` (no lists of unexpected values or indices).
+:class:`ValidationResult` keeps only names, counts and dtypes, and the reports
+are written from it, never from GX's own result objects, so no patient value
+or identifier can reach a report, a log line or an exit message.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.cohort.rules import RULES
+from cohortlm.errors import UsageError
+from cohortlm.spec.study import StudySpec
+
+#: Prefix of the derived columns that carry rule and shape checks into GX.
+DERIVED_PREFIX = "__cohortlm_check__"
+
+#: What GX returns per expectation: counts only. partial_unexpected_count=0
+#: keeps unexpected values out of the result; no index lists, no rows.
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "return_unexpected_index_query": False,
+}
+
+_NUMERIC_DTYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float32",
+    "Float64",
+]
+_BINARY_DTYPES = [*_NUMERIC_DTYPES, "bool", "boolean"]
+_TEXT_DTYPES = ["object", "str", "string", "category"]
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """The outcome of one expectation, with counts only.
+
+    Attributes:
+        name: stable name used in reports and messages, e.g. ``in_range(age)``
+            or a rule name such as ``das28_esr_consistent``.
+        kind: exists, type, in_range, in_set, binary, whole_numbers, not_null,
+            unique, date or rule.
+        column: the column checked (None for rules).
+        description: what is expected, in words.
+        gx_type: the Great Expectations expectation type (snake case).
+        success: whether the data met the expectation.
+        unexpected_count: rows that broke it (None where rows are not counted,
+            e.g. a missing column or a column type).
+        element_count: rows looked at (None where not applicable).
+        note: why an expectation could not be evaluated, if it could not.
+    """
+
+    name: str
+    kind: str
+    column: str | None
+    description: str
+    gx_type: str
+    success: bool
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    note: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """``name (N rows)`` or ``name (note)``: no values, only counts."""
+        if self.note:
+            return f"{self.name} ({self.note})"
+        if self.unexpected_count is not None:
+            return f"{self.name} ({self.unexpected_count:,} row{'s' if self.unexpected_count != 1 else ''})"
+        return self.name
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Everything a report shows: per-expectation outcomes and run facts.
+
+    Attributes:
+        study: the study name.
+        spec_hash: the study spec's content hash.
+        n_rows: rows in the table.
+        n_columns: columns in the table.
+        outcomes: one entry per expectation, in suite order.
+        seconds: wall time of the GX validation (suite build and run).
+        gx_version: the Great Expectations version used.
+    """
+
+    study: str
+    spec_hash: str
+    n_rows: int
+    n_columns: int
+    outcomes: tuple[ExpectationOutcome, ...]
+    seconds: float
+    gx_version: str
+    data_name: str = field(default="<memory>")
+
+    @property
+    def success(self) -> bool:
+        """True when every expectation passed."""
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        """The expectations that failed, in suite order."""
+        return [o for o in self.outcomes if not o.success]
+
+    def outcome(self, name: str) -> ExpectationOutcome:
+        """The outcome called ``name``."""
+        for o in self.outcomes:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def summary(self) -> str:
+        """One line: passed, or the failed expectations with their row counts."""
+        n = len(self.outcomes)
+        if self.success:
+            return f"validation passed: {n} expectations on {self.n_rows:,} rows ({self.seconds:.2f} s)"
+        shown = "; ".join(o.summary for o in self.failed)
+        return f"validation failed: {len(self.failed)} of {n} expectations on {self.n_rows:,} rows: {shown}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain data (what ``validation.json`` holds)."""
+        return {
+            "study": self.study,
+            "spec_hash": self.spec_hash,
+            "data": self.data_name,
+            "success": self.success,
+            "n_rows": self.n_rows,
+            "n_columns": self.n_columns,
+            "n_expectations": len(self.outcomes),
+            "n_failed": len(self.failed),
+            "seconds": round(self.seconds, 4),
+            "great_expectations": self.gx_version,
+            "result_format": RESULT_FORMAT,
+            "expectations": [asdict(o) for o in self.outcomes],
+        }
+
+
+@dataclass
+class _Planned:
+    """An expectation to run, or an outcome already known without GX."""
+
+    name: str
+    kind: str
+    column: str | None
+    description: str
+    gx_type: str
+    expectation: Any = None  # a gx Expectation, or None when decided up front
+    outcome: ExpectationOutcome | None = None
+
+
+# ---------------------------------------------------------------------------- suite
+
+
+def _dtype_name(series: pd.Series) -> str:
+    return str(series.dtype)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return _dtype_name(series) in _NUMERIC_DTYPES
+
+
+def _derived(derived: dict[str, np.ndarray], key: str, broken: np.ndarray) -> str:
+    col = f"{DERIVED_PREFIX}{key}"
+    derived[col] = np.asarray(broken, dtype=bool)
+    return col
+
+
+def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, np.ndarray]]:
+    """The expectations for ``spec`` on ``df`` and the derived columns they read.
+
+    Expectations that cannot be evaluated (a missing column, a wrong type) are
+    decided here; range and set checks on a column of the wrong type are left
+    out, since the type failure already names the column.
+    """
+    import great_expectations.expectations as gxe
+
+    plans: list[_Planned] = []
+    derived: dict[str, np.ndarray] = {}
+
+    def add(name: str, kind: str, column: str | None, description: str, expectation: Any) -> None:
+        expectation.meta = {"cohortlm_name": name}
+        plans.append(_Planned(name, kind, column, description, expectation.expectation_type, expectation))
+
+    def decided(
+        name: str,
+        kind: str,
+        column: str | None,
+        description: str,
+        gx_type: str,
+        success: bool,
+        note: str | None = None,
+        unexpected: int | None = None,
+    ) -> None:
+        plans.append(
+            _Planned(
+                name,
+                kind,
+                column,
+                description,
+                gx_type,
+                outcome=ExpectationOutcome(
+                    name, kind, column, description, gx_type, success, unexpected, len(df), note
+                ),
+            )
+        )
+
+    def exists(column: str, role: str) -> bool:
+        add(
+            f"exists({column})",
+            "exists",
+            column,
+            f"{role} column {column} is present",
+            gxe.ExpectColumnToExist(column=column),
+        )
+        return column in df.columns
+
+    def type_check(column: str, allowed: list[str], words: str) -> bool:
+        add(
+            f"type({column})",
+            "type",
+            column,
+            f"{column} is {words}",
+            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=allowed),
+        )
+        return _dtype_name(df[column]) in allowed
+
+    # The id: present, never missing, unique.
+    idc = spec.id_column
+    if exists(idc, "id"):
+        add(
+            f"not_null({idc})",
+            "not_null",
+            idc,
+            f"every row has a {idc}",
+            gxe.ExpectColumnValuesToNotBeNull(column=idc),
+        )
+        add(
+            f"unique({idc})",
+            "unique",
+            idc,
+            f"{idc} is unique (one row per patient)",
+            gxe.ExpectColumnValuesToBeUnique(column=idc),
+        )
+
+    # The timestamp: present, never missing, dates.
+    tsc = spec.timestamp_column
+    if tsc is not None and exists(tsc, "timestamp"):
+        add(
+            f"not_null({tsc})",
+            "not_null",
+            tsc,
+            f"every row has a {tsc}",
+            gxe.ExpectColumnValuesToNotBeNull(column=tsc),
+        )
+        values = df[tsc]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            bad = np.zeros(len(df), dtype=bool)
+        else:
+            # CSV has no date type: a date is text that parses as one.
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+            bad = (parsed.isna() & values.notna()).to_numpy()
+        col = _derived(derived, f"date__{tsc}", bad)
+        add(
+            f"date({tsc})",
+            "date",
+            tsc,
+            f"{tsc} holds dates",
+            gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
+        )
+
+    for f in spec.features:
+        c = f.name
+        if not exists(c, "feature"):
+            continue
+        if f.type in ("numeric", "integer"):
+            ok = type_check(c, _NUMERIC_DTYPES, "numeric")
+            if ok and (f.min is not None or f.max is not None):
+                lo = "-inf" if f.min is None else f"{f.min:g}"
+                hi = "inf" if f.max is None else f"{f.max:g}"
+                add(
+                    f"in_range({c})",
+                    "in_range",
+                    c,
+                    f"{c} lies between {lo} and {hi}",
+                    gxe.ExpectColumnValuesToBeBetween(column=c, min_value=f.min, max_value=f.max),
+                )
+            if ok and f.type == "integer":
+                v = df[c].to_numpy(dtype=float, na_value=np.nan)
+                with np.errstate(invalid="ignore"):
+                    bad = ~np.isnan(v) & (np.floor(v) != v)
+                col = _derived(derived, f"whole__{c}", bad)
+                add(
+                    f"whole_numbers({c})",
+                    "whole_numbers",
+                    c,
+                    f"{c} holds whole numbers",
+                    gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
+                )
+        elif f.type == "binary":
+            if type_check(c, _BINARY_DTYPES, "0/1 (numeric or boolean)"):
+                add(
+                    f"binary({c})",
+                    "binary",
+                    c,
+                    f"{c} is 0 or 1",
+                    gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]),
+                )
+        else:
+            if type_check(c, _TEXT_DTYPES, "text (categorical)"):
+                cats = list(f.categories or ())
+                add(
+                    f"in_set({c})",
+                    "in_set",
+                    c,
+                    f"{c} is one of {', '.join(cats)}",
+                    gxe.ExpectColumnValuesToBeInSet(column=c, value_set=cats),
+                )
+        limit = f"at most {f.max_missing:.0%} missing" if f.max_missing > 0 else "never missing"
+        add(
+            f"not_null({c})",
+            "not_null",
+            c,
+            f"{c} is {limit}",
+            gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=1.0 - f.max_missing),
+        )
+
+    for col_name in spec.endpoint_columns:
+        if exists(col_name, "endpoint source"):
+            type_check(col_name, _NUMERIC_DTYPES, "numeric")
+
+    for rule_name in spec.rules:
+        rule = RULES[rule_name]
+        missing = [c for c in rule.columns if c not in df.columns]
+        wrong = [] if missing else [c for c in rule.columns if not _is_numeric(df[c])]
+        gx_type = "expect_column_values_to_be_in_set"
+        if missing or wrong:
+            problem = f"missing: {', '.join(missing)}" if missing else f"not numeric: {', '.join(wrong)}"
+            decided(
+                rule.name,
+                "rule",
+                None,
+                rule.description,
+                gx_type,
+                False,
+                note=f"not checked: column(s) {problem}",
+            )
+            continue
+        col = _derived(derived, f"rule__{rule.name}", rule.broken(df))
+        add(
+            rule.name,
+            "rule",
+            None,
+            rule.description,
+            gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
+        )
+    return plans, derived
+
+
+def _ephemeral_context() -> Any:
+    """An in-memory GX context: nothing on disk, no analytics, no progress bars."""
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+    )
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def validate_table(
+    df: pd.DataFrame,
+    spec: StudySpec,
+    *,
+    data_name: str = "<memory>",
+    clock: Callable[[], float] = time.perf_counter,
+) -> ValidationResult:
+    """Validate a featurised table against the GX suite generated from ``spec``.
+
+    A pure function: ``df`` is not modified (derived check columns go into a
+    copy) and nothing is written anywhere.
+
+    Args:
+        df: one row per patient, as :func:`cohortlm.cohort.io.read_table` reads it.
+        spec: the study whose features, endpoints and rules define the suite.
+        data_name: how reports name the data (a file name, not its content).
+        clock: a timer, replaceable in tests.
+
+    Returns:
+        A :class:`ValidationResult` with one outcome per expectation.
+    """
+    start = clock()
+    import great_expectations as gx
+
+    plans, derived = _plan(spec, df)
+    # A shallow copy plus new columns: the caller's frame stays as it was.
+    work = df.assign(**derived) if derived else df.copy(deep=False)
+
+    gx_logger = logging.getLogger("great_expectations")
+    level = gx_logger.level
+    gx_logger.setLevel(logging.ERROR)
+    try:
+        context = _ephemeral_context()
+        source = context.data_sources.add_pandas(f"cohortlm_{spec.name}")
+        asset = source.add_dataframe_asset(name="table")
+        batch_definition = asset.add_batch_definition_whole_dataframe("whole_table")
+        suite = gx.ExpectationSuite(name=f"{spec.name}_v{spec.version}")
+        for p in plans:
+            if p.expectation is not None:
+                suite.add_expectation(p.expectation)
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": work})
+        gx_result = batch.validate(suite, result_format=RESULT_FORMAT)
+    finally:
+        gx_logger.setLevel(level)
+
+    by_name: dict[str, Any] = {}
+    for r in gx_result.results:
+        by_name[str((r.expectation_config.meta or {}).get("cohortlm_name"))] = r
+    outcomes: list[ExpectationOutcome] = []
+    for p in plans:
+        if p.outcome is not None:
+            outcomes.append(p.outcome)
+            continue
+        r = by_name.get(p.name)
+        if r is None or bool((r.exception_info or {}).get("raised_exception")):
+            # The exception text may quote data: keep only that it failed.
+            outcomes.append(
+                ExpectationOutcome(
+                    p.name,
+                    p.kind,
+                    p.column,
+                    p.description,
+                    p.gx_type,
+                    False,
+                    None,
+                    len(df),
+                    note="Great Expectations could not evaluate it",
+                )
+            )
+            continue
+        res = r.result or {}
+        unexpected = res.get("unexpected_count")
+        outcomes.append(
+            ExpectationOutcome(
+                p.name,
+                p.kind,
+                p.column,
+                p.description,
+                p.gx_type,
+                bool(r.success),
+                None if unexpected is None else int(unexpected),
+                int(res["element_count"]) if res.get("element_count") is not None else None,
+            )
+        )
+    return ValidationResult(
+        study=spec.name,
+        spec_hash=spec.spec_hash,
+        n_rows=len(df),
+        n_columns=df.shape[1],
+        outcomes=tuple(outcomes),
+        seconds=clock() - start,
+        gx_version=gx.__version__,
+        data_name=data_name,
+    )
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+def write_report(result: ValidationResult, report_dir: str | Path) -> dict[str, Path]:
+    """Write ``validation.json`` and ``validation.html`` to ``report_dir``.
+
+    Both are rendered from ``result`` alone (names, counts, dtypes), so they
+    cannot contain a patient's value or identifier.
+
+    Returns:
+        The paths written, by format (``json``, ``html``).
+    """
+    out = Path(report_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--report {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "validation.json"
+    html_path = out / "validation.html"
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(json_path)
+    tmp = html_path.with_name(html_path.name + ".tmp")
+    tmp.write_text(render_html(result), encoding="utf-8")
+    tmp.replace(html_path)
+    return {"json": json_path, "html": html_path}
+
+
+def render_html(result: ValidationResult) -> str:
+    """A self-contained HTML page: a verdict and one table row per expectation."""
+    e = html.escape
+    verdict = "passed" if result.success else "failed"
+    rows = []
+    for o in result.outcomes:
+        count = "" if o.unexpected_count is None else f"{o.unexpected_count:,}"
+        rows.append(
+            f"<tr class='{'ok' if o.success else 'bad'}'><td>{'✓' if o.success else '✗'}</td>"
+            f"<td><code>{e(o.name)}</code></td><td>{e(o.description)}</td>"
+            f"<td class='n'>{count}</td><td>{e(o.note or '')}</td><td><code>{e(o.gx_type)}</code></td></tr>"
+        )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Validation {e(result.study)}: {verdict}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .25rem .5rem; }}
+tr.bad {{ background: #fde8e8; }} td.n {{ text-align: right; }}
+</style></head><body>
+<h1>Validation of {e(result.data_name)}: {verdict}</h1>
+<p>Study <code>{e(result.study)}</code> (spec {e(result.spec_hash[:12])}),
+{result.n_rows:,} rows, {result.n_columns} columns,
+{len(result.outcomes)} expectations, {len(result.failed)} failed,
+{result.seconds:.2f} s, Great Expectations {e(result.gx_version)}.
+Counts only: the report never lists values or identifiers.</p>
+<table><thead><tr><th></th><th>expectation</th><th>expects</th><th>rows breaking it</th>
+<th>note</th><th>GX type</th></tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""

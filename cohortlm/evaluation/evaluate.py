@@ -1,0 +1,621 @@
+"""Evaluation of per-endpoint probabilities: AUC with CI, Table 1 threshold metrics, calibration, ROC.
+
+Two layers:
+
+- array functions (``choose_threshold``, ``threshold_metrics``, ``brier_score``,
+  ``calibration_data``, ``roc_points``) take one endpoint's labels and scores;
+- :func:`evaluate` takes plain DataFrames for a whole study and returns an
+  :class:`Evaluation` (Table 1 as a DataFrame, ROC and calibration data per
+  endpoint and model). It reads no files, so a KFP component or the report
+  can call it on data already in memory.
+
+DataFrame inputs (all indexed by patient id, in any order):
+
+- ``labels``: one column per endpoint, values 0, 1 or NaN (NaN = no label for
+  that endpoint; those rows are dropped for that endpoint only);
+- ``scores``: ``{model name: DataFrame}`` with the same endpoint columns, the
+  predicted probability of a case; every labelled patient needs a score;
+- ``split``: a Series of split names (``train``, ``validation``, ``test``).
+
+Table 1 follows seed 000: the decision threshold is chosen on the validation
+split (Youden's J by default) and applied unchanged to the test split, where
+sensitivity, specificity, PPV, NPV, precision, recall, F1 and accuracy are
+counted; a patient is predicted a case when ``score >= threshold``. AUC (with
+the logit-transformed DeLong CI, :func:`cohortlm.evaluation.stats.delong.auc_interval`) and
+Brier score are computed on the test split.
+
+Thresholds on few cases: the RA study's validation split has 102 patients, so a
+3.4 % endpoint has about 3 cases there. When the threshold split holds fewer
+than ``threshold_min_cases`` cases (or controls) of an endpoint and the model
+has scores for labelled rows of ``threshold_fallback_split`` (the training
+split: the baseline scores it; an LLM run scores only validation and test), the
+threshold is chosen on both splits pooled. Where the threshold came from is
+stated per endpoint and model (``threshold_source`` in Table 1, and
+:attr:`Evaluation.thresholds`); a threshold that cannot be chosen at all is NaN
+in Table 1 and named in the notes, and :func:`serving_thresholds` writes the
+serving default for it with the reason, never leaving it out silently.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from cohortlm.errors import DataError, UsageError
+from cohortlm.evaluation.stats.delong import DeLongWarning, _as_labels, _as_scores, auc_ci
+
+__all__ = [
+    "TABLE1_COLUMNS",
+    "THRESHOLD_METHODS",
+    "Evaluation",
+    "ThresholdMetrics",
+    "brier_score",
+    "calibration_data",
+    "choose_threshold",
+    "endpoint_arrays",
+    "evaluate",
+    "roc_points",
+    "serving_thresholds",
+    "threshold_metrics",
+]
+
+DEFAULT_SERVING_THRESHOLD = 0.5
+
+THRESHOLD_METHODS: tuple[str, ...] = ("youden", "closest_topleft", "max_f1")
+
+TABLE1_COLUMNS: tuple[str, ...] = (
+    "endpoint",
+    "model",
+    "n",
+    "n_cases",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "threshold",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+    "brier",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+    "threshold_source",
+)
+
+
+def _arrays(y_true: ArrayLike, y_score: ArrayLike) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    labels = _as_labels(y_true, "y_true")
+    return labels, _as_scores(y_score, "y_score", labels.shape[0])
+
+
+def choose_threshold(y_true: ArrayLike, y_score: ArrayLike, *, method: str | float = "youden") -> float:
+    """Choose a decision threshold on (validation) data.
+
+    Args:
+        y_true: Labels, 1 = case, 0 = control.
+        y_score: Scores; a patient is predicted a case when ``score >= threshold``.
+        method: ``"youden"`` (maximise sensitivity + specificity − 1),
+            ``"closest_topleft"`` (ROC point nearest (0, 1)), ``"max_f1"``, or a
+            number used as the threshold as it is.
+
+    Returns:
+        The threshold, one of the observed scores (the highest among equally
+        good ones), or NaN with a :class:`DeLongWarning` when ``y_true`` has one class only.
+
+    Raises:
+        ValueError: If ``method`` is unknown or the arrays are malformed.
+    """
+    if isinstance(method, (int, float)) and not isinstance(method, bool):
+        if not math.isfinite(float(method)):
+            raise ValueError(f"method must be a finite number or one of {THRESHOLD_METHODS}, got {method!r}")
+        return float(method)
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(
+            f"method must be one of {', '.join(map(repr, THRESHOLD_METHODS))} or a number, got {method!r}"
+        )
+    labels, score = _arrays(y_true, y_score)
+    m = int(labels.sum())
+    if m == 0 or m == labels.shape[0]:
+        warnings.warn(
+            f"y_true has {m} case(s) and {labels.shape[0] - m} control(s); no threshold can be chosen (NaN)",
+            DeLongWarning,
+            stacklevel=2,
+        )
+        return math.nan
+    if method == "max_f1":
+        precision, recall, thr = precision_recall_curve(labels, score)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
+        # thresholds ascend here; take the highest threshold among ties, as for the ROC criteria.
+        best = np.flatnonzero(f1 == f1.max())[-1]
+        return float(thr[best])
+    fpr, tpr, thr = roc_curve(labels, score, drop_intermediate=False)
+    # The first ROC point has threshold +inf (nobody positive): never a useful cut-off.
+    fpr, tpr, thr = fpr[1:], tpr[1:], thr[1:]
+    crit = tpr - fpr if method == "youden" else -((1 - tpr) ** 2 + fpr**2)
+    return float(thr[int(np.argmax(crit))])
+
+
+@dataclass(frozen=True)
+class ThresholdMetrics:
+    """Counts and rates at one threshold (``score >= threshold`` predicts a case).
+
+    Rates whose denominator is 0 (e.g. PPV with nobody predicted positive) are NaN.
+    """
+
+    threshold: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    sensitivity: float
+    specificity: float
+    ppv: float
+    npv: float
+    precision: float
+    recall: float
+    f1: float
+    accuracy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form."""
+        return asdict(self)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else math.nan
+
+
+def threshold_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float) -> ThresholdMetrics:
+    """Sensitivity, specificity, PPV, NPV, precision, recall, F1 and accuracy at ``threshold``.
+
+    Args:
+        y_true: Labels, 1 = case, 0 = control.
+        y_score: Scores.
+        threshold: Cut-off; ``score >= threshold`` predicts a case. NaN gives NaN rates.
+
+    Returns:
+        A :class:`ThresholdMetrics`.
+    """
+    labels, score = _arrays(y_true, y_score)
+    if math.isnan(threshold):
+        nan = math.nan
+        return ThresholdMetrics(nan, 0, 0, 0, 0, nan, nan, nan, nan, nan, nan, nan, nan)
+    pred = score >= threshold
+    tp = int((pred & labels).sum())
+    fp = int((pred & ~labels).sum())
+    fn = int((~pred & labels).sum())
+    tn = int((~pred & ~labels).sum())
+    sens = _ratio(tp, tp + fn)
+    ppv = _ratio(tp, tp + fp)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    return ThresholdMetrics(
+        threshold=float(threshold),
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        sensitivity=sens,
+        specificity=_ratio(tn, tn + fp),
+        ppv=ppv,
+        npv=_ratio(tn, tn + fn),
+        precision=ppv,
+        recall=sens,
+        f1=f1,
+        accuracy=_ratio(tp + tn, labels.shape[0]),
+    )
+
+
+def brier_score(y_true: ArrayLike, y_score: ArrayLike) -> float:
+    """Mean squared difference between predicted probability and outcome (lower is better).
+
+    Args:
+        y_true: Labels, 1 = case, 0 = control.
+        y_score: Predicted probabilities in [0, 1].
+
+    Returns:
+        The Brier score, NaN for empty input.
+
+    Raises:
+        ValueError: If a probability lies outside [0, 1].
+    """
+    labels, score = _arrays(y_true, y_score)
+    if ((score < 0) | (score > 1)).any():
+        raise ValueError("y_score must hold probabilities in [0, 1] for the Brier score")
+    if labels.shape[0] == 0:
+        return math.nan
+    return float(np.mean((score - labels) ** 2))
+
+
+def calibration_data(
+    y_true: ArrayLike, y_score: ArrayLike, *, n_bins: int = 10, strategy: str = "quantile"
+) -> pd.DataFrame:
+    """Reliability-diagram data: mean predicted probability against observed rate per bin.
+
+    Args:
+        y_true: Labels, 1 = case, 0 = control.
+        y_score: Predicted probabilities in [0, 1].
+        n_bins: Number of bins (fewer when quantiles coincide).
+        strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal widths on [0, 1]).
+
+    Returns:
+        A DataFrame with columns ``bin``, ``mean_predicted``, ``observed_rate``, ``n``;
+        empty bins are left out.
+
+    Raises:
+        ValueError: If ``n_bins`` < 1 or ``strategy`` is unknown.
+    """
+    if int(n_bins) < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins!r}")
+    if strategy not in ("quantile", "uniform"):
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
+    labels, score = _arrays(y_true, y_score)
+    columns = ["bin", "mean_predicted", "observed_rate", "n"]
+    if labels.shape[0] == 0:
+        return pd.DataFrame(columns=columns)
+    if strategy == "quantile":
+        edges = np.unique(np.quantile(score, np.linspace(0, 1, int(n_bins) + 1)))
+    else:
+        edges = np.linspace(0.0, 1.0, int(n_bins) + 1)
+    # Inner edges only: np.digitize then puts every score, including the extremes, in a bin.
+    idx = np.digitize(score, edges[1:-1], right=True) if edges.size > 2 else np.zeros(score.shape, int)
+    frame = pd.DataFrame({"bin": idx, "p": score, "y": labels.astype(float)})
+    out = frame.groupby("bin", sort=True).agg(
+        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size")
+    )
+    return out.reset_index()[columns]
+
+
+def roc_points(y_true: ArrayLike, y_score: ArrayLike) -> pd.DataFrame:
+    """ROC curve points (``fpr``, ``tpr``, ``threshold``), from (0, 0) to (1, 1).
+
+    Args:
+        y_true: Labels with both classes.
+        y_score: Scores.
+
+    Returns:
+        A DataFrame; empty (with a :class:`DeLongWarning`) when ``y_true`` has one class only.
+    """
+    labels, score = _arrays(y_true, y_score)
+    m = int(labels.sum())
+    if m == 0 or m == labels.shape[0]:
+        warnings.warn("y_true has one class only; no ROC curve", DeLongWarning, stacklevel=2)
+        return pd.DataFrame(columns=["fpr", "tpr", "threshold"])
+    fpr, tpr, thr = roc_curve(labels, score)
+    return pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
+
+
+# ----------------------------------------------------------------------------- DataFrame level
+
+
+def endpoint_arrays(
+    labels: pd.DataFrame,
+    scores: pd.DataFrame,
+    endpoint: str,
+    *,
+    model: str = "model",
+    rows: pd.Index | None = None,
+) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+    """One endpoint's labels and one model's scores, aligned by patient id, unlabelled rows dropped.
+
+    Args:
+        labels: Labels, one column per endpoint (0/1/NaN), indexed by patient id.
+        scores: One model's probabilities, same columns, indexed by patient id.
+        endpoint: The endpoint (column) to take.
+        model: The model's name, for error messages.
+        rows: Patient ids to keep (e.g. the test split); all when None.
+
+    Returns:
+        ``(y_true, y_score)`` as arrays of equal length.
+
+    Raises:
+        DataError: If the endpoint column is missing, a label is not 0/1/NaN, or a
+            labelled patient has no score. Messages give counts, never ids or values.
+    """
+    if endpoint not in labels.columns:
+        raise DataError(f"labels have no column for endpoint '{endpoint}'")
+    if endpoint not in scores.columns:
+        raise DataError(f"scores of model '{model}' have no column for endpoint '{endpoint}'")
+    y = labels[endpoint]
+    if rows is not None:
+        y = y[y.index.isin(rows)]
+    y = pd.to_numeric(y, errors="coerce").where(y.notna())
+    y = y.dropna()
+    bad = ~y.isin([0, 1])
+    if bad.any():
+        raise DataError(
+            f"labels for endpoint '{endpoint}' must be 0, 1 or empty; {int(bad.sum())} row(s) are not"
+        )
+    if not scores.index.is_unique:
+        raise DataError(f"scores of model '{model}' have duplicate patient ids")
+    missing = ~y.index.isin(scores.index)
+    s = scores[endpoint].reindex(y.index)
+    n_missing = int(missing.sum()) + int(s[~missing].isna().sum())
+    if n_missing:
+        raise DataError(
+            f"scores of model '{model}' for endpoint '{endpoint}' are missing "
+            f"for {n_missing} labelled patient(s)"
+        )
+    return y.to_numpy(dtype=np.int8), s.to_numpy(dtype=np.float64)
+
+
+@dataclass
+class Evaluation:
+    """Everything :func:`evaluate` computes for a study.
+
+    Attributes:
+        table1: One row per (endpoint, model), columns :data:`TABLE1_COLUMNS`.
+        roc: ROC points per ``(endpoint, model)`` on the evaluation split.
+        calibration: Calibration bins per ``(endpoint, model)`` on the evaluation split.
+        threshold_method: How thresholds were chosen.
+        threshold_split: The split thresholds were chosen on.
+        eval_split: The split the metrics were computed on.
+        conf_level: Level of the AUC intervals.
+        notes: Warnings in words (e.g. an endpoint with one class in a split).
+        thresholds: Per endpoint and model, the threshold and where it was chosen
+            (``endpoint``, ``model``, ``threshold``, ``source``, ``n``, ``n_cases``).
+    """
+
+    table1: pd.DataFrame
+    roc: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    calibration: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    threshold_method: str = "youden"
+    threshold_split: str | None = "validation"
+    eval_split: str | None = "test"
+    conf_level: float = 0.95
+    notes: list[str] = field(default_factory=list)
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: Table 1 rows, calibration bins, settings and notes (ROC points left out)."""
+        rows = [{k: _clean(v) for k, v in row.items()} for row in self.table1.to_dict(orient="records")]
+        calib = {
+            f"{ep}/{model}": [{k: _clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+            for (ep, model), df in self.calibration.items()
+        }
+        return {
+            "threshold_method": self.threshold_method,
+            "threshold_split": self.threshold_split,
+            "eval_split": self.eval_split,
+            "conf_level": self.conf_level,
+            "table1": rows,
+            "calibration": calib,
+            "thresholds": [{k: _clean(v) for k, v in t.items()} for t in self.thresholds],
+            "notes": list(self.notes),
+        }
+
+
+def _clean(value: Any) -> Any:
+    """NaN to None and numpy scalars to Python, so json.dumps writes standard JSON."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(float(value)) else float(value)
+    return value
+
+
+def evaluate(
+    labels: pd.DataFrame,
+    scores: Mapping[str, pd.DataFrame],
+    split: pd.Series | None = None,
+    *,
+    endpoints: Sequence[str] | None = None,
+    threshold_method: str | float = "youden",
+    threshold_split: str = "validation",
+    eval_split: str = "test",
+    conf_level: float = 0.95,
+    n_bins: int = 10,
+    threshold_min_cases: int = 20,
+    threshold_fallback_split: str | None = "train",
+) -> Evaluation:
+    """Table 1, ROC and calibration for every endpoint and model.
+
+    Args:
+        labels: One column per endpoint (0/1/NaN), indexed by patient id.
+        scores: ``{model name: DataFrame}`` of probabilities with the endpoint columns.
+        split: Split name per patient id. When None, every row is evaluated and
+            thresholds are chosen on the same rows (optimistic; say so in a report).
+        endpoints: Endpoints to evaluate, in order; default: the columns of ``labels``.
+        threshold_method: See :func:`choose_threshold`.
+        threshold_split: Split on which thresholds are chosen.
+        eval_split: Split on which metrics are computed.
+        conf_level: Level of the AUC confidence intervals.
+        n_bins: Calibration bins.
+        threshold_min_cases: Fewest cases (and controls) of an endpoint on
+            ``threshold_split`` before the fallback split is pooled in.
+        threshold_fallback_split: The split pooled in when the threshold split has
+            too few cases and the model scored it; None never pools.
+
+    Returns:
+        An :class:`Evaluation`.
+
+    Raises:
+        UsageError: If no model is given or a split name is absent from ``split``.
+        DataError: If an endpoint or score is missing (see :func:`endpoint_arrays`).
+    """
+    if not scores:
+        raise UsageError("scores: give at least one model's scores")
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    notes: list[str] = []
+    if split is None:
+        fit_rows: pd.Index | None = None
+        eval_rows: pd.Index | None = None
+        notes.append("no split given: thresholds were chosen on the rows they are evaluated on")
+        fit_name, eval_name = None, None
+    else:
+        present = set(split.dropna().astype(str).unique())
+        for arg, name in (("threshold_split", threshold_split), ("eval_split", eval_split)):
+            if name not in present:
+                raise UsageError(
+                    f"{arg} '{name}' is not a split in the data (have: {', '.join(sorted(present))})"
+                )
+        fit_rows = split.index[split.astype(str) == threshold_split]
+        eval_rows = split.index[split.astype(str) == eval_split]
+        fit_name, eval_name = threshold_split, eval_split
+    method_name = threshold_method if isinstance(threshold_method, str) else f"fixed {threshold_method:g}"
+
+    rows: list[dict[str, Any]] = []
+    thresholds: list[dict[str, Any]] = []
+    roc: dict[tuple[str, str], pd.DataFrame] = {}
+    calib: dict[tuple[str, str], pd.DataFrame] = {}
+    for ep in eps:
+        for model, frame in scores.items():
+            y_fit, s_fit = endpoint_arrays(labels, frame, ep, model=model, rows=fit_rows)
+            y_ev, s_ev = endpoint_arrays(labels, frame, ep, model=model, rows=eval_rows)
+            source = fit_name or "evaluated rows"
+            few = min(int(y_fit.sum()), int(y_fit.size - y_fit.sum())) < threshold_min_cases
+            if few and split is not None and threshold_fallback_split and isinstance(threshold_method, str):
+                extra = _scored_rows(labels, frame, ep, split, threshold_fallback_split)
+                if extra is not None and len(extra):
+                    y_x, s_x = endpoint_arrays(labels, frame, ep, model=model, rows=extra)
+                    y_fit, s_fit = np.concatenate([y_fit, y_x]), np.concatenate([s_fit, s_x])
+                    source = f"{fit_name}+{threshold_fallback_split}"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DeLongWarning)
+                thr = choose_threshold(y_fit, s_fit, method=threshold_method)
+                auc = auc_ci(y_ev, s_ev, conf_level=conf_level, method="logit")
+                points = roc_points(y_ev, s_ev)
+            for w in caught:
+                where = f"{ep}/{model}"
+                notes.append(f"{where}: {w.message}")
+            tm = threshold_metrics(y_ev, s_ev, thr)
+            fit_cases = int(y_fit.sum())
+            if math.isnan(thr):
+                source = "none"
+                notes.append(
+                    f"{ep}/{model}: no threshold could be chosen ({fit_cases} case(s) among {y_fit.size} "
+                    f"patient(s) on {fit_name or 'the evaluated rows'}); Table 1 shows none"
+                )
+            elif (
+                isinstance(threshold_method, str)
+                and min(fit_cases, y_fit.size - fit_cases) < threshold_min_cases
+            ):
+                notes.append(
+                    f"{ep}/{model}: threshold chosen on {fit_cases} case(s) among {y_fit.size} patient(s) "
+                    f"({source}); fewer than {threshold_min_cases}, so it is unstable"
+                )
+            thresholds.append(
+                {
+                    "endpoint": ep,
+                    "model": model,
+                    "threshold": thr,
+                    "source": source,
+                    "n": int(y_fit.size),
+                    "n_cases": fit_cases,
+                }
+            )
+            if ((s_ev < 0) | (s_ev > 1)).any():
+                notes.append(f"{ep}/{model}: scores are not probabilities in [0, 1]; no Brier score")
+                brier = math.nan
+            else:
+                brier = brier_score(y_ev, s_ev)
+            rows.append(
+                {
+                    "endpoint": ep,
+                    "model": model,
+                    "n": int(y_ev.shape[0]),
+                    "n_cases": int(y_ev.sum()),
+                    "auc": auc.auc,
+                    "auc_ci_low": auc.ci[0],
+                    "auc_ci_high": auc.ci[1],
+                    "threshold": tm.threshold,
+                    "sensitivity": tm.sensitivity,
+                    "specificity": tm.specificity,
+                    "ppv": tm.ppv,
+                    "npv": tm.npv,
+                    "precision": tm.precision,
+                    "recall": tm.recall,
+                    "f1": tm.f1,
+                    "accuracy": tm.accuracy,
+                    "brier": brier,
+                    "tp": tm.tp,
+                    "fp": tm.fp,
+                    "tn": tm.tn,
+                    "fn": tm.fn,
+                    "threshold_source": source,
+                }
+            )
+            roc[(ep, model)] = points
+            if not math.isnan(brier):
+                calib[(ep, model)] = calibration_data(y_ev, s_ev, n_bins=n_bins)
+    table = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
+    return Evaluation(
+        table1=table,
+        roc=roc,
+        calibration=calib,
+        threshold_method=method_name,
+        threshold_split=fit_name,
+        eval_split=eval_name,
+        conf_level=conf_level,
+        notes=notes,
+        thresholds=thresholds,
+    )
+
+
+def _scored_rows(
+    labels: pd.DataFrame, frame: pd.DataFrame, ep: str, split: pd.Series, name: str
+) -> pd.Index | None:
+    """Labelled rows of split ``name`` that the model has a score for (None when it scored none)."""
+    rows = split.index[split.astype(str) == name]
+    if ep not in labels.columns or ep not in frame.columns:
+        return None
+    labelled = labels.loc[labels.index.isin(rows), ep].dropna().index
+    scored = frame.index[frame[ep].notna()] if frame.index.is_unique else pd.Index([])
+    keep = labelled.intersection(scored)
+    return keep if len(keep) else None
+
+
+def serving_thresholds(
+    table1: pd.DataFrame, model: str, endpoints: Sequence[str]
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """The thresholds a promoted bundle serves with, for every endpoint, and where each came from.
+
+    Args:
+        table1: Table 1 (:data:`TABLE1_COLUMNS`; ``threshold_source`` may be absent in old tables).
+        model: The promoted model's name in Table 1.
+        endpoints: Every endpoint the model predicts.
+
+    Returns:
+        ``(thresholds, record)``: a threshold for every endpoint (``thresholds.json``,
+        the server's format) and per endpoint ``threshold``, ``source`` and ``reason``
+        (``thresholds_record.json``). An endpoint whose threshold is NaN or missing gets
+        the serving default 0.5 with ``source: "default"`` and the reason in words.
+    """
+    rows = table1[table1["model"] == model].set_index("endpoint") if len(table1) else table1
+    thresholds: dict[str, float] = {}
+    record: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        value = float(rows.loc[ep, "threshold"]) if ep in rows.index else math.nan
+        source = (
+            str(rows.loc[ep, "threshold_source"])
+            if "threshold_source" in rows.columns and ep in rows.index
+            else "validation"
+        )
+        if math.isfinite(value):
+            thresholds[ep] = value
+            record[ep] = {"threshold": value, "source": source, "reason": f"chosen on {source}"}
+        else:
+            thresholds[ep] = DEFAULT_SERVING_THRESHOLD
+            why = (
+                "not in Table 1" if ep not in rows.index else "no threshold could be chosen (one class only)"
+            )
+            record[ep] = {
+                "threshold": DEFAULT_SERVING_THRESHOLD,
+                "source": "default",
+                "reason": f"{why}; the serving default {DEFAULT_SERVING_THRESHOLD} is used",
+            }
+    return thresholds, record

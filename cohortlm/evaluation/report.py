@@ -1,0 +1,799 @@
+"""The report for one run: ROC figure (seed 000, Figure 1), Table 1, metrics and the gate decision in words.
+
+Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` reads)::
+
+    RUN_DIR/
+      labels.parquet        one row per patient: <id column>, split, one column per endpoint
+                            (0, 1 or empty). labels.csv is read when there is no Parquet file.
+      scores/<model>.parquet
+                            one file per model, file stem = model name: <id column>, one column
+                            per endpoint with the predicted probability of a case (a split
+                            column, if present, is ignored; labels.parquet's split rules).
+                            scores/<model>.csv likewise.
+      study.yaml            optional: the study spec (id column, endpoint order, definitions);
+                            without it the id column is ``patient_id`` and the endpoints are
+                            the label columns other than id and split.
+      run.json              optional: {"candidate": "<model>", "champion": "<model>",
+                            "models": ["<model>", ...]} (legend order; default sorted names).
+      policy.yaml           optional: the GatePolicy; the packaged default otherwise.
+      summary.json          optional: what ``cohortlm run`` records at the end (run id, profile,
+                            wall time); the report names the run and warns on a smoke run.
+      validation/validation.json
+                            optional: the validation step's report; its summary goes into
+                            index.html (expectation names and row counts, never values).
+      decision.json         optional: the gate's Decision record (cohortlm.evaluation.gates). When it is
+                            absent and run.json names a candidate and a champion, the report
+                            computes the decision and writes it to report/decision.json.
+
+Outputs, in ``RUN_DIR/report/`` (or ``--out``)::
+
+      roc.png               one ROC panel per endpoint; an index's high-activity and remission
+                            panels side by side; one line per model with its AUC in the legend
+      table1.md, table1.csv Table 1: AUC (CI) and threshold metrics per endpoint and model
+      metrics.json          Table 1 rows, calibration bins, settings, the decision record
+      summary.md            the decision in words, then Table 1
+      index.html            one self-contained page to open: verdict, warnings, the figure
+                            (inline PNG), the gate per endpoint, the comparison families,
+                            Table 1, the validation summary
+
+Small evaluations are said to be small: every table names each endpoint's n and
+cases, and an endpoint with fewer than :data:`MIN_CASES` cases or controls is
+named in a warning in the figure's title, summary.md, index.html, metrics.json
+(``small_sample``) and the console summary of ``cohortlm run``.
+
+Reading (:func:`read_run_dir`) is kept apart from computing (:func:`compute_report`,
+:func:`plot_roc`, :func:`table1_markdown`, :func:`summary_markdown`) so that a
+KFP component can call the compute functions on data it already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.evaluation.comparisons import (
+    FAMILIES,
+    FAMILY_ALPHA,
+    comparison_families,
+    family_records,
+    paired_comparison,
+)
+from cohortlm.evaluation.evaluate import Evaluation, evaluate
+from cohortlm.evaluation.figures import model_label, plot_roc
+from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
+from cohortlm.spec.study import StudySpec, load_study
+
+__all__ = [
+    "MIN_CASES",
+    "ReportData",
+    "ReportPaths",
+    "RunData",
+    "compute_report",
+    "decision_headline",
+    "decision_reasons",
+    "family_markdown",
+    "model_label",
+    "paired_comparison",
+    "panel_layout",
+    "plot_roc",
+    "read_run_dir",
+    "small_sample_endpoints",
+    "small_sample_warnings",
+    "summary_markdown",
+    "table1_best",
+    "table1_cells",
+    "table1_markdown",
+    "write_report",
+]
+
+SPLIT_COLUMN = "split"
+DEFAULT_ID_COLUMN = "patient_id"
+#: Fewest cases, and fewest controls, an endpoint needs before its AUC is reported without a
+#: warning. Validation studies of prediction models need at least 100 events and 100
+#: non-events (Vergouwe et al., J Clin Epidemiol 2005;58:475; Collins, Ogundimu & Altman,
+#: Stat Med 2016;35:214): below that the AUC's 95 % CI is wider than ±0.07 at AUC 0.75
+#: (Hanley–McNeil), wider than the differences between the models compared here. The gate
+#: has its own, lower floor (the policy's ``min_cases``, 30) below which it decides nothing.
+MIN_CASES = 100
+#: the profile whose model is random (cohortlm.run.profiles): its AUCs test the plumbing only
+SMOKE_PROFILE = "smoke"
+# Suffixes that pair an index's endpoints (high activity first, then remission / low).
+_PAIR_ORDER = ("high", "moderate", "remission", "low")
+_INDEX_LABELS = {
+    "das28_esr": "DAS28-ESR",
+    "das28_crp": "DAS28-CRP",
+    "cdai": "CDAI",
+    "sdai": "SDAI",
+    "jhaq": "J-HAQ",
+}
+_SUFFIX_WORDS = {
+    "high": "high disease activity",
+    "moderate": "moderate disease activity",
+    "remission": "remission",
+    "low": "low / normal",
+}
+
+
+@dataclass
+class RunData:
+    """A run folder's contents in memory."""
+
+    labels: pd.DataFrame
+    split: pd.Series
+    scores: dict[str, pd.DataFrame]
+    endpoints: list[str]
+    study: StudySpec | None = None
+    candidate: str | None = None
+    champion: str | None = None
+    policy: GatePolicy | None = None
+    decision: Decision | None = None
+    #: summary.json (run id, profile, wall time), when the run folder has one
+    run_info: dict[str, Any] | None = None
+    #: validation/validation.json, when the run folder has one
+    validation: dict[str, Any] | None = None
+
+
+@dataclass
+class ReportData:
+    """What the report shows, computed from :class:`RunData` or in-memory inputs."""
+
+    evaluation: Evaluation
+    endpoints: list[str]
+    models: list[str]
+    titles: dict[str, str]
+    decision: Decision | None = None
+    notes: list[str] = field(default_factory=list)
+    #: the seed's comparison families (:func:`cohortlm.evaluation.comparisons.comparison_families`)
+    families: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the run profile (``smoke``, ``quick``, ``paper``), when known
+    profile: str | None = None
+
+    @property
+    def fine_tuning(self) -> pd.DataFrame | None:
+        """Each fine-tuned model vs its own zero-shot base (one-sided, Holm in the family)."""
+        return self.families.get("fine_tuned_vs_base")
+
+    @property
+    def vs_baseline(self) -> pd.DataFrame | None:
+        """Each fine-tuned model vs this run's logistic regression (two-sided)."""
+        return self.families.get("fine_tuned_vs_baseline")
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`write_report` put each output."""
+
+    roc_png: Path
+    index_html: Path
+    table1_md: Path
+    table1_csv: Path
+    metrics_json: Path
+    summary_md: Path
+    decision_json: Path | None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_table(stem: Path, what: str) -> pd.DataFrame:
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+        path = stem.with_suffix(suffix)
+        if path.is_file():
+            try:
+                return reader(path)
+            except Exception as exc:  # pyarrow and pandas raise many types for a bad file
+                raise DataError(f"{path}: cannot read {what} ({type(exc).__name__})") from None
+    raise UsageError(f"{stem}.parquet (or .csv) not found: the run folder needs {what}")
+
+
+def read_run_dir(run_dir: str | Path) -> RunData:
+    """Read a run folder (layout in the module docstring).
+
+    Args:
+        run_dir: The run folder.
+
+    Returns:
+        A :class:`RunData` indexed by patient id.
+
+    Raises:
+        UsageError: If the folder, the labels or the scores are missing.
+        DataError: If a table cannot be read or lacks the id, split or an endpoint column.
+        SpecError: If study.yaml, run.json, policy.yaml or decision.json is invalid.
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise UsageError(f"run folder not found: {root}")
+    study = load_study(root / "study.yaml") if (root / "study.yaml").is_file() else None
+    id_col = study.id_column if study is not None else DEFAULT_ID_COLUMN
+
+    labels = _read_table(root / "labels", "labels")
+    for col in (id_col, SPLIT_COLUMN):
+        if col not in labels.columns:
+            raise DataError(f"{root / 'labels'}: no '{col}' column")
+    if labels[id_col].duplicated().any():
+        raise DataError(
+            f"{root / 'labels'}: '{id_col}' has {int(labels[id_col].duplicated().sum())} duplicate(s)"
+        )
+    labels = labels.set_index(id_col)
+    split = labels.pop(SPLIT_COLUMN).astype(str)
+    if study is not None:
+        endpoints = [e for e in study.endpoint_names if e in labels.columns]
+        missing = [e for e in study.endpoint_names if e not in labels.columns]
+        if missing:
+            raise DataError(f"{root / 'labels'}: no column for endpoint(s) {', '.join(missing)}")
+    else:
+        endpoints = [str(c) for c in labels.columns]
+    if not endpoints:
+        raise DataError(f"{root / 'labels'}: no endpoint columns")
+
+    score_dir = root / "scores"
+    files = (
+        sorted(p for p in score_dir.glob("*") if p.suffix in (".parquet", ".csv"))
+        if score_dir.is_dir()
+        else []
+    )
+    if not files:
+        raise UsageError(f"{score_dir}: no <model>.parquet or <model>.csv score files")
+    scores: dict[str, pd.DataFrame] = {}
+    for path in files:
+        frame = _read_table(path.with_suffix(""), f"scores of model '{path.stem}'")
+        if id_col not in frame.columns:
+            raise DataError(f"{path}: no '{id_col}' column")
+        if frame[id_col].duplicated().any():
+            raise DataError(f"{path}: '{id_col}' has duplicates")
+        scores.setdefault(path.stem, frame.set_index(id_col).drop(columns=[SPLIT_COLUMN], errors="ignore"))
+
+    run: dict[str, Any] = {}
+    if (root / "run.json").is_file():
+        try:
+            run = json.loads((root / "run.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{root / 'run.json'}: not valid JSON ({exc.msg})") from None
+        if not isinstance(run, dict):
+            raise SpecError(f"{root / 'run.json'}: must be a JSON object")
+    order = [m for m in run.get("models", []) if m in scores] + sorted(
+        m for m in scores if m not in run.get("models", [])
+    )
+    scores = {m: scores[m] for m in order}
+    for key in ("candidate", "champion"):
+        if run.get(key) is not None and run[key] not in scores:
+            raise SpecError(f"{root / 'run.json'}: {key} '{run[key]}' has no scores/{run[key]}.parquet")
+
+    policy = GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None
+    run_info = _optional_json(root / "summary.json")
+    validation = _optional_json(root / "validation" / "validation.json")
+    decision = None
+    if (root / "decision.json").is_file():
+        decision = Decision.from_json((root / "decision.json").read_text(encoding="utf-8"))
+    return RunData(
+        labels=labels,
+        split=split,
+        scores=scores,
+        endpoints=endpoints,
+        study=study,
+        candidate=run.get("candidate"),
+        champion=run.get("champion"),
+        policy=policy,
+        decision=decision,
+        run_info=run_info,
+        validation=validation,
+    )
+
+
+def _optional_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when the file is absent."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: must be a JSON object")
+    return data
+
+
+# ----------------------------------------------------------------------------- computing
+
+
+def _endpoint_title(name: str, study: StudySpec | None) -> str:
+    """A panel title: the index and its rule on line one, what a case means on line two."""
+    stem, _, suffix = name.rpartition("_")
+    if study is not None and name in study.endpoint_names:
+        ep = next(e for e in study.endpoints if e.name == name)
+        column = ep.column[:-3] if ep.column.endswith("_2y") else ep.column
+        label = _INDEX_LABELS.get(column, column)
+        op = {"<=": "≤", ">=": "≥"}.get(ep.operator, ep.operator)
+        # What a case means, from the spec's description ("severe functional disability
+        # by J-HAQ (> 2.5) at two years" -> "severe functional disability").
+        words = re.split(r" by | \(| at ", ep.description)[0] if ep.description else ""
+        line2 = words or _SUFFIX_WORDS.get(suffix, "")
+        return f"{label} {op} {ep.threshold:g}" + (f"\n{line2}" if line2 else "")
+    if suffix in _SUFFIX_WORDS and stem:
+        return f"{_INDEX_LABELS.get(stem, stem)}\n{_SUFFIX_WORDS[suffix]}"
+    return name
+
+
+def panel_layout(endpoints: Sequence[str]) -> list[list[str | None]]:
+    """Rows of panels: each index's endpoints side by side (high, then remission or low).
+
+    Endpoints are grouped by the name before their last ``_`` when that suffix
+    names an activity level (high, moderate, remission, low). When every group
+    holds at most two endpoints, two groups share a row (four panels); else each
+    group gets a row. Endpoints that fit no group fill a plain grid.
+
+    Args:
+        endpoints: Endpoint names, in study order.
+
+    Returns:
+        A list of rows, each a list of endpoint names (None for an empty cell).
+    """
+    groups: dict[str, list[str]] = {}
+    loose: list[str] = []
+    for ep in endpoints:
+        stem, _, suffix = ep.rpartition("_")
+        if stem and suffix in _PAIR_ORDER:
+            groups.setdefault(stem, []).append(ep)
+        else:
+            loose.append(ep)
+    cells: list[list[str | None]] = []
+    ordered = [sorted(g, key=lambda e: _PAIR_ORDER.index(e.rpartition("_")[2])) for g in groups.values()]
+    width = max((len(g) for g in ordered), default=0)
+    if ordered and width <= 2:
+        pairs: list[str | None] = []
+        for g in ordered:
+            pairs.extend([*g, *([None] * (2 - len(g)))])
+        per_row = 4 if len(ordered) > 1 else 2
+        cells = [pairs[i : i + per_row] for i in range(0, len(pairs), per_row)]
+    else:
+        cells = [list(g) for g in ordered]
+    if loose:
+        ncol = max((len(r) for r in cells), default=min(4, len(loose))) or 1
+        for i in range(0, len(loose), ncol):
+            cells.append(list(loose[i : i + ncol]))
+    width = max(len(r) for r in cells)
+    return [r + [None] * (width - len(r)) for r in cells]
+
+
+def compute_report(
+    labels: pd.DataFrame,
+    scores: Mapping[str, pd.DataFrame],
+    split: pd.Series | None,
+    *,
+    endpoints: Sequence[str] | None = None,
+    study: StudySpec | None = None,
+    candidate: str | None = None,
+    champion: str | None = None,
+    policy: GatePolicy | None = None,
+    decision: Decision | None = None,
+    threshold_method: str | float = "youden",
+    profile: str | None = None,
+) -> ReportData:
+    """Evaluate every model and, when a candidate and champion are named, decide the gate.
+
+    Args:
+        labels: Labels per endpoint, indexed by patient id (0/1/NaN).
+        scores: ``{model: probabilities}``, same columns and ids.
+        split: Split name per patient id (thresholds on validation, metrics on test).
+        endpoints: Endpoints in order; default: the columns of ``labels``.
+        study: The study, for panel titles.
+        candidate: Candidate model name, for the gate.
+        champion: Champion model name, for the gate.
+        policy: Gate policy; the packaged default when None.
+        decision: An existing decision record; computed when None and both names are given.
+        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
+        profile: The run profile, when known (a smoke run's report says its AUCs mean nothing).
+
+    Returns:
+        A :class:`ReportData`.
+    """
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    ev = evaluate(labels, scores, split, endpoints=eps, threshold_method=threshold_method)
+    notes = list(ev.notes)
+    if decision is None and candidate and champion:
+        decision = decide(
+            labels,
+            scores[candidate],
+            scores[champion],
+            policy=policy or load_policy(),
+            candidate_name=candidate,
+            champion_name=champion,
+            split=split,
+            endpoints=eps,
+        )
+    elif decision is None:
+        notes.append("no gate decision: decision.json is absent and run.json names no candidate and champion")
+    rows = None if split is None or ev.eval_split is None else split.index[split == ev.eval_split]
+    families = comparison_families(labels, scores, rows=rows, endpoints=eps, alpha=FINE_TUNING_ALPHA)
+    return ReportData(
+        evaluation=ev,
+        endpoints=eps,
+        models=list(scores),
+        titles={e: _endpoint_title(e, study) for e in eps},
+        decision=decision,
+        notes=notes,
+        families=families,
+        profile=profile,
+    )
+
+
+FINE_TUNING_ALPHA = FAMILY_ALPHA
+
+
+def family_markdown(family: str, table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
+    """One comparison family in Markdown: what it tests, a one-line verdict, a row per pair and endpoint."""
+    title, what, _ = FAMILIES[family]
+    n_sig = int(table["significant"].sum())
+    n_pairs = table[["model_a", "model_b"]].drop_duplicates().shape[0]
+    over = f"{len(table)} tests ({n_pairs} pairs x endpoints)" if n_pairs > 1 else f"{len(table)} endpoints"
+    lines = [
+        f"{what}, on the same patients; Holm over the family's {over}, α {alpha:g}. "
+        f"**Significant in {n_sig} of {len(table)}.**",
+        "",
+        "| Model A | Model B | Endpoint | n (cases) | AUC A | AUC B | ΔAUC A−B (95% CI) | z | p | p (Holm) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table.to_dict(orient="records"):
+        mark = " *" if r["significant"] else ""
+        a, b = model_label(str(r["model_a"])), model_label(str(r["model_b"]))
+        lines.append(
+            f"| {a} | {b} | {r['endpoint']} | {r['n']} ({r['n_cases']}) | {_num(r['auc_a'])} "
+            f"| {_num(r['auc_b'])} | {_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])}) "
+            f"| {_num(r['z'], 2)} | {_p(r['p'])} | {_p(r['p_adjusted'])}{mark} |"
+        )
+    return f"### {title}\n\n" + "\n".join(lines) + "\n"
+
+
+def fine_tuning_markdown(table: pd.DataFrame, *, alpha: float = FINE_TUNING_ALPHA) -> str:
+    """The fine-tuned vs zero-shot family in Markdown, with a one-line verdict."""
+    n_sig = int(table["significant"].sum())
+    head = (
+        f"Fine-tuned vs its own zero-shot base: **Significantly better on {n_sig} of {len(table)} "
+        f"{'endpoints' if table['model_a'].nunique() == 1 else 'tests'}.**\n\n"
+    )
+    return head + family_markdown("fine_tuned_vs_base", table, alpha=alpha)
+
+
+def _p(x: Any) -> str:
+    v = float(x)
+    if not math.isfinite(v):
+        return "–"
+    return "<0.0001" if v < 1e-4 else f"{v:.4f}"
+
+
+def small_sample_endpoints(report: ReportData, *, min_cases: int = MIN_CASES) -> list[dict[str, Any]]:
+    """The endpoints with fewer than ``min_cases`` cases or controls on the evaluation split.
+
+    Args:
+        report: Output of :func:`compute_report`.
+        min_cases: The floor; default :data:`MIN_CASES` (why that number: there).
+
+    Returns:
+        One ``{"endpoint", "n", "n_cases", "n_controls"}`` per small endpoint, in study
+        order (the largest n any model was evaluated on).
+    """
+    table = report.evaluation.table1
+    out = []
+    for ep in report.endpoints:
+        rows = table[table["endpoint"] == ep]
+        if rows.empty:
+            continue
+        best = rows.loc[rows["n"].idxmax()]
+        n, cases = int(best["n"]), int(best["n_cases"])
+        if min(cases, n - cases) < min_cases:
+            out.append({"endpoint": ep, "n": n, "n_cases": cases, "n_controls": n - cases})
+    return out
+
+
+def small_sample_warnings(report: ReportData, *, min_cases: int = MIN_CASES) -> list[str]:
+    """The report's warnings in words: a smoke run, and every endpoint too small to judge."""
+    lines = []
+    if report.profile == SMOKE_PROFILE:
+        lines.append(
+            "Smoke run: a tiny random model, for checking the pipeline. "
+            "Its AUCs and its gate decision mean nothing."
+        )
+    small = small_sample_endpoints(report, min_cases=min_cases)
+    if small:
+        split = report.evaluation.eval_split or "evaluated"
+        each = ", ".join(f"{s['endpoint']} (n {s['n']}, {s['n_cases']} cases)" for s in small)
+        lines.append(
+            f"Small evaluation: {len(small)} of {len(report.endpoints)} endpoints have fewer than "
+            f"{min_cases} cases or controls on the {split} split, so their AUCs are imprecise "
+            f"(95% CI wider than ±0.07 at AUC 0.75) and a difference between models there is weak "
+            f"evidence at best: {each}."
+        )
+    return lines
+
+
+def _num(x: Any, digits: int = 3) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+#: Table 1's metrics (column -> header) and which way is better, for the bold best value
+_TABLE1_METRICS: dict[str, tuple[str, bool]] = {
+    "auc": ("AUC", True),
+    "sensitivity": ("Sensitivity", True),
+    "specificity": ("Specificity", True),
+    "ppv": ("PPV", True),
+    "npv": ("NPV", True),
+    "precision": ("Precision", True),
+    "recall": ("Recall", True),
+    "f1": ("F1", True),
+    "accuracy": ("Accuracy", True),
+    "brier": ("Brier", False),
+}
+
+
+def table1_best(table: pd.DataFrame, *, digits: int = 3) -> pd.Series:
+    """Per row of Table 1, the metrics in which it is the best model of its endpoint.
+
+    Values are compared as printed (3 decimals, Brier 4), so a tie on the page is
+    bold in every tied row; a metric no model has (NaN) is bold nowhere.
+
+    Returns:
+        A string per row, metric names joined by ``;`` (``""`` where none), Table 1's index.
+    """
+    best: dict[Any, list[str]] = {i: [] for i in table.index}
+    for _, rows in table.groupby("endpoint", sort=False):
+        for metric, (_, higher) in _TABLE1_METRICS.items():
+            if metric not in rows:
+                continue
+            values = pd.to_numeric(rows[metric], errors="coerce").round(4 if metric == "brier" else digits)
+            if values.notna().sum() == 0:
+                continue
+            target = values.max() if higher else values.min()
+            for i in values.index[values == target]:
+                best[i].append(metric)
+    return pd.Series({i: ";".join(v) for i, v in best.items()}, name="best", dtype=object)
+
+
+def table1_cells(
+    table: pd.DataFrame, *, conf_level: float = 0.95, bold: Any = None
+) -> tuple[list[str], list[list[str]]]:
+    """Table 1's header and rows as text cells (what the Markdown and HTML tables show).
+
+    Args:
+        table: ``Evaluation.table1``.
+        conf_level: Level of the AUC intervals, for the header.
+        bold: ``f(text) -> text`` applied to each endpoint's best value per metric
+            (:func:`table1_best`); None marks nothing.
+
+    Returns:
+        ``(header, rows)``; models by their human names (:func:`model_label`).
+    """
+    pct = f"{conf_level * 100:g}%"
+    head = [
+        "Endpoint",
+        "Model",
+        "n (cases)",
+        f"AUC ({pct} CI)",
+        "Threshold",
+        *(_TABLE1_METRICS[k][0] for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall")),
+        "F1",
+        "Accuracy",
+        "Brier",
+    ]
+    best = table1_best(table) if bold is not None else pd.Series("", index=table.index)
+
+    def cell(metric: str, text: str, marks: str) -> str:
+        return bold(text) if bold is not None and metric in marks.split(";") else text
+
+    rows = []
+    for i, row in zip(table.index, table.to_dict(orient="records"), strict=True):
+        marks = str(best.get(i, ""))
+        rows.append(
+            [
+                str(row["endpoint"]),
+                model_label(str(row["model"])),
+                f"{int(row['n'])} ({int(row['n_cases'])})",
+                cell(
+                    "auc", f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})", marks
+                ),
+                _num(row["threshold"]),
+                *(
+                    cell(k, _num(row[k]), marks)
+                    for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
+                ),
+                cell("accuracy", _num(row["accuracy"]), marks),
+                cell("brier", _num(row["brier"], 4), marks),
+            ]
+        )
+    return head, rows
+
+
+def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:
+    """Table 1 as a Markdown table (one row per endpoint and model), each endpoint's best values in bold.
+
+    Args:
+        table: ``Evaluation.table1``.
+        conf_level: Level of the AUC intervals, for the header.
+
+    Returns:
+        Markdown text.
+    """
+    head, rows = table1_cells(table, conf_level=conf_level, bold=lambda t: f"**{t}**")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines) + "\n\nBold: the best value of each metric per endpoint (higher; Brier: lower).\n"
+
+
+def decision_reasons(decision: Decision) -> list[str]:
+    """The gate's reasons with the models' human names (:func:`model_label`) for their keys."""
+    names = {
+        decision.candidate: model_label(decision.candidate),
+        decision.champion: model_label(decision.champion),
+    }
+    pattern = re.compile("|".join(rf"\b{re.escape(k)}\b" for k in sorted(names, key=len, reverse=True)))
+    return [pattern.sub(lambda m: names[m.group(0)], r) for r in decision.reasons]
+
+
+def decision_headline(report: ReportData) -> str:
+    """The gate's verdict in one line with its n: who was compared with whom, on how many patients."""
+    d = report.decision
+    if d is None:
+        return "no gate decision"
+    ns = [v.n for v in d.endpoints]
+    cases = [v.n_cases for v in d.endpoints]
+    n = f"{max(ns)} patients" if ns else "no patients"
+    span = f"{min(cases)}–{max(cases)} cases per endpoint" if cases else "no cases"
+    who = f"{model_label(d.candidate)} vs {model_label(d.champion)}"
+    return f"{who} on the {d.policy.split} split, {n}, {span}"
+
+
+def summary_markdown(report: ReportData) -> str:
+    """The run in words: the gate decision (if any), how thresholds were chosen, notes, Table 1."""
+    ev = report.evaluation
+    parts = ["# Run report", ""]
+    warnings = small_sample_warnings(report)
+    if warnings:
+        parts += [f"> **Warning.** {w}" for w in warnings] + [""]
+    if report.decision is not None:
+        d = report.decision
+        verdict = "PROMOTE" if d.promote else "KEEP CHAMPION"
+        parts += ["## Gate decision", "", f"**{verdict}**: {decision_headline(report)}", ""]
+        parts += [f"- {r}" for r in decision_reasons(d)] + [
+            "",
+            "| Endpoint | n (cases) | ΔAUC (CI) | z | p better (adj.) | p worse (adj.) | Verdict |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for v in d.endpoints:
+            parts.append(
+                f"| {v.endpoint} | {v.n} ({v.n_cases}) "
+                f"| {_num(v.delta)} ({_num(v.ci_delta[0])} to {_num(v.ci_delta[1])}) "
+                f"| {_num(v.z, 2)} "
+                f"| {_num(v.p_better, 4)} ({_num(v.p_better_adjusted, 4)}) "
+                f"| {_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)}) | {v.verdict} |"
+            )
+        parts.append("")
+    if report.families:
+        parts += [
+            "## Comparison families",
+            "",
+            "Seed 000's families, each adjusted on its own (candidate vs champion is the gate above).",
+            "",
+        ]
+        for family, table in report.families.items():
+            parts += [family_markdown(family, table), ""]
+    parts += [
+        "## Table 1",
+        "",
+        f"Thresholds chosen by {ev.threshold_method} on the {ev.threshold_split or 'evaluated'} split "
+        "and applied "
+        f"to the {ev.eval_split or 'same'} split; a patient is predicted a case when score ≥ threshold.",
+        "",
+        table1_markdown(ev.table1, conf_level=ev.conf_level),
+    ]
+    if report.notes:
+        parts += ["## Notes", "", *(f"- {n}" for n in report.notes), ""]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (NaN as None)."""
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return [{k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in r.items()} for r in rows]
+
+
+def write_report(
+    run_dir: str | Path, *, out_dir: str | Path | None = None, threshold_method: str | float = "youden"
+) -> ReportPaths:
+    """Read a run folder, compute the report and write its files.
+
+    Args:
+        run_dir: The run folder (layout in the module docstring).
+        out_dir: Where to write; default ``RUN_DIR/report``.
+        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
+
+    Returns:
+        The paths written.
+    """
+    run = read_run_dir(run_dir)
+    report = compute_report(
+        run.labels,
+        run.scores,
+        run.split,
+        endpoints=run.endpoints,
+        study=run.study,
+        candidate=run.candidate,
+        champion=run.champion,
+        policy=run.policy,
+        decision=run.decision,
+        threshold_method=threshold_method,
+        profile=(run.run_info or {}).get("profile"),
+    )
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        roc_png=out / "roc.png",
+        index_html=out / "index.html",
+        table1_md=out / "table1.md",
+        table1_csv=out / "table1.csv",
+        metrics_json=out / "metrics.json",
+        summary_md=out / "summary.md",
+        decision_json=out / "decision.json" if report.decision is not None else None,
+    )
+    import io
+
+    from cohortlm.evaluation.report_html import render_html
+
+    fig = plot_roc(report)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=150, format="png")
+    paths.roc_png.write_bytes(png.getvalue())
+    # The CSV names, per row, the metrics in which the model is its endpoint's best (bold in the .md).
+    report.evaluation.table1.assign(best=table1_best(report.evaluation.table1)).to_csv(
+        paths.table1_csv, index=False
+    )
+    paths.table1_md.write_text(
+        table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
+    )
+    paths.summary_md.write_text(summary_markdown(report))
+    metrics = report.evaluation.to_dict()
+    metrics["models"] = report.models
+    metrics["endpoints"] = report.endpoints
+    metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
+    metrics["notes"] = report.notes
+    metrics["profile"] = report.profile
+    metrics["small_sample"] = {
+        "min_cases": MIN_CASES,
+        "endpoints": small_sample_endpoints(report),
+        "warnings": small_sample_warnings(report),
+    }
+    metrics["vs_baseline"] = _json_records(report.vs_baseline) if report.vs_baseline is not None else None
+    metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
+    metrics["families"] = family_records(report.families)
+    if report.fine_tuning is not None:
+        report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
+    if report.families:
+        pd.concat(report.families.values(), ignore_index=True).to_csv(out / "families.csv", index=False)
+    paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
+    if paths.decision_json is not None and report.decision is not None:
+        paths.decision_json.write_text(report.decision.to_json())
+    paths.index_html.write_text(
+        render_html(
+            report,
+            figure_png=png.getvalue(),
+            run_info=run.run_info,
+            validation=run.validation,
+            study_name=run.study.name if run.study is not None else None,
+        ),
+        encoding="utf-8",
+    )
+    return paths

@@ -1,0 +1,275 @@
+"""``report/index.html``: the run's report as one self-contained page to open in a browser.
+
+One file, nothing fetched: the figure is an inline PNG (``data:`` URI), the
+style is inline and there is no script. Top to bottom: the verdict with its n,
+the warnings (a smoke run, endpoints too small to judge), the ROC figure, the
+gate per endpoint, the comparison families, Table 1, the validation summary and
+the notes. Everything comes from :class:`cohortlm.evaluation.report.ReportData` and the run
+folder's optional ``summary.json`` and ``validation/validation.json``; the page
+holds model and endpoint names, counts and statistics, never a patient's value.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:  # report imports this module inside write_report
+    from cohortlm.evaluation.report import ReportData
+
+__all__ = ["render_html"]
+
+_STYLE = """
+body{font-family:"Liberation Sans",Arial,Helvetica,sans-serif;margin:0 auto;padding:1em 2em;
+max-width:1600px;color:#222;line-height:1.4}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin:1.4em 0 .4em;border-bottom:1px solid #ccc}
+.meta{color:#555;margin:.2em 0 .8em}
+.verdict{border:2px solid;border-radius:6px;padding:.5em 1em;margin:.5em 0}
+.verdict .word{font-size:1.6em;font-weight:bold;letter-spacing:.03em}
+.promote{border-color:#1b7f3b;background:#eef8f0}.promote .word{color:#1b7f3b}
+.keep{border-color:#8a6d00;background:#fdf8e6}.keep .word{color:#8a6d00}
+.none{border-color:#777;background:#f4f4f4}
+.warn{border-left:6px solid #b00020;background:#fdecee;padding:.4em 1em;margin:.5em 0}
+.warn p{margin:.3em 0}
+figure{margin:.5em 0}figure img{width:100%;height:auto;display:block}
+figcaption{color:#555;font-size:.9em}
+table{border-collapse:collapse;font-size:13px;margin:.3em 0 1em}
+th,td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+th{background:#f2f2f2}td:first-child,th:first-child,td.l,th.l{text-align:left}
+.sig{font-weight:bold}.small{color:#b00020}.ok{color:#1b7f3b}.bad{color:#b00020}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+#: a cell text starting with this is shown bold (Table 1's best values)
+BOLD = "\x02"
+
+
+def _cell(text: str) -> str:
+    return f"<b>{_e(text[1:])}</b>" if text.startswith(BOLD) else _e(text)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1, classes=None) -> str:
+    """An HTML table; the first ``left`` columns are text (left-aligned), the rest numbers."""
+    th = "".join(f"<th{' class=l' if i < left else ''}>{_e(h)}</th>" for i, h in enumerate(head))
+    body = []
+    for r, row in enumerate(rows):
+        css = f" class='{classes[r]}'" if classes and classes[r] else ""
+        cells = "".join(f"<td{' class=l' if i < left else ''}>{_cell(c)}</td>" for i, c in enumerate(row))
+        body.append(f"<tr{css}>{cells}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _verdict(report: ReportData) -> str:
+    from cohortlm.evaluation.report import decision_headline, decision_reasons
+
+    d = report.decision
+    if d is None:
+        return (
+            "<section id='verdict' class='verdict none'><div class='word'>NO GATE DECISION</div>"
+            "<p>decision.json is absent and run.json names no candidate and champion.</p></section>"
+        )
+    css, word = ("promote", "PROMOTE") if d.promote else ("keep", "KEEP CHAMPION")
+    return (
+        f"<section id='verdict' class='verdict {css}'><div class='word'>{word}</div>"
+        f"<p>{_e(decision_headline(report))}.</p><p>{_e(decision_reasons(d)[0]) if d.reasons else ''}</p>"
+        "</section>"
+    )
+
+
+def _warnings(report: ReportData) -> str:
+    from cohortlm.evaluation.report import small_sample_warnings
+
+    lines = small_sample_warnings(report)
+    if not lines:
+        return ""
+    return "<section id='warnings' class='warn'>" + "".join(f"<p>{_e(w)}</p>" for w in lines) + "</section>"
+
+
+def _figure(report: ReportData, png: bytes) -> str:
+    ev = report.evaluation
+    data = base64.b64encode(png).decode("ascii")
+    alt = f"ROC curves, one panel per endpoint, on the {ev.eval_split or 'evaluated'} split"
+    return (
+        f"<figure id='roc'><img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>One panel per endpoint; each legend gives the panel's n and cases and each "
+        f"model's AUC with its {ev.conf_level * 100:g}% confidence interval (logit DeLong).</figcaption>"
+        "</figure>"
+    )
+
+
+def _gate(report: ReportData) -> str:
+    from cohortlm.evaluation.report import _num
+
+    d = report.decision
+    if d is None:
+        return ""
+    from cohortlm.evaluation.figures import model_label
+
+    head = [
+        "Endpoint", "n (cases)", f"AUC {model_label(d.candidate)}", f"AUC {model_label(d.champion)}",
+        "ΔAUC (CI)", "z", "p better (adj.)", "p worse (adj.)", "Verdict",
+    ]  # fmt: skip
+    rows, classes = [], []
+    for v in d.endpoints:
+        rows.append(
+            [
+                v.endpoint, f"{v.n} ({v.n_cases})", _num(v.auc_candidate), _num(v.auc_champion),
+                f"{_num(v.delta)} ({_num(v.ci_delta[0])} to {_num(v.ci_delta[1])})", _num(v.z, 2),
+                f"{_num(v.p_better, 4)} ({_num(v.p_better_adjusted, 4)})",
+                f"{_num(v.p_worse, 4)} ({_num(v.p_worse_adjusted, 4)})", v.verdict,
+            ]
+        )  # fmt: skip
+        classes.append("small" if v.insufficient else "")
+    from cohortlm.evaluation.report import decision_reasons
+
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in decision_reasons(d))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in d.notes)
+    per_endpoint = "".join(f"<li>{_e(r)}</li>" for v in d.endpoints for r in v.reasons)
+    return (
+        f"<section id='gate'><h2>The decision in words</h2><ul>{reasons}</ul>"
+        + (f"<p>Notes on the design:</p><ul>{notes}</ul>" if notes else "")
+        + f"<h2>The gate per endpoint (paired DeLong, {_e(d.policy.split)} split, look {d.look})</h2>"
+        + _table(head, rows, classes=classes)
+        + f"<details><summary>Each endpoint's verdict in words</summary><ul>{per_endpoint}</ul></details>"
+        + "</section>"
+    )
+
+
+def _family(family: str, table: pd.DataFrame) -> str:
+    from cohortlm.evaluation.comparisons import FAMILIES
+    from cohortlm.evaluation.figures import model_label
+    from cohortlm.evaluation.report import FINE_TUNING_ALPHA, _num, _p
+
+    title, what, _ = FAMILIES[family]
+    head = ["Model A", "Model B", "Endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC A−B (95% CI)", "z", "p",
+            "p (Holm)"]  # fmt: skip
+    rows, classes = [], []
+    for r in table.to_dict(orient="records"):
+        rows.append(
+            [
+                model_label(str(r["model_a"])), model_label(str(r["model_b"])), r["endpoint"],
+                f"{r['n']} ({r['n_cases']})", _num(r["auc_a"]), _num(r["auc_b"]),
+                f"{_num(r['delta'])} ({_num(r['ci_low'])} to {_num(r['ci_high'])})", _num(r["z"], 2),
+                _p(r["p"]), _p(r["p_adjusted"]) + (" *" if r["significant"] else ""),
+            ]
+        )  # fmt: skip
+        classes.append("sig" if r["significant"] else "")
+    n_sig = int(table["significant"].sum())
+    return (
+        f"<h3>{_e(title)}</h3><p>{_e(what)}; Holm over the family's {len(table)} tests, "
+        f"α {FINE_TUNING_ALPHA:g}. <b>Significant in {n_sig} of {len(table)}</b> (marked *).</p>"
+        + _table(head, rows, left=3, classes=classes)
+    )
+
+
+def _families(report: ReportData) -> str:
+    if not report.families:
+        return ""
+    body = "".join(_family(family, table) for family, table in report.families.items())
+    return (
+        "<section id='families'><h2>Comparison families</h2><p>Seed 000's families, each adjusted on "
+        "its own: base vs base (zero-shot), fine-tuned vs its own base, fine-tuned vs this run's "
+        "logistic regression; candidate vs champion is the gate above. A run with one base model "
+        "has no base-vs-base family.</p>"
+        f"{body}</section>"
+    )
+
+
+def _table1(report: ReportData) -> str:
+    from cohortlm.evaluation.report import table1_cells
+
+    ev = report.evaluation
+    head, rows = table1_cells(ev.table1, conf_level=ev.conf_level, bold=lambda t: BOLD + t)
+    return (
+        f"<section id='table1'><h2>Table 1</h2><p>Thresholds chosen by {_e(ev.threshold_method)} on "
+        f"the {_e(ev.threshold_split or 'evaluated')} split and applied to the "
+        f"{_e(ev.eval_split or 'same')} split; a patient is predicted a case when score ≥ threshold. "
+        "Bold: each endpoint's best value per metric (higher; Brier: lower).</p>"
+        + _table(head, rows, left=2)
+        + "</section>"
+    )
+
+
+def _validation(validation: Mapping[str, Any] | None) -> str:
+    if validation is None:
+        return (
+            "<section id='validation'><h2>Validation</h2><p>No validation report in this run "
+            "folder (validation/validation.json).</p></section>"
+        )
+    failed = [e for e in validation.get("expectations", []) if not e.get("success")]
+    ok = bool(validation.get("success"))
+    n_exp = validation.get("n_expectations", len(validation.get("expectations", [])))
+    gx = validation.get("great_expectations")
+    head = (
+        f"<p class='{'ok' if ok else 'bad'}'><b>{'Passed' if ok else 'Failed'}</b>: "
+        f"{int(n_exp) - len(failed)} of {n_exp} expectations met on {validation.get('n_rows', '?')} rows "
+        f"and {validation.get('n_columns', '?')} columns"
+        + (f" (Great Expectations {_e(gx)})" if gx else "")
+        + ". Full report: <a href='../validation/validation.html'>validation/validation.html</a>.</p>"
+    )
+    table = ""
+    if failed:
+        rows = [
+            [str(e.get("name", "")), str(e.get("unexpected_count") or e.get("note") or "failed"),
+             str(e.get("description", ""))]
+            for e in failed
+        ]  # fmt: skip
+        table = _table(["Expectation", "Failing rows", "What it checks"], rows, left=3)
+    return f"<section id='validation'><h2>Validation</h2>{head}{table}</section>"
+
+
+def render_html(
+    report: ReportData,
+    *,
+    figure_png: bytes,
+    run_info: Mapping[str, Any] | None = None,
+    validation: Mapping[str, Any] | None = None,
+    study_name: str | None = None,
+) -> str:
+    """The report page: verdict, warnings, figure, gate, comparison families, Table 1, validation.
+
+    Args:
+        report: Output of :func:`cohortlm.evaluation.report.compute_report`.
+        figure_png: The ROC figure as PNG bytes (inlined).
+        run_info: The run folder's ``summary.json`` (run id, study, profile, wall time), if any.
+        validation: The run folder's ``validation/validation.json``, if any.
+        study_name: The study's name when ``run_info`` does not give it.
+
+    Returns:
+        One HTML document that needs no other file.
+    """
+    info = dict(run_info or {})
+    study = info.get("study") or study_name or (validation or {}).get("study") or "study"
+    meta = [f"study {study}"]
+    if info.get("run_id"):
+        meta.append(f"run {info['run_id']}")
+    if report.profile:
+        meta.append(f"profile {report.profile}")
+    if isinstance(info.get("wall_seconds"), (int, float)):
+        meta.append(f"wall time {info['wall_seconds']:.0f} s")
+    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        # No favicon request: the page must load with nothing else fetched.
+        "<link rel='icon' href='data:,'>"
+        f"<title>cohortlm report · {_e(study)}</title><style>{_STYLE}</style></head><body>"
+        f"<header><h1>Run report: {_e(study)}</h1><p class='meta'>{_e(' · '.join(meta))}</p></header>"
+        + _verdict(report)
+        + _warnings(report)
+        + _figure(report, figure_png)
+        + _gate(report)
+        + _families(report)
+        + _table1(report)
+        + _validation(validation)
+        + (f"<section id='notes'><h2>Notes</h2><ul>{notes}</ul></section>" if notes else "")
+        + "</body></html>\n"
+    )

@@ -1,0 +1,198 @@
+"""Calibration as a test: logistic recalibration (Cox 1958) of predicted probabilities.
+
+For outcomes ``y`` and predicted probabilities ``p`` the recalibration model is
+``logit P(y = 1) = a + b · logit(p)``. A perfectly calibrated model has
+``a = 0, b = 1``. Two summaries are reported, each with a Wald interval:
+
+- **calibration-in-the-large** (``citl``): ``a`` with the slope fixed at 1
+  (``logit(p)`` as an offset). ``citl < 0`` means the model predicts too much
+  risk on average: predicting twice the observed risk of a rare outcome gives
+  ``citl ≈ −ln 2 ≈ −0.69``;
+- **calibration slope** (``slope``): ``b`` of the two-parameter fit. ``< 1`` means
+  the predictions are too extreme (overfitting), ``> 1`` too timid.
+
+The likelihood-ratio statistic of ``(a, b) = (0, 1)`` against the fitted pair is
+Cox's test of perfect calibration (χ² with 2 df, so ``p = exp(−LR/2)``).
+
+The fits are Newton–Raphson on arrays of shape ``(R, N)``: one row per
+replicate, so the simulation of the gate (:mod:`cohortlm.evaluation.stats.simulate`) and
+the gate on one data set (:func:`recalibration`, ``R = 1``) run the same code.
+Probabilities are clipped to ``[1e-6, 1 − 1e-6]`` before the logit so that a
+score of exactly 0 or 1 stays finite.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
+from scipy.stats import norm
+
+from cohortlm.evaluation.stats.delong import _as_labels, _as_scores
+
+__all__ = ["CalibrationResult", "recalibration", "recalibration_batch"]
+
+_EPS = 1e-6
+_ITERATIONS = 50
+_TOL = 1e-8  # Newton stops when every replicate's step is below this
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Logistic recalibration of one model's probabilities on one endpoint.
+
+    Attributes:
+        citl: Calibration-in-the-large (intercept with slope fixed at 1); 0 is ideal.
+        citl_ci: Two-sided Wald interval for ``citl`` at ``conf_level``.
+        se_citl: Standard error of ``citl``.
+        slope: Calibration slope of the two-parameter fit; 1 is ideal.
+        slope_ci: Two-sided Wald interval for ``slope``.
+        se_slope: Standard error of ``slope``.
+        lr_stat: Likelihood-ratio statistic of ``(a, b) = (0, 1)`` (Cox's test).
+        p_value: p-value of Cox's test (χ², 2 df).
+        observed: Observed event rate.
+        expected: Mean predicted probability.
+        conf_level: Level of the intervals.
+        n: Patients.
+    """
+
+    citl: float
+    citl_ci: tuple[float, float]
+    se_citl: float
+    slope: float
+    slope_ci: tuple[float, float]
+    se_slope: float
+    lr_stat: float
+    p_value: float
+    observed: float
+    expected: float
+    conf_level: float
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form (lists for intervals)."""
+        out = asdict(self)
+        out["citl_ci"] = list(self.citl_ci)
+        out["slope_ci"] = list(self.slope_ci)
+        return out
+
+
+def _loglik(y: NDArray[np.float64], eta: NDArray[np.float64]) -> NDArray[np.float64]:
+    # y·η − log(1 + e^η), written to stay finite for large |η|.
+    return np.sum(y * eta - np.logaddexp(0.0, eta), axis=-1)
+
+
+def recalibration_batch(
+    y: NDArray[np.bool_] | NDArray[np.float64], p: NDArray[np.float64], *, with_test: bool = True
+) -> dict[str, NDArray[np.float64]]:
+    """Recalibration fits for ``R`` replicates at once.
+
+    Args:
+        y: Outcomes, shape ``(R, N)`` (bool or 0/1).
+        p: Predicted probabilities, shape ``(R, N)``.
+        with_test: Also compute Cox's likelihood-ratio test (the simulation of the
+            gate, which does not use it, skips it).
+
+    Returns:
+        Arrays of shape ``(R,)``: ``citl``, ``se_citl``, ``slope``, ``se_slope`` and,
+        with ``with_test``, ``lr_stat`` and ``p_value``. NaN where a fit does not
+        exist (one class only). Standard errors come from the information at the
+        last Newton iterate (its step was below 1e-8).
+    """
+    yf = np.asarray(y, dtype=np.float64)
+    pc = np.clip(p, _EPS, 1 - _EPS)
+    x = np.log(pc) - np.log1p(-pc)
+    n_events = yf.sum(axis=-1)
+    degenerate = (n_events == 0) | (n_events == yf.shape[-1])
+
+    # Slope fixed at 1: one-parameter Newton on the intercept (offset x).
+    a = np.zeros(yf.shape[:-1])
+    info = np.ones(yf.shape[:-1])
+    for _ in range(_ITERATIONS):
+        mu = expit(a[..., None] + x)
+        info = np.maximum(np.sum(mu * (1 - mu), axis=-1), 1e-12)
+        step = np.clip(np.sum(yf - mu, axis=-1) / info, -5.0, 5.0)
+        a = a + step
+        if not np.nanmax(np.abs(np.where(degenerate, 0.0, step)), initial=0.0) > _TOL:
+            break
+    se_a = 1.0 / np.sqrt(info)
+
+    # Two parameters (intercept, slope), damped Newton from the ideal (0, 1).
+    b0 = np.zeros(yf.shape[:-1])
+    b1 = np.ones(yf.shape[:-1])
+    h00 = det = np.ones(yf.shape[:-1])
+    for _ in range(_ITERATIONS):
+        mu = expit(b0[..., None] + b1[..., None] * x)
+        w = mu * (1 - mu)
+        r = yf - mu
+        wx = w * x
+        g0, g1 = r.sum(axis=-1), (r * x).sum(axis=-1)
+        h00, h01, h11 = w.sum(axis=-1), wx.sum(axis=-1), (wx * x).sum(axis=-1)
+        det = np.maximum(h00 * h11 - h01 * h01, 1e-300)
+        d0 = np.clip((h11 * g0 - h01 * g1) / det, -5.0, 5.0)
+        d1 = np.clip((h00 * g1 - h01 * g0) / det, -5.0, 5.0)
+        b0, b1 = b0 + d0, b1 + d1
+        if not np.nanmax(np.where(degenerate, 0.0, np.abs(d0) + np.abs(d1)), initial=0.0) > _TOL:
+            break
+    out = {"citl": a, "se_citl": se_a, "slope": b1, "se_slope": np.sqrt(h00 / det)}
+    if with_test:
+        lr = np.maximum(2.0 * (_loglik(yf, b0[..., None] + b1[..., None] * x) - _loglik(yf, x)), 0.0)
+        out["lr_stat"] = lr
+        out["p_value"] = np.exp(-lr / 2.0)
+    for key in out:
+        out[key] = np.where(degenerate, np.nan, out[key])
+    return out
+
+
+def recalibration(y_true: ArrayLike, y_prob: ArrayLike, *, conf_level: float = 0.95) -> CalibrationResult:
+    """Calibration-in-the-large, calibration slope and Cox's test for one model on one endpoint.
+
+    Args:
+        y_true: Outcomes, 1 = case, 0 = control.
+        y_prob: Predicted probabilities in [0, 1].
+        conf_level: Level of the two-sided Wald intervals, in (0, 1).
+
+    Returns:
+        A :class:`CalibrationResult`; NaN numbers when ``y_true`` holds one class only.
+
+    Raises:
+        ValueError: If an argument is malformed or a probability lies outside [0, 1].
+    """
+    if not 0.0 < float(conf_level) < 1.0:
+        raise ValueError(f"conf_level must be in (0, 1), got {conf_level!r}")
+    labels = _as_labels(y_true, "y_true")
+    prob = _as_scores(y_prob, "y_prob", labels.shape[0])
+    if ((prob < 0) | (prob > 1)).any():
+        raise ValueError("y_prob must hold probabilities in [0, 1]")
+    n = int(labels.shape[0])
+    if n == 0:
+        nan = math.nan
+        return CalibrationResult(
+            nan, (nan, nan), nan, nan, (nan, nan), nan, nan, nan, nan, nan, float(conf_level), 0
+        )
+    fit = {k: float(v[0]) for k, v in recalibration_batch(labels[None, :], prob[None, :]).items()}
+    z = float(norm.ppf(0.5 + float(conf_level) / 2.0))
+
+    def interval(est: float, se: float) -> tuple[float, float]:
+        return (
+            (est - z * se, est + z * se) if math.isfinite(est) and math.isfinite(se) else (math.nan, math.nan)
+        )
+
+    return CalibrationResult(
+        citl=fit["citl"],
+        citl_ci=interval(fit["citl"], fit["se_citl"]),
+        se_citl=fit["se_citl"],
+        slope=fit["slope"],
+        slope_ci=interval(fit["slope"], fit["se_slope"]),
+        se_slope=fit["se_slope"],
+        lr_stat=fit["lr_stat"],
+        p_value=fit["p_value"],
+        observed=float(labels.mean()),
+        expected=float(prob.mean()),
+        conf_level=float(conf_level),
+        n=n,
+    )

@@ -1,0 +1,255 @@
+"""The champion to beat: logistic regression, one scikit-learn Pipeline per endpoint.
+
+Each pipeline is::
+
+    ColumnTransformer
+      numeric, integer, binary -> median imputation (+ missing indicators) -> standard scaling
+      categorical              -> most-frequent imputation -> one-hot (spec categories, unknown ignored)
+    LogisticRegression (lbfgs, L2, class weighting configurable)
+
+Missing values are handled inside the pipeline, so the same object scores
+training rows, test rows and a single served request alike. Rows whose label
+is missing for an endpoint are left out of that endpoint's fit only.
+
+Bundles store the pipelines with skops (a format that lists the types it will
+build, instead of executing arbitrary pickled code); loading accepts only
+scikit-learn and numpy types.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from cohortlm.errors import DataError, SpecError
+from cohortlm.models.bundle import check_feature_rows, clip_proba, write_bundle_metadata
+from cohortlm.spec.study import StudySpec
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "logistic_regression"
+MODEL_FILE = "model.skops"
+SERIALIZER = "skops"
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.")
+_LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "cohortlm")
+
+
+def build_pipeline(spec: StudySpec, *, class_weight: str | None = None, seed: int = 0) -> Pipeline:
+    """An unfitted pipeline for one endpoint of ``spec`` (see module docstring).
+
+    Args:
+        spec: the study; its feature types pick each column's preprocessing.
+        class_weight: ``None`` or ``"balanced"`` (LogisticRegression's option).
+        seed: random state of the solver (lbfgs is deterministic; kept for other solvers).
+    """
+    if class_weight not in (None, "balanced"):
+        raise ValueError(f"class_weight must be None or 'balanced', got {class_weight!r}")
+    numeric = [f.name for f in spec.features if f.type != "categorical"]
+    categorical = [f for f in spec.features if f.type == "categorical"]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        # keep_empty_features: a column missing in every training row
+                        # stays a (constant) column, so the layout never depends on the data.
+                        (
+                            "impute",
+                            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                        ),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        (
+                            "impute",
+                            SimpleImputer(
+                                strategy="most_frequent", missing_values=None, keep_empty_features=True
+                            ),
+                        ),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                categories=[list(f.categories or ()) for f in categorical],
+                                handle_unknown="ignore",
+                            ),
+                        ),
+                    ]
+                ),
+                [f.name for f in categorical],
+            )
+        )
+    return Pipeline(
+        [
+            ("features", ColumnTransformer(transformers, remainder="drop")),
+            ("model", LogisticRegression(C=1.0, max_iter=2000, class_weight=class_weight, random_state=seed)),
+        ]
+    )
+
+
+def _positive_proba(pipe: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    classes = list(pipe.classes_)
+    proba = pipe.predict_proba(X)
+    if 1.0 in classes:
+        return proba[:, classes.index(1.0)]
+    return np.zeros(len(X))  # only negatives were seen in training
+
+
+@dataclass
+class BaselineModel:
+    """Fitted pipelines, one per endpoint, and what training recorded.
+
+    Attributes:
+        spec: the study.
+        pipelines: endpoint name -> fitted sklearn Pipeline.
+        training: configuration and metrics (stored in ``bundle.json``).
+    """
+
+    spec: StudySpec
+    pipelines: dict[str, Pipeline]
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def predict_proba(self, df: pd.DataFrame) -> pd.DataFrame:
+        """P(case) per endpoint in (0, 1); columns in spec order, index of ``df``."""
+        X = check_feature_rows(df, self.spec)
+        out = pd.DataFrame(index=df.index)
+        for name in self.spec.endpoint_names:
+            out[name] = clip_proba(_positive_proba(self.pipelines[name], X)) if len(X) else []
+        return out.astype(float)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model as a bundle (``model.skops`` + ``bundle.json`` + ``study.yaml``)."""
+        import skops.io as sio
+
+        root = Path(folder)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / (MODEL_FILE + ".tmp")
+        sio.dump({name: self.pipelines[name] for name in self.spec.endpoint_names}, tmp)
+        tmp.replace(root / MODEL_FILE)
+        write_bundle_metadata(
+            root,
+            kind="baseline",
+            model_name=MODEL_NAME,
+            spec=self.spec,
+            model_files=[MODEL_FILE],
+            training={**self.training, "serializer": SERIALIZER},
+            libraries=_LIBRARIES,
+        )
+        return root
+
+
+def train_baseline(
+    train_df: pd.DataFrame, spec: StudySpec, *, class_weight: str | None = None, seed: int = 0
+) -> BaselineModel:
+    """Fit one logistic regression pipeline per endpoint on ``train_df``.
+
+    Args:
+        train_df: training rows with the feature columns and endpoint source columns.
+        spec: the study.
+        class_weight: ``None`` or ``"balanced"``.
+        seed: solver random state.
+
+    Returns:
+        The fitted :class:`BaselineModel`.
+
+    Raises:
+        DataError: no rows, or a required column is missing.
+    """
+    if len(train_df) == 0:
+        raise DataError("the training split is empty; check the split sizes in the study spec")
+    spec.check_columns(train_df, need_endpoints=True, what="the training table")
+    X = check_feature_rows(train_df, spec)
+    labels = spec.labels(train_df)
+    pipelines: dict[str, Pipeline] = {}
+    per_endpoint: dict[str, dict[str, Any]] = {}
+    for name in spec.endpoint_names:
+        y = labels[name]
+        keep = y.notna().to_numpy()
+        yk = y[keep].astype(float)
+        pipe = build_pipeline(spec, class_weight=class_weight, seed=seed)
+        if yk.nunique() < 2:
+            # One class only (tiny cohorts, rare endpoints): a logistic regression is
+            # undefined, so keep the constant predictor and say so in the metadata.
+            log.warning("endpoint %s has one class in the training rows; it predicts a constant", name)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Skipping features without any observed values.*")
+            if yk.nunique() < 2:
+                from sklearn.dummy import DummyClassifier
+
+                pipe.steps[-1] = ("model", DummyClassifier(strategy="prior"))
+            pipe.fit(X[keep], yk)
+        per_endpoint[name] = {
+            "n": int(keep.sum()),
+            "n_positive": int(yk.sum()),
+            "prevalence": float(yk.mean()) if len(yk) else float("nan"),
+            "constant": bool(yk.nunique() < 2),
+        }
+        pipelines[name] = pipe
+    training = {
+        "estimator": "LogisticRegression(C=1.0, lbfgs, L2)",
+        "class_weight": class_weight,
+        "seed": seed,
+        "n_train": len(train_df),
+        "endpoints": per_endpoint,
+    }
+    return BaselineModel(spec=spec, pipelines=pipelines, training=training)
+
+
+class BaselinePredictor:
+    """A baseline bundle loaded for prediction (satisfies :class:`cohortlm.models.bundle.Predictor`)."""
+
+    kind = "baseline"
+
+    def __init__(self, model: BaselineModel, *, path: Path, version: str, name: str = MODEL_NAME):
+        self.model = model
+        self.spec = model.spec
+        self.path = path
+        self.version = version
+        self.name = name
+
+    @classmethod
+    def from_bundle(cls, folder: Path, meta: dict[str, Any], spec: StudySpec) -> BaselinePredictor:
+        """Load ``model.skops`` from a bundle whose metadata was already checked."""
+        import skops.io as sio
+
+        model_path = folder / MODEL_FILE
+        if not model_path.is_file():
+            raise SpecError(f"bundle {folder} has no {MODEL_FILE}; the bundle is incomplete, train it again")
+        untrusted = sio.get_untrusted_types(file=model_path)
+        foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+        if foreign:
+            raise SpecError(
+                f"{model_path} asks to build types outside scikit-learn and numpy "
+                f"({', '.join(foreign[:3])}); refusing to load it"
+            )
+        pipelines = sio.load(model_path, trusted=untrusted)
+        missing = [e for e in spec.endpoint_names if e not in pipelines]
+        if missing:
+            raise SpecError(f"{model_path} has no model for endpoint(s) {', '.join(missing)}")
+        model = BaselineModel(spec=spec, pipelines=pipelines, training=meta.get("training", {}))
+        return cls(model, path=folder, version=meta["model_version"], name=meta["model_name"])
+
+    def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """P(case) per endpoint in (0, 1); columns in spec order, index of ``rows``."""
+        return self.model.predict_proba(rows)

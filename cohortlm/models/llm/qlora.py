@@ -1,0 +1,849 @@
+"""QLoRA fine-tuning: teach a causal LM to answer each endpoint's question about a patient.
+
+Read top to bottom: :class:`QLoRAConfig` -> setup (base model, 4-bit
+quantisation, LoRA, data) -> train loop -> save a bundle.
+
+What is learnt. For every training patient and endpoint the model sees the
+patient text and the endpoint question and must put the answer token
+(`` Yes`` for a case, `` No`` otherwise) next. Loss on answer tokens only, the
+prompt is never a target. By default (``answer_loss="yes_no"``) the loss is
+the cross-entropy over the two answer tokens, i.e. the log-loss of exactly
+the probability the scorer reports, ``sigmoid(l_Yes - l_No)``: every gradient
+goes into telling cases from non-cases. ``answer_loss="vocab"`` is the usual
+language-model loss over the whole vocabulary; on the quick profile it spent
+its few steps moving probability mass onto " Yes"/" No" (loss 1.4 -> 0.4)
+and the test AUCs stayed at chance.
+
+The answer head. With ``head="endpoint"`` (the quick profile) the answer
+logit of endpoint ``e`` comes from its own linear head on the LM head's
+input instead of the shared Yes/No rows: the head starts at the zero-shot
+answer, is fitted as a standardised logistic-regression probe on the
+training patients, then trains with the adapters (:mod:`cohortlm.models.llm.head`
+says why: on SmolLM2 the adapters alone never left the prevalences). The
+loss is the same two-answer cross-entropy.
+
+Packing the eight questions. A patient's text is ~290 tokens, a question ~28.
+One prompt per endpoint would pay for the text eight times (~2,500 tokens per
+patient). Two alternatives pay for it once:
+
+* one sequence ``text + Q1 A1 + Q2 A2 + ...`` with ordinary causal attention:
+  cheap, but question 5 would see answers 1-4. The model could learn to read
+  the other endpoints' answers (the DAS28 and CDAI endpoints are strongly
+  related), and at scoring time those answers are not there: what is trained
+  is not what is scored.
+* one sequence ``text + Q1 + ... + Q8`` with a block mask, where each question
+  sees the text and itself only, and sits at the positions it has in
+  ``text + Q_e`` (:func:`cohortlm.models.llm.scoring.shared_prefix_inputs`).
+
+We use the second: it is exactly the forward pass the scorer runs, so training
+and scoring see the same attention pattern and positions, the text costs once
+(~510 tokens per patient instead of ~2,500), and one backward pass covers all
+eight endpoints. The answer logits are read at each question's last token.
+
+Quantisation. ``quantization="nf4"`` loads the frozen base in 4-bit NF4 with
+double quantisation (BitsAndBytesConfig) and prepares it with
+``prepare_model_for_kbit_training``. ``"auto"`` does that on CUDA; on a CPU it
+trains a non-quantised LoRA instead and says so in the log: bitsandbytes'
+4-bit CPU path is a slow fallback (or missing), and a small default model fits
+in memory at full precision anyway. Compute dtype (``compute_dtype="auto"``):
+bf16 weights on CUDA; on a CPU fp32 weights with bf16 autocast when the CPU
+multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 idle cores here
+(``benchmarks/results/dtype.json``) bf16 autocast is 2.8x fp32 forward and
+1.75x forward+backward; P(Yes) moves by up to 0.009 (the LM head stays fp32).
+(An earlier note said bf16 was ~35x slower on CPU; that was wrong for this CPU.)
+
+The frozen trunk. With ``lora_layers=n`` the adapters sit on the top ``n``
+blocks; the blocks below are frozen and see the same input every epoch, so
+their output is computed once per patient (:mod:`cohortlm.models.llm.trunk`,
+``cache_trunk=True``) and each training step runs only the top blocks. The
+cached states are also what the zero-shot and fine-tuned scorers start from.
+A test pins cached and uncached training and scoring to the same numbers.
+
+Class weights. ``class_weight="balanced"`` weighs each endpoint's cases by
+controls/cases: the rarest RA endpoints have 3-5 % cases, and without it their
+gradient is mostly "say No".
+
+Checkpoints. Every ``checkpoint_every`` optimizer steps the LoRA weights,
+optimizer, scheduler, RNG states and the step are saved atomically under
+``<out>/checkpoint``; a run killed at any point resumes from the last one and
+reaches the same adapter (the data order is a function of the seed and the
+epoch). The checkpoint is deleted once the bundle is written; re-running a
+finished run with the same inputs returns the existing bundle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.errors import DataError, UsageError
+from cohortlm.models import text
+from cohortlm.models.bundle import (
+    BUNDLE_FILE,
+    check_feature_rows,
+    read_bundle_metadata,
+    write_bundle_metadata,
+)
+from cohortlm.models.llm import head as answer_head
+from cohortlm.models.llm.head import HEADS
+from cohortlm.models.llm.loading import (
+    COMPUTE_DTYPES,
+    BaseModelRef,
+    autocast,
+    autocast_dtype,
+    compute_dtype,
+    load_causal_lm,
+    load_tokenizer,
+    pick_device,
+    resolve_base_model,
+)
+from cohortlm.models.llm.scoring import ADAPTER_DIR, BASE_MODEL_FILE, PromptTokens, endpoint_logits
+from cohortlm.spec.study import StudySpec
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("auto", "nf4", "none")
+ANSWER_LOSSES = ("yes_no", "vocab")
+CLASS_WEIGHTS = ("none", "balanced")
+LR_SCHEDULES = ("cosine", "constant")
+CHECKPOINT_DIR = "checkpoint"
+EMBEDDED_BASE_DIR = "base"
+# Base models up to this size travel inside the bundle (the smoke model), so the
+# bundle works on a machine that never built them.
+EMBED_BASE_MAX_BYTES = 50 * 2**20
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "tokenizers", "numpy", "pandas", "cohortlm")
+
+
+# ============================================================================ config
+
+
+@dataclass(frozen=True)
+class QLoRAConfig:
+    """Everything that decides the fine-tune. Frozen and validated on creation.
+
+    Attributes:
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling numerator (scale = alpha / r).
+        lora_dropout: dropout on the LoRA input.
+        target_modules: names of the linear layers that get adapters.
+        lora_layers: adapt only the last N transformer blocks (None: all). The
+            backward pass then stops at the lowest adapted block, so on a CPU
+            training costs about forward + N/L of a full backward.
+        quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
+        answer_loss: ``"yes_no"`` (cross-entropy over the two answer tokens) or
+            ``"vocab"`` (over the whole vocabulary); see the module docstring.
+        learning_rate: AdamW peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: fraction of steps with linear warm-up (then ``lr_schedule``).
+        lr_schedule: ``"cosine"`` (decay to 0) or ``"constant"`` after the warm-up.
+        epochs: passes over the training rows (fractions allowed).
+        max_steps: cap on optimizer steps (None: from epochs).
+        batch_size: patients per micro-batch (each brings all endpoints).
+        grad_accum: micro-batches per optimizer step.
+        max_train_rows: train on a seeded subset of this many patients (None: all).
+        seed: seeds data order, LoRA init, dropout and the subset.
+        checkpoint_every: optimizer steps between checkpoints.
+        gradient_checkpointing: recompute activations in the backward pass (saves memory).
+        max_grad_norm: gradient clipping norm.
+        device: ``"cpu"``, ``"cuda"``... (None: CUDA when available).
+        compute_dtype: ``"auto"`` (bf16 autocast on a CPU with native bf16, bf16
+            weights on CUDA), ``"fp32"`` or ``"bf16"``; see
+            :func:`cohortlm.models.llm.loading.autocast_dtype`.
+        cache_trunk: with ``lora_layers`` set, compute the frozen blocks below the
+            adapters once per patient and train through the top blocks only
+            (:mod:`cohortlm.models.llm.trunk`); the result equals the uncached loop.
+        class_weight: ``"none"`` or ``"balanced"`` (cases of each endpoint weighted
+            by controls/cases, see :func:`class_weights`).
+        head: ``"lm"`` (answer with the LM head's Yes/No rows, as zero-shot) or
+            ``"endpoint"`` (a per-endpoint answer head, first fitted as a linear
+            probe on the training patients, then trained with the adapters;
+            :mod:`cohortlm.models.llm.head`).
+        head_c: inverse L2 strength of the probe that starts the endpoint head
+            (scikit-learn ``C`` on standardised features).
+    """
+
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    lora_layers: int | None = None
+    quantization: str = "auto"
+    answer_loss: str = "yes_no"
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.05
+    lr_schedule: str = "cosine"
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 4
+    grad_accum: int = 4
+    max_train_rows: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 25
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    device: str | None = None
+    compute_dtype: str = "auto"
+    cache_trunk: bool = True
+    class_weight: str = "none"
+    head: str = "lm"
+    head_c: float = 0.01
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"QLoRAConfig.{name} must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, "a positive integer")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise bad("lora_dropout", "in [0, 1)")
+        if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
+            raise bad("target_modules", "a non-empty tuple of module names")
+        if self.lora_layers is not None and (isinstance(self.lora_layers, bool) or self.lora_layers < 1):
+            raise bad("lora_layers", "None or a positive integer")
+        if self.quantization not in QUANTIZATIONS:
+            raise bad("quantization", f"one of {', '.join(QUANTIZATIONS)}")
+        if self.answer_loss not in ANSWER_LOSSES:
+            raise bad("answer_loss", f"one of {', '.join(ANSWER_LOSSES)}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise bad("learning_rate", "a positive number")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", "non-negative")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise bad("warmup_ratio", "in [0, 1)")
+        if not self.epochs > 0:
+            raise bad("epochs", "positive")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise bad("max_steps", "None or a positive integer")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise bad("max_train_rows", "None or a positive integer")
+        if self.seed < 0:
+            raise bad("seed", "non-negative")
+        if not self.max_grad_norm > 0:
+            raise bad("max_grad_norm", "positive")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise bad("compute_dtype", f"one of {', '.join(COMPUTE_DTYPES)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise bad("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
+        if self.head not in HEADS:
+            raise bad("head", f"one of {', '.join(HEADS)}")
+        if not (self.head_c > 0 and math.isfinite(self.head_c)):
+            raise bad("head_c", "a positive number")
+        if self.head == "endpoint" and self.answer_loss != "yes_no":
+            raise bad("answer_loss", "'yes_no' with head='endpoint' (the head answers Yes or No only)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (tuples as lists) for bundle metadata."""
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    def with_overrides(self, **changes: Any) -> QLoRAConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+# ============================================================================ setup
+
+
+def four_bit_available(device: str) -> tuple[bool, str]:
+    """Whether bitsandbytes can run a 4-bit NF4 layer forward and backward on ``device``.
+
+    Returns:
+        (ok, reason): reason says why not, for the log.
+    """
+    try:
+        import bitsandbytes as bnb
+        import torch
+    except Exception as exc:  # an unusable install raises more than ImportError
+        return False, f"bitsandbytes cannot be imported ({type(exc).__name__})"
+    try:
+        layer = bnb.nn.Linear4bit(64, 64, bias=False, quant_type="nf4", compute_dtype=compute_dtype(device))
+        layer = layer.to(device)
+        x = torch.randn(2, 64, device=device, dtype=compute_dtype(device), requires_grad=True)
+        layer(x).sum().backward()
+    except Exception as exc:
+        return False, f"bitsandbytes 4-bit does not run on {device} ({type(exc).__name__})"
+    return True, "ok"
+
+
+def choose_quantization(requested: str, device: str) -> str:
+    """The quantisation actually used: ``"nf4"`` or ``"none"`` (see module docstring)."""
+    if requested == "none":
+        return "none"
+    if requested == "auto" and not device.startswith("cuda"):
+        log.warning(
+            "QLoRA on %s: training a NON-QUANTISED LoRA (fp32 base). 4-bit NF4 is for CUDA; "
+            "pass quantization='nf4' to force it on CPU",
+            device,
+        )
+        return "none"
+    ok, reason = four_bit_available(device)
+    if not ok:
+        log.warning("4-bit NF4 unavailable: %s; training a NON-QUANTISED LoRA instead", reason)
+        return "none"
+    return "nf4"
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_for_training(ref: BaseModelRef, config: QLoRAConfig, device: str) -> tuple[Any, Any, str]:
+    """Base model (4-bit or not) with fresh LoRA adapters, its tokenizer, and the quantisation used."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    quant = choose_quantization(config.quantization, device)
+    dtype = compute_dtype(device)
+    if quant == "nf4":
+        bnb_config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        model = load_causal_lm(ref, device=device, quantization_config=bnb_config, dtype=dtype)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    else:
+        model = load_causal_lm(ref, device=device, dtype=dtype)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in config.target_modules if t in present]
+    if not targets:
+        raise UsageError(
+            f"none of the LoRA target modules {list(config.target_modules)} exist in {ref.name}; "
+            f"set target_modules to some of its linear layers"
+        )
+    layers: list[int] | None = None
+    if config.lora_layers is not None:
+        n_layers = int(model.config.num_hidden_layers)
+        layers = list(range(max(0, n_layers - config.lora_layers), n_layers))
+    _seed_everything(config.seed)  # LoRA A matrices are drawn from the seeded RNG
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    return model, load_tokenizer(ref), quant
+
+
+def select_training_rows(train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig) -> pd.DataFrame:
+    """Training rows with at least one label; a seeded subset when ``max_train_rows`` is set."""
+    labels = spec.labels(train_df)
+    rows = train_df[labels.notna().any(axis=1).to_numpy()]
+    if len(rows) == 0:
+        raise DataError("no training row has an endpoint label; check the endpoint columns")
+    if config.max_train_rows is not None and len(rows) > config.max_train_rows:
+        rows = rows.sample(n=config.max_train_rows, random_state=config.seed).sort_index()
+    return rows
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ============================================================================ checkpoints
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, step: int, key: str) -> None:
+    """Write LoRA weights, optimizer, scheduler, RNG states and step atomically."""
+    import torch
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {
+            "trainable": _trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            "step": step,
+            "key": key,
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "step.json").write_text(json.dumps({"step": step, "key": key}))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, key: str) -> int:
+    """Restore a checkpoint; return its step (0 when there is none).
+
+    Raises:
+        UsageError: the checkpoint belongs to another configuration or data.
+    """
+    import torch
+
+    state_path = folder / "state.pt"
+    if not state_path.is_file():
+        return 0
+    # weights_only=False: the RNG states are numpy/python objects; the file is our own
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    if state.get("key") != key:
+        raise UsageError(
+            f"{folder} holds a checkpoint of another configuration, base model or training data; "
+            "use another --out folder, or --no-resume to start over"
+        )
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value.to(params[name].device))
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(state["step"])
+
+
+# ============================================================================ train
+
+
+@dataclass
+class _Batches:
+    """Micro-batches in a seeded order: epoch e is permutation(seed + e) of the rows."""
+
+    n_rows: int
+    batch_size: int
+    seed: int
+    per_epoch: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.per_epoch = math.ceil(self.n_rows / self.batch_size)
+
+    def micro_batch(self, index: int) -> np.ndarray:
+        epoch, within = divmod(index, self.per_epoch)
+        order = np.random.default_rng(self.seed + epoch).permutation(self.n_rows)
+        return order[within * self.batch_size : (within + 1) * self.batch_size]
+
+
+def answer_loss(
+    logits: Any, answers: np.ndarray, tokens: PromptTokens, kind: str, *, reduction: str = "mean"
+) -> Any:
+    """Cross-entropy of the answer tokens given the logits after each question.
+
+    Args:
+        logits: ``[n, vocab]`` logits at the question ends (labelled pairs only).
+        answers: ``[n]`` answer token ids (``tokens.yes_id`` or ``tokens.no_id``).
+        tokens: the prompt's answer ids.
+        kind: ``"yes_no"`` (over the two answers) or ``"vocab"`` (over the vocabulary).
+        reduction: ``"mean"`` or ``"none"`` (one loss per label, for weighting).
+    """
+    import torch
+
+    y = torch.as_tensor(answers, device=logits.device)
+    if kind == "vocab":
+        return torch.nn.functional.cross_entropy(logits.float(), y, reduction=reduction)
+    pair = logits[:, [tokens.yes_id, tokens.no_id]].float()
+    return torch.nn.functional.cross_entropy(pair, (y == tokens.no_id).long(), reduction=reduction)
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory in MiB: allocated CUDA memory on a GPU, the process's peak RSS on a CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+@dataclass
+class _Setup:
+    """What the train loop needs, built once (and rebuilt identically on resume)."""
+
+    ref: BaseModelRef
+    device: str
+    rows: pd.DataFrame
+    labels: np.ndarray
+    key: str
+    model: Any
+    quant: str
+    tokens: PromptTokens
+    prefixes: list[list[int]]
+    amp: Any  # autocast dtype or None
+    split_at: int | None
+    states: list[Any] | None  # cached frozen-trunk states per training patient
+    weights: np.ndarray  # per-(patient, endpoint) loss weight
+    trunk_seconds: float
+    endpoint_names: list[str] = field(default_factory=list)
+
+
+def class_weights(labels: np.ndarray, kind: str) -> np.ndarray:
+    """Loss weight of each (patient, endpoint) label; 0 where the label is missing.
+
+    ``"balanced"`` weighs an endpoint's cases by ``n_controls / n_cases`` and
+    its controls by 1, then rescales the endpoint so that its mean weight is
+    1: rare endpoints (3-5 % cases) then get as much gradient from their
+    cases as from their controls, and no endpoint dominates the loss.
+    """
+    present = ~np.isnan(labels)
+    w = present.astype(float)
+    if kind == "none":
+        return w
+    for e in range(labels.shape[1]):
+        y = labels[present[:, e], e]
+        n_pos, n_neg = float((y >= 0.5).sum()), float((y < 0.5).sum())
+        if n_pos == 0 or n_neg == 0:
+            continue
+        col = np.where(labels[:, e] >= 0.5, n_neg / n_pos, 1.0) * present[:, e]
+        w[:, e] = col / col[present[:, e]].mean()
+    return w
+
+
+@dataclass(frozen=True)
+class _RunIdentity:
+    """What makes a run this run: the base model, the training rows, their texts and labels, and the key."""
+
+    ref: BaseModelRef
+    rows: pd.DataFrame
+    labels: np.ndarray
+    texts: list[str]
+    key: str
+
+
+def _run_identity(
+    train_df: pd.DataFrame, spec: StudySpec, config: QLoRAConfig, base_model: str | Path | None
+) -> _RunIdentity:
+    ref = resolve_base_model(base_model, spec=spec)
+    rows = select_training_rows(train_df, spec, config)
+    labels = spec.labels(rows).to_numpy(dtype=float)
+    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
+    key = _fingerprint(
+        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
+    )
+    return _RunIdentity(ref=ref, rows=rows, labels=labels, texts=texts, key=key)
+
+
+def _setup(run: _RunIdentity, spec: StudySpec, config: QLoRAConfig, progress: bool) -> _Setup:
+    from cohortlm.models.llm import trunk
+
+    ref, rows, labels, texts, key = run.ref, run.rows, run.labels, run.texts, run.key
+    device = pick_device(config.device)
+    _seed_everything(config.seed)
+    model, tokenizer, quant = load_for_training(ref, config, device)
+    tokens = PromptTokens.build(tokenizer, spec)
+    prefixes = tokens.encode_patients(tokenizer, texts)
+    amp = autocast_dtype(device, config.compute_dtype)
+    split_at = trunk.split_point(model, config.lora_layers) if config.cache_trunk else None
+    states, trunk_seconds = None, 0.0
+    if split_at is not None and quant == "none":
+        t0 = time.perf_counter()
+        states = trunk.cached_states(
+            model, prefixes, tokens.questions, model_sha256=ref.sha256, split_at=split_at,
+            pad_id=tokens.pad_id, device=device, amp=amp, batch_size=config.batch_size * 2,
+            progress=progress, desc="frozen trunk (training patients)",
+        )  # fmt: skip
+        trunk_seconds = time.perf_counter() - t0
+    else:
+        split_at = None
+    return _Setup(
+        ref=ref, device=device, rows=rows, labels=labels, key=key, model=model, quant=quant,
+        tokens=tokens, prefixes=prefixes, amp=amp, split_at=split_at, states=states,
+        weights=class_weights(labels, config.class_weight), trunk_seconds=trunk_seconds,
+        endpoint_names=spec.endpoint_names,
+    )  # fmt: skip
+
+
+def _micro_batch_logits(s: _Setup, idx: np.ndarray) -> Any:
+    """Logits after each question for the patients ``idx`` (top blocks only when the trunk is cached)."""
+    from cohortlm.models.llm import trunk
+
+    with autocast(s.device, s.amp):
+        if s.states is not None and s.split_at is not None:
+            logits = trunk.top_logits(
+                s.model, [s.states[i] for i in idx], [s.prefixes[i] for i in idx], s.tokens.questions,
+                split_at=s.split_at, pad_id=s.tokens.pad_id, device=s.device,
+            )  # fmt: skip
+        else:
+            logits = endpoint_logits(
+                s.model, [s.prefixes[i] for i in idx], s.tokens.questions, pad_id=s.tokens.pad_id,
+                device=s.device,
+            )  # fmt: skip
+    return logits
+
+
+def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
+    """Weighted answer loss of one micro-batch."""
+    import torch
+
+    logits = _micro_batch_logits(s, idx)
+    valid = ~np.isnan(s.labels[idx])
+    answers = np.where(s.labels[idx] >= 0.5, s.tokens.yes_id, s.tokens.no_id)[valid]
+    weights = torch.as_tensor(s.weights[idx][valid], dtype=torch.float32, device=s.device)
+    picked = logits[torch.as_tensor(valid, device=s.device)]
+    per_label = answer_loss(picked, answers, s.tokens, config.answer_loss, reduction="none")
+    return (per_label * weights).sum() / weights.sum().clamp(min=1e-12)
+
+
+def train_qlora(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    config: QLoRAConfig,
+    *,
+    out_dir: str | Path,
+    base_model: str | Path | None,
+    resume: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Path:
+    """Fine-tune ``base_model`` with (Q)LoRA on ``train_df`` and write an LLM bundle to ``out_dir``.
+
+    Args:
+        train_df: training rows (features and endpoint source columns).
+        spec: the study.
+        config: the fine-tune configuration.
+        out_dir: the bundle folder (created); checkpoints live in ``out_dir/checkpoint`` meanwhile.
+        base_model: an HF folder or .gguf file; None for the default model; ``"tiny"``
+            for the tiny random model (smoke profile).
+        resume: continue from a checkpoint in ``out_dir`` if there is one; return
+            the existing bundle if this exact run already finished.
+        progress: show a progress bar.
+        on_step: called after every optimizer step with (step, loss), e.g. for logging.
+
+    Returns:
+        The bundle folder.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    out = Path(out_dir)
+    spec.check_columns(train_df, need_endpoints=True, what="the training table")
+    # ---- setup: base model, data, run identity, frozen trunk
+    run = _run_identity(train_df, spec, config, base_model)
+    if resume and _holds_run(out, run.key):
+        log.info("bundle %s already holds this run; not training again", out)
+        return out
+    if not resume:
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    s = _setup(run, spec, config, progress)
+    model = s.model
+
+    head = (
+        answer_head.install(model, len(spec.endpoints), yes_id=s.tokens.yes_id, no_id=s.tokens.no_id)
+        if config.head == "endpoint"
+        else None
+    )
+    batches = _Batches(len(s.rows), config.batch_size, config.seed)
+    total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(config.warmup_ratio * total_steps)
+    if config.lr_schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    ckpt = out / CHECKPOINT_DIR
+    start = (
+        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)
+        if resume
+        else 0
+    )
+    if start:
+        log.info("resuming from checkpoint at step %d of %d", start, total_steps)
+    probe: dict[str, Any] | None = None
+    if head is not None and not start:
+        probe = _fit_probe(s, head, config, progress)
+    n_trainable = sum(p.numel() for p in trainable)
+    log.info(
+        "fine-tuning %s on %s (%s, quantization %s, trunk %s): %d patients x %d endpoints, %d steps, "
+        "%s trainable parameters",
+        s.ref.name, s.device, _dtype_name(s), s.quant,
+        f"cached below block {s.split_at}" if s.split_at is not None else "not cached",
+        len(s.rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
+    )  # fmt: skip
+
+    # ---- train loop
+    model.train()
+    q_tokens = sum(len(q) for q in s.tokens.questions)
+    bar = tqdm(total=total_steps, initial=start, desc="fine-tuning", unit="step", disable=not progress)
+    n_tokens = 0
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    for step in range(start, total_steps):
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for micro in range(config.grad_accum):
+            idx = batches.micro_batch(step * config.grad_accum + micro)
+            loss = _micro_batch_loss(s, idx, config)
+            (loss / config.grad_accum).backward()
+            step_loss += loss.item() / config.grad_accum
+            n_tokens += sum(len(s.prefixes[i]) for i in idx) + q_tokens * len(idx)
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(step_loss)
+        elapsed = time.perf_counter() - t0
+        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{n_tokens / elapsed:.0f}")
+        bar.update(1)
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < total_steps:
+            save_checkpoint(
+                ckpt, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1, key=s.key
+            )
+        if on_step is not None:
+            on_step(step + 1, step_loss)
+    bar.close()
+    if head is not None and config.class_weight == "balanced":
+        # The balanced loss shifts each endpoint's log-odds by log(controls/cases); undo it so that
+        # the served probabilities sit on the prevalence's scale (AUCs are unchanged).
+        offsets = answer_head.prior_offsets(s.labels)
+        answer_head.shift_bias(head, offsets)
+        if probe is not None:
+            probe["prior_correction"] = [round(float(v), 4) for v in offsets]
+    elapsed = time.perf_counter() - t0
+    tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
+    peak = peak_memory_mb(s.device)
+    log.info(
+        "trained %d steps in %.1f s (+ %.1f s frozen trunk): %.0f tokens/s, peak memory %.0f MiB (%s)",
+        total_steps - start, elapsed, s.trunk_seconds, tokens_per_s, peak,
+        "CUDA allocated" if s.device.startswith("cuda") else "RSS",
+    )  # fmt: skip
+    training = {
+        "method": "qlora" if s.quant == "nf4" else "lora",
+        "config": config.to_dict(),
+        "quantization": s.quant,
+        "device": s.device,
+        "compute_dtype": _dtype_name(s),
+        "trunk_split_at": s.split_at,
+        "prompt_version": text.PROMPT_VERSION,
+        "serializer": "peft-safetensors",
+        "n_train": len(s.rows),
+        "steps": total_steps,
+        "resumed_from_step": start,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "losses": [round(v, 6) for v in losses],
+        "tokens_per_s": tokens_per_s,
+        "peak_memory_mib": peak,
+        "train_seconds": elapsed,
+        "trunk_seconds": s.trunk_seconds,
+        "trainable_parameters": n_trainable,
+        "head": config.head,
+        "probe": probe,
+        "run_key": s.key,
+    }
+    _save_bundle(out, s, spec, training, head)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _dtype_name(s: _Setup) -> str:
+    base = str(compute_dtype(s.device)).replace("torch.", "")
+    return f"{base} weights, bf16 autocast" if s.amp is not None else base
+
+
+def _holds_run(out: Path, key: str) -> bool:
+    """Whether ``out`` already holds the bundle of the run with this key."""
+    if not (out / BUNDLE_FILE).is_file():
+        return False
+    return bool(read_bundle_metadata(out).get("training", {}).get("run_key") == key)
+
+
+def _fit_probe(s: _Setup, head: Any, config: QLoRAConfig, progress: bool) -> dict[str, Any]:
+    """The linear-probe stage: answer-head features of every training patient, then one fit per endpoint."""
+    import torch
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    head.captured = []
+    s.model.eval()
+    order = np.arange(len(s.rows))
+    try:
+        with torch.no_grad():
+            for b in tqdm(range(0, len(order), config.batch_size * 2), desc="answer-head features",
+                          unit="batch", disable=not progress, leave=False):  # fmt: skip
+                _micro_batch_logits(s, order[b : b + config.batch_size * 2])
+        features = torch.cat(head.captured).numpy()
+    finally:
+        head.captured = None
+    weight, bias, skipped_idx = answer_head.fit_probe(features, s.labels, s.weights, c=config.head_c)
+    skipped = [s.endpoint_names[e] for e in skipped_idx]
+    answer_head.set_weights(head, weight, bias)
+    seconds = time.perf_counter() - t0
+    log.info("answer head: linear probe on %d patients in %.1f s (C %g)", len(order), seconds, config.head_c)
+    if skipped:
+        log.warning("answer head: %s kept the zero-shot answer (one class among the training labels)",
+                    ", ".join(skipped))  # fmt: skip
+    return {"seconds": round(seconds, 2), "c": config.head_c, "skipped_endpoints": skipped}
+
+
+def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any], head: Any = None) -> None:
+    """Adapter, answer head, base-model record (small bases embedded) and bundle metadata."""
+    s.model.save_pretrained(str(out / ADAPTER_DIR))
+    record = s.ref.to_dict()
+    files = [ADAPTER_DIR, BASE_MODEL_FILE]
+    if head is not None:
+        files.append(answer_head.save(head, out).name)
+    base_dir = Path(s.ref.hf_path)
+    base_bytes = sum(f.stat().st_size for f in base_dir.rglob("*") if f.is_file())
+    if base_bytes <= EMBED_BASE_MAX_BYTES:
+        shutil.rmtree(out / EMBEDDED_BASE_DIR, ignore_errors=True)
+        shutil.copytree(base_dir, out / EMBEDDED_BASE_DIR)
+        record["embedded"] = EMBEDDED_BASE_DIR
+        files.append(EMBEDDED_BASE_DIR)
+    (out / BASE_MODEL_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_bundle_metadata(
+        out,
+        kind="llm",
+        model_name=f"{s.ref.name}+lora",
+        spec=spec,
+        model_files=files,
+        training=training,
+        libraries=_LIBRARIES,
+    )
