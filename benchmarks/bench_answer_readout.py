@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models.llm import head as answer_head
     from cohortlm.models.llm.loading import autocast_dtype, load_causal_lm, load_tokenizer, resolve_base_model
     from cohortlm.models.llm.qlora import class_weights, select_training_rows
     from cohortlm.run.profiles import eval_subset, get_profile
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile("quick")

@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models import text
     from cohortlm.models.llm import trunk
     from cohortlm.models.llm.loading import cpu_has_bf16, load_causal_lm, load_tokenizer, resolve_base_model
     from cohortlm.models.llm.scoring import PromptTokens, endpoint_logits, yes_probability
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,10 +28,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from cohortlm.cohort.study import load_study
 from cohortlm.evaluation.gate_power import design_table, gate_power, markdown_table, standard_cells
 from cohortlm.evaluation.gates import legacy_policy_path, load_policy
 from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
-from cohortlm.spec.study import load_study
 
 POLICIES = {"default": None, "first default": legacy_policy_path()}
 

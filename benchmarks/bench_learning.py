@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.evaluation.report import paired_comparison
+    from cohortlm.evaluation.comparisons import paired_comparison
     from cohortlm.models.baseline import train_baseline
     from cohortlm.models.llm.qlora import select_training_rows, train_qlora
     from cohortlm.models.llm.scoring import LLMScorer, zero_shot_scorer
     from cohortlm.run.profiles import eval_subset, get_profile
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile(args.profile)

@@ -44,7 +44,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # featurestore/ beside cohortlm/ in a checkout
 
-from cohortlm.spec.study import load_study  # noqa: E402
+from cohortlm.cohort.study import load_study  # noqa: E402
 
 
 def _stats(fn: Callable[[str], Any], ids: list[str]) -> dict[str, float]:

@@ -56,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cohortlm.cohort.featurise import featurise
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models import text
     from cohortlm.models.llm import scoring
     from cohortlm.models.llm.loading import pick_device, resolve_base_model
     from cohortlm.models.llm.qlora import QLoRAConfig, load_for_training, peak_memory_mb
     from cohortlm.run.profiles import PROFILES
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     with tempfile.TemporaryDirectory() as tmp:

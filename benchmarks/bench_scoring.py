@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cohortlm.cohort.featurise import featurise
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models import text
     from cohortlm.models.llm import scoring
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     import tempfile

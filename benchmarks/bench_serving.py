@@ -193,8 +193,8 @@ def _bench_llm(
     """Per-patient latency of an LLM bundle (default model), over HTTP and in process."""
     import dataclasses
 
-    from cohortlm.models.bundle import load_bundle
     from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.models.loaders import load_bundle
     from cohortlm.run.profiles import get_profile
     from cohortlm.store.registry import promote
 
@@ -381,10 +381,10 @@ def main() -> None:
         args.out = ROOT / "benchmarks" / "results" / "serving_flood.json"
 
     from cohortlm.cohort.featurise import featurise
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models.baseline import train_baseline
-    from cohortlm.models.bundle import load_bundle
-    from cohortlm.spec.study import load_study
+    from cohortlm.models.loaders import load_bundle
     from cohortlm.store.registry import promote
 
     spec = load_study("ra_iorra")

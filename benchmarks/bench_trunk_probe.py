@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cohortlm.cohort.featurise import featurise
     from cohortlm.cohort.split import split_table
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.models import text
     from cohortlm.models.baseline import train_baseline
@@ -83,7 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     from cohortlm.models.llm.qlora import select_training_rows, train_qlora
     from cohortlm.models.llm.scoring import LLMScorer, PromptTokens
     from cohortlm.run.profiles import eval_subset, get_profile
-    from cohortlm.spec.study import load_study
 
     spec = load_study("ra_iorra")
     prof = get_profile(args.profile)

@@ -34,7 +34,8 @@ def truncated_variant(blocks: int) -> Path:
     """The default model with its first ``blocks`` blocks only, as an HF folder in the model cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cohortlm.models.llm.loading import cache_root, resolve_base_model
+    from cohortlm.models.llm.cache import cache_root
+    from cohortlm.models.llm.loading import resolve_base_model
 
     target = cache_root() / "models" / f"smollm2-135m-{blocks}blocks"
     if (target / "config.json").is_file():

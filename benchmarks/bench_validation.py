@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.rules import RULES
-from cohortlm.spec.study import StudySpec, load_study
+from cohortlm.cohort.study import StudySpec, load_study
 
 
 def pandas_counts(df: pd.DataFrame, spec: StudySpec) -> dict[str, int | None]:

@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import torch
 
+    from cohortlm.cohort.study import load_study
     from cohortlm.models.llm.qlora import four_bit_available
-    from cohortlm.spec.study import load_study
 
     started = time.perf_counter()
     cuda = torch.cuda.is_available()

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from cohortlm.spec.features import ENTITY_NAME, OFFLINE_DATA_PATH, expected_views, feature_service_name
-from cohortlm.spec.study import StudySpec
+from cohortlm.cohort.features import ENTITY_NAME, OFFLINE_DATA_PATH, expected_views, feature_service_name
+from cohortlm.cohort.study import StudySpec
 
 #: Event-time column used for studies that name no ``timestamp_column`` (flat tables).
 AS_OF_COLUMN = "cohortlm_as_of"

@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from cohortlm.cohort.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
 from cohortlm.cohort.io import read_table, write_table
+from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.errors import UsageError
 from cohortlm.run.steps import study_from_text
-from cohortlm.spec.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
-from cohortlm.spec.study import StudySpec, study_from_dict
 from featurestore.definitions import AS_OF_COLUMN, build_definitions
 
 #: The as-of time given to flat tables without a timestamp column (any fixed instant works:

@@ -27,10 +27,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
+from cohortlm.cohort.features import ENTITY_NAME, EVENT_TIMESTAMP, OFFLINE_DATA_PATH, drift_problems
 from cohortlm.cohort.io import read_table, write_table
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import DataError, SpecError, UsageError
-from cohortlm.spec.features import ENTITY_NAME, EVENT_TIMESTAMP, OFFLINE_DATA_PATH, drift_problems
-from cohortlm.spec.study import StudySpec
 
 #: The repository shipped with the project (``<checkout>/feature_repo``).
 DEFAULT_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -331,7 +331,7 @@ def get_training_table(
 
     Args:
         entity_df: the patient id column, ``event_timestamp`` (the prediction
-            time, e.g. from :func:`cohortlm.spec.features.entity_frame`), and any
+            time, e.g. from :func:`cohortlm.cohort.features.entity_frame`), and any
             other columns (labels), which are kept.
         repo_path: the feature repository.
         service: the feature service to retrieve.

@@ -418,12 +418,12 @@ def run_local(
     """
     from kfp import local
 
+    from cohortlm.cohort.study import load_study
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.errors import UsageError
     from cohortlm.models.llm.bases import check_bases, parse_bases
     from cohortlm.run.profiles import get_profile
     from cohortlm.run.steps import study_text
-    from cohortlm.spec.study import load_study
     from pipelines.train_evaluate_promote import build_pipeline
 
     if profile not in PROFILE_COHORT:

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.study import StudySpec
 from cohortlm.models.bundle import PROBA_EPS, Predictor
-from cohortlm.spec.study import StudySpec
 
 log = logging.getLogger("cohortlm.serving")
 

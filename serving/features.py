@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cohortlm.cohort.features import feature_service_name
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
-from cohortlm.spec.features import feature_service_name
-from cohortlm.spec.study import StudySpec
 from serving.validation import FeatureLookup
 
 FEATURE_SERVER_ENV = "COHORTLM_FEATURE_SERVER_URL"

@@ -48,7 +48,8 @@ from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from cohortlm.errors import CohortlmError, DataError, SpecError
-from cohortlm.models.bundle import Predictor, load_bundle, verify_bundle_signature
+from cohortlm.models.bundle import Predictor, verify_bundle_signature
+from cohortlm.models.loaders import load_bundle
 from cohortlm.store.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY

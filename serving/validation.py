@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cohortlm.spec.study import StudySpec
+from cohortlm.cohort.study import StudySpec
 
 # A lookup turns patient ids into stored feature rows (None where a patient is
 # not in the store); the Feast online store provides one.

@@ -14,7 +14,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 @pytest.fixture(scope="session")
 def ra_spec():
-    from cohortlm.spec.study import load_study
+    from cohortlm.cohort.study import load_study
 
     return load_study("ra_iorra")
 

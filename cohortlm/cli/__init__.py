@@ -3,23 +3,55 @@
 One module per command group registers its commands on the shared app:
 data (synth, featurise, split, studies, init-study), validation (validate,
 features), stats (delong, report, gate-power), models (train-baseline,
-train-llm, score), pipeline (run, compile, submit), runs (runs list, runs
-compare), serving (serve, rollback). The modules import only typer and rich
-at the top; each command imports what it needs when it runs, so that
-``cohortlm --help`` and ``cohortlm delong`` start without pandas or torch.
+train-llm, score), runs (runs list, runs compare), store (signing-key,
+promote, champion). The modules import only typer and rich at the top; each
+command imports what it needs when it runs, so that ``cohortlm --help`` and
+``cohortlm delong`` start without pandas or torch.
+
+The commands that need kfp or kserve are not here: the domain core never
+imports them. ``pipelines/cli.py`` (run, compile, submit), ``pipelines/schedule.py``
+(schedule) and ``serving/cli.py`` (serve, rollback) register on the same app
+through the ``cohortlm.commands`` entry points of ``pyproject.toml``. An image
+that does not ship a plugin's package (the serving image has no ``pipelines/``)
+simply lacks its commands.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import traceback
+from importlib.metadata import entry_points
 from types import ModuleType
 
-from cohortlm.cli import data, models, pipeline, runs, schedule, serving, stats, validation  # noqa: F401  (register)
+from cohortlm.cli import data, models, runs, stats, store, validation  # noqa: F401  (register)
 from cohortlm.cli._app import STATE, app
 from cohortlm.errors import CohortlmError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMAND_PLUGINS", "app", "main"]
+
+#: The entry-point group through which packages outside the core add commands.
+COMMAND_PLUGINS = "cohortlm.commands"
+
+
+def _register_plugins() -> list[str]:
+    """Import every installed ``cohortlm.commands`` plugin whose package is present.
+
+    A plugin registers its commands on :data:`cohortlm.cli._app.app` when its
+    module is imported. One whose top-level package is absent (an image that
+    does not ship it) is skipped; one that is present but fails to import is a
+    bug and raises.
+    """
+    loaded = []
+    for ep in sorted(entry_points(group=COMMAND_PLUGINS), key=lambda e: e.name):
+        if importlib.util.find_spec(ep.module.partition(".")[0]) is None:
+            continue
+        importlib.import_module(ep.module)
+        loaded.append(ep.module)
+    return loaded
+
+
+PLUGINS = _register_plugins()
 
 
 def _click_modules() -> list[ModuleType]:

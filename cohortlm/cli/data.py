@@ -63,7 +63,7 @@ def featurise(
     """Turn raw registry tables into one row per eligible patient."""
     from cohortlm.cohort.featurise import featurise as run_featurise
     from cohortlm.cohort.io import write_table
-    from cohortlm.spec.study import load_study
+    from cohortlm.cohort.study import load_study
 
     check_output_file(out, "--out")
     spec = load_study(study)
@@ -94,7 +94,7 @@ def split_cmd(
     """Assign each patient to train/validation/test (seeded, by patient) and print the counts."""
     from cohortlm.cohort.io import read_table, write_table
     from cohortlm.cohort.split import split_table
-    from cohortlm.spec.study import load_study
+    from cohortlm.cohort.study import load_study
 
     if out is not None:
         check_output_file(out, "--out")
@@ -114,7 +114,7 @@ def split_cmd(
 @app.command()
 def studies() -> None:
     """List the built-in studies."""
-    from cohortlm.spec.study import builtin_studies, load_study
+    from cohortlm.cohort.study import builtin_studies, load_study
 
     for name in builtin_studies():
         spec = load_study(name)
@@ -141,9 +141,9 @@ def init_study(
     """
     from cohortlm.cohort.draft import draft_study, snake_name
     from cohortlm.cohort.io import read_table
+    from cohortlm.cohort.study import study_from_dict
     from cohortlm.errors import SpecError
-    from cohortlm.spec.study import study_from_dict
-    from cohortlm.spec.yamlsafe import load_yaml_text
+    from cohortlm.yamlsafe import load_yaml_text
 
     target = out or data.with_name(f"{data.stem}.study.yaml")
     if target.exists() and not force:

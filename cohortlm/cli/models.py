@@ -22,7 +22,7 @@ from cohortlm.errors import UsageError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cohortlm.spec.study import StudySpec
+    from cohortlm.cohort.study import StudySpec
 MODES = ("baseline", "zero-shot", "fine-tuned")
 DEFAULT_BASELINE_BUNDLE = Path("models/baseline")
 
@@ -43,7 +43,7 @@ def _setup_logging() -> None:
 def _load_data(data: Path | None, study: str) -> tuple[pd.DataFrame, StudySpec]:
     from cohortlm.cohort.io import read_table
     from cohortlm.cohort.split import split_table
-    from cohortlm.spec.study import load_study
+    from cohortlm.cohort.study import load_study
 
     spec = load_study(study)
     if data is None:
@@ -181,7 +181,8 @@ def score_cmd(
 ) -> None:
     """Score patients: a scores table (id, split, one probability per endpoint) and AUCs when labels exist."""
     from cohortlm.cohort.io import write_table
-    from cohortlm.models.llm.scoring import score_table, zero_shot_scorer
+    from cohortlm.models.llm.scoring import zero_shot_scorer
+    from cohortlm.models.loaders import score_table
     from cohortlm.run.profiles import get_profile
 
     _setup_logging()
@@ -199,7 +200,8 @@ def score_cmd(
     if mode == "zero-shot":
         model = zero_shot_scorer(prof.base_model_or(base_model), spec)
     else:
-        from cohortlm.models.bundle import load_bundle, read_bundle_metadata
+        from cohortlm.models.bundle import read_bundle_metadata
+        from cohortlm.models.loaders import load_bundle
 
         path = bundle or (DEFAULT_BASELINE_BUNDLE if mode == "baseline" else _llm_bundle_default(profile))
         want = "baseline" if mode == "baseline" else "llm"

@@ -230,7 +230,7 @@ def report_command(
 ) -> None:
     """Write the ROC figure, Table 1 (Markdown + CSV), metrics.json and the gate decision in words."""
     from cohortlm.evaluation.evaluate import THRESHOLD_METHODS
-    from cohortlm.evaluation.report import write_report
+    from cohortlm.evaluation.render import write_report
 
     method: str | float
     if threshold in THRESHOLD_METHODS:
@@ -302,10 +302,10 @@ def gate_power_command(
     candidate, 20 looks at one split), what it can show per endpoint, and warnings
     where the policy asks more than n patients can show.
     """
+    from cohortlm.cohort.study import load_study
     from cohortlm.evaluation.gate_power import design_table, gate_power, markdown_table, standard_cells
     from cohortlm.evaluation.gates import load_policy
     from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
-    from cohortlm.spec.study import load_study
 
     if n < 20:
         raise UsageError(f"--n must be at least 20, got {n}")

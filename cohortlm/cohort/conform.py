@@ -1,6 +1,6 @@
 """A cohort file as its owner exported it -> the featurised table the rest of cohortlm reads.
 
-The study spec says how each column looks in the file (see :mod:`cohortlm.spec.study`):
+The study spec says how each column looks in the file (see :mod:`cohortlm.cohort.study`):
 
 * ``column:`` the file's header for a feature -> the column is renamed to the feature's name;
 * ``categories: {1: male, 2: female}`` (or ``[1, 2, 3]``) -> codes become labels;
@@ -29,7 +29,7 @@ import pandas as pd
 from cohortlm.errors import DataError
 
 if TYPE_CHECKING:
-    from cohortlm.spec.study import Feature, StudySpec
+    from cohortlm.cohort.study import Feature, StudySpec
 
 _TRUE_WORDS = ("yes", "true", "on")
 _FALSE_WORDS = ("no", "false", "off")

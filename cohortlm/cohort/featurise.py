@@ -24,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.io import read_table
 from cohortlm.errors import DataError, UsageError
-from cohortlm.spec.study import StudySpec
+
+if TYPE_CHECKING:  # the spec layer consults FEATURISERS when it parses; only the type is needed here
+    from cohortlm.cohort.study import StudySpec
 
 WINDOW_MONTHS = (21.0, 27.0)
 TARGET_MONTHS = 24.0

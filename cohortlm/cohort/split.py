@@ -14,8 +14,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.study import SPLIT_NAMES, SplitSpec, StudySpec
 from cohortlm.errors import DataError
-from cohortlm.spec.study import SPLIT_NAMES, SplitSpec, StudySpec
 
 
 def split_counts(n: int, split: SplitSpec) -> dict[str, int]:

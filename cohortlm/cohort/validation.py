@@ -1,6 +1,6 @@
 """Data validation with Great Expectations, generated from the study spec.
 
-The suite is built from the :class:`~cohortlm.spec.study.StudySpec`: every column
+The suite is built from the :class:`~cohortlm.cohort.study.StudySpec`: every column
 the spec names exists and has the right type, numbers lie in their range,
 categories and binaries take allowed values, whole-number features are whole,
 ids are unique and present, null rates stay under each feature's
@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.rules import RULES
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
-from cohortlm.spec.study import StudySpec
 
 #: Prefix of the derived columns that carry rule and shape checks into GX.
 DERIVED_PREFIX = "__cohortlm_check__"

@@ -16,55 +16,29 @@ every artist cut off at the figure's edge; the figure's test fails on any.
 from __future__ import annotations
 
 import math
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import Bbox
 
-if TYPE_CHECKING:  # report imports this module; only the type is needed here
-    from cohortlm.evaluation.report import ReportData
+from cohortlm.evaluation.report import (
+    MIN_CASES,
+    SMOKE_PROFILE,
+    ReportData,
+    model_label,
+    panel_layout,
+    small_sample_endpoints,
+)
 
-__all__ = ["MODEL_COLORS", "layout_problems", "model_label", "model_styles", "plot_roc"]
+__all__ = ["MODEL_COLORS", "layout_problems", "model_styles", "plot_roc"]
 
 MODEL_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 _WARN_COLOR = "#b00020"
 #: zero-shot base models are drawn dashed in their base's colour, the fine-tuned ones solid
 _ZERO_SHOT_DASH = (0, (4, 2))
-#: the names the pipeline gives its score tables, as a person would say them
-_MODEL_LABELS = {
-    "baseline": "Logistic regression",
-    "zero_shot": "LLM zero-shot",
-    "fine_tuned": "LLM fine-tuned",
-}
-_KIND_LABELS = {"baseline": "LR", "llm": "LLM"}
-_CHAMPION = re.compile(r"champion_(?P<kind>[a-z]+)_(?P<version>[0-9A-Za-z]+)")
-
-
-def model_label(name: str) -> str:
-    """A model's name for people: ``champion_baseline_33ada0e3f430`` -> ``Champion (LR, 33ada0e)``.
-
-    Args:
-        name: The model's key in the run folder (its score file's stem).
-
-    Returns:
-        ``Logistic regression`` for the baseline (``LLM zero-shot`` and ``LLM
-        fine-tuned`` for an older run's unnamed base); a named base and its
-        fine-tuned form as they are (``llama2-70b``, ``llama2-70b+qlora``);
-        ``Champion (<kind>, <first 7 of the version>)`` for the serving champion;
-        any other name with spaces for underscores.
-    """
-    if name in _MODEL_LABELS:
-        return _MODEL_LABELS[name]
-    match = _CHAMPION.fullmatch(name)
-    if match:
-        kind = _KIND_LABELS.get(match["kind"], match["kind"])
-        return f"Champion ({kind}, {match['version'][:7]})"
-    # A base model's name (smollm2-135m, llama2-70b+qlora) is already the readable one.
-    return name if any(ch in name for ch in "+-.") else name.replace("_", " ")
 
 
 def model_styles(models: Sequence[str]) -> dict[str, tuple[str, Any]]:
@@ -124,7 +98,6 @@ def plot_roc(
     Returns:
         A matplotlib Figure (no pyplot state is touched; save with ``fig.savefig``).
     """
-    from cohortlm.evaluation.report import panel_layout, small_sample_endpoints
 
     layout = panel_layout(report.endpoints)
     nrows, ncols = len(layout), len(layout[0])
@@ -158,7 +131,6 @@ def plot_roc(
 
 
 def _figure_warnings(report: ReportData, small: Sequence[Mapping[str, Any]], split: str) -> list[str]:
-    from cohortlm.evaluation.report import MIN_CASES, SMOKE_PROFILE
 
     lines = []
     if report.profile == SMOKE_PROFILE:
@@ -181,7 +153,6 @@ def _draw_panel(
     *,
     title: str,
 ) -> None:
-    from cohortlm.evaluation.report import MIN_CASES
 
     ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=0.8)
     handles, texts = [], []

@@ -80,7 +80,7 @@ from cohortlm.evaluation.evaluate import endpoint_arrays
 from cohortlm.evaluation.stats.calibration import recalibration
 from cohortlm.evaluation.stats.delong import DeLongWarning, auc_interval, delong_test
 from cohortlm.evaluation.stats.multitest import ADJUSTMENTS, adjust_pvalues_rows
-from cohortlm.spec.yamlsafe import load_yaml_file
+from cohortlm.yamlsafe import load_yaml_file
 
 if TYPE_CHECKING:
     from cohortlm.evaluation.stats.simulate import GateStats, Scenario
@@ -296,9 +296,7 @@ class GatePolicy:
         """
         p = Path(path)
         try:
-            raw = load_yaml_file(
-                p, what="policy file"
-            )  # cohortlm.spec.yamlsafe: no aliases, 1 MB, no duplicates
+            raw = load_yaml_file(p, what="policy file")  # cohortlm.yamlsafe: no aliases, 1 MB, no duplicates
         except FileNotFoundError:
             raise SpecError(f"policy file not found: {p}") from None
         except yaml.YAMLError as exc:

@@ -56,35 +56,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.study import StudySpec, load_study
 from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.evaluation.comparisons import (
     FAMILIES,
     FAMILY_ALPHA,
     comparison_families,
-    family_records,
-    paired_comparison,
 )
 from cohortlm.evaluation.evaluate import Evaluation, evaluate
-from cohortlm.evaluation.figures import model_label, plot_roc
 from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
-from cohortlm.spec.study import StudySpec, load_study
 
 __all__ = [
     "MIN_CASES",
     "ReportData",
-    "ReportPaths",
     "RunData",
     "compute_report",
     "decision_headline",
     "decision_reasons",
     "family_markdown",
     "model_label",
-    "paired_comparison",
     "panel_layout",
-    "plot_roc",
     "read_run_dir",
     "small_sample_endpoints",
     "small_sample_warnings",
@@ -92,7 +85,6 @@ __all__ = [
     "table1_best",
     "table1_cells",
     "table1_markdown",
-    "write_report",
 ]
 
 SPLIT_COLUMN = "split"
@@ -168,17 +160,39 @@ class ReportData:
         return self.families.get("fine_tuned_vs_baseline")
 
 
-@dataclass(frozen=True)
-class ReportPaths:
-    """Where :func:`write_report` put each output."""
+# ----------------------------------------------------------------------------- names
 
-    roc_png: Path
-    index_html: Path
-    table1_md: Path
-    table1_csv: Path
-    metrics_json: Path
-    summary_md: Path
-    decision_json: Path | None
+#: the names the pipeline gives its score tables, as a person would say them
+_MODEL_LABELS = {
+    "baseline": "Logistic regression",
+    "zero_shot": "LLM zero-shot",
+    "fine_tuned": "LLM fine-tuned",
+}
+_KIND_LABELS = {"baseline": "LR", "llm": "LLM"}
+_CHAMPION = re.compile(r"champion_(?P<kind>[a-z]+)_(?P<version>[0-9A-Za-z]+)")
+
+
+def model_label(name: str) -> str:
+    """A model's name for people: ``champion_baseline_33ada0e3f430`` -> ``Champion (LR, 33ada0e)``.
+
+    Args:
+        name: The model's key in the run folder (its score file's stem).
+
+    Returns:
+        ``Logistic regression`` for the baseline (``LLM zero-shot`` and ``LLM
+        fine-tuned`` for an older run's unnamed base); a named base and its
+        fine-tuned form as they are (``llama2-70b``, ``llama2-70b+qlora``);
+        ``Champion (<kind>, <first 7 of the version>)`` for the serving champion;
+        any other name with spaces for underscores.
+    """
+    if name in _MODEL_LABELS:
+        return _MODEL_LABELS[name]
+    match = _CHAMPION.fullmatch(name)
+    if match:
+        kind = _KIND_LABELS.get(match["kind"], match["kind"])
+        return f"Champion ({kind}, {match['version'][:7]})"
+    # A base model's name (smollm2-135m, llama2-70b+qlora) is already the readable one.
+    return name if any(ch in name for ch in "+-.") else name.replace("_", " ")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -700,100 +714,3 @@ def summary_markdown(report: ReportData) -> str:
     if report.notes:
         parts += ["## Notes", "", *(f"- {n}" for n in report.notes), ""]
     return "\n".join(parts)
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-safe dicts (NaN as None)."""
-    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    return [{k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in r.items()} for r in rows]
-
-
-def write_report(
-    run_dir: str | Path, *, out_dir: str | Path | None = None, threshold_method: str | float = "youden"
-) -> ReportPaths:
-    """Read a run folder, compute the report and write its files.
-
-    Args:
-        run_dir: The run folder (layout in the module docstring).
-        out_dir: Where to write; default ``RUN_DIR/report``.
-        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
-
-    Returns:
-        The paths written.
-    """
-    run = read_run_dir(run_dir)
-    report = compute_report(
-        run.labels,
-        run.scores,
-        run.split,
-        endpoints=run.endpoints,
-        study=run.study,
-        candidate=run.candidate,
-        champion=run.champion,
-        policy=run.policy,
-        decision=run.decision,
-        threshold_method=threshold_method,
-        profile=(run.run_info or {}).get("profile"),
-    )
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = ReportPaths(
-        roc_png=out / "roc.png",
-        index_html=out / "index.html",
-        table1_md=out / "table1.md",
-        table1_csv=out / "table1.csv",
-        metrics_json=out / "metrics.json",
-        summary_md=out / "summary.md",
-        decision_json=out / "decision.json" if report.decision is not None else None,
-    )
-    import io
-
-    from cohortlm.evaluation.report_html import render_html
-
-    fig = plot_roc(report)
-    png = io.BytesIO()
-    fig.savefig(png, dpi=150, format="png")
-    paths.roc_png.write_bytes(png.getvalue())
-    # The CSV names, per row, the metrics in which the model is its endpoint's best (bold in the .md).
-    report.evaluation.table1.assign(best=table1_best(report.evaluation.table1)).to_csv(
-        paths.table1_csv, index=False
-    )
-    paths.table1_md.write_text(
-        table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
-    )
-    paths.summary_md.write_text(summary_markdown(report))
-    metrics = report.evaluation.to_dict()
-    metrics["models"] = report.models
-    metrics["endpoints"] = report.endpoints
-    metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
-    metrics["notes"] = report.notes
-    metrics["profile"] = report.profile
-    metrics["small_sample"] = {
-        "min_cases": MIN_CASES,
-        "endpoints": small_sample_endpoints(report),
-        "warnings": small_sample_warnings(report),
-    }
-    metrics["vs_baseline"] = _json_records(report.vs_baseline) if report.vs_baseline is not None else None
-    metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
-    metrics["families"] = family_records(report.families)
-    if report.fine_tuning is not None:
-        report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
-    if report.families:
-        pd.concat(report.families.values(), ignore_index=True).to_csv(out / "families.csv", index=False)
-    paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
-    if paths.decision_json is not None and report.decision is not None:
-        paths.decision_json.write_text(report.decision.to_json())
-    paths.index_html.write_text(
-        render_html(
-            report,
-            figure_png=png.getvalue(),
-            run_info=run.run_info,
-            validation=run.validation,
-            study_name=run.study.name if run.study is not None else None,
-        ),
-        encoding="utf-8",
-    )
-    return paths

@@ -14,12 +14,21 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:  # report imports this module inside write_report
-    from cohortlm.evaluation.report import ReportData
+from cohortlm.evaluation.report import (
+    FINE_TUNING_ALPHA,
+    ReportData,
+    _num,
+    _p,
+    decision_headline,
+    decision_reasons,
+    model_label,
+    small_sample_warnings,
+    table1_cells,
+)
 
 __all__ = ["render_html"]
 
@@ -68,7 +77,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1,
 
 
 def _verdict(report: ReportData) -> str:
-    from cohortlm.evaluation.report import decision_headline, decision_reasons
 
     d = report.decision
     if d is None:
@@ -85,7 +93,6 @@ def _verdict(report: ReportData) -> str:
 
 
 def _warnings(report: ReportData) -> str:
-    from cohortlm.evaluation.report import small_sample_warnings
 
     lines = small_sample_warnings(report)
     if not lines:
@@ -106,12 +113,10 @@ def _figure(report: ReportData, png: bytes) -> str:
 
 
 def _gate(report: ReportData) -> str:
-    from cohortlm.evaluation.report import _num
 
     d = report.decision
     if d is None:
         return ""
-    from cohortlm.evaluation.figures import model_label
 
     head = [
         "Endpoint", "n (cases)", f"AUC {model_label(d.candidate)}", f"AUC {model_label(d.champion)}",
@@ -128,7 +133,6 @@ def _gate(report: ReportData) -> str:
             ]
         )  # fmt: skip
         classes.append("small" if v.insufficient else "")
-    from cohortlm.evaluation.report import decision_reasons
 
     reasons = "".join(f"<li>{_e(r)}</li>" for r in decision_reasons(d))
     notes = "".join(f"<li>{_e(n)}</li>" for n in d.notes)
@@ -145,8 +149,6 @@ def _gate(report: ReportData) -> str:
 
 def _family(family: str, table: pd.DataFrame) -> str:
     from cohortlm.evaluation.comparisons import FAMILIES
-    from cohortlm.evaluation.figures import model_label
-    from cohortlm.evaluation.report import FINE_TUNING_ALPHA, _num, _p
 
     title, what, _ = FAMILIES[family]
     head = ["Model A", "Model B", "Endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC A−B (95% CI)", "z", "p",
@@ -184,7 +186,6 @@ def _families(report: ReportData) -> str:
 
 
 def _table1(report: ReportData) -> str:
-    from cohortlm.evaluation.report import table1_cells
 
     ev = report.evaluation
     head, rows = table1_cells(ev.table1, conf_level=ev.conf_level, bold=lambda t: BOLD + t)

@@ -2,5 +2,5 @@
 
 ``bundle`` is the format (metadata, checksums, signatures, the :class:`Predictor`
 protocol) and knows no model kind; ``loaders`` maps a bundle's ``kind`` to the
-class that loads it (``baseline``, ``llm``). Built on ``spec`` and ``cohort``.
+class that loads it (``baseline``, ``llm``). Built on ``cohort``.
 """

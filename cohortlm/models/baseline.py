@@ -32,9 +32,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import DataError, SpecError
 from cohortlm.models.bundle import check_feature_rows, clip_proba, write_bundle_metadata
-from cohortlm.spec.study import StudySpec
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,13 @@ import pandas as pd
 import yaml
 
 from cohortlm.checksums import update_with_file
+from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.errors import DataError, SpecError, UsageError
-from cohortlm.spec.study import StudySpec, study_from_dict
+
+
+class BundleIntegrityError(DataError):
+    """A promoted bundle's files differ from its MANIFEST.json (exit code 1)."""
+
 
 BUNDLE_FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
@@ -248,39 +253,6 @@ def bundle_spec(meta: dict[str, Any], *, path: str | Path) -> StudySpec:
     return spec
 
 
-def load_bundle(path: str | Path, *, spec: StudySpec | None = None) -> Predictor:
-    """Load a baseline or LLM bundle as a :class:`Predictor`.
-
-    Args:
-        path: the bundle folder.
-        spec: the study the caller will use the model for. When given, the
-            bundle must have been trained for exactly this spec (same
-            ``spec_hash``); when omitted, the bundle's own copy is used.
-
-    Raises:
-        SpecError: unknown format version, or the bundle's study differs from ``spec``.
-        UsageError: the folder is not a bundle.
-    """
-    folder = Path(path)
-    meta = read_bundle_metadata(folder)
-    if spec is not None and spec.spec_hash != meta["study_hash"]:
-        raise SpecError(
-            f"bundle {folder} was trained for study '{meta['study'].get('name', '?')}' "
-            f"(spec hash {meta['study_hash'][:12]}), not for study '{spec.name}' "
-            f"(spec hash {spec.spec_hash[:12]}); features or endpoints differ. "
-            "Train a model for this spec, or use the spec the bundle was trained with"
-        )
-    bundle_study = bundle_spec(meta, path=folder)
-    use_spec = spec if spec is not None else bundle_study
-    if meta["kind"] == "baseline":
-        from cohortlm.models.baseline import BaselinePredictor
-
-        return BaselinePredictor.from_bundle(folder, meta, use_spec)
-    from cohortlm.models.llm.scoring import LLMPredictor
-
-    return LLMPredictor.from_bundle(folder, meta, use_spec)
-
-
 # ---------------------------------------------------------------------------- signatures
 
 # A promoted bundle can carry MANIFEST.sig: an OpenSSF model-signing signature (a Sigstore
@@ -346,8 +318,6 @@ def verify_bundle_signature(folder: str | Path, public_key: str | Path) -> None:
         UsageError: the key file is missing or unreadable as a public key.
     """
     from model_signing import verifying
-
-    from cohortlm.store.registry import BundleIntegrityError
 
     root = Path(folder)
     key = _key_file(public_key, "--verify-key")

@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from cohortlm.spec.study import Endpoint, Feature, StudySpec
+from cohortlm.cohort.study import Endpoint, Feature, StudySpec
 
 PROMPT_VERSION = "1"
 HEADER = "Patient at the baseline visit."

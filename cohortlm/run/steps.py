@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 
 from cohortlm.cohort.io import read_table, write_table
+from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.errors import DataError
-from cohortlm.spec.study import StudySpec, study_from_dict
 
 if TYPE_CHECKING:
     from cohortlm.models.llm.bases import BaseModel
@@ -202,8 +202,8 @@ def train_llm_step(
 
 def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
     """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
-    from cohortlm.models.bundle import load_bundle
-    from cohortlm.models.llm.scoring import LLMPredictor, score_table
+    from cohortlm.models.llm.scoring import LLMPredictor
+    from cohortlm.models.loaders import load_bundle, score_table
     from cohortlm.run.profiles import get_profile
 
     predictor = load_bundle(bundle_dir)
@@ -311,7 +311,7 @@ def evaluate_step(
     from cohortlm.evaluation.comparisons import comparison_families, family_records, llm_pairs
     from cohortlm.evaluation.evaluate import roc_points
     from cohortlm.evaluation.gates import decide, load_policy
-    from cohortlm.evaluation.report import write_report
+    from cohortlm.evaluation.render import write_report
 
     spec = study_from_text(study_yaml)
     raw = read_table(split_table, what="split table")
@@ -330,7 +330,7 @@ def evaluate_step(
         raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
     champion_name, champion_version = "baseline", None
     if model_store:
-        from cohortlm.models.bundle import load_bundle
+        from cohortlm.models.loaders import load_bundle
         from cohortlm.store.registry import champion as find_champion
 
         current = find_champion(model_store, spec.name)

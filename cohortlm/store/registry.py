@@ -55,7 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from cohortlm.checksums import file_sha256
-from cohortlm.errors import CohortlmError, DataError, UsageError
+from cohortlm.errors import CohortlmError, UsageError
+from cohortlm.models.bundle import BundleIntegrityError
 
 MANIFEST_FILE = "MANIFEST.json"
 SIGNATURE_FILE = (
@@ -74,10 +75,6 @@ SMOKE_NAMESPACE = "smoke-runs"
 THROWAWAY_PROFILES = frozenset({"smoke"})
 # Version folder names come from bundle.json; anything else could escape the store.
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class BundleIntegrityError(DataError):
-    """A promoted bundle's files differ from its MANIFEST.json (exit code 1)."""
 
 
 class PromotionError(CohortlmError):

@@ -18,8 +18,8 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from cohortlm.cli.schedule import kfp_cron
 from cohortlm.errors import UsageError
+from pipelines.schedule import kfp_cron
 
 
 class _KfpApi(BaseHTTPRequestHandler):

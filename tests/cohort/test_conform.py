@@ -19,9 +19,9 @@ import pytest
 from cohortlm.cli import main
 from cohortlm.cohort.conform import conform_table
 from cohortlm.cohort.featurise import featurise
+from cohortlm.cohort.study import load_study, study_from_dict
 from cohortlm.cohort.validation import validate_table
 from cohortlm.errors import DataError, SpecError
-from cohortlm.spec.study import load_study, study_from_dict
 
 SPEC = """\
 name: hf_registry

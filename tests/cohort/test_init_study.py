@@ -11,7 +11,7 @@ import pytest
 
 from cohortlm.cli import main
 from cohortlm.cohort.draft import draft_study, snake_name
-from cohortlm.spec.study import load_study
+from cohortlm.cohort.study import load_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_conform import registry_export

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from cohortlm.cli import main
+from cohortlm.cohort.features import EVENT_TIMESTAMP, entity_frame
 from cohortlm.errors import DataError
-from cohortlm.spec.features import EVENT_TIMESTAMP, entity_frame
 
 
 def _history(small_cohort: pd.DataFrame) -> pd.DataFrame:

@@ -11,9 +11,9 @@ import pytest
 from cohortlm.cohort.featurise import featurise
 from cohortlm.cohort.rules import RULES
 from cohortlm.cohort.split import assign_splits, split_counts, split_table
+from cohortlm.cohort.study import SplitSpec
 from cohortlm.cohort.synthetic import dropout_count, generate_cohort
 from cohortlm.errors import DataError
-from cohortlm.spec.study import SplitSpec
 
 
 def _digest(df: pd.DataFrame) -> str:

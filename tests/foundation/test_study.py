@@ -15,8 +15,8 @@ from flat_cohort import HF_STUDY, flat_cohort
 
 from cohortlm.cohort.featurise import featurise
 from cohortlm.cohort.split import split_table
+from cohortlm.cohort.study import load_study, study_from_dict
 from cohortlm.errors import DataError, SpecError
-from cohortlm.spec.study import load_study, study_from_dict
 
 RA = load_study("ra_iorra")
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from cohortlm.cohort.study import load_study, study_from_dict
 from cohortlm.errors import SpecError
-from cohortlm.spec.study import load_study, study_from_dict
-from cohortlm.spec.yamlsafe import MAX_YAML_BYTES, load_yaml_file, load_yaml_text
+from cohortlm.yamlsafe import MAX_YAML_BYTES, load_yaml_file, load_yaml_text
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ IMAGES = {
         "pipelines/train_evaluate_promote.py",
         "pipelines/trainer.py",
     ],
-    "Dockerfile.serving": ["cohortlm/cli/serving.py", "serving/server.py", "serving/features.py"],
+    "Dockerfile.serving": ["serving/cli.py", "serving/server.py", "serving/features.py"],
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def frac_spec(ra_spec):
     """The RA study with split sizes as fractions, so that any cohort size splits."""
-    from cohortlm.spec.study import study_from_dict
+    from cohortlm.cohort.study import study_from_dict
 
     data = ra_spec.to_dict()
     data["split"] = {"sizes": {"train": 0.6, "validation": 0.1, "test": 0.3}, "seed": 0}

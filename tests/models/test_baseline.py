@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from cohortlm.cohort.study import study_from_dict
 from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.models.baseline import BaselinePredictor, build_pipeline, train_baseline
 from cohortlm.models.bundle import (
@@ -19,7 +20,6 @@ from cohortlm.models.bundle import (
     load_bundle,
     read_bundle_metadata,
 )
-from cohortlm.spec.study import study_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cohortlm.evaluation.report import compute_report, fine_tuning_markdown, paired_comparison
+from cohortlm.evaluation.comparisons import paired_comparison
+from cohortlm.evaluation.report import compute_report, fine_tuning_markdown
 
 
 def _frames(n: int = 600, seed: int = 0):

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from cohortlm.models import text
-from cohortlm.models.bundle import load_bundle
 from cohortlm.models.llm import head as answer_head
 from cohortlm.models.llm import scoring, trunk
 from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
+from cohortlm.models.loaders import load_bundle
 
 
 def test_a_fresh_head_answers_exactly_like_the_zero_shot_model(tiny_base, frac_spec, split_cohort):

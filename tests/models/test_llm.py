@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from cohortlm.errors import SpecError, UsageError
-from cohortlm.models import text
-from cohortlm.models.bundle import load_bundle, read_bundle_metadata
+from cohortlm.models import loaders, text
+from cohortlm.models.bundle import read_bundle_metadata
 from cohortlm.models.llm import scoring
 from cohortlm.models.llm.loading import resolve_base_model
 from cohortlm.models.llm.qlora import QLoRAConfig, four_bit_available, train_qlora
+from cohortlm.models.loaders import load_bundle
 
 FAST = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "learning_rate": 5e-3, "checkpoint_every": 100}
 
@@ -58,7 +59,7 @@ def test_scores_table_shape_and_range(scorer, split_cohort, frac_spec):
     assert ((probs.to_numpy() > 0) & (probs.to_numpy() < 1)).all()
     # batching does not change a patient's score
     np.testing.assert_allclose(probs.to_numpy(), scorer.score(rows, batch_size=10).to_numpy(), atol=1e-5)
-    table = scoring.score_table(scorer, rows, frac_spec, batch_size=4, progress=False)
+    table = loaders.score_table(scorer, rows, frac_spec, batch_size=4, progress=False)
     assert list(table.columns) == [frac_spec.id_column, "split", *frac_spec.endpoint_names]
     assert len(table) == len(rows)
 

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
+from cohortlm.cohort.study import study_from_dict
 from cohortlm.models import text
-from cohortlm.spec.study import study_from_dict
 
 SPEC = study_from_dict(
     {

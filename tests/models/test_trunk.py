@@ -79,7 +79,7 @@ def test_cached_training_equals_uncached_training(tiny_base, frac_spec, split_co
             train, frac_spec, cfg.with_overrides(cache_trunk=cached), out_dir=tmp_path / str(cached),
             base_model=tiny_base, progress=False,
         )  # fmt: skip
-        from cohortlm.models.bundle import load_bundle
+        from cohortlm.models.loaders import load_bundle
 
         predictor = load_bundle(out, spec=frac_spec)
         scores[cached] = predictor.predict_proba(rows).to_numpy()
@@ -141,7 +141,7 @@ def test_a_few_fine_tuning_steps_learn_a_toy_rule(tiny_base, frac_spec, split_co
     """LoRA on the top block over the cached trunk learns what the text says: held-out AUC rises."""
     from sklearn.metrics import roc_auc_score
 
-    from cohortlm.models.bundle import load_bundle
+    from cohortlm.models.loaders import load_bundle
 
     monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)

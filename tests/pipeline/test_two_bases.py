@@ -27,8 +27,8 @@ def _cohortlm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory) -> tuple[Path, Path]:
+    from cohortlm.cohort.study import load_study
     from cohortlm.models.llm.tiny import build_tiny_model
-    from cohortlm.spec.study import load_study
 
     root = tmp_path_factory.mktemp("bases")
     spec = load_study("ra_iorra")
@@ -82,8 +82,7 @@ def test_the_decision_record_holds_the_three_families_and_how_the_candidate_was_
 
 
 def test_every_panel_draws_five_curves_with_stable_colours(run):
-    from cohortlm.evaluation.figures import model_label
-    from cohortlm.evaluation.report import compute_report, plot_roc, read_run_dir
+    from cohortlm.evaluation.report import compute_report, model_label, plot_roc, read_run_dir
 
     data = read_run_dir(run)
     report = compute_report(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from serving_testlib import patient_instance
 
-from cohortlm.models.bundle import load_bundle
+from cohortlm.models.loaders import load_bundle
 from cohortlm.store import registry
 from serving.model import CohortModel
 

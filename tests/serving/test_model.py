@@ -13,9 +13,9 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 from serving_testlib import patient_instance
 
 from cohortlm.errors import DataError, SpecError
-from cohortlm.models.bundle import load_bundle
+from cohortlm.models.bundle import BundleIntegrityError
+from cohortlm.models.loaders import load_bundle
 from cohortlm.store import registry
-from cohortlm.store.registry import BundleIntegrityError
 from serving.fastpath import CompiledBaseline, compile_baseline
 from serving.model import CohortModel, load_served_bundle
 

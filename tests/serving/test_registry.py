@@ -8,8 +8,9 @@ import os
 import pytest
 
 from cohortlm.errors import UsageError
+from cohortlm.models.bundle import BundleIntegrityError
 from cohortlm.store import registry
-from cohortlm.store.registry import BundleIntegrityError, PromotionError
+from cohortlm.store.registry import PromotionError
 
 
 def _version(bundle) -> str:

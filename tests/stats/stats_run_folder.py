@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cohortlm.spec.study import load_study, resolve_study_path
+from cohortlm.cohort.study import load_study, resolve_study_path
 
 # Prevalence per RA endpoint and how much better the candidate separates cases than the champion.
 _PREVALENCE = {

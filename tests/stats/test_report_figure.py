@@ -18,14 +18,15 @@ import pytest
 from matplotlib.figure import Figure
 from stats_run_folder import make_run_folder
 
-from cohortlm.evaluation.figures import layout_problems, model_label, plot_roc
+from cohortlm.evaluation.figures import layout_problems, plot_roc
+from cohortlm.evaluation.render import write_report
 from cohortlm.evaluation.report import (
     MIN_CASES,
     compute_report,
+    model_label,
     read_run_dir,
     small_sample_endpoints,
     summary_markdown,
-    write_report,
 )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from stats_run_folder import make_run_folder
 
-from cohortlm.evaluation.report import write_report
+from cohortlm.evaluation.render import write_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

@@ -9,7 +9,7 @@ import pytest
 from stats_run_folder import make_run_folder
 
 from cohortlm.cli import pipeline
-from cohortlm.evaluation.report import write_report
+from cohortlm.evaluation.render import write_report
 
 
 def _summary(tmp_path: Path, *, sizes: tuple[int, int, int], profile: str) -> str:

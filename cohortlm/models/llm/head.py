@@ -90,7 +90,7 @@ def install(model: Any, n_endpoints: int, *, yes_id: int, no_id: int) -> Any:
     """
     import torch
 
-    from cohortlm.models.llm.scoring import causal_lm
+    from cohortlm.models.llm.forward import causal_lm
 
     lm = causal_lm(model)
     lm_head = lm.lm_head

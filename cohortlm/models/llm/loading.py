@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from cohortlm.checksums import file_sha256
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import SpecError, UsageError
-from cohortlm.spec.study import StudySpec
+from cohortlm.models.llm.cache import cache_home, cache_root
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -82,13 +83,6 @@ class BaseModelRef:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``base_model.json``."""
         return asdict(self)
-
-
-def cache_root() -> Path:
-    """The model cache folder: ``$COHORTLM_CACHE/models`` or ``~/.cache/cohortlm/models``."""
-    base = os.environ.get("COHORTLM_CACHE")
-    root = Path(base) if base else Path.home() / ".cache" / "cohortlm"
-    return root / "models"
 
 
 def hf_folder_sha256(folder: Path) -> str:
@@ -343,7 +337,7 @@ def bf16_pays_off() -> bool:
 
     if not cpu_has_bf16():
         return False
-    path = cache_root().parent / "dtype_probe.json"
+    path = cache_home() / "dtype_probe.json"
     key = _dtype_probe_key()
     try:
         known = json.loads(path.read_text())
@@ -384,7 +378,7 @@ def autocast_dtype(device: str, choice: str = "auto") -> Any:
     for fp32 on 4 patients. bf16 moves P(Yes) by up to 0.009 and, on the
     zero-shot model's near-chance scores, an AUC over 160 patients by up to
     0.03 (within that AUC's standard error of ~0.05); the LM head always runs
-    in fp32 (:func:`cohortlm.models.llm.scoring.fp32_head`). (An earlier note here
+    in fp32 (:func:`cohortlm.models.llm.forward.fp32_head`). (An earlier note here
     said bf16 was ~35x slower on CPU: wrong for the first CPU, and the second
     shows why the choice is measured.) On CUDA the weights are already bf16,
     so no autocast is needed.

@@ -33,7 +33,7 @@ patient). Two alternatives pay for it once:
   is not what is scored.
 * one sequence ``text + Q1 + ... + Q8`` with a block mask, where each question
   sees the text and itself only, and sits at the positions it has in
-  ``text + Q_e`` (:func:`cohortlm.models.llm.scoring.shared_prefix_inputs`).
+  ``text + Q_e`` (:func:`cohortlm.models.llm.forward.shared_prefix_inputs`).
 
 We use the second: it is exactly the forward pass the scorer runs, so training
 and scoring see the same attention pattern and positions, the text costs once
@@ -90,6 +90,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import DataError, UsageError
 from cohortlm.models import text
 from cohortlm.models.bundle import (
@@ -112,7 +113,6 @@ from cohortlm.models.llm.loading import (
     resolve_base_model,
 )
 from cohortlm.models.llm.scoring import ADAPTER_DIR, BASE_MODEL_FILE, PromptTokens, endpoint_logits
-from cohortlm.spec.study import StudySpec
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import SpecError, UsageError
 from cohortlm.models import text
-from cohortlm.models.bundle import Predictor, check_feature_rows, clip_proba, load_bundle
+from cohortlm.models.bundle import check_feature_rows, clip_proba
+from cohortlm.models.llm.forward import fp32_head, left_pad, shared_prefix_inputs
 from cohortlm.models.llm.loading import autocast, autocast_dtype
-from cohortlm.spec.study import StudySpec
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +76,6 @@ def answer_token_ids(tokenizer: Any) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-def _left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if len(s):
-            ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s) :] = 1
-    return ids, mask
-
-
 @dataclass(frozen=True)
 class PromptTokens:
     """Token ids of the spec's questions and the two answers for one tokenizer."""
@@ -111,108 +99,6 @@ class PromptTokens:
 
 
 # ---------------------------------------------------------------------------- forward passes
-
-
-def shared_prefix_inputs(
-    prefixes: Sequence[Sequence[int]], questions: Sequence[Sequence[int]], *, pad_id: int, dtype: Any
-) -> dict[str, Any]:
-    """Model inputs for one pass over ``prefix + Q1 + ... + QE`` per patient, with a block mask.
-
-    Layout of each row: the patient prefix (left-padded to the batch's longest)
-    followed by all E questions back to back. The additive 4D mask lets a
-    prefix token see the earlier prefix tokens (causal, padding masked), and a
-    question token see the whole prefix and the earlier tokens of *its own*
-    question only. Question tokens take positions ``len(prefix) + j``, as if
-    the question followed the prefix alone. So each question's last token sees
-    exactly what it would see in the full prompt ``prefix + Q_e``.
-
-    Returns:
-        ``input_ids``, ``attention_mask`` (``[B, 1, L, L]``, additive),
-        ``position_ids`` and ``logits_to_keep`` (the index of each question's
-        last token), ready for ``model(**inputs)``.
-    """
-    import torch
-
-    n_b = len(prefixes)
-    p_ids, p_mask = _left_pad(prefixes, pad_id)
-    n_p = p_ids.shape[1]
-    q_lens = [len(q) for q in questions]
-    if min(q_lens) < 1:
-        raise ValueError("every question needs at least one token")
-    suffix = torch.tensor([t for q in questions for t in q], dtype=torch.long)
-    n_s = len(suffix)
-    block = torch.repeat_interleave(torch.arange(len(questions)), torch.tensor(q_lens))
-    within = torch.cat([torch.arange(n) for n in q_lens])
-    p_real = p_mask.bool()
-
-    allowed = torch.zeros((n_b, n_p + n_s, n_p + n_s), dtype=torch.bool)
-    allowed[:, :n_p, :n_p] = torch.tril(torch.ones(n_p, n_p, dtype=torch.bool)) & p_real[:, None, :]
-    allowed[:, n_p:, :n_p] = p_real[:, None, :]
-    same_block = (block[:, None] == block[None, :]) & (within[:, None] >= within[None, :])
-    allowed[:, n_p:, n_p:] = same_block
-    # a padding row sees only itself: never an empty softmax, and nothing real reads it
-    allowed |= torch.eye(n_p + n_s, dtype=torch.bool)
-    mask = torch.zeros(allowed.shape, dtype=dtype)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-
-    p_len = p_mask.sum(-1)
-    positions = torch.cat([(p_mask.cumsum(-1) - 1).clamp(min=0), p_len[:, None] + within[None, :]], dim=1)
-    keep = n_p + torch.cumsum(torch.tensor(q_lens), 0) - 1
-    return {
-        "input_ids": torch.cat([p_ids, suffix.expand(n_b, n_s)], dim=1),
-        "attention_mask": mask[:, None, :, :],
-        "position_ids": positions,
-        "logits_to_keep": keep,
-    }
-
-
-def causal_lm(model: Any) -> Any:
-    """The HF causal LM inside a PEFT wrapper (or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
-class _FP32Head:
-    """The LM head computed in fp32 even under autocast.
-
-    Under bf16 autocast the head's logits are bf16: with logits of size ~15
-    their spacing is 0.06, so ``l_Yes - l_No`` takes a few dozen values across
-    patients and the scores tie (straight-segment ROC curves). The head is
-    one small matmul at a few positions, so fp32 there costs nothing.
-    """
-
-    def __init__(self, head: Any):
-        self.head = head
-
-    def __call__(self, hidden: Any) -> Any:
-        import torch
-
-        with torch.autocast(hidden.device.type, enabled=False):
-            weight = self.head.weight
-            bias = getattr(self.head, "bias", None)
-            return torch.nn.functional.linear(
-                hidden.float(), weight.float(), None if bias is None else bias.float()
-            )
-
-
-def fp32_head(model: Any) -> Any:
-    """A context in which ``model``'s LM head runs in fp32 (a no-op context for other models)."""
-    import contextlib
-
-    head = getattr(causal_lm(model), "lm_head", None)
-    if head is None or not hasattr(head, "weight") or not hasattr(head, "forward"):
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def swapped() -> Any:
-        original = head.forward
-        head.forward = _FP32Head(head)
-        try:
-            yield
-        finally:
-            head.forward = original
-
-    return swapped()
 
 
 def endpoint_logits(
@@ -262,7 +148,7 @@ def full_prompt_logits(
     tests and benchmarks as the obviously correct version.
     """
     seqs = [list(p) + list(q) for p in prefixes for q in questions]
-    ids, mask = _left_pad(seqs, pad_id)
+    ids, mask = left_pad(seqs, pad_id)
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1)
@@ -492,44 +378,3 @@ class LLMPredictor:
     def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
         """P(case) per endpoint in (0, 1); columns in spec order, index of ``rows``."""
         return self.scorer.score(rows, batch_size=self.batch_size, progress=False)
-
-
-# ---------------------------------------------------------------------------- tables
-
-
-def score_table(
-    model_or_bundle: Any,
-    df: pd.DataFrame,
-    spec: StudySpec,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """A scores table: ``[id column, "split" (when ``df`` has one), *endpoints]``.
-
-    Args:
-        model_or_bundle: a bundle folder, a :class:`~cohortlm.models.bundle.Predictor`,
-            an :class:`LLMScorer` (e.g. zero-shot) or anything with ``predict_proba(df)``.
-        df: rows with the id column and the feature columns.
-        spec: the study.
-        batch_size: patients per forward pass (LLM scorers).
-        progress: show a progress bar (LLM scorers).
-    """
-    if isinstance(model_or_bundle, (str, Path)):
-        model_or_bundle = load_bundle(model_or_bundle, spec=spec)
-    if isinstance(model_or_bundle, LLMPredictor):
-        model_or_bundle = model_or_bundle.scorer
-    if isinstance(model_or_bundle, LLMScorer):
-        probs = model_or_bundle.score(df, batch_size=batch_size, progress=progress)
-    elif isinstance(model_or_bundle, Predictor) or hasattr(model_or_bundle, "predict_proba"):
-        probs = model_or_bundle.predict_proba(df)
-    else:
-        raise UsageError(f"cannot score with a {type(model_or_bundle).__name__}")
-    if spec.id_column not in df.columns:
-        raise UsageError(f"the rows lack the id column '{spec.id_column}'")
-    out = pd.DataFrame({spec.id_column: df[spec.id_column].to_numpy()}, index=df.index)
-    if "split" in df.columns:
-        out["split"] = df["split"].to_numpy()
-    for name in spec.endpoint_names:
-        out[name] = probs[name].to_numpy(dtype=float)
-    return out.reset_index(drop=True)

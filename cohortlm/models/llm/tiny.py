@@ -18,8 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cohortlm.cohort.study import StudySpec
 from cohortlm.models import text
-from cohortlm.spec.study import StudySpec
 
 TINY_NAME = "tiny-llama"
 _SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
@@ -99,7 +99,7 @@ def tiny_model_folder(spec: StudySpec, *, seed: int = 0, root: Path | None = Non
     The folder name is a hash of the vocabulary, the architecture and the seed,
     so a spec with other words gets another model.
     """
-    from cohortlm.models.llm.loading import cache_root
+    from cohortlm.models.llm.cache import cache_root
 
     key = json.dumps({"vocab": spec_vocabulary(spec), "config": TINY_CONFIG, "seed": seed}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]

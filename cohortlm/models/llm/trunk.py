@@ -5,7 +5,7 @@ When LoRA sits only on the top ``n`` of ``L`` transformer blocks, blocks
 zero-shot scores, every training epoch and the fine-tuned scores. Their
 output for a patient, the hidden state of every token of
 ``prefix + Q1 + ... + QE`` at the split point under the block mask of
-:func:`cohortlm.models.llm.scoring.shared_prefix_inputs`, is therefore computed once
+:func:`cohortlm.models.llm.forward.shared_prefix_inputs`, is therefore computed once
 (:func:`trunk_states`) and the rest of the model runs on it
 (:func:`top_logits`). On the quick profile this turns each training epoch
 and each scoring pass from a 30-block forward into a few blocks.
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from cohortlm.models.llm.scoring import causal_lm
+from cohortlm.models.llm.forward import causal_lm
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def trunk_states(
     """
     import torch
 
-    from cohortlm.models.llm.scoring import shared_prefix_inputs
+    from cohortlm.models.llm.forward import shared_prefix_inputs
 
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
@@ -148,7 +148,7 @@ def top_logits(
     """
     import torch
 
-    from cohortlm.models.llm.scoring import fp32_head, shared_prefix_inputs
+    from cohortlm.models.llm.forward import fp32_head, shared_prefix_inputs
 
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     inputs = shared_prefix_inputs(prefixes, questions, pad_id=pad_id, dtype=dtype)
@@ -300,9 +300,9 @@ class TrunkCache:
     @classmethod
     def default(cls) -> TrunkCache:
         """The cache beside the model cache: ``$COHORTLM_CACHE/trunk`` or ``~/.cache/cohortlm/trunk``."""
-        from cohortlm.models.llm.loading import cache_root
+        from cohortlm.models.llm.cache import cache_home
 
-        return cls(cache_root().parent / "trunk")
+        return cls(cache_home() / "trunk")
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"

@@ -112,7 +112,7 @@ def _step_times(seconds: dict[str, float]) -> str:
 def _print_families(families: dict[str, list[dict]] | None) -> None:
     """Seed 000's comparison families, fine-tuned vs its own base first (the seed's first question)."""
     from cohortlm.evaluation.comparisons import FAMILIES
-    from cohortlm.evaluation.figures import model_label
+    from cohortlm.evaluation.report import model_label
 
     if not families:
         return
@@ -222,7 +222,7 @@ def run(
         # One line per step and the progress display, on stderr with the CLI's other progress.
         console=None if STATE["quiet"] else err_console,
     )
-    from cohortlm.evaluation.report import write_report
+    from cohortlm.evaluation.render import write_report
 
     # Rendered again now that the run folder is complete: the evaluate step sees neither the
     # validation report nor summary.json (run id, profile: a smoke run's AUCs mean nothing).
@@ -379,8 +379,8 @@ def submit(
     """Upload and start the pipeline on a Kubeflow Pipelines server."""
     import kfp
 
+    from cohortlm.cohort.study import load_study
     from cohortlm.run.steps import study_text
-    from cohortlm.spec.study import load_study
     from pipelines.train_evaluate_promote import (
         DEFAULT_PUSHGATEWAY,
         MODEL_STORE_MOUNT,

@@ -1,12 +1,13 @@
-"""CLI commands for serving and promotion: ``serve``, ``promote``, ``rollback``, ``champion``.
+"""CLI commands that need the model server or the cluster: ``serve`` and ``rollback``.
 
-The server and the cluster code live in ``serving/`` and import kserve; they
-are imported inside the commands so that the rest of the CLI never loads them.
+They register on ``cohortlm``'s app through the ``cohortlm.commands`` entry
+point (``pyproject.toml``), so that the domain core never imports kserve; kserve
+and the Kubernetes client are imported inside the commands, so that the rest of
+the CLI never loads them.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -82,78 +83,6 @@ def serve(
     )
 
 
-@app.command("signing-key")
-def signing_key_cmd(
-    out: Path = typer.Option(..., "--out", help="Folder for signing-key.pem (private) and verify-key.pem."),
-) -> None:
-    """Make a key pair for signing promoted bundles (P-256, PEM); keys are never overwritten.
-
-    Keep signing-key.pem where promotions run (--signing-key or $COHORTLM_SIGNING_KEY);
-    give verify-key.pem to the servers (--verify-key, the cohortlm-bundle-verify-key Secret).
-    """
-    from cohortlm.cli.paths import check_output_dir
-    from cohortlm.models.bundle import generate_signing_key
-
-    check_output_dir(out, "--out")
-    generate_signing_key(out / "signing-key.pem", out / "verify-key.pem")
-    typer.echo(str(out / "signing-key.pem"))
-    typer.echo(str(out / "verify-key.pem"))
-
-
-@app.command()
-def promote(
-    bundle: Path = typer.Option(..., "--bundle", help="The bundle folder to make the champion."),
-    store: Path | None = typer.Option(
-        None, "--store", help="Model store (default: $COHORTLM_MODEL_STORE or ./models)."
-    ),
-    decision: Path | None = typer.Option(
-        None, "--decision", help="Gate decision record (JSON) to keep with the promoted version."
-    ),
-    check: bool = typer.Option(
-        True, "--check/--no-check", help="Load the bundle and predict a synthetic row before promoting."
-    ),
-    signing_key: Path | None = typer.Option(
-        None,
-        "--signing-key",
-        envvar="COHORTLM_SIGNING_KEY",
-        help="Private key (PEM) to sign the promoted copy with (MANIFEST.sig).",
-    ),
-) -> None:
-    """Make BUNDLE the champion of its study in the local model store, atomically."""
-    from cohortlm.store import registry
-
-    if check:
-        _self_check(bundle)
-    version = registry.promote(bundle, store, decision=decision, signing_key=signing_key)
-    study = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))["study"]["name"]
-    typer.echo(f"champion of {study}: {version}")
-    typer.echo(str(registry.champion(store, study)))
-
-
-def _self_check(bundle: Path) -> None:
-    """Load a bundle and predict one synthetic row built from its spec (no patient data)."""
-    from cohortlm.errors import DataError
-    from cohortlm.models.bundle import load_bundle
-
-    predictor = load_bundle(bundle)
-    spec = predictor.spec
-    row: dict[str, object] = {}
-    for f in spec.features:
-        if f.type == "categorical":
-            row[f.name] = (f.categories or ("",))[0]
-        elif f.type == "binary":
-            row[f.name] = 0.0
-        else:
-            lo = f.min if f.min is not None else 0.0
-            hi = f.max if f.max is not None else lo + 1.0
-            row[f.name] = float(round((lo + hi) / 2)) if f.type == "integer" else (lo + hi) / 2
-    import pandas as pd
-
-    proba = predictor.predict_proba(pd.DataFrame([row]))
-    if list(proba.columns) != spec.endpoint_names or not ((proba >= 0) & (proba <= 1)).all().all():
-        raise DataError(f"bundle {bundle} failed its self-check: no probability per endpoint; not promoted")
-
-
 @app.command()
 def rollback(
     study: str = typer.Option("ra_iorra", "--study", help="Study whose champion to roll back."),
@@ -176,21 +105,3 @@ def rollback(
 
     version = registry.rollback(store, study)
     typer.echo(f"champion of {study}: {version}")
-
-
-@app.command()
-def champion(
-    study: str = typer.Option("ra_iorra", "--study", help="Study whose champion to show."),
-    store: Path | None = typer.Option(
-        None, "--store", help="Model store (default: $COHORTLM_MODEL_STORE or ./models)."
-    ),
-) -> None:
-    """Print the folder of the current champion of a study (exit 1 when there is none)."""
-    from cohortlm.store import registry
-
-    path = registry.champion(store, study)
-    if path is None:
-        raise registry.PromotionError(
-            f"study '{study}' has no champion in {store or registry.default_store()}"
-        )
-    typer.echo(str(path))

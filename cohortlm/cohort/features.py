@@ -16,8 +16,8 @@ from typing import Literal
 
 import pandas as pd
 
+from cohortlm.cohort.study import Feature, StudySpec
 from cohortlm.errors import DataError, SpecError
-from cohortlm.spec.study import Feature, StudySpec
 
 #: The Feast entity every study's rows belong to.
 ENTITY_NAME = "patient"

@@ -99,9 +99,9 @@ def schedule(
     import kfp
     from kfp import compiler
 
-    from cohortlm.cli.pipeline import _parse_params
+    from cohortlm.cohort.study import load_study
     from cohortlm.run.steps import study_text
-    from cohortlm.spec.study import load_study
+    from pipelines.cli import _parse_params
     from pipelines.train_evaluate_promote import DEFAULT_PUSHGATEWAY, train_evaluate_promote
 
     cron6 = kfp_cron(cron)

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.errors import DataError, SpecError
-from cohortlm.spec.yamlsafe import load_yaml_file
+from cohortlm.yamlsafe import load_yaml_file
 
 FeatureType = Literal["numeric", "integer", "binary", "categorical"]
 FEATURE_TYPES: tuple[str, ...] = ("numeric", "integer", "binary", "categorical")

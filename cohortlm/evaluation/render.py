@@ -1,0 +1,171 @@
+"""A report's files: the ROC figure, Table 1, metrics, summary, decision record and HTML page.
+
+The top of the evaluation layer: it draws with :mod:`~cohortlm.evaluation.figures`,
+lays out the page with :mod:`~cohortlm.evaluation.report_html`, and both of them
+read :mod:`~cohortlm.evaluation.report` (what a report holds), never this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohortlm.evaluation.comparisons import family_records
+from cohortlm.evaluation.figures import plot_roc
+from cohortlm.evaluation.report import (
+    MIN_CASES,
+    ReportData,
+    compute_report,
+    read_run_dir,
+    small_sample_endpoints,
+    small_sample_warnings,
+    summary_markdown,
+    table1_best,
+    table1_markdown,
+)
+from cohortlm.evaluation.report_html import render_html
+
+__all__ = ["ReportPaths", "render_report", "write_report"]
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`render_report` put each output."""
+
+    roc_png: Path
+    index_html: Path
+    table1_md: Path
+    table1_csv: Path
+    metrics_json: Path
+    summary_md: Path
+    decision_json: Path | None
+
+
+def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (NaN as None)."""
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return [{k: (bool(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in r.items()} for r in rows]
+
+
+def write_report(
+    run_dir: str | Path, *, out_dir: str | Path | None = None, threshold_method: str | float = "youden"
+) -> ReportPaths:
+    """Re-render a finished run's report from its folder (``cohortlm report RUN_DIR``).
+
+    The pipeline does not come this way: its gate step renders what it has just
+    computed, from memory (:func:`render_report`). This reads the files a run left.
+
+    Args:
+        run_dir: The run folder (layout in the module docstring).
+        out_dir: Where to write; default ``RUN_DIR/report``.
+        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
+
+    Returns:
+        The paths written.
+    """
+    run = read_run_dir(run_dir)
+    report = compute_report(
+        run.labels,
+        run.scores,
+        run.split,
+        endpoints=run.endpoints,
+        study=run.study,
+        candidate=run.candidate,
+        champion=run.champion,
+        policy=run.policy,
+        decision=run.decision,
+        threshold_method=threshold_method,
+        profile=(run.run_info or {}).get("profile"),
+    )
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    return render_report(
+        report,
+        out,
+        run_info=run.run_info,
+        validation=run.validation,
+        study_name=run.study.name if run.study is not None else None,
+    )
+
+
+def render_report(
+    report: ReportData,
+    out_dir: str | Path,
+    *,
+    run_info: Mapping[str, Any] | None = None,
+    validation: Mapping[str, Any] | None = None,
+    study_name: str | None = None,
+) -> ReportPaths:
+    """Write a report's files (figure, Table 1, metrics, summary, decision, HTML page).
+
+    Args:
+        report: What :func:`~cohortlm.evaluation.report.compute_report` computed.
+        out_dir: The report folder (created).
+        run_info: ``run.json``'s fields, for the page's header.
+        validation: The validation report, for the page's data-quality section.
+        study_name: The study's name, for the page's title.
+
+    Returns:
+        The paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        roc_png=out / "roc.png",
+        index_html=out / "index.html",
+        table1_md=out / "table1.md",
+        table1_csv=out / "table1.csv",
+        metrics_json=out / "metrics.json",
+        summary_md=out / "summary.md",
+        decision_json=out / "decision.json" if report.decision is not None else None,
+    )
+    fig = plot_roc(report)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=150, format="png")
+    paths.roc_png.write_bytes(png.getvalue())
+    # The CSV names, per row, the metrics in which the model is its endpoint's best (bold in the .md).
+    report.evaluation.table1.assign(best=table1_best(report.evaluation.table1)).to_csv(
+        paths.table1_csv, index=False
+    )
+    paths.table1_md.write_text(
+        table1_markdown(report.evaluation.table1, conf_level=report.evaluation.conf_level)
+    )
+    paths.summary_md.write_text(summary_markdown(report))
+    metrics = report.evaluation.to_dict()
+    metrics["models"] = report.models
+    metrics["endpoints"] = report.endpoints
+    metrics["decision"] = report.decision.to_dict() if report.decision is not None else None
+    metrics["notes"] = report.notes
+    metrics["profile"] = report.profile
+    metrics["small_sample"] = {
+        "min_cases": MIN_CASES,
+        "endpoints": small_sample_endpoints(report),
+        "warnings": small_sample_warnings(report),
+    }
+    metrics["vs_baseline"] = _json_records(report.vs_baseline) if report.vs_baseline is not None else None
+    metrics["fine_tuning"] = _json_records(report.fine_tuning) if report.fine_tuning is not None else None
+    metrics["families"] = family_records(report.families)
+    if report.fine_tuning is not None:
+        report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
+    if report.families:
+        pd.concat(report.families.values(), ignore_index=True).to_csv(out / "families.csv", index=False)
+    paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
+    if paths.decision_json is not None and report.decision is not None:
+        paths.decision_json.write_text(report.decision.to_json())
+    paths.index_html.write_text(
+        render_html(
+            report,
+            figure_png=png.getvalue(),
+            run_info=dict(run_info) if run_info is not None else None,
+            validation=dict(validation) if validation is not None else None,
+            study_name=study_name,
+        ),
+        encoding="utf-8",
+    )
+    return paths
