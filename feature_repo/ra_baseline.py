@@ -7,7 +7,7 @@ features, and ``tests/features/test_drift.py`` fails if these definitions and
 the spec drift apart.
 """
 
-from cohortlm.spec.study import load_study
+from cohortlm.cohort.study import load_study
 from featurestore.definitions import build_definitions
 
 STUDY = load_study("ra_iorra")
