@@ -17,9 +17,9 @@ from cohortlm.models.bundle import (
     BUNDLE_FORMAT_VERSION,
     Predictor,
     check_feature_rows,
-    load_bundle,
     read_bundle_metadata,
 )
+from cohortlm.models.loaders import load_bundle
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from stats_run_folder import make_run_folder
 
-from cohortlm.cli import pipeline
 from cohortlm.evaluation.render import write_report
+from pipelines import cli as pipeline
 
 
 def _summary(tmp_path: Path, *, sizes: tuple[int, int, int], profile: str) -> str:
