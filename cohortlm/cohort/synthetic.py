@@ -110,8 +110,58 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
     if n < 10:
         raise ValueError(f"n must be at least 10, got {n}")
     rng = np.random.default_rng(seed)
+    # The phases draw from ``rng`` in this order; changing it changes the cohort.
+    traits = _patient_traits(rng, n)
+    u, e = _latent_activity(rng, traits)
+    a0 = u + e[:, 0]
+    treatment = _baseline_treatment(rng, traits, a0)
+    activity, escalation_step = _activity_course(rng, u, e, treatment)
+    haq_latent = _function_latent(rng, traits, activity)
+    last_step = _follow_up(rng, traits, a0)
+    pid = np.array([f"P{i + 1:06d}" for i in range(n)])
+    visits = _visits(rng, pid, traits, activity, haq_latent, last_step)
+    patients = _patients(rng, pid, traits)
+    medications = _medications(rng, pid, traits.baseline, last_step, treatment, escalation_step)
+    return SyntheticCohort(patients=patients, visits=visits, medications=medications)
 
-    # 1. patient traits
+
+@dataclass(frozen=True)
+class _Traits:
+    """Step 1: what a patient brings to enrolment."""
+
+    female: np.ndarray
+    age: np.ndarray
+    duration: np.ndarray
+    rf: np.ndarray
+    acpa: np.ndarray
+    bmi: np.ndarray
+    smoking: np.ndarray
+    smoker: np.ndarray
+    agez: np.ndarray
+    hypertension: np.ndarray
+    diabetes: np.ndarray
+    ild: np.ndarray
+    osteoporosis: np.ndarray
+    cvd: np.ndarray
+    baseline: np.ndarray
+    year: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Treatment:
+    """Step 3: the drugs a patient is on at baseline."""
+
+    mtx: np.ndarray
+    mtx_dose: np.ndarray
+    other: np.ndarray
+    bio: np.ndarray
+    jak: np.ndarray
+    gc: np.ndarray
+    gc_dose: np.ndarray
+
+
+def _patient_traits(rng: np.random.Generator, n: int) -> _Traits:
+    """Step 1: sex, age, disease duration, serology, BMI, smoking, comorbidities, enrolment date."""
     female = rng.random(n) < 0.85
     age = np.clip(rng.normal(58, 13, n), 18, 92)
     duration = np.minimum(np.exp(rng.normal(np.log(7.0), 0.9, n)), age - 16)
@@ -134,62 +184,111 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
     start = np.datetime64("2005-01-01")
     baseline = start + rng.integers(0, 14 * 365, n).astype("timedelta64[D]")
     year = 2005 + (baseline - start).astype(int) / 365.25
+    return _Traits(
+        female=female,
+        age=age,
+        duration=duration,
+        rf=rf,
+        acpa=acpa,
+        bmi=bmi,
+        smoking=smoking,
+        smoker=smoker,
+        agez=agez,
+        hypertension=hypertension,
+        diabetes=diabetes,
+        ild=ild,
+        osteoporosis=osteoporosis,
+        cvd=cvd,
+        baseline=baseline,
+        year=year,
+    )
 
-    # 2. latent activity: stable level + AR(1) transient
-    mu = 0.05 + 0.25 * rf + 0.15 * acpa - 0.12 * np.log1p(duration) + 0.1 * smoker
+
+def _latent_activity(rng: np.random.Generator, traits: _Traits) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2: the stable level ``u`` and the AR(1) transient ``e`` of untreated activity."""
+    n = len(traits.age)
+    mu = 0.05 + 0.25 * traits.rf + 0.15 * traits.acpa - 0.12 * np.log1p(traits.duration) + 0.1 * traits.smoker
     u = rng.normal(mu, 0.85)
     e = np.zeros((n, STEPS))
     e[:, 0] = rng.normal(0, 0.75, n)
     for k in range(1, STEPS):
         e[:, k] = 0.6 * e[:, k - 1] + rng.normal(0, 0.68, n)
-    a0 = u + e[:, 0]
+    return u, e
 
-    # 3. treatment at baseline (depends on activity and era)
+
+def _baseline_treatment(rng: np.random.Generator, traits: _Traits, a0: np.ndarray) -> _Treatment:
+    """Step 3: treatment at baseline, depending on activity ``a0`` and calendar era."""
+    n = len(a0)
+    agez, year = traits.agez, traits.year
     era_bio = np.clip((year - 2003) / 12, 0, 1)
-    mtx = rng.random(n) < _sigmoid(0.7 + 0.3 * a0 - 0.6 * (age > 75))
+    mtx = rng.random(n) < _sigmoid(0.7 + 0.3 * a0 - 0.6 * (traits.age > 75))
     mtx_dose = np.where(mtx, np.clip(np.round(rng.normal(9 + 1.5 * era_bio, 2.5, n) / 2) * 2, 2, 16), 0.0)
     other = rng.random(n) < _sigmoid(-0.9 + 0.2 * a0 - 0.5 * mtx)
     bio = rng.random(n) < _sigmoid(-2.6 + 0.7 * a0 + 2.0 * era_bio)
     jak = (~bio) & (year > 2013) & (rng.random(n) < _sigmoid(-3.2 + 0.6 * a0))
     gc = rng.random(n) < _sigmoid(-0.8 + 0.5 * a0 + 0.3 * agez)
     gc_dose = np.where(gc, np.clip(np.round(np.exp(rng.normal(np.log(4.0), 0.5, n)) * 2) / 2, 1, 30), 0.0)
+    return _Treatment(mtx=mtx, mtx_dose=mtx_dose, other=other, bio=bio, jak=jak, gc=gc, gc_dose=gc_dose)
 
-    effect = 0.25 * mtx * (0.6 + mtx_dose / 20) + 0.1 * other + 0.55 * bio + 0.6 * jak
+
+def _activity_course(
+    rng: np.random.Generator, u: np.ndarray, e: np.ndarray, t: _Treatment
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 3, follow-up: activity under treatment, with escalation to a biologic when active.
+
+    Returns:
+        The activity per patient and step, and the step of escalation (-1 for none).
+    """
+    n = len(u)
+    effect = 0.25 * t.mtx * (0.6 + t.mtx_dose / 20) + 0.1 * t.other + 0.55 * t.bio + 0.6 * t.jak
     ramp = np.minimum(np.arange(STEPS) / 2, 1.0)  # effect builds up over a year
     treat = effect[:, None] * ramp[None, :]
-    treat[:, 1] += 0.15 * gc  # short-term glucocorticoid effect
+    treat[:, 1] += 0.15 * t.gc  # short-term glucocorticoid effect
     activity = u[:, None] + e - treat
     escalated = np.zeros(n, dtype=bool)
     escalation_step = np.full(n, -1)
     for k in range(1, STEPS - 1):
-        go = (~escalated) & (~bio) & (~jak) & (activity[:, k] > 1.0) & (rng.random(n) < 0.35)
+        go = (~escalated) & (~t.bio) & (~t.jak) & (activity[:, k] > 1.0) & (rng.random(n) < 0.35)
         escalated |= go
         escalation_step[go] = k
         activity[go, k + 1 :] -= 0.5 * np.minimum(np.arange(1, STEPS - k) / 2, 1.0)[None, :]
+    return activity, escalation_step
 
-    # 5. function: damage grows with duration, age and cumulative activity
+
+def _function_latent(rng: np.random.Generator, traits: _Traits, activity: np.ndarray) -> np.ndarray:
+    """Step 5: latent J-HAQ per patient and step; damage grows with duration, age and cumulative activity."""
+    n = len(activity)
     damage = (
         -0.4
-        + 0.22 * np.log1p(duration)
-        + 0.012 * (age - 58)
+        + 0.22 * np.log1p(traits.duration)
+        + 0.012 * (traits.age - 58)
         + rng.normal(0, 0.35, n)
         + rng.gamma(1.3, 0.4, n)
     )
     cum = np.cumsum(np.maximum(activity, 0), axis=1) * 0.04
     drift = np.cumsum(rng.normal(0, 0.3, (n, STEPS)) * (np.arange(STEPS) > 0), axis=1)
-    haq_latent = (
-        damage[:, None] + drift + cum + 0.3 * np.maximum(activity, -1) + rng.normal(0, 0.4, (n, STEPS))
-    )
+    return damage[:, None] + drift + cum + 0.3 * np.maximum(activity, -1) + rng.normal(0, 0.4, (n, STEPS))
 
-    # 6. follow-up: informative dropout before two years
+
+def _follow_up(rng: np.random.Generator, traits: _Traits, a0: np.ndarray) -> np.ndarray:
+    """Step 6: the last visit step per patient, with informative dropout before two years."""
+    n = len(a0)
     n_drop = dropout_count(n)
-    drop_score = 0.4 * agez + 0.3 * a0 + rng.normal(0, 1, n)
+    drop_score = 0.4 * traits.agez + 0.3 * a0 + rng.normal(0, 1, n)
     drop = np.zeros(n, dtype=bool)
     drop[np.argsort(-drop_score, kind="stable")[:n_drop]] = True
-    last_step = np.where(drop, rng.integers(0, 4, n), 4 + rng.integers(0, 5, n))
+    return np.where(drop, rng.integers(0, 4, n), 4 + rng.integers(0, 5, n))
 
-    # 4. measurements at every visit
-    pid = np.array([f"P{i + 1:06d}" for i in range(n)])
+
+def _visits(
+    rng: np.random.Generator,
+    pid: np.ndarray,
+    traits: _Traits,
+    activity: np.ndarray,
+    haq_latent: np.ndarray,
+    last_step: np.ndarray,
+) -> pd.DataFrame:
+    """Step 4: the measurements and recorded indices at every visit up to each patient's last."""
     rows_patient, rows_step = np.nonzero(np.arange(STEPS)[None, :] <= last_step[:, None])
     a = activity[rows_patient, rows_step]
     m = len(a)
@@ -198,7 +297,7 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
     tjc = np.minimum(rng.poisson(np.exp(0.95 * a + 0.35)), 28)
     sjc = np.minimum(rng.poisson(np.exp(0.85 * a - 0.15)), 28)
     esr = np.round(
-        np.clip(np.exp(rng.normal(2.85 + 0.33 * a + 0.003 * (age[rows_patient] - 58), 0.42)), 2, 140)
+        np.clip(np.exp(rng.normal(2.85 + 0.33 * a + 0.003 * (traits.age[rows_patient] - 58), 0.42)), 2, 140)
     )
     crp = np.round(np.clip(np.exp(rng.normal(0.9 + 0.85 * a, 0.9)), 0.1, 250), 1)
     ptga = np.round(np.clip(33 + 17 * a + rng.normal(0, 15, m), 0, 100))
@@ -207,7 +306,7 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
     visits = pd.DataFrame(
         {
             "patient_id": pid[rows_patient],
-            "visit_date": (baseline[rows_patient] + days).astype("datetime64[ns]"),
+            "visit_date": (traits.baseline[rows_patient] + days).astype("datetime64[ns]"),
             "tjc28": tjc.astype("int64"),
             "sjc28": sjc.astype("int64"),
             "esr": esr,
@@ -222,33 +321,34 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
     visits["das28_crp"] = np.round(indices.das28_crp(tjc, sjc, crp, ptga), 2)
     visits["cdai"] = np.round(indices.cdai(tjc, sjc, ptga, evga), 1)
     visits["jhaq"] = np.round(indices.jhaq(haq), 3)
+    return visits
 
-    birth = baseline - np.round(age * 365.25).astype("timedelta64[D]")
-    onset = baseline - np.round(duration * 365.25).astype("timedelta64[D]")
-    bmi_obs = np.where(rng.random(n) < 0.04, np.nan, np.round(bmi, 1))
-    acpa_obs = np.where(rng.random(n) < 0.05, np.nan, acpa.astype(float))
-    patients = pd.DataFrame(
+
+def _patients(rng: np.random.Generator, pid: np.ndarray, t: _Traits) -> pd.DataFrame:
+    """The patients table, with BMI and ACPA missing for a few patients as in a real export."""
+    n = len(pid)
+    birth = t.baseline - np.round(t.age * 365.25).astype("timedelta64[D]")
+    onset = t.baseline - np.round(t.duration * 365.25).astype("timedelta64[D]")
+    bmi_obs = np.where(rng.random(n) < 0.04, np.nan, np.round(t.bmi, 1))
+    acpa_obs = np.where(rng.random(n) < 0.05, np.nan, t.acpa.astype(float))
+    return pd.DataFrame(
         {
             "patient_id": pid,
-            "sex": np.where(female, "female", "male"),
+            "sex": np.where(t.female, "female", "male"),
             "birth_date": birth.astype("datetime64[ns]"),
             "ra_onset_date": onset.astype("datetime64[ns]"),
-            "enrolment_date": baseline.astype("datetime64[ns]"),
-            "rf_positive": rf.astype("int64"),
+            "enrolment_date": t.baseline.astype("datetime64[ns]"),
+            "rf_positive": t.rf.astype("int64"),
             "acpa_positive": acpa_obs,
             "bmi": bmi_obs,
-            "smoking": smoking,
-            "hypertension": hypertension.astype("int64"),
-            "diabetes": diabetes.astype("int64"),
-            "interstitial_lung_disease": ild.astype("int64"),
-            "osteoporosis": osteoporosis.astype("int64"),
-            "cardiovascular_disease": cvd.astype("int64"),
+            "smoking": t.smoking,
+            "hypertension": t.hypertension.astype("int64"),
+            "diabetes": t.diabetes.astype("int64"),
+            "interstitial_lung_disease": t.ild.astype("int64"),
+            "osteoporosis": t.osteoporosis.astype("int64"),
+            "cardiovascular_disease": t.cvd.astype("int64"),
         }
     )
-    medications = _medications(
-        rng, pid, baseline, last_step, mtx, mtx_dose, other, bio, jak, gc, gc_dose, escalation_step
-    )
-    return SyntheticCohort(patients=patients, visits=visits, medications=medications)
 
 
 _OTHER = ("sulfasalazine", "bucillamine", "tacrolimus", "iguratimod")
@@ -269,15 +369,11 @@ def _medications(
     pid: np.ndarray,
     baseline: np.ndarray,
     last_step: np.ndarray,
-    mtx: np.ndarray,
-    mtx_dose: np.ndarray,
-    other: np.ndarray,
-    bio: np.ndarray,
-    jak: np.ndarray,
-    gc: np.ndarray,
-    gc_dose: np.ndarray,
+    treatment: _Treatment,
     escalation_step: np.ndarray,
 ) -> pd.DataFrame:
+    """The medications table: the baseline drugs' episodes, then the escalations to a biologic."""
+    t = treatment
     n = len(pid)
     frames = []
     end = baseline + np.round(last_step * 6 * MONTH_DAYS).astype("timedelta64[D]")
@@ -318,11 +414,13 @@ def _medications(
 
     before = -rng.integers(30, 3000, n)  # baseline drugs started before enrolment
     nan = np.full(n, np.nan)
-    episodes(mtx, np.full(n, "methotrexate"), "csDMARD", mtx_dose, "mg/week", before)
-    episodes(other, rng.choice(_OTHER, n), "csDMARD", nan, "", -rng.integers(30, 3000, n))
-    episodes(bio, rng.choice(_BIOLOGICS, n), "bDMARD", nan, "", -rng.integers(30, 1500, n))
-    episodes(jak, rng.choice(_JAKS, n), "tsDMARD", nan, "", -rng.integers(30, 600, n))
-    episodes(gc, np.full(n, "prednisolone"), "glucocorticoid", gc_dose, "mg/day", -rng.integers(30, 2000, n))
+    episodes(t.mtx, np.full(n, "methotrexate"), "csDMARD", t.mtx_dose, "mg/week", before)
+    episodes(t.other, rng.choice(_OTHER, n), "csDMARD", nan, "", -rng.integers(30, 3000, n))
+    episodes(t.bio, rng.choice(_BIOLOGICS, n), "bDMARD", nan, "", -rng.integers(30, 1500, n))
+    episodes(t.jak, rng.choice(_JAKS, n), "tsDMARD", nan, "", -rng.integers(30, 600, n))
+    episodes(
+        t.gc, np.full(n, "prednisolone"), "glucocorticoid", t.gc_dose, "mg/day", -rng.integers(30, 2000, n)
+    )
     esc = escalation_step >= 1
     esc_days = np.round(escalation_step * 6 * MONTH_DAYS + 14).astype(int)
     episodes(esc, rng.choice(_BIOLOGICS, n), "bDMARD", nan, "", esc_days)
