@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.rules import RULES
-from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.study import Feature, StudySpec
 from cohortlm.errors import UsageError
 
 #: Prefix of the derived columns that carry rule and shape checks into GX.
@@ -210,23 +210,26 @@ def _derived(derived: dict[str, np.ndarray], key: str, broken: np.ndarray) -> st
     return col
 
 
-def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, np.ndarray]]:
-    """The expectations for ``spec`` on ``df`` and the derived columns they read.
+class _Planner:
+    """Collects the planned expectations for one table and the derived columns they read."""
 
-    Expectations that cannot be evaluated (a missing column, a wrong type) are
-    decided here; range and set checks on a column of the wrong type are left
-    out, since the type failure already names the column.
-    """
-    import great_expectations.expectations as gxe
+    def __init__(self, df: pd.DataFrame) -> None:
+        import great_expectations.expectations as gxe
 
-    plans: list[_Planned] = []
-    derived: dict[str, np.ndarray] = {}
+        self.gxe = gxe
+        self.df = df
+        self.plans: list[_Planned] = []
+        self.derived: dict[str, np.ndarray] = {}
 
-    def add(name: str, kind: str, column: str | None, description: str, expectation: Any) -> None:
+    def add(self, name: str, kind: str, column: str | None, description: str, expectation: Any) -> None:
+        """Plan ``expectation`` for GX to run, tagged with ``name``."""
         expectation.meta = {"cohortlm_name": name}
-        plans.append(_Planned(name, kind, column, description, expectation.expectation_type, expectation))
+        self.plans.append(
+            _Planned(name, kind, column, description, expectation.expectation_type, expectation)
+        )
 
     def decided(
+        self,
         name: str,
         kind: str,
         column: str | None,
@@ -236,7 +239,8 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
         note: str | None = None,
         unexpected: int | None = None,
     ) -> None:
-        plans.append(
+        """Record an outcome known without running GX."""
+        self.plans.append(
             _Planned(
                 name,
                 kind,
@@ -244,42 +248,79 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
                 description,
                 gx_type,
                 outcome=ExpectationOutcome(
-                    name, kind, column, description, gx_type, success, unexpected, len(df), note
+                    name, kind, column, description, gx_type, success, unexpected, len(self.df), note
                 ),
             )
         )
 
-    def exists(column: str, role: str) -> bool:
-        add(
+    def exists(self, column: str, role: str) -> bool:
+        """Plan that ``column`` exists; whether it does."""
+        self.add(
             f"exists({column})",
             "exists",
             column,
             f"{role} column {column} is present",
-            gxe.ExpectColumnToExist(column=column),
+            self.gxe.ExpectColumnToExist(column=column),
         )
-        return column in df.columns
+        return column in self.df.columns
 
-    def type_check(column: str, allowed: list[str], words: str) -> bool:
-        add(
+    def type_check(self, column: str, allowed: list[str], words: str) -> bool:
+        """Plan that ``column`` has one of the ``allowed`` dtypes; whether it has."""
+        self.add(
             f"type({column})",
             "type",
             column,
             f"{column} is {words}",
-            gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=allowed),
+            self.gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=allowed),
         )
-        return _dtype_name(df[column]) in allowed
+        return _dtype_name(self.df[column]) in allowed
 
-    # The id: present, never missing, unique.
-    idc = spec.id_column
-    if exists(idc, "id"):
-        add(
+    def never_broken(
+        self, name: str, kind: str, column: str | None, description: str, key: str, broken: Any
+    ) -> None:
+        """Plan that the derived column ``key`` (True where a row breaks a check) is False everywhere."""
+        col = _derived(self.derived, key, broken)
+        self.add(
+            name,
+            kind,
+            column,
+            description,
+            self.gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
+        )
+
+
+def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, np.ndarray]]:
+    """The expectations for ``spec`` on ``df`` and the derived columns they read.
+
+    Expectations that cannot be evaluated (a missing column, a wrong type) are
+    decided here; range and set checks on a column of the wrong type are left
+    out, since the type failure already names the column.
+    """
+    planner = _Planner(df)
+    _plan_id(planner, spec.id_column)
+    if spec.timestamp_column is not None:
+        _plan_timestamp(planner, spec.timestamp_column)
+    for f in spec.features:
+        _plan_feature(planner, f)
+    for col_name in spec.endpoint_columns:
+        if planner.exists(col_name, "endpoint source"):
+            planner.type_check(col_name, _NUMERIC_DTYPES, "numeric")
+    _plan_rules(planner, spec.rules)
+    return planner.plans, planner.derived
+
+
+def _plan_id(planner: _Planner, idc: str) -> None:
+    """The id: present, never missing, unique."""
+    gxe = planner.gxe
+    if planner.exists(idc, "id"):
+        planner.add(
             f"not_null({idc})",
             "not_null",
             idc,
             f"every row has a {idc}",
             gxe.ExpectColumnValuesToNotBeNull(column=idc),
         )
-        add(
+        planner.add(
             f"unique({idc})",
             "unique",
             idc,
@@ -287,100 +328,99 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
             gxe.ExpectColumnValuesToBeUnique(column=idc),
         )
 
-    # The timestamp: present, never missing, dates.
-    tsc = spec.timestamp_column
-    if tsc is not None and exists(tsc, "timestamp"):
-        add(
-            f"not_null({tsc})",
-            "not_null",
-            tsc,
-            f"every row has a {tsc}",
-            gxe.ExpectColumnValuesToNotBeNull(column=tsc),
-        )
-        values = df[tsc]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            bad = np.zeros(len(df), dtype=bool)
-        else:
-            # CSV has no date type: a date is text that parses as one.
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-            bad = (parsed.isna() & values.notna()).to_numpy()
-        col = _derived(derived, f"date__{tsc}", bad)
-        add(
-            f"date({tsc})",
-            "date",
-            tsc,
-            f"{tsc} holds dates",
-            gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
-        )
 
-    for f in spec.features:
-        c = f.name
-        if not exists(c, "feature"):
-            continue
-        if f.type in ("numeric", "integer"):
-            ok = type_check(c, _NUMERIC_DTYPES, "numeric")
-            if ok and (f.min is not None or f.max is not None):
-                lo = "-inf" if f.min is None else f"{f.min:g}"
-                hi = "inf" if f.max is None else f"{f.max:g}"
-                add(
-                    f"in_range({c})",
-                    "in_range",
-                    c,
-                    f"{c} lies between {lo} and {hi}",
-                    gxe.ExpectColumnValuesToBeBetween(column=c, min_value=f.min, max_value=f.max),
-                )
-            if ok and f.type == "integer":
-                v = df[c].to_numpy(dtype=float, na_value=np.nan)
-                with np.errstate(invalid="ignore"):
-                    bad = ~np.isnan(v) & (np.floor(v) != v)
-                col = _derived(derived, f"whole__{c}", bad)
-                add(
-                    f"whole_numbers({c})",
-                    "whole_numbers",
-                    c,
-                    f"{c} holds whole numbers",
-                    gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
-                )
-        elif f.type == "binary":
-            if type_check(c, _BINARY_DTYPES, "0/1 (numeric or boolean)"):
-                add(
-                    f"binary({c})",
-                    "binary",
-                    c,
-                    f"{c} is 0 or 1",
-                    gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]),
-                )
-        else:
-            if type_check(c, _TEXT_DTYPES, "text (categorical)"):
-                cats = list(f.categories or ())
-                add(
-                    f"in_set({c})",
-                    "in_set",
-                    c,
-                    f"{c} is one of {', '.join(cats)}",
-                    gxe.ExpectColumnValuesToBeInSet(column=c, value_set=cats),
-                )
-        limit = f"at most {f.max_missing:.0%} missing" if f.max_missing > 0 else "never missing"
-        add(
-            f"not_null({c})",
-            "not_null",
+def _plan_timestamp(planner: _Planner, tsc: str) -> None:
+    """The timestamp: present, never missing, dates."""
+    if not planner.exists(tsc, "timestamp"):
+        return
+    planner.add(
+        f"not_null({tsc})",
+        "not_null",
+        tsc,
+        f"every row has a {tsc}",
+        planner.gxe.ExpectColumnValuesToNotBeNull(column=tsc),
+    )
+    values = planner.df[tsc]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        bad = np.zeros(len(planner.df), dtype=bool)
+    else:
+        # CSV has no date type: a date is text that parses as one.
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        bad = (parsed.isna() & values.notna()).to_numpy()
+    planner.never_broken(f"date({tsc})", "date", tsc, f"{tsc} holds dates", f"date__{tsc}", bad)
+
+
+def _plan_feature(planner: _Planner, f: Feature) -> None:
+    """One feature: present, of its type, in its range or set, under its missing-value limit."""
+    c = f.name
+    if not planner.exists(c, "feature"):
+        return
+    gxe = planner.gxe
+    if f.type in ("numeric", "integer"):
+        _plan_number(planner, f)
+    elif f.type == "binary":
+        if planner.type_check(c, _BINARY_DTYPES, "0/1 (numeric or boolean)"):
+            planner.add(
+                f"binary({c})",
+                "binary",
+                c,
+                f"{c} is 0 or 1",
+                gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]),
+            )
+    else:
+        if planner.type_check(c, _TEXT_DTYPES, "text (categorical)"):
+            cats = list(f.categories or ())
+            planner.add(
+                f"in_set({c})",
+                "in_set",
+                c,
+                f"{c} is one of {', '.join(cats)}",
+                gxe.ExpectColumnValuesToBeInSet(column=c, value_set=cats),
+            )
+    limit = f"at most {f.max_missing:.0%} missing" if f.max_missing > 0 else "never missing"
+    planner.add(
+        f"not_null({c})",
+        "not_null",
+        c,
+        f"{c} is {limit}",
+        gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=1.0 - f.max_missing),
+    )
+
+
+def _plan_number(planner: _Planner, f: Feature) -> None:
+    """A numeric or integer feature: numeric, in its range, whole where it must be."""
+    c = f.name
+    ok = planner.type_check(c, _NUMERIC_DTYPES, "numeric")
+    if ok and (f.min is not None or f.max is not None):
+        lo = "-inf" if f.min is None else f"{f.min:g}"
+        hi = "inf" if f.max is None else f"{f.max:g}"
+        planner.add(
+            f"in_range({c})",
+            "in_range",
             c,
-            f"{c} is {limit}",
-            gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=1.0 - f.max_missing),
+            f"{c} lies between {lo} and {hi}",
+            planner.gxe.ExpectColumnValuesToBeBetween(column=c, min_value=f.min, max_value=f.max),
+        )
+    if ok and f.type == "integer":
+        v = planner.df[c].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(v) & (np.floor(v) != v)
+        planner.never_broken(
+            f"whole_numbers({c})", "whole_numbers", c, f"{c} holds whole numbers", f"whole__{c}", bad
         )
 
-    for col_name in spec.endpoint_columns:
-        if exists(col_name, "endpoint source"):
-            type_check(col_name, _NUMERIC_DTYPES, "numeric")
 
-    for rule_name in spec.rules:
+def _plan_rules(planner: _Planner, rule_names: Iterable[str]) -> None:
+    """Each cross-column rule: decided as failed when its columns are missing or not numeric."""
+    df = planner.df
+    for rule_name in rule_names:
         rule = RULES[rule_name]
         missing = [c for c in rule.columns if c not in df.columns]
         wrong = [] if missing else [c for c in rule.columns if not _is_numeric(df[c])]
         gx_type = "expect_column_values_to_be_in_set"
         if missing or wrong:
             problem = f"missing: {', '.join(missing)}" if missing else f"not numeric: {', '.join(wrong)}"
-            decided(
+            planner.decided(
                 rule.name,
                 "rule",
                 None,
@@ -390,15 +430,7 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
                 note=f"not checked: column(s) {problem}",
             )
             continue
-        col = _derived(derived, f"rule__{rule.name}", rule.broken(df))
-        add(
-            rule.name,
-            "rule",
-            None,
-            rule.description,
-            gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
-        )
-    return plans, derived
+        planner.never_broken(rule.name, "rule", None, rule.description, f"rule__{rule.name}", rule.broken(df))
 
 
 def _ephemeral_context() -> Any:
@@ -446,6 +478,28 @@ def validate_table(
     plans, derived = _plan(spec, df)
     # A shallow copy plus new columns: the caller's frame stays as it was.
     work = df.assign(**derived) if derived else df.copy(deep=False)
+    gx_result = _run_suite(spec, plans, work)
+    by_name: dict[str, Any] = {}
+    for r in gx_result.results:
+        by_name[str((r.expectation_config.meta or {}).get("cohortlm_name"))] = r
+    outcomes = [
+        p.outcome if p.outcome is not None else _gx_outcome(p, by_name.get(p.name), len(df)) for p in plans
+    ]
+    return ValidationResult(
+        study=spec.name,
+        spec_hash=spec.spec_hash,
+        n_rows=len(df),
+        n_columns=df.shape[1],
+        outcomes=tuple(outcomes),
+        seconds=clock() - start,
+        gx_version=gx.__version__,
+        data_name=data_name,
+    )
+
+
+def _run_suite(spec: StudySpec, plans: list[_Planned], work: pd.DataFrame) -> Any:
+    """Run the planned GX expectations on ``work`` in an ephemeral context, GX's logging quiet."""
+    import great_expectations as gx
 
     gx_logger = logging.getLogger("great_expectations")
     level = gx_logger.level
@@ -460,58 +514,37 @@ def validate_table(
             if p.expectation is not None:
                 suite.add_expectation(p.expectation)
         batch = batch_definition.get_batch(batch_parameters={"dataframe": work})
-        gx_result = batch.validate(suite, result_format=RESULT_FORMAT)
+        return batch.validate(suite, result_format=RESULT_FORMAT)
     finally:
         gx_logger.setLevel(level)
 
-    by_name: dict[str, Any] = {}
-    for r in gx_result.results:
-        by_name[str((r.expectation_config.meta or {}).get("cohortlm_name"))] = r
-    outcomes: list[ExpectationOutcome] = []
-    for p in plans:
-        if p.outcome is not None:
-            outcomes.append(p.outcome)
-            continue
-        r = by_name.get(p.name)
-        if r is None or bool((r.exception_info or {}).get("raised_exception")):
-            # The exception text may quote data: keep only that it failed.
-            outcomes.append(
-                ExpectationOutcome(
-                    p.name,
-                    p.kind,
-                    p.column,
-                    p.description,
-                    p.gx_type,
-                    False,
-                    None,
-                    len(df),
-                    note="Great Expectations could not evaluate it",
-                )
-            )
-            continue
-        res = r.result or {}
-        unexpected = res.get("unexpected_count")
-        outcomes.append(
-            ExpectationOutcome(
-                p.name,
-                p.kind,
-                p.column,
-                p.description,
-                p.gx_type,
-                bool(r.success),
-                None if unexpected is None else int(unexpected),
-                int(res["element_count"]) if res.get("element_count") is not None else None,
-            )
+
+def _gx_outcome(p: _Planned, r: Any, n_rows: int) -> ExpectationOutcome:
+    """The outcome of planned expectation ``p`` from GX's result ``r`` (None when GX has none)."""
+    if r is None or bool((r.exception_info or {}).get("raised_exception")):
+        # The exception text may quote data: keep only that it failed.
+        return ExpectationOutcome(
+            p.name,
+            p.kind,
+            p.column,
+            p.description,
+            p.gx_type,
+            False,
+            None,
+            n_rows,
+            note="Great Expectations could not evaluate it",
         )
-    return ValidationResult(
-        study=spec.name,
-        spec_hash=spec.spec_hash,
-        n_rows=len(df),
-        n_columns=df.shape[1],
-        outcomes=tuple(outcomes),
-        seconds=clock() - start,
-        gx_version=gx.__version__,
-        data_name=data_name,
+    res = r.result or {}
+    unexpected = res.get("unexpected_count")
+    return ExpectationOutcome(
+        p.name,
+        p.kind,
+        p.column,
+        p.description,
+        p.gx_type,
+        bool(r.success),
+        None if unexpected is None else int(unexpected),
+        int(res["element_count"]) if res.get("element_count") is not None else None,
     )
 
 
