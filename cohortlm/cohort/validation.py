@@ -521,30 +521,24 @@ def _run_suite(spec: StudySpec, plans: list[_Planned], work: pd.DataFrame) -> An
 
 def _gx_outcome(p: _Planned, r: Any, n_rows: int) -> ExpectationOutcome:
     """The outcome of planned expectation ``p`` from GX's result ``r`` (None when GX has none)."""
-    if r is None or bool((r.exception_info or {}).get("raised_exception")):
-        # The exception text may quote data: keep only that it failed.
-        return ExpectationOutcome(
-            p.name,
-            p.kind,
-            p.column,
-            p.description,
-            p.gx_type,
-            False,
-            None,
-            n_rows,
-            note="Great Expectations could not evaluate it",
-        )
-    res = r.result or {}
+    # The exception text may quote data: keep only that it failed.
+    failed = r is None or bool((r.exception_info or {}).get("raised_exception"))
+    res = {} if failed else (r.result or {})
     unexpected = res.get("unexpected_count")
+    if failed:
+        element_count: int | None = n_rows
+    else:
+        element_count = int(res["element_count"]) if res.get("element_count") is not None else None
     return ExpectationOutcome(
         p.name,
         p.kind,
         p.column,
         p.description,
         p.gx_type,
-        bool(r.success),
+        False if failed else bool(r.success),
         None if unexpected is None else int(unexpected),
-        int(res["element_count"]) if res.get("element_count") is not None else None,
+        element_count,
+        note="Great Expectations could not evaluate it" if failed else None,
     )
 
 
