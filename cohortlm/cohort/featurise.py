@@ -66,7 +66,30 @@ def _require(df: pd.DataFrame, columns: list[str] | tuple[str, ...], what: str) 
 
 def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
     """Featurise the raw RA registry tables in folder ``raw`` (see module docstring)."""
-    folder = Path(raw)
+    pid = spec.id_column
+    patients, visits, meds = _read_raw(Path(raw), pid)
+    n_input = len(patients)
+    p = patients.set_index(pid)
+    visits = visits.merge(p[["enrolment_date"]], left_on=pid, right_index=True, how="inner")
+    visits["months"] = (visits["visit_date"] - visits["enrolment_date"]).dt.days / MONTH_DAYS
+    exclusions: dict[str, int] = {}
+    ids, base, end, last = _eligible(p, visits, pid, exclusions)
+    out = _baseline_patient(p, ids, pid)
+    _baseline_drugs(out, meds, p, ids, pid)
+    b = base.reindex(ids)
+    for col in (*VISIT_COMPONENTS, *INDEX_COLUMNS):
+        out[col] = b[col].to_numpy()
+    for col in INDEX_COLUMNS:
+        out[f"{col}_2y"] = end.loc[ids, col].to_numpy()
+    out["followup_months"] = last.reindex(ids).round(1).to_numpy()
+    out["endpoint_visit_months"] = end.loc[ids, "months"].round(2).to_numpy()
+    out = out.reset_index()
+    spec.check_columns(out, what="the featurised table")
+    return FeaturiseResult(table=out, n_input=n_input, exclusions=exclusions)
+
+
+def _read_raw(folder: Path, pid: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The patients, visits and medications tables from ``folder``, checked, with their dates parsed."""
     if not folder.is_dir():
         raise UsageError(f"--raw {folder} is not a folder with patients, visits and medications tables")
     tables = {}
@@ -77,7 +100,6 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
             raise UsageError(f"--raw {folder} has no {name}.parquet or {name}.csv")
         tables[name] = read_table(path, what=f"raw table {path.name}")
     patients, visits, meds = tables["patients"], tables["visits"], tables["medications"]
-    pid = spec.id_column
     _require(patients, [pid, "sex", "birth_date", "ra_onset_date", "enrolment_date"], "patients table")
     _require(visits, [pid, "visit_date", *VISIT_COMPONENTS, *INDEX_COLUMNS], "visits table")
     _require(meds, [pid, "drug", "drug_class", "start_date", "stop_date", "dose"], "medications table")
@@ -98,13 +120,18 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
                 raise DataError(
                     f"column {c} holds values that are not dates; use ISO dates (YYYY-MM-DD)"
                 ) from None
+    return patients, visits, meds
 
-    n_input = len(patients)
-    p = patients.set_index(pid)
-    visits = visits.merge(p[["enrolment_date"]], left_on=pid, right_index=True, how="inner")
-    visits["months"] = (visits["visit_date"] - visits["enrolment_date"]).dt.days / MONTH_DAYS
-    exclusions: dict[str, int] = {}
 
+def _eligible(
+    p: pd.DataFrame, visits: pd.DataFrame, pid: str, exclusions: dict[str, int]
+) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The eligible patients, counting each exclusion reason into ``exclusions`` in turn.
+
+    Returns:
+        The eligible ids, the baseline visits, the endpoint visits (on those ids)
+        and each patient's last visit month.
+    """
     base = visits[visits["months"].abs() < 0.5].sort_values([pid, "visit_date"]).drop_duplicates(pid)
     base = base.set_index(pid)
     has_base = p.index.isin(base.index)
@@ -127,9 +154,11 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
     end = end.reindex(ids)
     missing_end = end[list(INDEX_COLUMNS)].isna().any(axis=1).to_numpy()
     exclusions["missing_endpoint_values"] = int(missing_end.sum())
-    ids = ids[~missing_end]
+    return ids[~missing_end], base, end, last
 
-    b = base.reindex(ids)
+
+def _baseline_patient(p: pd.DataFrame, ids: pd.Index, pid: str) -> pd.DataFrame:
+    """The output frame on ``ids``: baseline date, age, sex, disease duration and the patient's traits."""
     pp = p.reindex(ids)
     bdate = pp["enrolment_date"]
     out = pd.DataFrame(index=ids)
@@ -151,8 +180,11 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
     ):
         if col in pp.columns:
             out[col] = pp[col]
+    return out
 
-    # Drugs active on the baseline day.
+
+def _baseline_drugs(out: pd.DataFrame, meds: pd.DataFrame, p: pd.DataFrame, ids: pd.Index, pid: str) -> None:
+    """Add to ``out`` the drugs active on the baseline day (0/1 flags, the highest dose)."""
     m = meds.merge(p[["enrolment_date"]], left_on=pid, right_index=True, how="inner")
     active = m[
         (m["start_date"] <= m["enrolment_date"])
@@ -174,16 +206,6 @@ def featurise_ra_visits(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
     out["jak_inhibitor"] = flag(active["drug_class"] == "tsDMARD")
     out["glucocorticoid"] = flag(is_gc)
     out["glucocorticoid_dose"] = dose(is_gc)
-
-    for col in (*VISIT_COMPONENTS, *INDEX_COLUMNS):
-        out[col] = b[col].to_numpy()
-    for col in INDEX_COLUMNS:
-        out[f"{col}_2y"] = end.loc[ids, col].to_numpy()
-    out["followup_months"] = last.reindex(ids).round(1).to_numpy()
-    out["endpoint_visit_months"] = end.loc[ids, "months"].round(2).to_numpy()
-    out = out.reset_index()
-    spec.check_columns(out, what="the featurised table")
-    return FeaturiseResult(table=out, n_input=n_input, exclusions=exclusions)
 
 
 def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
