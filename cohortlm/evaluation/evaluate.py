@@ -50,7 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from cohortlm.errors import DataError, UsageError
-from cohortlm.evaluation.stats.delong import DeLongWarning, _as_labels, _as_scores, auc_ci
+from cohortlm.evaluation.stats.delong import AUCResult, DeLongWarning, _as_labels, _as_scores, auc_ci
 
 __all__ = [
     "TABLE1_COLUMNS",
@@ -451,119 +451,191 @@ def evaluate(
         raise UsageError("scores: give at least one model's scores")
     eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
     notes: list[str] = []
-    if split is None:
-        fit_rows: pd.Index | None = None
-        eval_rows: pd.Index | None = None
-        notes.append("no split given: thresholds were chosen on the rows they are evaluated on")
-        fit_name, eval_name = None, None
-    else:
-        present = set(split.dropna().astype(str).unique())
-        for arg, name in (("threshold_split", threshold_split), ("eval_split", eval_split)):
-            if name not in present:
-                raise UsageError(
-                    f"{arg} '{name}' is not a split in the data (have: {', '.join(sorted(present))})"
-                )
-        fit_rows = split.index[split.astype(str) == threshold_split]
-        eval_rows = split.index[split.astype(str) == eval_split]
-        fit_name, eval_name = threshold_split, eval_split
+    fit_rows, eval_rows, fit_name, eval_name = _split_rows(split, threshold_split, eval_split, notes)
     method_name = threshold_method if isinstance(threshold_method, str) else f"fixed {threshold_method:g}"
-
-    rows: list[dict[str, Any]] = []
-    thresholds: list[dict[str, Any]] = []
-    roc: dict[tuple[str, str], pd.DataFrame] = {}
-    calib: dict[tuple[str, str], pd.DataFrame] = {}
-    for ep in eps:
-        for model, frame in scores.items():
-            y_fit, s_fit = endpoint_arrays(labels, frame, ep, model=model, rows=fit_rows)
-            y_ev, s_ev = endpoint_arrays(labels, frame, ep, model=model, rows=eval_rows)
-            source = fit_name or "evaluated rows"
-            few = min(int(y_fit.sum()), int(y_fit.size - y_fit.sum())) < threshold_min_cases
-            if few and split is not None and threshold_fallback_split and isinstance(threshold_method, str):
-                extra = _scored_rows(labels, frame, ep, split, threshold_fallback_split)
-                if extra is not None and len(extra):
-                    y_x, s_x = endpoint_arrays(labels, frame, ep, model=model, rows=extra)
-                    y_fit, s_fit = np.concatenate([y_fit, y_x]), np.concatenate([s_fit, s_x])
-                    source = f"{fit_name}+{threshold_fallback_split}"
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DeLongWarning)
-                thr = choose_threshold(y_fit, s_fit, method=threshold_method)
-                auc = auc_ci(y_ev, s_ev, conf_level=conf_level, method="logit")
-                points = roc_points(y_ev, s_ev)
-            for w in caught:
-                where = f"{ep}/{model}"
-                notes.append(f"{where}: {w.message}")
-            tm = threshold_metrics(y_ev, s_ev, thr)
-            fit_cases = int(y_fit.sum())
-            if math.isnan(thr):
-                source = "none"
-                notes.append(
-                    f"{ep}/{model}: no threshold could be chosen ({fit_cases} case(s) among {y_fit.size} "
-                    f"patient(s) on {fit_name or 'the evaluated rows'}); Table 1 shows none"
-                )
-            elif (
-                isinstance(threshold_method, str)
-                and min(fit_cases, y_fit.size - fit_cases) < threshold_min_cases
-            ):
-                notes.append(
-                    f"{ep}/{model}: threshold chosen on {fit_cases} case(s) among {y_fit.size} patient(s) "
-                    f"({source}); fewer than {threshold_min_cases}, so it is unstable"
-                )
-            thresholds.append(
-                {
-                    "endpoint": ep,
-                    "model": model,
-                    "threshold": thr,
-                    "source": source,
-                    "n": int(y_fit.size),
-                    "n_cases": fit_cases,
-                }
-            )
-            if ((s_ev < 0) | (s_ev > 1)).any():
-                notes.append(f"{ep}/{model}: scores are not probabilities in [0, 1]; no Brier score")
-                brier = math.nan
-            else:
-                brier = brier_score(y_ev, s_ev)
-            rows.append(
-                {
-                    "endpoint": ep,
-                    "model": model,
-                    "n": int(y_ev.shape[0]),
-                    "n_cases": int(y_ev.sum()),
-                    "auc": auc.auc,
-                    "auc_ci_low": auc.ci[0],
-                    "auc_ci_high": auc.ci[1],
-                    "threshold": tm.threshold,
-                    "sensitivity": tm.sensitivity,
-                    "specificity": tm.specificity,
-                    "ppv": tm.ppv,
-                    "npv": tm.npv,
-                    "precision": tm.precision,
-                    "recall": tm.recall,
-                    "f1": tm.f1,
-                    "accuracy": tm.accuracy,
-                    "brier": brier,
-                    "tp": tm.tp,
-                    "fp": tm.fp,
-                    "tn": tm.tn,
-                    "fn": tm.fn,
-                    "threshold_source": source,
-                }
-            )
-            roc[(ep, model)] = points
-            if not math.isnan(brier):
-                calib[(ep, model)] = calibration_data(y_ev, s_ev, n_bins=n_bins)
-    table = pd.DataFrame(rows, columns=list(TABLE1_COLUMNS))
+    setup = _PairSetup(  # positional, in field order: each argument is named as its field
+        split,
+        fit_rows,
+        eval_rows,
+        fit_name,
+        threshold_method,
+        conf_level,
+        n_bins,
+        threshold_min_cases,
+        threshold_fallback_split,
+    )
+    pairs = [
+        _evaluate_pair(labels, frame, ep, model, setup, notes)
+        for ep in eps
+        for model, frame in scores.items()
+    ]
     return Evaluation(
-        table1=table,
-        roc=roc,
-        calibration=calib,
+        table1=pd.DataFrame([p.row for p in pairs], columns=list(TABLE1_COLUMNS)),
+        roc={(p.row["endpoint"], p.row["model"]): p.roc for p in pairs},
+        calibration={
+            (p.row["endpoint"], p.row["model"]): p.calibration for p in pairs if p.calibration is not None
+        },
         threshold_method=method_name,
         threshold_split=fit_name,
         eval_split=eval_name,
         conf_level=conf_level,
         notes=notes,
-        thresholds=thresholds,
+        thresholds=[p.threshold for p in pairs],
     )
+
+
+def _split_rows(
+    split: pd.Series | None, threshold_split: str, eval_split: str, notes: list[str]
+) -> tuple[pd.Index | None, pd.Index | None, str | None, str | None]:
+    """The threshold rows, the evaluation rows and their split names (all None without a split).
+
+    Raises:
+        UsageError: If ``threshold_split`` or ``eval_split`` is not a split in ``split``.
+    """
+    if split is None:
+        notes.append("no split given: thresholds were chosen on the rows they are evaluated on")
+        return None, None, None, None
+    present = set(split.dropna().astype(str).unique())
+    for arg, name in (("threshold_split", threshold_split), ("eval_split", eval_split)):
+        if name not in present:
+            raise UsageError(
+                f"{arg} '{name}' is not a split in the data (have: {', '.join(sorted(present))})"
+            )
+    fit_rows = split.index[split.astype(str) == threshold_split]
+    eval_rows = split.index[split.astype(str) == eval_split]
+    return fit_rows, eval_rows, threshold_split, eval_split
+
+
+@dataclass(frozen=True)
+class _PairSetup:
+    """The rows and settings every (endpoint, model) pair is evaluated with."""
+
+    split: pd.Series | None
+    fit_rows: pd.Index | None
+    eval_rows: pd.Index | None
+    fit_name: str | None
+    threshold_method: str | float
+    conf_level: float
+    n_bins: int
+    threshold_min_cases: int
+    threshold_fallback_split: str | None
+
+
+@dataclass(frozen=True)
+class _PairResult:
+    """What one (endpoint, model) pair adds to an :class:`Evaluation`."""
+
+    row: dict[str, Any]
+    threshold: dict[str, Any]
+    roc: pd.DataFrame
+    calibration: pd.DataFrame | None
+
+
+def _evaluate_pair(
+    labels: pd.DataFrame, frame: pd.DataFrame, ep: str, model: str, setup: _PairSetup, notes: list[str]
+) -> _PairResult:
+    """Threshold, AUC, ROC, Table 1 row and calibration of one model on one endpoint (notes to ``notes``)."""
+    y_fit, s_fit = endpoint_arrays(labels, frame, ep, model=model, rows=setup.fit_rows)
+    y_ev, s_ev = endpoint_arrays(labels, frame, ep, model=model, rows=setup.eval_rows)
+    y_fit, s_fit, source = _pool_fallback(labels, frame, ep, model, setup, y_fit, s_fit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeLongWarning)
+        thr = choose_threshold(y_fit, s_fit, method=setup.threshold_method)
+        auc = auc_ci(y_ev, s_ev, conf_level=setup.conf_level, method="logit")
+        points = roc_points(y_ev, s_ev)
+    for w in caught:
+        where = f"{ep}/{model}"
+        notes.append(f"{where}: {w.message}")
+    tm = threshold_metrics(y_ev, s_ev, thr)
+    fit_cases = int(y_fit.sum())
+    if math.isnan(thr):
+        source = "none"
+        notes.append(
+            f"{ep}/{model}: no threshold could be chosen ({fit_cases} case(s) among {y_fit.size} "
+            f"patient(s) on {setup.fit_name or 'the evaluated rows'}); Table 1 shows none"
+        )
+    elif (
+        isinstance(setup.threshold_method, str)
+        and min(fit_cases, y_fit.size - fit_cases) < setup.threshold_min_cases
+    ):
+        notes.append(
+            f"{ep}/{model}: threshold chosen on {fit_cases} case(s) among {y_fit.size} patient(s) "
+            f"({source}); fewer than {setup.threshold_min_cases}, so it is unstable"
+        )
+    threshold = {
+        "endpoint": ep,
+        "model": model,
+        "threshold": thr,
+        "source": source,
+        "n": int(y_fit.size),
+        "n_cases": fit_cases,
+    }
+    if ((s_ev < 0) | (s_ev > 1)).any():
+        notes.append(f"{ep}/{model}: scores are not probabilities in [0, 1]; no Brier score")
+        brier = math.nan
+    else:
+        brier = brier_score(y_ev, s_ev)
+    calibration = None if math.isnan(brier) else calibration_data(y_ev, s_ev, n_bins=setup.n_bins)
+    row = _table1_row(ep, model, y_ev, auc, tm, brier, source)
+    return _PairResult(row=row, threshold=threshold, roc=points, calibration=calibration)
+
+
+def _pool_fallback(
+    labels: pd.DataFrame,
+    frame: pd.DataFrame,
+    ep: str,
+    model: str,
+    setup: _PairSetup,
+    y_fit: NDArray[np.int8],
+    s_fit: NDArray[np.float64],
+) -> tuple[NDArray[np.int8], NDArray[np.float64], str]:
+    """The threshold's labels and scores, the fallback split pooled in on few cases, and their source."""
+    source = setup.fit_name or "evaluated rows"
+    few = min(int(y_fit.sum()), int(y_fit.size - y_fit.sum())) < setup.threshold_min_cases
+    fallback = setup.threshold_fallback_split
+    if few and setup.split is not None and fallback and isinstance(setup.threshold_method, str):
+        extra = _scored_rows(labels, frame, ep, setup.split, fallback)
+        if extra is not None and len(extra):
+            y_x, s_x = endpoint_arrays(labels, frame, ep, model=model, rows=extra)
+            y_fit, s_fit = np.concatenate([y_fit, y_x]), np.concatenate([s_fit, s_x])
+            source = f"{setup.fit_name}+{fallback}"
+    return y_fit, s_fit, source
+
+
+def _table1_row(
+    ep: str,
+    model: str,
+    y_ev: NDArray[np.int8],
+    auc: AUCResult,
+    tm: ThresholdMetrics,
+    brier: float,
+    source: str,
+) -> dict[str, Any]:
+    """One Table 1 row (:data:`TABLE1_COLUMNS`) from the evaluation split's metrics."""
+    return {
+        "endpoint": ep,
+        "model": model,
+        "n": int(y_ev.shape[0]),
+        "n_cases": int(y_ev.sum()),
+        "auc": auc.auc,
+        "auc_ci_low": auc.ci[0],
+        "auc_ci_high": auc.ci[1],
+        "threshold": tm.threshold,
+        "sensitivity": tm.sensitivity,
+        "specificity": tm.specificity,
+        "ppv": tm.ppv,
+        "npv": tm.npv,
+        "precision": tm.precision,
+        "recall": tm.recall,
+        "f1": tm.f1,
+        "accuracy": tm.accuracy,
+        "brier": brier,
+        "tp": tm.tp,
+        "fp": tm.fp,
+        "tn": tm.tn,
+        "fn": tm.fn,
+        "threshold_source": source,
+    }
 
 
 def _scored_rows(
