@@ -64,7 +64,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -902,12 +902,7 @@ def decide(
         SpecError: If the policy's ``primary`` or ``margins`` name an endpoint not judged.
     """
     policy = load_policy() if policy is None else policy
-    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
-    if not eps:
-        raise UsageError("labels: no endpoints to judge")
-    unknown = sorted((set(policy.primary or ()) | set(policy.margins)) - set(eps))
-    if unknown:
-        raise SpecError(f"policy names endpoint(s) not judged here: {', '.join(unknown)}")
+    eps = _endpoints_to_judge(labels, endpoints, policy)
     alpha_look = alpha_for_look(policy, look)
     rows: pd.Index | None = None
     if split is not None:
@@ -926,24 +921,7 @@ def decide(
         )
         for ep in eps
     ]
-
-    def column(get: Any) -> NDArray[np.float64]:
-        return np.array([[float(get(r)) for r in raw]])
-
-    arrays = {
-        "n_cases": column(lambda r: r["test"].n_cases),
-        "n_controls": column(lambda r: r["test"].n_controls),
-        "auc_candidate": column(lambda r: r["test"].auc_a),
-        "auc_champion": column(lambda r: r["test"].auc_b),
-        "var_delta": column(lambda r: r["test"].var_delta),
-        "brier_candidate": column(lambda r: r["brier_c"]),
-        "brier_champion": column(lambda r: r["brier_h"]),
-        "citl": column(lambda r: r["cal_c"]["citl"]),
-        "se_citl": column(lambda r: r["cal_c"]["se_citl"]),
-        "slope": column(lambda r: r["cal_c"]["slope"]),
-        "se_slope": column(lambda r: r["cal_c"]["se_slope"]),
-    }
-    out = apply_policy(arrays, policy, eps, look=look)
+    out = apply_policy(_policy_arrays(raw), policy, eps, look=look)
     adj_name = {"holm": "Holm-adjusted", "bh": "BH-adjusted", "none": "unadjusted"}[policy.adjustment]
     verdicts = [
         _verdict(ep, r, out, i, policy, candidate_name, champion_name, adj_name, alpha_look)
@@ -962,6 +940,45 @@ def decide(
     )
 
 
+def _endpoints_to_judge(
+    labels: pd.DataFrame, endpoints: Sequence[str] | None, policy: GatePolicy
+) -> list[str]:
+    """The endpoints to judge, checked against the ones the policy names.
+
+    Raises:
+        UsageError: If there are none.
+        SpecError: If the policy's ``primary`` or ``margins`` name an endpoint not judged.
+    """
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    if not eps:
+        raise UsageError("labels: no endpoints to judge")
+    unknown = sorted((set(policy.primary or ()) | set(policy.margins)) - set(eps))
+    if unknown:
+        raise SpecError(f"policy names endpoint(s) not judged here: {', '.join(unknown)}")
+    return eps
+
+
+def _policy_arrays(raw: Sequence[Mapping[str, Any]]) -> dict[str, NDArray[np.float64]]:
+    """The per-endpoint numbers as :func:`apply_policy` takes them: one row, one column per endpoint."""
+
+    def column(get: Any) -> NDArray[np.float64]:
+        return np.array([[float(get(r)) for r in raw]])
+
+    return {
+        "n_cases": column(lambda r: r["test"].n_cases),
+        "n_controls": column(lambda r: r["test"].n_controls),
+        "auc_candidate": column(lambda r: r["test"].auc_a),
+        "auc_champion": column(lambda r: r["test"].auc_b),
+        "var_delta": column(lambda r: r["test"].var_delta),
+        "brier_candidate": column(lambda r: r["brier_c"]),
+        "brier_champion": column(lambda r: r["brier_h"]),
+        "citl": column(lambda r: r["cal_c"]["citl"]),
+        "se_citl": column(lambda r: r["cal_c"]["se_citl"]),
+        "slope": column(lambda r: r["cal_c"]["slope"]),
+        "se_slope": column(lambda r: r["cal_c"]["se_slope"]),
+    }
+
+
 def _verdict(
     ep: str,
     r: Mapping[str, Any],
@@ -973,67 +990,24 @@ def _verdict(
     adj_name: str,
     alpha_look: float,
 ) -> EndpointVerdict:
+    """One endpoint's verdict: its numbers (column ``i`` of ``out``), the verdict word and the reasons."""
+    v = _endpoint_numbers(ep, r, out, i)
+    reasons = [*_test_reasons(v, r, policy, candidate, champion, adj_name, alpha_look)]
+    reasons.append(_calibration_reason(ep, r, policy, candidate, champion, v.calibration_ok, v.insufficient))
+    return replace(v, verdict=_verdict_word(v), reasons=tuple(reasons))
+
+
+def _endpoint_numbers(ep: str, r: Mapping[str, Any], out: GateOutcome, i: int) -> EndpointVerdict:
+    """The endpoint's numbers and flags, its verdict and reasons left empty."""
     t = r["test"]
-    level_pct = f"{policy.conf_level * 100:g}%"
-    insufficient = bool(out.insufficient[0, i])
-    primary = bool(out.primary[0, i])
-    superior, worse = bool(out.superior[0, i]), bool(out.worse[0, i])
-    non_inf, calib_ok = bool(out.non_inferior[0, i]), bool(out.calibration_ok[0, i])
-    margin, ni_lower = float(out.margin[0, i]), float(out.ni_lower[0, i])
-    pb, pw = float(out.p_better[0, i]), float(out.p_worse[0, i])
-    pb_adj, pw_adj = float(out.p_better_adjusted[0, i]), float(out.p_worse_adjusted[0, i])
-    if insufficient:
-        verdict = INSUFFICIENT_VERDICT
-    elif worse:
-        verdict = "worse"
-    elif superior and non_inf:
-        verdict = "superior"
-    elif non_inf:
-        verdict = "non-inferior"
-    else:
-        verdict = "inferiority-not-excluded"
-    reasons = [
-        f"{ep}: AUC {candidate} {_fmt(t.auc_a)} ({level_pct} CI {_fmt_ci(r['ci_auc_c'])}) vs {champion} "
-        f"{_fmt(t.auc_b)} ({_fmt_ci(r['ci_auc_h'])}), n = {t.n_cases + t.n_controls} ({t.n_cases} cases); "
-        f"ΔAUC {_fmt_signed(t.delta)} ({level_pct} CI {_fmt_ci(t.ci_delta, signed=True)}), "
-        f"z = {_fmt(t.z, 2)}."
-    ]
-    if insufficient:
-        why = r["why_undefined"] or (
-            f"{t.n_cases} cases and {t.n_controls} controls; the policy needs {policy.min_cases} of each"
-        )
-        effect = "it blocks promotion" if policy.insufficient == "block" else "it is left out of every test"
-        reasons.append(f"{ep}: insufficient evidence on the {policy.split} split ({why}); {effect}.")
-    else:
-        one_sided = f"one-sided {_fmt_p(pw)}; {adj_name} {_fmt_p(pw_adj)}"
-        if worse:
-            reasons.append(f"{ep}: significantly worse ({one_sided}, below α = {policy.alpha:g}).")
-        if not primary:
-            reasons.append(f"{ep}: a safety endpoint (not primary): not tested for superiority.")
-        elif superior:
-            reasons.append(
-                f"{ep}: significantly better (one-sided {_fmt_p(pb)}; {adj_name} {_fmt_p(pb_adj)}, "
-                f"below this look's α = {alpha_look:.4g})."
-            )
-        else:
-            reasons.append(
-                f"{ep}: not significantly better (one-sided {_fmt_p(pb)}; {adj_name} {_fmt_p(pb_adj)}, "
-                f"not below this look's α = {alpha_look:.4g})."
-            )
-        bound = f"one-sided {(1 - policy.ni_level) * 100:g}% lower bound {_fmt_signed(ni_lower)}"
-        if non_inf:
-            reasons.append(f"{ep}: non-inferior ({bound} ≥ −{margin:.3f}, the margin).")
-        else:
-            reasons.append(f"{ep}: non-inferiority not shown ({bound} < −{margin:.3f}, the margin).")
-    reasons.append(_calibration_reason(ep, r, policy, candidate, champion, calib_ok, insufficient))
     cal_c, cal_h = r["cal_c"], r["cal_h"]
     return EndpointVerdict(
         endpoint=ep,
         n=t.n_cases + t.n_controls,
         n_cases=t.n_cases,
         n_controls=t.n_controls,
-        primary=primary,
-        insufficient=insufficient,
+        primary=bool(out.primary[0, i]),
+        insufficient=bool(out.insufficient[0, i]),
         auc_candidate=t.auc_a,
         ci_auc_candidate=r["ci_auc_c"],
         auc_champion=t.auc_b,
@@ -1042,12 +1016,12 @@ def _verdict(
         ci_delta=t.ci_delta,
         se_delta=t.se_delta,
         z=t.z,
-        p_better=pb,
-        p_worse=pw,
-        p_better_adjusted=pb_adj,
-        p_worse_adjusted=pw_adj,
-        margin=margin,
-        ni_lower=ni_lower,
+        p_better=float(out.p_better[0, i]),
+        p_worse=float(out.p_worse[0, i]),
+        p_better_adjusted=float(out.p_better_adjusted[0, i]),
+        p_worse_adjusted=float(out.p_worse_adjusted[0, i]),
+        margin=float(out.margin[0, i]),
+        ni_lower=float(out.ni_lower[0, i]),
         brier_candidate=r["brier_c"],
         brier_champion=r["brier_h"],
         brier_delta=r["brier_c"] - r["brier_h"],
@@ -1061,13 +1035,71 @@ def _verdict(
         slope_champion=cal_h["slope"],
         ci_slope_champion=tuple(cal_h["slope_ci"]),
         calibration_p_champion=cal_h["p_value"],
-        superior=superior,
-        worse=worse,
-        non_inferior=non_inf,
-        calibration_ok=calib_ok,
-        verdict=verdict,
-        reasons=tuple(reasons),
+        superior=bool(out.superior[0, i]),
+        worse=bool(out.worse[0, i]),
+        non_inferior=bool(out.non_inferior[0, i]),
+        calibration_ok=bool(out.calibration_ok[0, i]),
+        verdict="",
+        reasons=(),
     )
+
+
+def _verdict_word(v: EndpointVerdict) -> str:
+    """The verdict word: ``insufficient evidence``, ``worse``, ``superior``, ``non-inferior`` or the rest."""
+    if v.insufficient:
+        return INSUFFICIENT_VERDICT
+    if v.worse:
+        return "worse"
+    if v.superior and v.non_inferior:
+        return "superior"
+    if v.non_inferior:
+        return "non-inferior"
+    return "inferiority-not-excluded"
+
+
+def _test_reasons(
+    v: EndpointVerdict,
+    r: Mapping[str, Any],
+    policy: GatePolicy,
+    candidate: str,
+    champion: str,
+    adj_name: str,
+    alpha_look: float,
+) -> list[str]:
+    """The AUCs and ΔAUC in words, then why the endpoint is insufficient, or its three tests' outcomes."""
+    ep = v.endpoint
+    level_pct = f"{policy.conf_level * 100:g}%"
+    reasons = [
+        f"{ep}: AUC {candidate} {_fmt(v.auc_candidate)} ({level_pct} CI {_fmt_ci(v.ci_auc_candidate)}) vs "
+        f"{champion} {_fmt(v.auc_champion)} ({_fmt_ci(v.ci_auc_champion)}), n = {v.n} ({v.n_cases} cases); "
+        f"ΔAUC {_fmt_signed(v.delta)} ({level_pct} CI {_fmt_ci(v.ci_delta, signed=True)}), "
+        f"z = {_fmt(v.z, 2)}."
+    ]
+    if v.insufficient:
+        why = r["why_undefined"] or (
+            f"{v.n_cases} cases and {v.n_controls} controls; the policy needs {policy.min_cases} of each"
+        )
+        effect = "it blocks promotion" if policy.insufficient == "block" else "it is left out of every test"
+        reasons.append(f"{ep}: insufficient evidence on the {policy.split} split ({why}); {effect}.")
+        return reasons
+    one_sided = f"one-sided {_fmt_p(v.p_worse)}; {adj_name} {_fmt_p(v.p_worse_adjusted)}"
+    if v.worse:
+        reasons.append(f"{ep}: significantly worse ({one_sided}, below α = {policy.alpha:g}).")
+    better = f"one-sided {_fmt_p(v.p_better)}; {adj_name} {_fmt_p(v.p_better_adjusted)}"
+    if not v.primary:
+        reasons.append(f"{ep}: a safety endpoint (not primary): not tested for superiority.")
+    elif v.superior:
+        reasons.append(f"{ep}: significantly better ({better}, below this look's α = {alpha_look:.4g}).")
+    else:
+        reasons.append(
+            f"{ep}: not significantly better ({better}, not below this look's α = {alpha_look:.4g})."
+        )
+    bound = f"one-sided {(1 - policy.ni_level) * 100:g}% lower bound {_fmt_signed(v.ni_lower)}"
+    if v.non_inferior:
+        reasons.append(f"{ep}: non-inferior ({bound} ≥ −{v.margin:.3f}, the margin).")
+    else:
+        reasons.append(f"{ep}: non-inferiority not shown ({bound} < −{v.margin:.3f}, the margin).")
+    return reasons
 
 
 def _calibration_reason(
@@ -1136,15 +1168,33 @@ def _overall(
     split_hash: str,
     promote: bool,
 ) -> Decision:
-    n_total = len(verdicts)
-    insufficient = [v for v in verdicts if v.insufficient]
-    assessed = [v for v in verdicts if not v.insufficient]
-    worse = [v for v in verdicts if v.worse]
-    not_noninf = [v for v in assessed if not v.non_inferior]
+    """The decision record: the headline, the reasons over all endpoints, the design notes."""
     superior = [v for v in verdicts if v.superior]
-    primary = [v for v in assessed if v.primary]
-    bad_calib = [v for v in assessed if not v.calibration_ok]
-    reasons: list[str] = []
+    reasons = [
+        f"{'Promote' if promote else 'Do not promote'} {candidate} over {champion} "
+        f"(paired DeLong on the {policy.split} split, {len(verdicts)} endpoint(s)).",
+        *_evidence_reasons(verdicts, policy, look),
+        *_test_summary(verdicts, policy, adj_name, look=look, alpha_look=alpha_look),
+        _calibration_summary(verdicts, policy),
+    ]
+    return Decision(
+        candidate=candidate,
+        champion=champion,
+        policy=policy,
+        endpoints=tuple(verdicts),
+        promote=promote,
+        n_superior=len(superior),
+        reasons=tuple(reasons),
+        look=int(look),
+        alpha_look=float(alpha_look),
+        split_hash=split_hash,
+        notes=tuple(_design_notes(verdicts, policy)),
+    )
+
+
+def _evidence_reasons(verdicts: Sequence[EndpointVerdict], policy: GatePolicy, look: int) -> list[str]:
+    """Why the split or the evidence stops the gate: too many looks, endpoints with too few cases."""
+    reasons = []
     if policy.max_looks is not None and look > policy.max_looks:
         reasons.append(
             f"This is look {look} at this {policy.split} split; the policy allows {policy.max_looks}. "
@@ -1152,12 +1202,26 @@ def _overall(
             "model compared has seen (new patients, or a re-split with a new seed after retraining every "
             "model compared, the champion included, on the new training split)."
         )
+    insufficient = [v for v in verdicts if v.insufficient]
     if insufficient:
         effect = "so the gate fails" if policy.insufficient == "block" else "left out of every test"
         reasons.append(
             f"Insufficient evidence on {len(insufficient)} endpoint(s) ({_names(insufficient)}): fewer than "
             f"{policy.min_cases} cases or controls on the {policy.split} split; {effect}."
         )
+    return reasons
+
+
+def _test_summary(
+    verdicts: Sequence[EndpointVerdict], policy: GatePolicy, adj_name: str, *, look: int, alpha_look: float
+) -> list[str]:
+    """The three tests over all endpoints: none worse, all non-inferior, enough superior."""
+    assessed = [v for v in verdicts if not v.insufficient]
+    worse = [v for v in verdicts if v.worse]
+    not_noninf = [v for v in assessed if not v.non_inferior]
+    superior = [v for v in verdicts if v.superior]
+    primary = [v for v in assessed if v.primary]
+    reasons: list[str] = []
     if worse:
         reasons.append(
             f"{len(worse)} endpoint(s) significantly worse ({_names(worse)}; one-sided, {adj_name}, "
@@ -1179,32 +1243,19 @@ def _overall(
         f"α = {policy.alpha:g}); {policy.min_superior} required "
         f"({'met' if len(superior) >= policy.min_superior else 'not met'})."
     )
+    return reasons
+
+
+def _calibration_summary(verdicts: Sequence[EndpointVerdict], policy: GatePolicy) -> str:
+    """Calibration over the assessed endpoints: not judged, fails on some, or holds."""
+    bad_calib = [v for v in verdicts if not v.insufficient and not v.calibration_ok]
     if policy.calibration == "none":
-        reasons.append("Calibration is not judged (calibration: none).")
-    elif bad_calib:
+        return "Calibration is not judged (calibration: none)."
+    if bad_calib:
         what = (
             f"Brier score higher than the champion's by more than {policy.brier_margin:g}, or not available"
             if policy.calibration == "brier_margin"
             else "shown to be outside the tolerance, or not available"
         )
-        reasons.append(f"Calibration fails on {len(bad_calib)} endpoint(s) ({_names(bad_calib)}): {what}.")
-    else:
-        reasons.append("Calibration holds on every assessed endpoint.")
-    reasons.insert(
-        0,
-        f"{'Promote' if promote else 'Do not promote'} {candidate} over {champion} "
-        f"(paired DeLong on the {policy.split} split, {n_total} endpoint(s)).",
-    )
-    return Decision(
-        candidate=candidate,
-        champion=champion,
-        policy=policy,
-        endpoints=tuple(verdicts),
-        promote=promote,
-        n_superior=len(superior),
-        reasons=tuple(reasons),
-        look=int(look),
-        alpha_look=float(alpha_look),
-        split_hash=split_hash,
-        notes=tuple(_design_notes(verdicts, policy)),
-    )
+        return f"Calibration fails on {len(bad_calib)} endpoint(s) ({_names(bad_calib)}): {what}."
+    return "Calibration holds on every assessed endpoint."
