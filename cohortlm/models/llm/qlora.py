@@ -658,10 +658,6 @@ def train_qlora(
     Returns:
         The bundle folder.
     """
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
-
     out = Path(out_dir)
     spec.check_columns(train_df, need_endpoints=True, what="the training table")
     # ---- setup: base model, data, run identity, frozen trunk
@@ -673,8 +669,50 @@ def train_qlora(
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     s = _setup(run, spec, config, progress)
-    model = s.model
+    t = _setup_optimization(s, spec, config, out / CHECKPOINT_DIR, resume=resume, progress=progress)
+    # ---- train loop
+    losses, n_tokens, t0 = _train_loop(s, t, config, progress=progress, on_step=on_step)
+    if t.head is not None and config.class_weight == "balanced":
+        _correct_priors(s, t.head, t.probe)
+    elapsed = time.perf_counter() - t0
+    tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
+    peak = peak_memory_mb(s.device)
+    log.info(
+        "trained %d steps in %.1f s (+ %.1f s frozen trunk): %.0f tokens/s, peak memory %.0f MiB (%s)",
+        t.total_steps - t.start, elapsed, s.trunk_seconds, tokens_per_s, peak,
+        "CUDA allocated" if s.device.startswith("cuda") else "RSS",
+    )  # fmt: skip
+    # ---- save
+    training = _training_record(s, t, config, losses, tokens_per_s=tokens_per_s, peak=peak, elapsed=elapsed)
+    _save_bundle(out, s, spec, training, t.head)
+    shutil.rmtree(t.ckpt, ignore_errors=True)
+    return out
 
+
+@dataclass
+class _Optimization:
+    """The head, batches, optimizer and schedule of a run, and the step it starts from."""
+
+    head: Any
+    batches: _Batches
+    total_steps: int
+    trainable: list[Any]
+    optimizer: Any
+    scheduler: Any
+    ckpt: Path
+    start: int
+    probe: dict[str, Any] | None
+    n_trainable: int
+
+
+def _setup_optimization(
+    s: _Setup, spec: StudySpec, config: QLoRAConfig, ckpt: Path, *, resume: bool, progress: bool
+) -> _Optimization:
+    """Install the answer head, build the optimizer and schedule, resume from ``ckpt``, fit the probe."""
+    import torch
+    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    model = s.model
     head = (
         answer_head.install(model, len(spec.endpoints), yes_id=s.tokens.yes_id, no_id=s.tokens.no_id)
         if config.head == "endpoint"
@@ -689,7 +727,6 @@ def train_qlora(
         scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
     else:
         scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
-    ckpt = out / CHECKPOINT_DIR
     start = (
         load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)
         if resume
@@ -708,53 +745,81 @@ def train_qlora(
         f"cached below block {s.split_at}" if s.split_at is not None else "not cached",
         len(s.rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
     )  # fmt: skip
+    return _Optimization(
+        head, batches, total_steps, trainable, optimizer, scheduler, ckpt, start, probe, n_trainable
+    )
 
-    # ---- train loop
-    model.train()
+
+def _train_loop(
+    s: _Setup,
+    t: _Optimization,
+    config: QLoRAConfig,
+    *,
+    progress: bool,
+    on_step: Callable[[int, float], None] | None,
+) -> tuple[list[float], int, float]:
+    """Steps ``t.start`` to ``t.total_steps``, checkpointing on the way.
+
+    Returns:
+        The loss of each step, the tokens seen and when the first step began (``time.perf_counter``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    s.model.train()
     q_tokens = sum(len(q) for q in s.tokens.questions)
-    bar = tqdm(total=total_steps, initial=start, desc="fine-tuning", unit="step", disable=not progress)
+    bar = tqdm(total=t.total_steps, initial=t.start, desc="fine-tuning", unit="step", disable=not progress)
     n_tokens = 0
     losses: list[float] = []
     t0 = time.perf_counter()
-    for step in range(start, total_steps):
-        optimizer.zero_grad(set_to_none=True)
+    for step in range(t.start, t.total_steps):
+        t.optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for micro in range(config.grad_accum):
-            idx = batches.micro_batch(step * config.grad_accum + micro)
+            idx = t.batches.micro_batch(step * config.grad_accum + micro)
             loss = _micro_batch_loss(s, idx, config)
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
             n_tokens += sum(len(s.prefixes[i]) for i in idx) + q_tokens * len(idx)
-        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        torch.nn.utils.clip_grad_norm_(t.trainable, config.max_grad_norm)
+        t.optimizer.step()
+        t.scheduler.step()
         losses.append(step_loss)
         elapsed = time.perf_counter() - t0
         bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{n_tokens / elapsed:.0f}")
         bar.update(1)
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < total_steps:
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < t.total_steps:
             save_checkpoint(
-                ckpt, model=model, optimizer=optimizer, scheduler=scheduler, step=step + 1, key=s.key
+                t.ckpt, model=s.model, optimizer=t.optimizer, scheduler=t.scheduler, step=step + 1, key=s.key
             )
         if on_step is not None:
             on_step(step + 1, step_loss)
     bar.close()
-    if head is not None and config.class_weight == "balanced":
-        # The balanced loss shifts each endpoint's log-odds by log(controls/cases); undo it so that
-        # the served probabilities sit on the prevalence's scale (AUCs are unchanged).
-        offsets = answer_head.prior_offsets(s.labels)
-        answer_head.shift_bias(head, offsets)
-        if probe is not None:
-            probe["prior_correction"] = [round(float(v), 4) for v in offsets]
-    elapsed = time.perf_counter() - t0
-    tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
-    peak = peak_memory_mb(s.device)
-    log.info(
-        "trained %d steps in %.1f s (+ %.1f s frozen trunk): %.0f tokens/s, peak memory %.0f MiB (%s)",
-        total_steps - start, elapsed, s.trunk_seconds, tokens_per_s, peak,
-        "CUDA allocated" if s.device.startswith("cuda") else "RSS",
-    )  # fmt: skip
-    training = {
+    return losses, n_tokens, t0
+
+
+def _correct_priors(s: _Setup, head: Any, probe: dict[str, Any] | None) -> None:
+    """Undo the balanced loss's shift of each endpoint's log-odds, recording it in ``probe``."""
+    # The balanced loss shifts each endpoint's log-odds by log(controls/cases); undo it so that
+    # the served probabilities sit on the prevalence's scale (AUCs are unchanged).
+    offsets = answer_head.prior_offsets(s.labels)
+    answer_head.shift_bias(head, offsets)
+    if probe is not None:
+        probe["prior_correction"] = [round(float(v), 4) for v in offsets]
+
+
+def _training_record(
+    s: _Setup,
+    t: _Optimization,
+    config: QLoRAConfig,
+    losses: list[float],
+    *,
+    tokens_per_s: float,
+    peak: float,
+    elapsed: float,
+) -> dict[str, Any]:
+    """The bundle's ``training`` record: method, configuration, losses, speed and memory with units."""
+    return {
         "method": "qlora" if s.quant == "nf4" else "lora",
         "config": config.to_dict(),
         "quantization": s.quant,
@@ -764,8 +829,8 @@ def train_qlora(
         "prompt_version": text.PROMPT_VERSION,
         "serializer": "peft-safetensors",
         "n_train": len(s.rows),
-        "steps": total_steps,
-        "resumed_from_step": start,
+        "steps": t.total_steps,
+        "resumed_from_step": t.start,
         "final_loss": losses[-1] if losses else None,
         "first_loss": losses[0] if losses else None,
         "losses": [round(v, 6) for v in losses],
@@ -773,14 +838,11 @@ def train_qlora(
         "peak_memory_mib": peak,
         "train_seconds": elapsed,
         "trunk_seconds": s.trunk_seconds,
-        "trainable_parameters": n_trainable,
+        "trainable_parameters": t.n_trainable,
         "head": config.head,
-        "probe": probe,
+        "probe": t.probe,
         "run_key": s.key,
     }
-    _save_bundle(out, s, spec, training, head)
-    shutil.rmtree(ckpt, ignore_errors=True)
-    return out
 
 
 def _dtype_name(s: _Setup) -> str:
