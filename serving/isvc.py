@@ -124,13 +124,42 @@ def build_inference_service(
     Raises:
         UsageError: a name or percentage is out of range.
     """
-    import re
+    from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec
 
-    from kserve import (
-        V1beta1InferenceService,
-        V1beta1InferenceServiceSpec,
-        V1beta1PredictorSpec,
+    _check_service_args(name, canary_traffic_percent, storage_uri)
+    container = _predictor_container(
+        image, _predictor_env(storage_uri, feature_server_url), cpu=cpu, memory=memory
     )
+    predictor = _predictor_spec(
+        container,
+        service_account=service_account,
+        replicas=(min_replicas, max_replicas),
+        canary_traffic_percent=canary_traffic_percent,
+        verify_key_secret=verify_key_secret,
+    )
+    meta_labels = {
+        "app.kubernetes.io/name": "cohortlm",
+        "app.kubernetes.io/component": "predictor",
+        "app.kubernetes.io/managed-by": "cohortlm",
+        **dict(labels or {}),
+    }
+    return V1beta1InferenceService(
+        api_version=API_VERSION,
+        kind=KIND,
+        metadata=V1ObjectMeta(
+            name=name,
+            namespace=namespace,
+            labels=meta_labels,
+            # The canary revision gets its own URL (latest-<name>-predictor...) for the smoke test.
+            annotations={"serving.kserve.io/enable-tag-routing": "true"},
+        ),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+    )
+
+
+def _check_service_args(name: str, canary_traffic_percent: int | None, storage_uri: str) -> None:
+    """Refuse a name that is no DNS-1035 label, a percentage outside 0-100, a storage path that is no URI."""
+    import re
 
     if not re.match(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", name):
         raise UsageError(f"InferenceService name {name!r} must be a DNS-1035 label (lower case, digits, '-')")
@@ -138,6 +167,10 @@ def build_inference_service(
         raise UsageError("canary_traffic_percent must lie between 0 and 100")
     if not storage_uri or "://" not in storage_uri:
         raise UsageError(f"storage_uri must be a URI such as pvc://claim/path, got {storage_uri!r}")
+
+
+def _predictor_env(storage_uri: str, feature_server_url: str | None) -> list[V1EnvVar]:
+    """The server's environment: the bundle's URI, the feature server if any, Hugging Face offline."""
     env = [V1EnvVar(name="STORAGE_URI", value=storage_uri)]
     if feature_server_url:
         env.append(V1EnvVar(name="COHORTLM_FEATURE_SERVER_URL", value=feature_server_url))
@@ -146,8 +179,15 @@ def build_inference_service(
         V1EnvVar(name="TRANSFORMERS_OFFLINE", value="1"),
         V1EnvVar(name="HOME", value="/tmp"),
     ]
+    return env
+
+
+def _predictor_container(
+    image: str, env: list[V1EnvVar], *, cpu: tuple[str, str], memory: tuple[str, str]
+) -> V1Container:
+    """The kserve-container: ``serve`` on the mounted bundle, probes, resources, a locked-down context."""
     probe_path = {"live": "/v2/health/live", "ready": "/v2/health/ready"}
-    container = V1Container(
+    return V1Container(
         name="kserve-container",
         image=image,
         image_pull_policy="Always",
@@ -195,11 +235,24 @@ def build_inference_service(
             V1VolumeMount(name="bundle-verify-key", mount_path=VERIFY_KEY_MOUNT, read_only=True),
         ],
     )
-    predictor = V1beta1PredictorSpec(
+
+
+def _predictor_spec(
+    container: V1Container,
+    *,
+    service_account: str,
+    replicas: tuple[int, int],
+    canary_traffic_percent: int | None,
+    verify_key_secret: str,
+) -> Any:
+    """The predictor: the container, (min, max) replicas, canary share, pod security, volumes, no token."""
+    from kserve import V1beta1PredictorSpec
+
+    return V1beta1PredictorSpec(
         service_account_name=service_account,
         automount_service_account_token=False,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
+        min_replicas=replicas[0],
+        max_replicas=replicas[1],
         canary_traffic_percent=canary_traffic_percent,
         security_context=V1PodSecurityContext(
             run_as_non_root=True,
@@ -217,24 +270,6 @@ def build_inference_service(
             ),
         ],
         # No `logger`: payload logging stays off (privacy); never set it here.
-    )
-    meta_labels = {
-        "app.kubernetes.io/name": "cohortlm",
-        "app.kubernetes.io/component": "predictor",
-        "app.kubernetes.io/managed-by": "cohortlm",
-        **dict(labels or {}),
-    }
-    return V1beta1InferenceService(
-        api_version=API_VERSION,
-        kind=KIND,
-        metadata=V1ObjectMeta(
-            name=name,
-            namespace=namespace,
-            labels=meta_labels,
-            # The canary revision gets its own URL (latest-<name>-predictor...) for the smoke test.
-            annotations={"serving.kserve.io/enable-tag-routing": "true"},
-        ),
-        spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
 
 
