@@ -329,62 +329,93 @@ def promote(
     source = Path(bundle_dir)
     study, version = _read_bundle_identity(source)
     study_dir = _study_dir(store, study)
-    decision_data: dict[str, Any] | None
-    if decision is None or isinstance(decision, dict):
-        decision_data = decision
-    else:
-        try:
-            decision_data = json.loads(Path(decision).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise UsageError(f"decision file {decision} is missing or not JSON") from None
+    decision_data = _read_decision(decision)
     with _locked(study_dir):
-        target = study_dir / VERSIONS / version
-        (study_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
-        # Remove debris of a promotion that crashed before its rename.
-        for debris in (study_dir / VERSIONS).glob(".incoming-*"):
-            shutil.rmtree(debris, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=study_dir / VERSIONS))
-        try:
-            shutil.copytree(
-                source,
-                staging,
-                dirs_exist_ok=True,
-                ignore=shutil.ignore_patterns(MANIFEST_FILE, SIGNATURE_FILE),
-            )
-            if decision_data is not None:
-                (staging / DECISION_FILE).write_text(
-                    json.dumps(decision_data, indent=2) + "\n", encoding="utf-8"
-                )
-            manifest = write_manifest(staging)
-            signing_key = signing_key or os.environ.get("COHORTLM_SIGNING_KEY") or None
-            if signing_key is not None:
-                from cohortlm.models.bundle import sign_bundle
-
-                sign_bundle(staging, signing_key)
-            if target.exists():
-                existing = verify_manifest(target)
-                if existing["files"] != manifest["files"]:
-                    raise UsageError(
-                        f"version {version} of study '{study}' is already in the store with other content; "
-                        "re-train (a new model gets a new version) or remove the stale copy by hand"
-                    )
-                shutil.rmtree(staging)
-            else:
-                os.chmod(staging, 0o755)
-                os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        champions = _read_history(study_dir)
-        current = champion_version(store, study)
-        if current == version:
-            return version
-        _point_champion(study_dir, version)
-        if current is not None and (not champions or champions[-1] != current):
-            champions.append(current)  # a pointer set by an earlier crash-interrupted promotion
-        champions.append(version)
-        _write_history(study_dir, champions)
+        _store_version(source, study_dir, study, version, decision_data, signing_key)
+        _move_champion(store, study_dir, study, version)
     return version
+
+
+def _read_decision(decision: dict[str, Any] | str | Path | None) -> dict[str, Any] | None:
+    """The decision record as data: given as a dict, read from a JSON file, or None."""
+    if decision is None or isinstance(decision, dict):
+        return decision
+    try:
+        data: dict[str, Any] = json.loads(Path(decision).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"decision file {decision} is missing or not JSON") from None
+    return data
+
+
+def _store_version(
+    source: Path,
+    study_dir: Path,
+    study: str,
+    version: str,
+    decision_data: dict[str, Any] | None,
+    signing_key: str | Path | None,
+) -> None:
+    """Copy the bundle to ``versions/<version>`` through a staging folder and one rename (under the lock).
+
+    Raises:
+        UsageError: a different bundle already holds this version.
+    """
+    target = study_dir / VERSIONS / version
+    (study_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
+    # Remove debris of a promotion that crashed before its rename.
+    for debris in (study_dir / VERSIONS).glob(".incoming-*"):
+        shutil.rmtree(debris, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=study_dir / VERSIONS))
+    try:
+        manifest = _stage_copy(source, staging, decision_data, signing_key)
+        if target.exists():
+            existing = verify_manifest(target)
+            if existing["files"] != manifest["files"]:
+                raise UsageError(
+                    f"version {version} of study '{study}' is already in the store with other content; "
+                    "re-train (a new model gets a new version) or remove the stale copy by hand"
+                )
+            shutil.rmtree(staging)
+        else:
+            os.chmod(staging, 0o755)
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _stage_copy(
+    source: Path, staging: Path, decision_data: dict[str, Any] | None, signing_key: str | Path | None
+) -> dict[str, Any]:
+    """Fill ``staging``: the bundle, the decision record, a fresh manifest, the signature; the manifest."""
+    shutil.copytree(
+        source,
+        staging,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(MANIFEST_FILE, SIGNATURE_FILE),
+    )
+    if decision_data is not None:
+        (staging / DECISION_FILE).write_text(json.dumps(decision_data, indent=2) + "\n", encoding="utf-8")
+    manifest = write_manifest(staging)
+    signing_key = signing_key or os.environ.get("COHORTLM_SIGNING_KEY") or None
+    if signing_key is not None:
+        from cohortlm.models.bundle import sign_bundle
+
+        sign_bundle(staging, signing_key)
+    return manifest
+
+
+def _move_champion(store: str | Path | None, study_dir: Path, study: str, version: str) -> None:
+    """Point ``champion`` at ``version`` and record it in the history (nothing when it already is)."""
+    champions = _read_history(study_dir)
+    current = champion_version(store, study)
+    if current == version:
+        return
+    _point_champion(study_dir, version)
+    if current is not None and (not champions or champions[-1] != current):
+        champions.append(current)  # a pointer set by an earlier crash-interrupted promotion
+    champions.append(version)
+    _write_history(study_dir, champions)
 
 
 def rollback(store: str | Path | None, study: str) -> str:
