@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cohortlm.run.outcome import GateOutcome
 
 
-def promoted_record(model_store: str | Path, decision_dir: str | Path, version: str) -> dict[str, Any]:
-    """Version, study, manifest digest, ``STORAGE_URI`` and the gate's verdict of a promotion.
+def promoted_record(model_store: str | Path, outcome: GateOutcome, version: str) -> dict[str, Any]:
+    """Version, study, manifest digest, ``STORAGE_URI``, the model and the gate's verdict of a promotion.
 
     Args:
         model_store: the store the version was promoted into.
-        decision_dir: the gate's output folder (``decision.json``).
+        outcome: the gate's outcome.
         version: the promoted version.
 
     Raises:
@@ -32,16 +34,11 @@ def promoted_record(model_store: str | Path, decision_dir: str | Path, version: 
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
         "signed": (manifest.parent / "MANIFEST.sig").is_file(),
         "storage_uri": store_uri(study, version),
+        # which model became champion (the gate's verdict is about the candidate)
+        "model": outcome.promoted_model,
+        "promote": outcome.promote,
+        "candidate": outcome.candidate,
+        "champion": outcome.champion,
+        "reasons": list(outcome.decision.reasons),
     }
-    decision_file = Path(decision_dir) / "decision.json"
-    if decision_file.is_file():
-        decision = json.loads(decision_file.read_text())
-        record.update(
-            {
-                "promote": bool(decision.get("promote")),
-                "candidate": str(decision.get("candidate", "")),
-                "champion": str(decision.get("champion", "")),
-                "reasons": [str(r) for r in decision.get("reasons", [])],
-            }
-        )
     return record

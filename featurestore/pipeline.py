@@ -11,6 +11,7 @@ training row. Endpoint source columns (the labels) travel in the entity frame.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ import yaml
 
 from cohortlm.cohort.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
 from cohortlm.cohort.io import read_table, write_table
-from cohortlm.cohort.study import StudySpec, study_from_dict
+from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
-from cohortlm.run.steps import study_from_text
+from cohortlm.run.steps import timed
 from featurestore.definitions import AS_OF_COLUMN, build_definitions
 
 #: The as-of time given to flat tables without a timestamp column (any fixed instant works:
@@ -42,7 +43,7 @@ def _with_timestamp(table: pd.DataFrame, spec: StudySpec) -> tuple[pd.DataFrame,
     if spec.timestamp_column is not None:
         return table, spec
     table = table.assign(**{AS_OF_COLUMN: FLAT_AS_OF})
-    return table, study_from_dict({**spec.to_dict(), "timestamp_column": AS_OF_COLUMN})
+    return table, replace(spec, timestamp_column=AS_OF_COLUMN)
 
 
 def training_table(cohort: pd.DataFrame, spec: StudySpec, repo_dir: str | Path) -> pd.DataFrame:
@@ -86,9 +87,9 @@ def training_table(cohort: pd.DataFrame, spec: StudySpec, repo_dir: str | Path) 
     return out
 
 
-def training_table_step(cohort: str, study_yaml: str, feature_repo: str, out: str) -> dict[str, Any]:
+@timed
+def training_table_step(cohort: str, spec: StudySpec, feature_repo: str, out: str) -> dict[str, Any]:
     """Pipeline step: featurised cohort file -> Feast -> training table file."""
-    spec = study_from_text(study_yaml)
     table = read_table(cohort, what="cohort")
     repo = feature_repo or tempfile.mkdtemp(prefix="feature-repo-")
     result = training_table(table, spec, repo)
@@ -168,7 +169,7 @@ def materialize_online(
 
 def materialize_online_step(
     cohort: str,
-    study_yaml: str,
+    spec: StudySpec,
     config_file: str,
     *,
     redis_address: str = "cohortlm-redis:6379",
@@ -189,6 +190,5 @@ def materialize_online_step(
     registry = _secret(Path(registry_secret_dir) / "url", "cohortlm-feast-registry", "url")
     os.environ["FEAST_REDIS_URL"] = f"{redis_address},password={password}"
     os.environ["FEAST_REGISTRY_URL"] = registry
-    spec = study_from_text(study_yaml)
     with tempfile.TemporaryDirectory(prefix="feature-repo-") as repo:
         return materialize_online(read_table(cohort, what="cohort"), spec, repo, config_file=config_file)

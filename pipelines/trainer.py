@@ -42,9 +42,13 @@ def trainjob_entry(split_table: str, study_yaml: str, profile: str, base_model: 
 
     if int(os.environ.get("RANK", os.environ.get("PET_NODE_RANK", "0"))) != 0:
         return
+    import yaml
+
+    from cohortlm.cohort.study import study_from_dict
     from cohortlm.run.steps import train_llm_step
 
-    train_llm_step(split_table, study_yaml, profile, base_model, bundle_dir, bundle_dir + ".work")
+    spec = study_from_dict(yaml.safe_load(study_yaml), source="the TrainJob's study_yaml")
+    train_llm_step(split_table, spec, profile, base_model, bundle_dir, bundle_dir + ".work")
 
 
 def build_trainer(

@@ -41,7 +41,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -258,6 +258,14 @@ class StudySpec:
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
+
+    def with_split(self, sizes: Mapping[str, Any], *, source: str = "split override") -> StudySpec:
+        """This spec with other split sizes (same seed), checked as the spec's own ``split`` is.
+
+        Raises:
+            SpecError: The sizes are not counts or fractions of train, validation and test.
+        """
+        return replace(self, split=_parse_split(source, {"sizes": dict(sizes), "seed": self.split.seed}))
 
     @property
     def spec_hash(self) -> str:

@@ -5,17 +5,23 @@ a small dict of metadata that the component attaches to its output artifact.
 Nothing here imports kfp, kserve or feast, so each step is unit-tested without
 a cluster, and a retried step rewrites the same outputs (idempotent).
 
-The study travels as YAML text (a pipeline parameter), so the cluster run and
-the local run read exactly the same spec.
+Steps take the study as a :class:`~cohortlm.cohort.study.StudySpec`: a component
+validates the pipeline's ``study`` parameter (a dict) once, with :func:`study_param`,
+and hands the object on. Each step returns what it measured, its own wall time
+included (``seconds``), for the component to attach to its output artifact; the
+gate step returns a typed :class:`~cohortlm.run.outcome.GateOutcome`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import numpy as np
 import pandas as pd
@@ -24,35 +30,64 @@ import yaml
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.errors import DataError
+from cohortlm.models.training import TrainingFigures
+from cohortlm.run.outcome import GateOutcome
 
 if TYPE_CHECKING:
+    from cohortlm.evaluation.gates import Decision
     from cohortlm.models.llm.bases import BaseModel
 
-
-def study_from_text(text: str) -> StudySpec:
-    """A StudySpec from YAML text (the pipeline's ``study_yaml`` parameter)."""
-    return study_from_dict(yaml.safe_load(text), source="study_yaml parameter")
+_P = ParamSpec("_P")
 
 
 def study_text(spec: StudySpec) -> str:
-    """YAML text for a spec (what ``cohortlm run`` passes to the pipeline)."""
+    """The spec as YAML text: the pipeline's ``study_yaml`` parameter, which the study step reads once.
+
+    YAML, not a JSON dict parameter: a category code map (``{1: male, 2: female}``)
+    keeps its integer codes, which a JSON object's string keys would not.
+    """
     return yaml.safe_dump(spec.to_dict(), sort_keys=False)
+
+
+def study_step(study_yaml: str, out: str) -> dict[str, Any]:
+    """Validate the pipeline's ``study_yaml`` parameter once; write it as the run's study artifact.
+
+    Every later step reads the artifact (:func:`~cohortlm.cohort.study.load_study`, once
+    per process), so the spec is a versioned input in the run's lineage.
+    """
+    spec = study_from_dict(yaml.safe_load(study_yaml), source="the pipeline's study_yaml parameter")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(study_text(spec))
+    return {"study": spec.name, "version": spec.version, "spec_hash": spec.spec_hash}
+
+
+def timed(step: Callable[_P, dict[str, Any]]) -> Callable[_P, dict[str, Any]]:
+    """Add the step's own wall time (``seconds``) to the metadata it returns."""
+
+    @functools.wraps(step)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
+        started = time.perf_counter()
+        info = step(*args, **kwargs)
+        return {**info, "seconds": round(time.perf_counter() - started, 2)}
+
+    return run
 
 
 # ----------------------------------------------------------------------------- data
 
 
-def featurise_step(raw: str, study_yaml: str, out: str) -> dict[str, Any]:
+@timed
+def featurise_step(raw: str, spec: StudySpec, out: str) -> dict[str, Any]:
     """Raw registry folder (or flat file) -> one row per eligible patient."""
     from cohortlm.cohort.featurise import featurise
 
-    spec = study_from_text(study_yaml)
     result = featurise(raw, spec)
     write_table(result.table, out)
     return {"n_input": result.n_input, "n_included": result.n_included, **result.exclusions}
 
 
-def validate_step(cohort: str, study_yaml: str, report_dir: str) -> dict[str, Any]:
+@timed
+def validate_step(cohort: str, spec: StudySpec, report_dir: str) -> dict[str, Any]:
     """Validate the featurised cohort with Great Expectations; raise DataError when it fails.
 
     The report (JSON + HTML, no patient values) is written either way, so a
@@ -64,7 +99,6 @@ def validate_step(cohort: str, study_yaml: str, report_dir: str) -> dict[str, An
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from cohortlm.cohort.validation import validate_table, write_report
 
-    spec = study_from_text(study_yaml)
     result = validate_table(read_table(cohort, what="cohort"), spec)
     write_report(result, report_dir)
     if not result.success:
@@ -73,21 +107,19 @@ def validate_step(cohort: str, study_yaml: str, report_dir: str) -> dict[str, An
         "expectations": len(result.outcomes),
         "failed": len(result.failed),
         "rows": result.n_rows,
-        "seconds": round(result.seconds, 2),
+        "validation_seconds": round(result.seconds, 2),
     }
 
 
+@timed
 def split_step(
-    table: str, study_yaml: str, out: str, *, split_override: Mapping[str, float] | None = None
-) -> dict[str, int]:
-    """Add the seeded patient-level ``split`` column."""
+    table: str, spec: StudySpec, out: str, *, split_override: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """Add the seeded patient-level ``split`` column; ``split_override`` replaces the spec's sizes."""
     from cohortlm.cohort.split import split_table
 
-    spec = study_from_text(study_yaml)
     if split_override:
-        spec = study_from_dict(
-            {**spec.to_dict(), "split": {"sizes": dict(split_override), "seed": spec.split.seed}}
-        )
+        spec = spec.with_split(split_override, source="split_override")
     df = split_table(read_table(table, what="training table"), spec)
     write_table(df, out)
     counts = df["split"].value_counts()
@@ -105,18 +137,18 @@ def scores_frame(df: pd.DataFrame, probabilities: pd.DataFrame, spec: StudySpec)
 # ----------------------------------------------------------------------------- models
 
 
+@timed
 def train_baseline_step(
-    split_table: str, study_yaml: str, bundle_dir: str, scores_out: str
+    split_table: str, spec: StudySpec, bundle_dir: str, scores_out: str
 ) -> dict[str, Any]:
     """Logistic regression per endpoint on the train split; scores for every split."""
     from cohortlm.models.baseline import train_baseline
 
-    spec = study_from_text(study_yaml)
     df = read_table(split_table, what="split table")
     model = train_baseline(df[df["split"] == "train"], spec)
     model.save(bundle_dir)
     write_table(scores_frame(df, model.predict_proba(df), spec), scores_out)
-    return {"kind": "baseline", "n_train": int((df["split"] == "train").sum())}
+    return {"kind": "baseline", "model": "baseline", "n_train": int((df["split"] == "train").sum())}
 
 
 def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
@@ -142,8 +174,9 @@ def base_for(base_model: str, profile: str) -> BaseModel:
     return parse_base(base_model, profile_default=get_profile(profile).base_model)
 
 
+@timed
 def score_zero_shot_step(
-    split_table: str, study_yaml: str, profile: str, base_model: str, scores_out: str
+    split_table: str, spec: StudySpec, profile: str, base_model: str, scores_out: str
 ) -> dict[str, Any]:
     """Zero-shot P(Yes) of the base model for the validation and (profile's) test rows.
 
@@ -153,7 +186,6 @@ def score_zero_shot_step(
     from cohortlm.models.llm.scoring import zero_shot_scorer
     from cohortlm.run.profiles import get_profile
 
-    spec = study_from_text(study_yaml)
     prof = get_profile(profile)
     base = base_for(base_model, profile)
     df = eval_rows(read_table(split_table, what="split table"), profile)
@@ -170,19 +202,20 @@ def score_zero_shot_step(
     return {"n_scored": len(df), "model": base.name, "base_model": scorer.name}
 
 
+@timed
 def train_llm_step(
-    split_table: str, study_yaml: str, profile: str, base_model: str, bundle_dir: str, work_dir: str
+    split_table: str, spec: StudySpec, profile: str, base_model: str, bundle_dir: str, work_dir: str
 ) -> dict[str, Any]:
     """(Q)LoRA fine-tuning on the train split; writes an LLM bundle.
 
     Training runs in ``work_dir`` (checkpoints there), so a retried task
     resumes where the killed one stopped; the finished bundle is then copied
-    to ``bundle_dir``.
+    to ``bundle_dir``. The metadata holds the bundle's :class:`TrainingFigures`
+    (tokens/s, training time, peak memory, losses) by their names.
     """
     from cohortlm.models.llm.qlora import train_qlora
     from cohortlm.run.profiles import get_profile
 
-    spec = study_from_text(study_yaml)
     prof = get_profile(profile)
     base = base_for(base_model, profile)
     df = read_table(split_table, what="split table")
@@ -194,12 +227,20 @@ def train_llm_step(
         base_model=prof.base_model_or(base.source or None),
     )
     copy_tree(trained, bundle_dir)
-    info = json.loads((Path(bundle_dir) / "bundle.json").read_text())
-    training = info.get("training", {})
-    flat = {k: v for k, v in training.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    return {"kind": "llm", "model_version": info.get("model_version", ""), **flat, "model": base.fine_tuned}
+    return llm_bundle_info(bundle_dir, model=base.fine_tuned)
 
 
+def llm_bundle_info(bundle_dir: str | Path, *, model: str) -> dict[str, Any]:
+    """A trained LLM bundle's artifact metadata: kind, version, model name and training figures."""
+    from cohortlm.models.bundle import read_bundle_metadata
+
+    info = read_bundle_metadata(bundle_dir)
+    figures = TrainingFigures.from_bundle(bundle_dir)
+    version = info.get("model_version", "")
+    return {"kind": "llm", "model_version": version, **figures.scalars(), "model": model}
+
+
+@timed
 def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
     """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
     from cohortlm.models.llm.scoring import LLMPredictor
@@ -277,19 +318,153 @@ def choose_candidate(
     }
 
 
+@dataclass
+class _GateInputs:
+    """What the gate judges: every model's scores on the patients all of them scored."""
+
+    table: pd.DataFrame  # the split table's rows of those patients, indexed by id
+    labels: pd.DataFrame
+    split: pd.Series
+    scores: dict[str, pd.DataFrame]
+    pairs: list[tuple[str, str]]
+    champion: str = "baseline"
+    champion_version: str | None = None
+
+
+def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> _GateInputs:
+    """Labels, split and scores, restricted to the patients every model scored."""
+    from cohortlm.evaluation.comparisons import llm_pairs
+
+    raw = read_table(split_table, what="split table")
+    labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
+    df = raw.set_index(spec.id_column)
+    model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
+    common = df.index[df["split"].isin(["validation", "test"])]
+    for frame in model_scores.values():
+        common = common.intersection(frame.index)
+    pairs = llm_pairs(list(model_scores))
+    if not pairs:
+        raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
+    if "baseline" not in model_scores:
+        raise DataError("no champion to gate against: the baseline scores are missing")
+    return _GateInputs(
+        table=df.loc[common],
+        labels=labels.loc[common],
+        split=df.loc[common, "split"],
+        scores={name: frame.loc[common] for name, frame in model_scores.items()},
+        pairs=pairs,
+    )
+
+
+def _add_champion(inputs: _GateInputs, spec: StudySpec, model_store: str) -> None:
+    """Score the bundle now serving (when one does) on this run's patients; it becomes the champion."""
+    from cohortlm.models.loaders import load_bundle
+    from cohortlm.store.registry import champion as find_champion
+
+    current = find_champion(model_store, spec.name) if model_store else None
+    if current is None:
+        return
+    predictor = load_bundle(current, spec=spec)
+    rows = inputs.table.reset_index()
+    probs = predictor.predict_proba(rows)
+    name = f"champion_{predictor.kind}_{predictor.version}"
+    inputs.scores[name] = pd.DataFrame(
+        probs[spec.endpoint_names].to_numpy(), index=inputs.split.index, columns=spec.endpoint_names
+    )
+    inputs.champion, inputs.champion_version = name, predictor.version
+
+
+def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_path: str) -> Decision:
+    """Choose the candidate on validation, decide against the champion, count the look."""
+    from cohortlm.evaluation.gates import decide, load_policy
+
+    policy = load_policy(policy_path or None)
+    contenders = [f for _, f in inputs.pairs] + (["baseline"] if inputs.champion_version is not None else [])
+    candidate, selection = choose_candidate(
+        inputs.labels,
+        inputs.scores,
+        contenders,
+        inputs.split,
+        gating_split=policy.split,
+        endpoints=spec.endpoint_names,
+    )
+    # Every decision is a look at the test split; the store's ledger counts them (gates.py).
+    look, digest = 1, ""
+    if model_store:
+        from cohortlm.store.registry import next_look, split_hash
+
+        digest = split_hash(inputs.split.index[inputs.split == policy.split])
+        look = next_look(model_store, spec.name, digest)
+    decision = decide(
+        inputs.labels,
+        inputs.scores[candidate],
+        inputs.scores[inputs.champion],
+        policy=policy,
+        candidate_name=candidate,
+        champion_name=inputs.champion,
+        split=inputs.split,
+        endpoints=spec.endpoint_names,
+        look=look,
+        split_hash=digest,
+    )
+    if selection:
+        figures = ", ".join(
+            f"{n} {v:.3f}" if v is not None else f"{n} -" for n, v in selection["mean_auc"].items()
+        )
+        reasons = (
+            f"Candidate {candidate}: {selection['rule']} among {len(contenders)} ({figures}); "
+            f"the {policy.split} split was not looked at to choose it.",
+            *decision.reasons,
+        )
+        decision = replace(decision, reasons=reasons, selection=selection)
+    if model_store:
+        from cohortlm.store.registry import record_look
+
+        record_look(
+            model_store,
+            spec.name,
+            split=digest,
+            candidate=candidate,
+            champion=inputs.champion,
+            promote=decision.promote,
+            look=look,
+            alpha_look=decision.alpha_look,
+        )
+    return decision
+
+
+def _write_run_files(
+    out: Path, inputs: _GateInputs, spec: StudySpec, models: list[str], decision: Decision
+) -> None:
+    """The run folder's data files, for people and ``cohortlm report`` (nothing here reads them back)."""
+    (out / "scores").mkdir(parents=True, exist_ok=True)
+    (out / "study.yaml").write_text(study_text(spec))
+    lab = inputs.labels.copy()
+    lab.insert(0, "split", inputs.split)
+    lab.rename_axis(spec.id_column).reset_index().to_parquet(out / "labels.parquet", index=False)
+    for name, frame in inputs.scores.items():
+        table = frame.rename_axis(spec.id_column).reset_index()
+        table.to_parquet(out / "scores" / f"{name}.parquet", index=False)
+    llms = [{"zero_shot": z, "fine_tuned": f} for z, f in inputs.pairs]
+    run = {"candidate": decision.candidate, "champion": decision.champion, "models": models, "llms": llms}
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+
+
 def evaluate_step(
     split_table: str,
-    study_yaml: str,
+    spec: StudySpec,
     scores: Mapping[str, str],
     out_dir: str,
     *,
     model_store: str = "",
     policy_path: str = "",
-) -> dict[str, Any]:
+    training: Mapping[str, TrainingFigures] | None = None,
+) -> GateOutcome:
     """Table 1, ROC figure, the comparison families and the gate decision against the champion.
 
     ``scores`` maps every model's name to its score table: ``baseline`` and, per
-    base LLM, ``<base>`` (zero-shot) and ``<base>+qlora`` (fine-tuned).
+    base LLM, ``<base>`` (zero-shot) and ``<base>+qlora`` (fine-tuned);
+    ``training`` each fine-tuned model's training figures, carried to the outcome.
 
     The champion is the bundle now serving from ``model_store`` when there is
     one (scored here on this run's split); otherwise the baseline trained in
@@ -298,234 +473,99 @@ def evaluate_step(
     kind of model on new data is the common case); with several, it is chosen
     on the validation split (:func:`choose_candidate`), never on the gating one.
     ``out_dir`` becomes a run folder in :mod:`cohortlm.evaluation.report`'s layout
-    (labels, scores, study, run.json, decision.json, report/).
+    (labels, scores, study, run.json, decision.json, outcome.json, report/),
+    its report rendered from what was computed here, not read back.
 
     Returns:
-        Metadata with ``winner``: ``"candidate"`` (promote the candidate),
-        ``"baseline"`` (no champion yet and the candidate failed the gate: the
-        baseline becomes the first champion) or ``"none"`` (keep the champion);
-        ``promoted_model``: the name of the model to promote ("" for none).
+        The :class:`GateOutcome` (also written to ``out_dir/outcome.json``).
     """
-    from dataclasses import replace
+    from cohortlm.evaluation.comparisons import comparison_families, family_records
+    from cohortlm.evaluation.render import render_report
+    from cohortlm.evaluation.report import compute_report
 
-    from cohortlm.evaluation.comparisons import comparison_families, family_records, llm_pairs
-    from cohortlm.evaluation.evaluate import roc_points
-    from cohortlm.evaluation.gates import decide, load_policy
-    from cohortlm.evaluation.render import write_report
-
-    spec = study_from_text(study_yaml)
-    raw = read_table(split_table, what="split table")
-    labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
-    df = raw.set_index(spec.id_column)
-    model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
-    # Every model is judged on the same patients: those all of them scored.
-    common = df.index[df["split"].isin(["validation", "test"])]
-    for frame in model_scores.values():
-        common = common.intersection(frame.index)
-    df = df.loc[common]
-    labels = labels.loc[common]
-    model_scores = {name: frame.loc[common] for name, frame in model_scores.items()}
-    pairs = llm_pairs(list(model_scores))
-    if not pairs:
-        raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
-    champion_name, champion_version = "baseline", None
-    if model_store:
-        from cohortlm.models.loaders import load_bundle
-        from cohortlm.store.registry import champion as find_champion
-
-        current = find_champion(model_store, spec.name)
-        if current is not None:
-            predictor = load_bundle(current, spec=spec)
-            rows = df.reset_index()
-            probs = predictor.predict_proba(rows)
-            champion_version = predictor.version
-            champion_name = f"champion_{predictor.kind}_{predictor.version}"
-            model_scores[champion_name] = pd.DataFrame(
-                probs[spec.endpoint_names].to_numpy(), index=rows[spec.id_column], columns=spec.endpoint_names
-            )
-    if champion_name not in model_scores:
-        raise DataError("no champion to gate against: the baseline scores are missing")
-    policy = load_policy(policy_path or None)
-    contenders = [f for _, f in pairs] + (["baseline"] if champion_version is not None else [])
-    candidate, selection = choose_candidate(
-        labels,
-        model_scores,
-        contenders,
-        df["split"],
-        gating_split=policy.split,
-        endpoints=spec.endpoint_names,
-    )
-    # Every decision is a look at the test split; the store's ledger counts them (gates.py).
-    look, digest = 1, ""
-    if model_store:
-        from cohortlm.store.registry import next_look, record_look, split_hash
-
-        digest = split_hash(df.index[df["split"] == policy.split])
-        look = next_look(model_store, spec.name, digest)
-    decision = decide(
-        labels,
-        model_scores[candidate],
-        model_scores[champion_name],
-        policy=policy,
-        candidate_name=candidate,
-        champion_name=champion_name,
-        split=df["split"],
-        endpoints=spec.endpoint_names,
-        look=look,
-        split_hash=digest,
-    )
-    gating = df.index[df["split"] == policy.split]
-    families = comparison_families(labels, model_scores, rows=gating, endpoints=spec.endpoint_names)
-    reasons = decision.reasons
-    if selection:
-        figures = ", ".join(
-            f"{n} {v:.3f}" if v is not None else f"{n} -" for n, v in selection["mean_auc"].items()
-        )
-        reasons = (
-            f"Candidate {candidate}: {selection['rule']} among {len(contenders)} ({figures}); "
-            f"the {policy.split} split was not looked at to choose it.",
-            *reasons,
-        )
-    decision = replace(decision, reasons=reasons, selection=selection, comparisons=family_records(families))
-    if model_store:
-        record_look(
-            model_store,
-            spec.name,
-            split=digest,
-            candidate=candidate,
-            champion=champion_name,
-            promote=decision.promote,
-            look=look,
-            alpha_look=decision.alpha_look,
-        )
-
-    out = Path(out_dir)
-    (out / "scores").mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(study_yaml)
-    lab = labels.copy()
-    lab.insert(0, "split", df["split"])
-    lab.reset_index().to_parquet(out / "labels.parquet", index=False)
-    for name, frame in model_scores.items():
-        frame.reset_index().to_parquet(out / "scores" / f"{name}.parquet", index=False)
+    inputs = _gate_inputs(split_table, spec, scores)
+    _add_champion(inputs, spec, model_store)
+    decision = _decide(inputs, spec, model_store=model_store, policy_path=policy_path)
     # Legend order (and so colours): the baseline, each base zero-shot then fine-tuned, the champion.
-    models: list[str] = ["baseline"] + [m for pair in pairs for m in pair]
-    models += [m for m in model_scores if m not in models]
-    llms = [{"zero_shot": z, "fine_tuned": f} for z, f in pairs]
-    (out / "run.json").write_text(
-        json.dumps(
-            {"candidate": candidate, "champion": champion_name, "models": models, "llms": llms}, indent=2
+    models: list[str] = ["baseline"] + [m for pair in inputs.pairs for m in pair]
+    models += [m for m in inputs.scores if m not in models]
+    report = compute_report(
+        inputs.labels,
+        {m: inputs.scores[m] for m in models},
+        inputs.split,
+        endpoints=spec.endpoint_names,
+        study=spec,
+        decision=decision,
+    )
+    # The record's families are on the gating split: the report's when it is the evaluation split.
+    families = report.families
+    if decision.policy.split != report.evaluation.eval_split:
+        gating = inputs.split.index[inputs.split == decision.policy.split]
+        families = comparison_families(
+            inputs.labels, inputs.scores, rows=gating, endpoints=spec.endpoint_names
         )
-    )
+    decision = replace(decision, comparisons=family_records(families))
+    report = replace(report, decision=decision)
+    out = Path(out_dir)
+    _write_run_files(out, inputs, spec, models, decision)
     (out / "decision.json").write_text(decision.to_json())
-    paths = write_report(out)
-    # One ROC curve for KFP's ClassificationMetrics view (the figure has them all).
-    test = df.index[df["split"] == "test"]
-    first = spec.endpoint_names[0]
-    y = labels.loc[test, first]
-    keep = y.notna()
-    pts = roc_points(y[keep].to_numpy(dtype=int), model_scores[candidate].loc[test, first][keep].to_numpy())
-    pts.assign(endpoint=first, model=candidate).to_csv(out / "report" / "roc_points.csv", index=False)
-    _write_html_report(out / "report", paths.roc_png, paths.table1_csv, decision.summary())
-    if decision.promote:
-        winner, promoted = "candidate", candidate
-    elif champion_version is None:
-        winner, promoted = "baseline", "baseline"
-    else:
-        winner, promoted = "none", ""
-    return {
-        "winner": winner,
-        "promote": bool(decision.promote),
-        "candidate": candidate,
-        "champion": champion_name,
-        "promoted_model": promoted,
-    }
-
-
-def _write_html_report(folder: Path, roc_png: Path, table1_csv: Path, summary: str) -> Path:
-    """A self-contained HTML page (figure inlined) for KFP's HTML artifact viewer."""
-    import base64
-    import html
-
-    image = base64.b64encode(roc_png.read_bytes()).decode()
-    table = pd.read_csv(table1_csv).to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0)
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>cohortlm report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-        "td,th{padding:2px 6px;border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-        f"<h1>Gate decision</h1><pre>{html.escape(summary)}</pre>"
-        f"<h1>ROC curves</h1><img style='max-width:100%' src='data:image/png;base64,{image}'>"
-        f"<h1>Table 1</h1>{table}</body></html>"
+    outcome = GateOutcome.build(
+        study=spec.name,
+        endpoints=spec.endpoint_names,
+        decision=decision,
+        evaluation=report.evaluation,
+        models=models,
+        first_champion=inputs.champion_version is None,
+        training=training,
     )
-    path = folder / "report.html"
-    path.write_text(page)
-    return path
+    outcome.write(out)
+    render_report(report, out / "report", study_name=spec.name)
+    return outcome
 
 
-def promote_step(bundle_dir: str, model_store: str, decision_dir: str, model: str) -> dict[str, Any]:
-    """Make ``bundle_dir`` the champion in the local model store (atomic).
+def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dict[str, Any]:
+    """Make ``bundle_dir`` (the outcome's promoted model) the champion in the local model store (atomic).
 
-    The promoted copy carries the gate's decision record and ``thresholds.json``:
-    each endpoint's decision threshold for ``model``, chosen on the validation
-    split (Table 1), which the server applies to its probabilities.
+    The promoted copy carries the gate's decision record, ``thresholds.json``
+    (each endpoint's threshold for the promoted model, chosen on the validation
+    split, which the server applies to its probabilities) and
+    ``thresholds_record.json`` (where each came from; an endpoint without one gets
+    the serving default, and the record says so).
     """
     import tempfile
 
     from cohortlm.store.registry import promote
 
-    decision = Path(decision_dir) / "decision.json"
-    table1 = Path(decision_dir) / "report" / "table1.csv"
+    if not outcome.promoted_model:
+        raise DataError("the gate promoted nothing (winner 'none'): there is no bundle to promote")
     with tempfile.TemporaryDirectory(prefix="promote-") as tmp:
         staged = copy_tree(bundle_dir, Path(tmp) / "bundle")  # inputs are never modified
-        if table1.exists():
-            from cohortlm.evaluation.evaluate import serving_thresholds
-
-            rows = pd.read_csv(table1)
-            study_file = Path(decision_dir) / "study.yaml"
-            names = (
-                study_from_text(study_file.read_text()).endpoint_names
-                if study_file.exists()
-                else list(dict.fromkeys(rows["endpoint"].astype(str)))
-            )
-            # Every endpoint gets a threshold; one that could not be chosen gets the serving
-            # default, and thresholds_record.json says so (never dropped silently).
-            thresholds, record = serving_thresholds(rows, model, names)
-            (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
-            (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
-        version = promote(staged, model_store, decision=decision if decision.exists() else None)
-    return {"model_version": version, "model_store": model_store, "model": model}
+        record = {ep: dict(outcome.serving_thresholds[ep]) for ep in outcome.endpoints}
+        thresholds = {ep: float(r["threshold"]) for ep, r in record.items()}
+        (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
+        (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
+        version = promote(staged, model_store, decision=outcome.decision.to_dict())
+    return {"model_version": version, "model_store": model_store, "model": outcome.promoted_model}
 
 
-def export_metrics_step(
-    decision_dir: str, llm_bundles: Mapping[str, str], pushgateway: str, run_id: str
-) -> str:
+def export_metrics_step(outcome: GateOutcome, pushgateway: str, run_id: str) -> str:
     """Push AUCs per model and endpoint, the verdict and training tokens/s to a Pushgateway.
 
-    ``llm_bundles`` maps each fine-tuned model's name to its bundle; tokens/s are
-    the gate candidate's when it is one of them, else the first's. Labels are
-    model and endpoint names only: no patient identifier or value. Returns
-    ``"pushed"`` or ``"skipped"`` (no gateway configured).
+    Tokens/s are the gate candidate's when it is a fine-tuned model, else the
+    first fine-tuned model's. Labels are model and endpoint names only: no
+    patient identifier or value. Returns ``"pushed"`` or ``"skipped"`` (no
+    gateway configured).
     """
     from cohortlm.run.metrics import push_run_metrics
 
-    folder = Path(decision_dir)
-    decision = json.loads((folder / "decision.json").read_text())
-    table1 = pd.read_csv(folder / "report" / "table1.csv")
-    aucs: dict[str, dict[str, float]] = {}
-    for r in table1.itertuples():
-        if pd.notna(r.auc):
-            aucs.setdefault(str(r.model), {})[str(r.endpoint)] = float(r.auc)
-    tps = None
-    if llm_bundles:
-        path = llm_bundles.get(str(decision.get("candidate")), next(iter(llm_bundles.values())))
-        tps = json.loads((Path(path) / "bundle.json").read_text()).get("training", {}).get("tokens_per_s")
-    study = yaml.safe_load((folder / "study.yaml").read_text())["name"]
+    figures = outcome.training.get(outcome.candidate) or next(iter(outcome.training.values()), None)
     pushed = push_run_metrics(
         pushgateway or None,
         run_id=run_id or "local",
-        study=study,
-        aucs=aucs,
-        decision_promoted=bool(decision.get("promote")),
-        tokens_per_second=float(tps) if isinstance(tps, (int, float)) else None,
+        study=outcome.study,
+        aucs=outcome.aucs(),
+        decision_promoted=outcome.promote,
+        tokens_per_second=figures.tokens_per_s if figures is not None else None,
         # The validate step pushes its own counts (group cohortlm-validation), before a
         # failure stops the run; here they would only repeat them.
         validation_failures={},
@@ -561,7 +601,7 @@ def validation_failures(report: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-def push_validation_step(report_dir: str, study_yaml: str, pushgateway: str, run_id: str) -> str:
+def push_validation_step(report_dir: str, spec: StudySpec, pushgateway: str, run_id: str) -> str:
     """Push the failing rows per validation rule of ``report_dir/validation.json``.
 
     Returns:
@@ -574,9 +614,8 @@ def push_validation_step(report_dir: str, study_yaml: str, pushgateway: str, run
     if not path.is_file():
         return "no report"
     report = json.loads(path.read_text())
-    study = study_from_text(study_yaml).name
     pushed = push_validation_metrics(
-        pushgateway or None, run_id=run_id or "local", study=study, failures=validation_failures(report)
+        pushgateway or None, run_id=run_id or "local", study=spec.name, failures=validation_failures(report)
     )
     return "pushed" if pushed else "skipped"
 
@@ -589,9 +628,13 @@ def report_run_outcome_step(state: str, study_yaml: str, pushgateway: str, run_i
     """
     from cohortlm.run.metrics import push_run_outcome
 
-    study = study_from_text(study_yaml).name
+    # The exit handler runs even when the study step failed: only the name is read, not validated.
+    study = yaml.safe_load(study_yaml)
+    name = study.get("name") if isinstance(study, dict) else None
     succeeded = state.upper() == "SUCCEEDED"
-    pushed = push_run_outcome(pushgateway or None, run_id=run_id or "local", study=study, succeeded=succeeded)
+    pushed = push_run_outcome(
+        pushgateway or None, run_id=run_id or "local", study=str(name or "unknown"), succeeded=succeeded
+    )
     return f"{'pushed' if pushed else 'skipped'} {state.upper()}"
 
 

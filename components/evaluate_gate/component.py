@@ -14,7 +14,7 @@ def evaluate_gate(
     zero_shot_scores: Input[list[Dataset]],
     fine_tuned_scores: Input[list[Dataset]],
     llm_bundles: Input[list[Model]],
-    study_yaml: str,
+    study: Input[Artifact],
     model_store: str,
     policy_yaml: str,
     decision: Output[Artifact],
@@ -32,16 +32,18 @@ def evaluate_gate(
     gate) or ``"none"``; a single output, not a NamedTuple, because kfp.local's
     condition evaluation resolves only a task's ``Output``. ``winner`` is a copy
     of the bundle to promote, its metadata naming the model (empty for ``"none"``).
+    ``decision`` is the run folder, with ``outcome.json`` for the steps after this one.
     """
-    import json
     import os
     import shutil
     import tempfile
+    import time
 
-    import pandas as pd
-
+    from cohortlm.cohort.study import load_study
+    from cohortlm.models.training import TrainingFigures
     from cohortlm.run.steps import evaluate_step
 
+    started = time.perf_counter()
     policy_path = ""
     if policy_yaml:
         policy_path = os.path.join(tempfile.mkdtemp(), "policy.yaml")
@@ -53,39 +55,45 @@ def evaluate_gate(
         if not name or name in scores:
             raise ValueError(f"score table {table.uri} has a missing or repeated model name {name!r}")
         scores[name] = table.path
-    info = evaluate_step(
-        split_table.path, study_yaml, scores, decision.path, model_store=model_store, policy_path=policy_path
-    )
-    decision.metadata.update(info)
     bundles = {"baseline": baseline_bundle.path}
     bundles.update({str(b.metadata.get("model", "")): b.path for b in llm_bundles})
-    chosen = info["promoted_model"]
-    winner.metadata.update({"model": chosen or "none", "verdict": info["winner"]})
+    outcome = evaluate_step(
+        split_table.path,
+        load_study(study.path),
+        scores,
+        decision.path,
+        model_store=model_store,
+        policy_path=policy_path,
+        training={str(b.metadata.get("model", "")): TrainingFigures.from_bundle(b.path) for b in llm_bundles},
+    )
+    chosen = outcome.promoted_model
+    winner.metadata.update({"model": chosen or "none", "verdict": outcome.winner})
     if chosen:
         shutil.copytree(bundles[chosen], winner.path)
     else:
         os.makedirs(winner.path, exist_ok=True)
-    with open(os.path.join(decision.path, "decision.json")) as fh:
-        record = json.load(fh)
-    for ep in record.get("endpoints", []):
+    for ep in outcome.decision.endpoints:
         for key in ("auc_candidate", "auc_champion", "delta", "p_better_adjusted", "p_worse_adjusted"):
-            if isinstance(ep.get(key), (int, float)):
-                metrics.log_metric(f"{ep['endpoint']}.{key}", ep[key])
-    metrics.log_metric("promote", 1.0 if info["promote"] else 0.0)
+            value = getattr(ep, key)
+            if value == value:  # not NaN
+                metrics.log_metric(f"{ep.endpoint}.{key}", float(value))
+    metrics.log_metric("promote", 1.0 if outcome.promote else 0.0)
     # ROC of the candidate for the first endpoint (a ClassificationMetrics holds one curve;
-    # every curve is in the HTML report and roc.png).
-    roc_csv = os.path.join(decision.path, "report", "roc_points.csv")
-    if os.path.exists(roc_csv):
-        pts = pd.read_csv(roc_csv)
-        first = pts[(pts["model"] == info["candidate"]) & (pts["endpoint"] == pts["endpoint"].iloc[0])]
-        thresholds = [min(float(t), 1.0) for t in first["threshold"]]
-        roc.log_roc_curve(first["fpr"].tolist(), first["tpr"].tolist(), thresholds)
-    # The HTML artifact is the run's page (index.html, self-contained), report.html if it is missing.
-    pages = [os.path.join(decision.path, "report", n) for n in ("index.html", "report.html")]
-    page = next((p for p in pages if os.path.exists(p)), None)
-    if page is not None:
-        shutil.copyfile(page, report.path)
-    src = os.path.join(decision.path, "report", "table1.md")
-    if os.path.exists(src):
-        shutil.copyfile(src, table1.path)
-    return info["winner"]
+    # the per-endpoint steps log the rest, and every curve is in the report's figure).
+    curve = outcome.roc_of(outcome.candidate, outcome.endpoints[0])
+    if curve is not None:
+        roc.log_roc_curve(list(curve.fpr), list(curve.tpr), list(curve.thresholds))
+    # The HTML artifact is the run's page (index.html, self-contained).
+    shutil.copyfile(os.path.join(decision.path, "report", "index.html"), report.path)
+    shutil.copyfile(os.path.join(decision.path, "report", "table1.md"), table1.path)
+    decision.metadata.update(
+        {
+            "winner": outcome.winner,
+            "promote": outcome.promote,
+            "candidate": outcome.candidate,
+            "champion": outcome.champion,
+            "promoted_model": chosen,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+    return outcome.winner

@@ -21,12 +21,13 @@ def promote(
     predictor refuses unsigned bundles); empty leaves it unsigned (local runs).
     ``promoted`` records the version, its manifest digest, where it is served from
     and the gate's decision, so that lineage runs from the data to the served model.
-    ``bundle`` is the gate's ``winner`` output; its metadata names the model
+    ``bundle`` is the gate's ``winner`` output: the outcome's promoted model
     (``baseline`` or ``<base>+qlora``), whose validation thresholds are applied.
     """
     import json
     import os
 
+    from cohortlm.run.outcome import GateOutcome
     from cohortlm.run.steps import promote_step
 
     if signing_key_file:
@@ -40,12 +41,15 @@ def promote(
     # Not under components/promote/: importing that package would define the component again.
     from components.promotion_record import promoted_record
 
+    outcome = GateOutcome.read(decision.path)
     model = str(bundle.metadata.get("model", ""))
-    if not model:
-        raise ValueError("the bundle to promote does not name its model (metadata 'model'): re-run the gate")
-    info = promote_step(bundle.path, model_store, decision.path, model)
-    record = promoted_record(model_store, decision.path, info["model_version"])
-    record["model"] = model  # which model became champion (the gate's verdict is about the LLM)
+    if model != outcome.promoted_model:
+        raise ValueError(
+            f"the bundle to promote is {model or 'unnamed'}, "
+            f"the gate promoted {outcome.promoted_model or 'nothing'}: re-run the gate"
+        )
+    info = promote_step(bundle.path, model_store, outcome)
+    record = promoted_record(model_store, outcome, info["model_version"])
     os.makedirs(os.path.dirname(promoted.path) or ".", exist_ok=True)
     with open(promoted.path, "w", encoding="utf-8") as fh:
         json.dump(record, fh, indent=2)

@@ -1,7 +1,7 @@
 """QLoRA fine-tuning: the step that runs on the GPU node pool (or hands off to Kubeflow Trainer)."""
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from components._image import PIPELINE_IMAGE
 
@@ -9,7 +9,7 @@ from components._image import PIPELINE_IMAGE
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def train_qlora(
     split_table: Input[Dataset],
-    study_yaml: str,
+    study: Input[Artifact],
     profile: str,
     base_model: str,
     checkpoint_dir: str,
@@ -33,32 +33,28 @@ def train_qlora(
     `training` shows the loss curve (``loss.step_NNNN``), tokens/s, peak memory
     and training time in the KFP UI's metrics view.
     """
-    import json
     import os
+    import tempfile
+    from pathlib import Path
+
+    from cohortlm.cohort.study import load_study
+    from cohortlm.models.training import TrainingFigures
+    from cohortlm.run.steps import base_for, llm_bundle_info, train_llm_step
 
     def log_training() -> None:
-        """The bundle's training record as KFP Metrics (nested: a component ships only its own body)."""
-        with open(os.path.join(bundle.path, "bundle.json")) as fh:
-            record = json.load(fh).get("training", {})
-        start = int(record.get("resumed_from_step") or 0)
-        losses = record.get("losses") or []
-        stride = max(1, -(-len(losses) // 200))  # at most ~200 points on the curve
-        for i in range(0, len(losses), stride):
-            training.log_metric(f"loss.step_{start + i + 1:05d}", float(losses[i]))
-        keys = ("tokens_per_s", "train_seconds", "peak_memory_mib", "first_loss", "final_loss")
-        for key in (*keys, "steps", "n_train"):
-            value = record.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                training.log_metric(key, float(value))
-
-    import tempfile
+        """The bundle's training figures as KFP Metrics (nested: a component ships only its own body)."""
+        figures = TrainingFigures.from_bundle(bundle.path)
+        for step, loss in figures.loss_curve():
+            training.log_metric(f"loss.step_{step:05d}", loss)
+        for key, value in figures.scalars().items():
+            training.log_metric(key, value)
 
     if use_trainer:
         from pipelines.trainer import run_trainjob
 
         name = run_trainjob(
             split_table=split_table.path,
-            study_yaml=study_yaml,
+            study_yaml=Path(study.path).read_text(),
             profile=profile,
             base_model=base_model,
             bundle_out=bundle.path,
@@ -68,27 +64,14 @@ def train_qlora(
             node_selector=gpu_node_selector,
             tolerations=gpu_tolerations,
         )
-        with open(os.path.join(bundle.path, "bundle.json")) as fh:
-            info = json.load(fh)
-        from cohortlm.run.steps import base_for
-
-        bundle.metadata.update(
-            {
-                "kind": "llm",
-                "trainjob": name,
-                "model_version": info.get("model_version", ""),
-                "model": base_for(base_model, profile).fine_tuned,
-            }
-        )
+        bundle.metadata.update(llm_bundle_info(bundle.path, model=base_for(base_model, profile).fine_tuned))
+        bundle.metadata["trainjob"] = name
         bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
         log_training()
         return
 
-    from cohortlm.run.steps import train_llm_step
-
     work = checkpoint_dir or tempfile.mkdtemp(prefix="qlora-")
-    bundle.metadata.update(
-        train_llm_step(split_table.path, study_yaml, profile, base_model, bundle.path, work)
-    )
+    spec = load_study(study.path)
+    bundle.metadata.update(train_llm_step(split_table.path, spec, profile, base_model, bundle.path, work))
     bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
     log_training()

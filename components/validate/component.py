@@ -9,7 +9,7 @@ from components._image import PIPELINE_IMAGE
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def validate(
     cohort: Input[Dataset],
-    study_yaml: str,
+    study: Input[Artifact],
     pushgateway: str,
     run_id: str,
     job_id: str,
@@ -27,20 +27,23 @@ def validate(
     import os
     import shutil
 
+    from cohortlm.cohort.study import load_study
     from cohortlm.run.steps import push_validation_step, validate_step
+
+    spec = load_study(study.path)
 
     os.makedirs(details.path, exist_ok=True)
     failure: Exception | None = None
     summary: dict = {}
     try:
-        summary = validate_step(cohort.path, study_yaml, details.path)
+        summary = validate_step(cohort.path, spec, details.path)
     except Exception as exc:
         failure = exc
     html = os.path.join(details.path, "validation.html")
     if os.path.exists(html):
         shutil.copyfile(html, report.path)
     try:
-        push_validation_step(details.path, study_yaml, pushgateway, run_id or job_id)
+        push_validation_step(details.path, spec, pushgateway, run_id or job_id)
     except Exception as exc:
         if failure is None:
             raise

@@ -99,12 +99,13 @@ def test_spec_reads_mappings_codes_and_values(study_file):
     assert (endpoint.column, endpoint.operator, endpoint.threshold) == ("Readmitted within 1y", ">=", 1.0)
 
 
-def test_spec_round_trips_through_yaml_with_the_same_hash(study_file):
-    """The pipeline passes the spec as YAML text (steps.study_text): nothing may be lost."""
-    import yaml
+def test_spec_round_trips_through_the_study_artifact_with_the_same_hash(study_file, tmp_path):
+    """The pipeline passes the spec as YAML, then as the study step's artifact: nothing may be lost."""
+    from cohortlm.run.steps import study_step, study_text
 
     spec = load_study(study_file)
-    again = study_from_dict(yaml.safe_load(yaml.safe_dump(spec.to_dict(), sort_keys=False)))
+    study_step(study_text(spec), str(tmp_path / "spec.yaml"))
+    again = load_study(tmp_path / "spec.yaml")
     assert again == spec and again.spec_hash == spec.spec_hash
     assert spec.to_dict()["features"][1]["categories"] == {1: "male", 2: "female"}
     assert spec.to_dict()["features"][2]["categories"] == [1, 2, 3, 4]

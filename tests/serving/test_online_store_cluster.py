@@ -55,7 +55,6 @@ def _secrets(tmp_path: Path, password: str, registry: str) -> tuple[Path, Path]:
 def test_materialised_store_answers_patient_id_requests(
     tmp_path, monkeypatch, redis_with_password, cluster_config, small_cohort, ra_spec, promoted
 ):
-    from cohortlm.run.steps import study_text
     from featurestore.pipeline import materialize_online_step
     from serving.features import feast_lookup
     from serving.model import CohortModel
@@ -68,7 +67,7 @@ def test_materialised_store_answers_patient_id_requests(
     monkeypatch.delenv("FEAST_REDIS_URL", raising=False)
     info = materialize_online_step(
         str(cohort),
-        study_text(ra_spec),
+        ra_spec,
         str(cluster_config),
         redis_address=redis_with_password,
         redis_secret_dir=str(redis_dir),
@@ -110,7 +109,6 @@ def test_the_step_refuses_placeholder_secrets_without_echoing_them(
     tmp_path, cluster_config, small_cohort, ra_spec
 ):
     from cohortlm.errors import UsageError
-    from cohortlm.run.steps import study_text
     from featurestore.pipeline import materialize_online_step
 
     cohort = tmp_path / "cohort.parquet"
@@ -122,10 +120,10 @@ def test_the_step_refuses_placeholder_secrets_without_echoing_them(
     with pytest.raises(UsageError, match=r"Secret cohortlm-redis \(key password\) still holds") as err:
         materialize_online_step(
             str(cohort),
-            study_text(ra_spec),
+            ra_spec,
             str(cluster_config),
             redis_secret_dir=str(redis_dir),
             registry_secret_dir=str(registry_dir),
         )
     assert value not in str(err.value)
-    assert materialize_online_step(str(cohort), study_text(ra_spec), "") == {"skipped": True}
+    assert materialize_online_step(str(cohort), ra_spec, "") == {"skipped": True}
