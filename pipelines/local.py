@@ -57,7 +57,6 @@ _COLLECT = {
     "split": {"split_table": "split.parquet"},
     "validate": {"details": "validation"},
     "train-baseline": {"bundle": "bundles/baseline", "scores": "scores/baseline.parquet"},
-    "evaluate-gate": {"decision": "gate"},
 }
 #: Per-base-model tasks (one folder per loop iteration) -> where each output goes; ``{model}``
 #: is the artifact's metadata name (``<base>`` or ``<base>+qlora``).
@@ -75,6 +74,8 @@ class RunResult:
     run_dir: Path
     winner: str
     promoted_version: str | None
+    #: the version serving after the run (the promoted one, or the champion kept)
+    served_version: str | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -363,6 +364,7 @@ def _artifact_metadata(task_dir: Path, output: str) -> dict[str, Any]:
 
 
 def _collect(task_dirs: dict[str, Path], run_dir: Path) -> None:
+    """The steps' data files and bundles into the run folder (the gate's folder comes as an output)."""
     for task, outputs in _COLLECT.items():
         tdir = task_dirs.get(task)
         if tdir is None:
@@ -376,14 +378,12 @@ def _collect(task_dirs: dict[str, Path], run_dir: Path) -> None:
                 model = _artifact_metadata(tdir, output).get("model") if tdir.is_dir() else None
                 if model:
                     _copy(tdir / output, run_dir / target.format(model=model))
-    gate = run_dir / "gate"
-    if gate.exists():
-        for item in gate.iterdir():
-            dst = run_dir / item.name
-            if dst.exists():
-                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-            shutil.move(str(item), dst)
-        gate.rmdir()
+
+
+def _collect_gate(folder: Path, run_dir: Path) -> None:
+    """The gate's folder (the pipeline's ``outcome`` output) into the run folder: report, records, scores."""
+    for item in folder.iterdir():
+        _copy(item, run_dir / item.name)
 
 
 def run_local(
@@ -422,9 +422,10 @@ def run_local(
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.errors import UsageError
     from cohortlm.models.llm.bases import check_bases, parse_bases
+    from cohortlm.run.outcome import GateOutcome
     from cohortlm.run.profiles import get_profile
-    from cohortlm.run.steps import study_text
-    from pipelines.train_evaluate_promote import build_pipeline
+    from cohortlm.run.steps import report_run_outcome_step, study_text
+    from pipelines.train_evaluate_promote import build_run_pipeline
 
     if profile not in PROFILE_COHORT:
         raise UsageError(f"--profile must be one of {', '.join(PROFILE_COHORT)}, got '{profile}'")
@@ -466,12 +467,15 @@ def run_local(
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     failure: str | None = None
+    outputs: dict[str, Any] = {}
     # One base model at a time: kfp.local runs a loop's iterations in threads of this process.
-    pipeline = build_pipeline(base_parallelism=1)
+    # The run's steps without the cluster's exit handler (KFP returns a pipeline's outputs only
+    # from outside one); its work, pushing the run's outcome, is done here after the run.
+    pipeline = build_run_pipeline(base_parallelism=1)
     param_lengths = {"base_models": len(bases)}
     with _step_console(log_dir, pipeline.pipeline_spec, console, param_lengths) as steps:
         try:
-            pipeline(
+            task = pipeline(
                 raw_data=str(data_path.resolve()),
                 study_yaml=study_text(spec),
                 profile=profile,
@@ -486,35 +490,46 @@ def run_local(
                 # The cluster's signing-key Secret and Redis online store do not exist here.
                 signing_key_file="",
                 online_store_config="",
+                # Not used locally (the cluster's values; no pod runs here).
+                isvc_namespace="",
+                gpu_type="nvidia.com/gpu",
+                gpu_count=1,
+                gpu_node_selector={},
+                gpu_tolerations=[],
+                model_cache_pvc="",
+                model_store_pvc="",
+                use_trainer=False,
+                trainer_namespace="",
+                trainer_gpus=1,
             )
+            outputs = dict(task.outputs)
         except RuntimeError as exc:
             failure = str(exc)
     _collect(_latest_task_dirs(pipeline_root), run_dir)
+    state = "FAILED" if failure is not None else "SUCCEEDED"
+    report_run_outcome_step(state, study_text(spec), pushgateway, run_id)
     if failure is not None:
         _raise_step_failure(failure, run_dir, steps.failed)
+    _collect_gate(Path(outputs["outcome"].path), run_dir)
     skipped = steps.not_run()
     if console is not None and skipped:
         console.print(f"[dim]not run (gate branches not taken): {', '.join(skipped)}[/dim]", highlight=False)
 
-    decision: dict[str, Any] = {}
-    if (run_dir / "decision.json").exists():
-        decision = json.loads((run_dir / "decision.json").read_text())
-    winner = _winner(_latest_task_dirs(pipeline_root))
-    promoted_version = None
-    if winner in ("candidate", "baseline"):
+    outcome = GateOutcome.read(outputs["outcome"].path)
+    winner = outcome.winner
+    served_version = str(outputs["served_version"])
+    promoted_version = served_version if winner != "none" else None
+    if promoted_version is not None:
         from cohortlm.store.registry import champion
 
         current = champion(Path(model_store), spec.name)
         if current is not None:
-            promoted = run_dir / "promoted"
-            if promoted.exists():
-                shutil.rmtree(promoted)
-            shutil.copytree(current, promoted)
-            promoted_version = json.loads((promoted / "bundle.json").read_text()).get("model_version")
+            _copy(current, run_dir / "promoted")
     result = RunResult(
         run_dir=run_dir,
         winner=winner,
         promoted_version=promoted_version,
+        served_version=served_version,
         step_seconds=steps.seconds,
         wall_seconds=round(time.monotonic() - started, 1),
     )
@@ -525,8 +540,10 @@ def run_local(
                 "study": spec.name,
                 "profile": profile,
                 "winner": winner,
-                "promote": decision.get("promote"),
-                "candidate": decision.get("candidate"),
+                "promote": outcome.promote,
+                "candidate": outcome.candidate,
+                "promoted_model": outcome.promoted_model,
+                "served_version": served_version,
                 "base_models": [b.name for b in bases],
                 "promoted_version": promoted_version,
                 "wall_seconds": result.wall_seconds,
@@ -570,15 +587,3 @@ def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:
     raise StepFailedError(
         f"pipeline step '{step}' failed: {cause or 'no exception in its log'}. Log: {log}"
     ) from None
-
-
-def _winner(task_dirs: dict[str, Path]) -> str:
-    """The gate's ``winner`` output, read from kfp.local's executor output."""
-    gate = task_dirs.get("evaluate-gate")
-    if gate is None:
-        return "none"
-    for path in gate.rglob("executor_output.json"):
-        params = json.loads(path.read_text()).get("parameterValues", {})
-        if "Output" in params:
-            return str(params["Output"])
-    return "none"

@@ -22,25 +22,31 @@ and the ConfigMap ``cohortlm-feature-store``. Every run ends in an exit handler
 that pushes its outcome to the Pushgateway, success or failure.
 """
 
+from typing import NamedTuple
+
 from kfp import dsl, kubernetes
+from kfp.dsl import Artifact
 
 from components.endpoint_metrics import endpoint_metrics, gate_endpoints
 from components.evaluate_gate import evaluate_gate
 from components.export_metrics import export_metrics
 from components.feature_store import feature_store
 from components.featurise import featurise
+from components.keep_champion import keep_champion
 from components.materialize_online import materialize_online
 from components.promote import promote
 from components.report_run_outcome import report_run_outcome
 from components.score_fine_tuned import score_fine_tuned
 from components.score_zero_shot import score_zero_shot
 from components.split import split
+from components.study_spec import study_spec
 from components.train_baseline import train_baseline
 from components.train_qlora import train_qlora
 from components.validate import validate
 from featurestore.pipeline import CLUSTER_CONFIG_MOUNT, REDIS_SECRET_MOUNT, REGISTRY_SECRET_MOUNT
 
 PIPELINE_NAME = "cohortlm-train-evaluate-promote"
+RUN_PIPELINE_NAME = f"{PIPELINE_NAME}-run"
 
 #: (cpu request, cpu limit, memory request, memory limit) per task kind.
 RESOURCES = {
@@ -75,166 +81,190 @@ def _resources(task: dsl.PipelineTask, kind: str) -> dsl.PipelineTask:
     return task
 
 
-def _body(
-    *,
-    raw_data,
-    study_yaml,
-    profile,
-    base_models,
-    feature_repo,
-    model_store,
-    policy_yaml,
-    split_override,
-    checkpoint_dir,
-    isvc_namespace,
-    pushgateway,
-    run_id,
-    gpu_type,
-    gpu_count,
-    gpu_node_selector,
-    gpu_tolerations,
-    model_cache_pvc,
-    model_store_pvc,
-    use_trainer,
-    trainer_namespace,
-    trainer_gpus,
-    signing_key_file,
-    online_store_config,
-    base_parallelism,
-) -> None:
-    """The run's tasks (inside the exit handler); the arguments are the pipeline's parameters.
+class RunOutputs(NamedTuple):
+    """What one run hands back (kfp.local returns it to ``cohortlm run``)."""
 
-    ``base_parallelism`` (not a parameter: KFP fixes it at compile time) is how many
-    base models fine-tune at once, 0 for all.
+    #: the gate's folder: report, decision record and ``outcome.json`` (a GateOutcome)
+    outcome: Artifact
+    #: the model version serving after the run: the promoted one, or the champion kept
+    served_version: str
+
+
+def build_run_pipeline(*, base_parallelism: int = 0):
+    """The run's steps as a pipeline of their own, with :class:`RunOutputs`.
+
+    KFP returns a pipeline's outputs only from its top level, never from inside an
+    exit handler; so the cluster's pipeline (:func:`build_pipeline`) runs this one
+    inside its exit handler, and ``cohortlm run`` runs it directly with kfp.local and
+    reads what it returns (the run outcome is pushed by the caller then).
+    ``base_parallelism`` (KFP fixes it at compile time) is how many base models
+    fine-tune at once, 0 for all.
     """
-    job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    # The raw cohort enters as an imported Dataset: the UI shows lineage from the data to the served model.
-    raw = dsl.importer(
-        artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
-    ).set_display_name("raw-cohort")
-    feats = _resources(featurise(raw=raw.output, study_yaml=study_yaml), "data")
-    checked = _resources(
-        validate(
-            cohort=feats.outputs["cohort"],
-            study_yaml=study_yaml,
+
+    @dsl.pipeline(name=RUN_PIPELINE_NAME, description="The run's steps: data -> models -> gate -> promote")
+    def run(
+        raw_data: str,
+        study_yaml: str,
+        profile: str,
+        base_models: list,
+        feature_repo: str,
+        model_store: str,
+        policy_yaml: str,
+        split_override: dict,
+        checkpoint_dir: str,
+        isvc_namespace: str,
+        pushgateway: str,
+        run_id: str,
+        gpu_type: str,
+        gpu_count: int,
+        gpu_node_selector: dict,
+        gpu_tolerations: list,
+        model_cache_pvc: str,
+        model_store_pvc: str,
+        use_trainer: bool,
+        trainer_namespace: str,
+        trainer_gpus: int,
+        signing_key_file: str,
+        online_store_config: str,
+    ) -> RunOutputs:
+        """The run's tasks; the parameters are :func:`build_pipeline`'s."""
+        job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        # The raw cohort enters as an imported Dataset: the UI shows lineage from data to served model.
+        raw = dsl.importer(
+            artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
+        ).set_display_name("raw-cohort")
+        spec = _resources(study_spec(study_yaml=study_yaml), "light")
+        study = spec.outputs["spec"]
+        feats = _resources(featurise(raw=raw.output, study=study), "data")
+        checked = _resources(
+            validate(
+                cohort=feats.outputs["cohort"],
+                study=study,
+                pushgateway=pushgateway,
+                run_id=run_id,
+                job_id=job_id,
+            ),
+            "data",
+        )
+        # It pushes this run's validation counts: it must run every time.
+        checked.set_caching_options(enable_caching=False)
+        store = _resources(
+            feature_store(cohort=feats.outputs["cohort"], study=study, feature_repo=feature_repo),
+            "data",
+        ).after(checked)
+        splits = _resources(
+            split(table=store.outputs["training_table"], study=study, split_override=split_override),
+            "light",
+        )
+        table = splits.outputs["split_table"]
+
+        baseline = _resources(train_baseline(split_table=table, study=study), "data")
+        # One iteration per base model: on a cluster side by side, one GPU pod each.
+        with dsl.ParallelFor(base_models, parallelism=base_parallelism, name="per-base-model") as base_model:
+            zero_shot = _resources(
+                score_zero_shot(split_table=table, study=study, profile=profile, base_model=base_model),
+                "score",
+            )
+            qlora = _resources(
+                train_qlora(
+                    split_table=table,
+                    study=study,
+                    profile=profile,
+                    base_model=base_model,
+                    checkpoint_dir=checkpoint_dir,
+                    use_trainer=use_trainer,
+                    trainer_namespace=trainer_namespace,
+                    trainer_gpus=trainer_gpus,
+                    gpu_node_selector=gpu_node_selector,
+                    gpu_tolerations=gpu_tolerations,
+                    gpu_type=gpu_type,
+                    gpu_count=gpu_count,
+                ),
+                "train",
+            )
+            qlora.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
+            kubernetes.add_node_selector_json(qlora, gpu_node_selector)
+            kubernetes.add_toleration_json(qlora, gpu_tolerations)
+            # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
+            kubernetes.empty_dir_mount(
+                qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
+            )
+            fine_tuned = _resources(
+                score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
+            )
+            for task in (zero_shot, qlora, fine_tuned):
+                # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
+                # The pipeline image sets COHORTLM_CACHE to this mount; a local run keeps the user's cache.
+                kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
+                task.set_env_variable("HF_HUB_OFFLINE", "1")
+        gate = _resources(
+            evaluate_gate(
+                split_table=table,
+                baseline_scores=baseline.outputs["scores"],
+                baseline_bundle=baseline.outputs["bundle"],
+                zero_shot_scores=dsl.Collected(zero_shot.outputs["scores"]),
+                fine_tuned_scores=dsl.Collected(fine_tuned.outputs["scores"]),
+                llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
+                study=study,
+                model_store=model_store,
+                policy_yaml=policy_yaml,
+            ),
+            "score",
+        )
+        # The gate reads the model store (the champion may have changed): never cache it.
+        gate.set_caching_options(enable_caching=False)
+        kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+
+        # First run: the candidate if it beats the baseline, else the baseline becomes the first
+        # champion. Later runs: the candidate (a fine-tuned LLM or this run's baseline) only if it
+        # beats the champion. Either way the gate's `winner` output is the bundle to promote.
+        with dsl.If(gate.outputs["Output"] != "none", name="promote-winner"):
+            p = promote(
+                bundle=gate.outputs["winner"],
+                decision=gate.outputs["decision"],
+                model_store=model_store,
+                isvc_namespace=isvc_namespace,
+                signing_key_file=signing_key_file,
+            )
+            _resources(p, "light").set_caching_options(enable_caching=False)
+            kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+            kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
+            # patient_id-only requests to the new champion find the features it was trained on.
+            online = materialize_online(
+                cohort=feats.outputs["cohort"], study=study, online_store_config=online_store_config
+            ).after(p)
+            _resources(online, "data").set_caching_options(enable_caching=False)
+            kubernetes.use_config_map_as_volume(
+                online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
+            )
+            kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
+            kubernetes.use_secret_as_volume(
+                online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
+            )
+        with dsl.Else(name="keep-champion"):
+            kept = keep_champion(decision=gate.outputs["decision"], model_store=model_store)
+            _resources(kept, "light").set_caching_options(enable_caching=False)
+            kubernetes.mount_pvc(kept, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+
+        # The KFP UI's curves: per endpoint, a ROC artifact per model and the confusion matrix.
+        # One at a time: kfp.local runs loop iterations in threads, and these steps are light.
+        endpoints = _resources(gate_endpoints(decision=gate.outputs["decision"]), "light")
+        with dsl.ParallelFor(endpoints.output, parallelism=1, name="per-endpoint") as endpoint:
+            curves = endpoint_metrics(decision=gate.outputs["decision"], endpoint=endpoint)
+            _resources(curves, "light")
+
+        exported = export_metrics(
+            decision=gate.outputs["decision"],
             pushgateway=pushgateway,
             run_id=run_id,
             job_id=job_id,
-        ),
-        "data",
-    )
-    # It pushes this run's validation counts: it must run every time.
-    checked.set_caching_options(enable_caching=False)
-    store = _resources(
-        feature_store(cohort=feats.outputs["cohort"], study_yaml=study_yaml, feature_repo=feature_repo),
-        "data",
-    ).after(checked)
-    splits = _resources(
-        split(table=store.outputs["training_table"], study_yaml=study_yaml, split_override=split_override),
-        "light",
-    )
-    table = splits.outputs["split_table"]
-
-    baseline = _resources(train_baseline(split_table=table, study_yaml=study_yaml), "data")
-    # One iteration per base model: on a cluster side by side, one GPU pod each.
-    with dsl.ParallelFor(base_models, parallelism=base_parallelism, name="per-base-model") as base_model:
-        zero_shot = _resources(
-            score_zero_shot(split_table=table, study_yaml=study_yaml, profile=profile, base_model=base_model),
-            "score",
         )
-        qlora = _resources(
-            train_qlora(
-                split_table=table,
-                study_yaml=study_yaml,
-                profile=profile,
-                base_model=base_model,
-                checkpoint_dir=checkpoint_dir,
-                use_trainer=use_trainer,
-                trainer_namespace=trainer_namespace,
-                trainer_gpus=trainer_gpus,
-                gpu_node_selector=gpu_node_selector,
-                gpu_tolerations=gpu_tolerations,
-                gpu_type=gpu_type,
-                gpu_count=gpu_count,
-            ),
-            "train",
-        )
-        qlora.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
-        kubernetes.add_node_selector_json(qlora, gpu_node_selector)
-        kubernetes.add_toleration_json(qlora, gpu_tolerations)
-        # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
-        kubernetes.empty_dir_mount(
-            qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
-        )
-        fine_tuned = _resources(
-            score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
-        )
-        for task in (zero_shot, qlora, fine_tuned):
-            # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
-            # The pipeline image sets COHORTLM_CACHE to this mount; a local run keeps the user's cache.
-            kubernetes.mount_pvc(task, pvc_name=model_cache_pvc, mount_path=MODEL_CACHE_MOUNT)
-            task.set_env_variable("HF_HUB_OFFLINE", "1")
-    gate = _resources(
-        evaluate_gate(
-            split_table=table,
-            baseline_scores=baseline.outputs["scores"],
-            baseline_bundle=baseline.outputs["bundle"],
-            zero_shot_scores=dsl.Collected(zero_shot.outputs["scores"]),
-            fine_tuned_scores=dsl.Collected(fine_tuned.outputs["scores"]),
-            llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
-            study_yaml=study_yaml,
-            model_store=model_store,
-            policy_yaml=policy_yaml,
-        ),
-        "score",
-    )
-    # The gate reads the model store (the champion may have changed): never cache it.
-    gate.set_caching_options(enable_caching=False)
-    kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-
-    # First run: the candidate if it beats the baseline, else the baseline becomes the first
-    # champion. Later runs: the candidate (a fine-tuned LLM or this run's baseline) only if it
-    # beats the champion. Either way the gate's `winner` output is the bundle to promote.
-    with dsl.If(gate.outputs["Output"] != "none", name="promote-winner"):
-        p = promote(
-            bundle=gate.outputs["winner"],
-            decision=gate.outputs["decision"],
-            model_store=model_store,
-            isvc_namespace=isvc_namespace,
-            signing_key_file=signing_key_file,
-        )
-        _resources(p, "light").set_caching_options(enable_caching=False)
-        kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-        kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
-        # patient_id-only requests to the new champion find the features it was trained on.
-        online = materialize_online(
-            cohort=feats.outputs["cohort"], study_yaml=study_yaml, online_store_config=online_store_config
-        ).after(p)
-        _resources(online, "data").set_caching_options(enable_caching=False)
-        kubernetes.use_config_map_as_volume(
-            online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
-        )
-        kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
-        kubernetes.use_secret_as_volume(
-            online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
+        _resources(exported, "light").set_caching_options(enable_caching=False)
+        return RunOutputs(
+            outcome=gate.outputs["decision"], served_version=dsl.OneOf(p.outputs["Output"], kept.output)
         )
 
-    # The KFP UI's curves: per endpoint, a ROC artifact per model and the confusion matrix.
-    # One at a time: kfp.local runs loop iterations in threads, and these steps are light.
-    endpoints = _resources(gate_endpoints(decision=gate.outputs["decision"]), "light")
-    with dsl.ParallelFor(endpoints.output, parallelism=1, name="per-endpoint") as endpoint:
-        curves = endpoint_metrics(decision=gate.outputs["decision"], endpoint=endpoint)
-        _resources(curves, "light")
-
-    exported = export_metrics(
-        decision=gate.outputs["decision"],
-        # A Collected channel per consumer: the compiler rewrites one when it is consumed.
-        llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
-        pushgateway=pushgateway,
-        run_id=run_id,
-        job_id=job_id,
-    )
-    _resources(exported, "light").set_caching_options(enable_caching=False)
+    return run
 
 
 def build_pipeline(*, base_parallelism: int = 0):
@@ -244,6 +274,8 @@ def build_pipeline(*, base_parallelism: int = 0):
     ``cohortlm run`` builds it with 1, because kfp.local runs a loop's iterations in
     threads of one process and two fine-tunes on one CPU only slow each other.
     """
+
+    run_steps = build_run_pipeline(base_parallelism=base_parallelism)
 
     @dsl.pipeline(
         name=PIPELINE_NAME, description="Cohort -> QLoRA LLM vs logistic regression -> DeLong gate -> KServe"
@@ -286,7 +318,7 @@ def build_pipeline(*, base_parallelism: int = 0):
         )
         _resources(outcome, "light").set_caching_options(enable_caching=False)
         with dsl.ExitHandler(outcome, name="run"):
-            _body(
+            run_steps(
                 raw_data=raw_data,
                 study_yaml=study_yaml,
                 profile=profile,
@@ -310,7 +342,6 @@ def build_pipeline(*, base_parallelism: int = 0):
                 trainer_gpus=trainer_gpus,
                 signing_key_file=signing_key_file,
                 online_store_config=online_store_config,
-                base_parallelism=base_parallelism,
             )
 
     return train_evaluate_promote

@@ -67,6 +67,7 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
         "bundles/tiny+qlora/bundle.json",
         "labels.parquet",
         "decision.json",
+        "outcome.json",
         "report/roc.png",
         "report/index.html",
         "report/table1.md",
@@ -90,9 +91,10 @@ def test_the_console_shows_one_line_per_step_and_no_task_output(two_runs):
     steps = [line for line in stderr.splitlines() if line.startswith("step ")]
     assert len(steps) == len(summary["step_seconds"]) + len(summary.get("cached_steps", []))
     assert all(" ok " in line for line in steps)
-    # the raw cohort is imported first (lineage in the KFP UI), then featurised
+    # the raw cohort is imported first (lineage in the KFP UI), the spec is validated, then featurised
     assert steps[0].split()[1].startswith("1/") and "importer" in steps[0]
-    assert steps[1].split()[1].startswith("2/") and "featurise" in steps[1]
+    assert steps[1].split()[1].startswith("2/") and "study-spec" in steps[1]
+    assert steps[2].split()[1].startswith("3/") and "featurise" in steps[2]
     # Two screens: the step lines, the summary tables and the verdict.
     assert len(stdout.splitlines()) + len(stderr.splitlines()) <= 100
     assert "logs:" in stdout
@@ -158,7 +160,8 @@ def test_first_run_promotes_a_champion_into_the_smoke_store_only(two_runs):
     run1, _, store = two_runs
     summary = json.loads((run1 / "summary.json").read_text())
     assert summary["winner"] in ("candidate", "baseline")
-    assert summary["promoted_version"]
+    # the pipeline's output (dsl.OneOf of promote and keep-champion) names the version now serving
+    assert summary["promoted_version"] and summary["served_version"] == summary["promoted_version"]
     smoke_champion = champion(store / "smoke-runs", "ra_iorra")
     assert smoke_champion is not None and smoke_champion.name == summary["promoted_version"]
     # What a real run (`make run`, same --model-store) gates against: nothing from a smoke run.
@@ -181,6 +184,9 @@ def test_second_run_gates_against_the_first_champion(two_runs):
     assert decision["candidate"] == selection["chosen"]
     summary = json.loads((run2 / "summary.json").read_text())
     assert summary["winner"] in ("candidate", "none")
+    # kept or replaced, the served version is the store's champion after the run
+    expected = first["promoted_version"] if summary["winner"] == "none" else summary["promoted_version"]
+    assert summary["served_version"] == expected
 
 
 def test_scores_cover_the_evaluation_splits(two_runs):
