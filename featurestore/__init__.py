@@ -33,18 +33,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
 
 
-__all__ = [
-    "DEFAULT_REPO",
-    "DEFAULT_SERVICE",
-    "ApplySummary",
-    "apply",
-    "definition_drift",
-    "get_online_features_for",
-    "get_training_table",
-    "install_offline_data",
-    "load_config",
-    "materialize",
-    "open_store",
-    "registry_drift",
-    "repo_objects",
-]
+__all__ = sorted(_STORE_NAMES)  # the lazy names are the public ones

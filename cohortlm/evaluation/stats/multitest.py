@@ -32,6 +32,13 @@ def _as_pvalues(pvalues: ArrayLike) -> NDArray[np.float64]:
     return p
 
 
+def _ranked(pvalues: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]]:
+    """The checked p-values, an all-NaN result to fill, and the tested ones' indices, smallest p first."""
+    p = _as_pvalues(pvalues)
+    ok = np.flatnonzero(~np.isnan(p))
+    return p, np.full_like(p, np.nan), ok[np.argsort(p[ok], kind="stable")]
+
+
 def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
     """Holm's step-down adjustment (controls the family-wise error rate).
 
@@ -45,13 +52,8 @@ def holm(pvalues: ArrayLike) -> NDArray[np.float64]:
     Raises:
         ValueError: If ``pvalues`` is not a 1-D array of numbers in [0, 1] or NaN.
     """
-    p = _as_pvalues(pvalues)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
+    p, out, order = _ranked(pvalues)
+    m = order.size
     scaled = p[order] * (m - np.arange(m))
     out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return out
@@ -70,13 +72,8 @@ def benjamini_hochberg(pvalues: ArrayLike) -> NDArray[np.float64]:
     Raises:
         ValueError: If ``pvalues`` is not a 1-D array of numbers in [0, 1] or NaN.
     """
-    p = _as_pvalues(pvalues)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
+    p, out, order = _ranked(pvalues)
+    m = order.size
     scaled = p[order] * m / np.arange(1, m + 1)
     out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
     return out
