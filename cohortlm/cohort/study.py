@@ -633,6 +633,7 @@ def study_from_dict(data: Any, *, source: str = "<memory>") -> StudySpec:
 
 
 def _study_from_dict(data: Any, *, source: str) -> StudySpec:
+    """The spec from plain data, each key checked in turn: top level, lists, names, the optional keys."""
     if not isinstance(data, Mapping):
         raise SpecError(
             f"{source}: the study must be a YAML mapping with name, features, endpoints and split"
@@ -654,7 +655,34 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
     if not isinstance(raw_endpoints, list) or not raw_endpoints:
         raise _err(source, "endpoints", "must be a non-empty list")
     endpoints = tuple(_parse_endpoint(source, i, e) for i, e in enumerate(raw_endpoints))
+    _check_column_names(source, id_column, features, endpoints)
+    timestamp_column = data.get("timestamp_column")
+    if timestamp_column is not None:
+        _name(source, "timestamp_column", timestamp_column)
+    featuriser = _parse_featuriser(source, data.get("featuriser"))
+    rules = _parse_rules(source, data.get("rules") or [])
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _err(source, "description", "must be a string")
+    return StudySpec(
+        name=name,
+        version=version,
+        id_column=id_column,
+        features=features,
+        endpoints=endpoints,
+        split=_parse_split(source, data["split"]),
+        rules=tuple(rules),
+        featuriser=featuriser,
+        timestamp_column=timestamp_column,
+        description=description,
+        source=source,
+    )
 
+
+def _check_column_names(
+    source: str, id_column: str, features: tuple[Feature, ...], endpoints: tuple[Endpoint, ...]
+) -> None:
+    """One name per feature and endpoint, one column per input, and no input that is also an outcome."""
     seen: dict[str, str] = {id_column: "id_column"}
     for f in features:
         if f.name in seen:
@@ -681,10 +709,9 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
                 f"the outcome column is also {seen[e.column]}: an input must not be the outcome",
             )
 
-    timestamp_column = data.get("timestamp_column")
-    if timestamp_column is not None:
-        _name(source, "timestamp_column", timestamp_column)
-    featuriser = data.get("featuriser")
+
+def _parse_featuriser(source: str, featuriser: Any) -> Any:
+    """The featuriser's name, one of :data:`cohortlm.cohort.featurise.FEATURISERS`, or None."""
     if featuriser is not None:
         from cohortlm.cohort.featurise import FEATURISERS
 
@@ -694,7 +721,11 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
                 "featuriser",
                 f"unknown featuriser {_shown(featuriser)}; known: {', '.join(FEATURISERS)}",
             )
-    rules = data.get("rules") or []
+    return featuriser
+
+
+def _parse_rules(source: str, rules: Any) -> list[str]:
+    """The rule names, each one of :data:`cohortlm.cohort.rules.RULES`."""
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise _err(source, "rules", "must be a list of rule names")
     from cohortlm.cohort.rules import RULES
@@ -702,19 +733,4 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
     for r in rules:
         if r not in RULES:
             raise _err(source, "rules", f"unknown rule {_shown(r)}; known: {', '.join(sorted(RULES))}")
-    description = data.get("description")
-    if description is not None and not isinstance(description, str):
-        raise _err(source, "description", "must be a string")
-    return StudySpec(
-        name=name,
-        version=version,
-        id_column=id_column,
-        features=features,
-        endpoints=endpoints,
-        split=_parse_split(source, data["split"]),
-        rules=tuple(rules),
-        featuriser=featuriser,
-        timestamp_column=timestamp_column,
-        description=description,
-        source=source,
-    )
+    return rules
