@@ -33,7 +33,10 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cohortlm.run.outcome import GateOutcome
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class RunResult:
     promoted_version: str | None
     #: the version serving after the run (the promoted one, or the champion kept)
     served_version: str | None = None
+    #: the gate's typed result (the pipeline's ``outcome`` output)
+    outcome: GateOutcome | None = None
     step_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -416,16 +421,82 @@ def run_local(
         console: a rich Console for one line per step and the progress display; None shows
             nothing. Either way each task's output goes to ``logs/<task>.log``.
     """
-    from kfp import local
-
     from cohortlm.cohort.study import load_study
-    from cohortlm.cohort.synthetic import generate_cohort
-    from cohortlm.errors import UsageError
-    from cohortlm.models.llm.bases import check_bases, parse_bases
-    from cohortlm.run.outcome import GateOutcome
-    from cohortlm.run.profiles import get_profile
     from cohortlm.run.steps import report_run_outcome_step, study_text
     from pipelines.train_evaluate_promote import build_run_pipeline
+
+    bases = _checked_bases(profile, base_models)
+    spec = load_study(study)
+    run_id = new_run_id()
+    run_dir = Path(out) if out else Path("runs") / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "study.yaml").write_text(study_text(spec))
+    started = time.monotonic()
+    data_path, split_override = _input_data(run_dir, data, profile)
+    pipeline_root = _init_kfp_local(run_dir, cache)
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    arguments = {
+        "raw_data": str(data_path.resolve()),
+        "study_yaml": study_text(spec),
+        "profile": profile,
+        "base_models": [b.item() for b in bases],
+        "feature_repo": str((run_dir / "feature_repo").resolve()),
+        "model_store": str(Path(model_store).resolve()),
+        "policy_yaml": Path(policy).read_text() if policy else "",
+        "split_override": split_override,
+        "checkpoint_dir": str((run_dir / "checkpoints").resolve()),
+        "pushgateway": pushgateway,
+        "run_id": run_id,
+        **_LOCAL_ARGUMENTS,
+    }
+    failure: str | None = None
+    outputs: dict[str, Any] = {}
+    # One base model at a time: kfp.local runs a loop's iterations in threads of this process.
+    # The run's steps without the cluster's exit handler (KFP returns a pipeline's outputs only
+    # from outside one); its work, pushing the run's outcome, is done here after the run.
+    pipeline = build_run_pipeline(base_parallelism=1)
+    with _step_console(log_dir, pipeline.pipeline_spec, console, {"base_models": len(bases)}) as steps:
+        try:
+            outputs = dict(pipeline(**arguments).outputs)
+        except RuntimeError as exc:
+            failure = str(exc)
+    _collect(_latest_task_dirs(pipeline_root), run_dir)
+    report_run_outcome_step("FAILED" if failure else "SUCCEEDED", study_text(spec), pushgateway, run_id)
+    if failure is not None:
+        _raise_step_failure(failure, run_dir, steps.failed)
+    _collect_gate(Path(outputs["outcome"].path), run_dir)
+    skipped = steps.not_run()
+    if console is not None and skipped:
+        console.print(f"[dim]not run (gate branches not taken): {', '.join(skipped)}[/dim]", highlight=False)
+    result = _finish(run_dir, outputs, model_store=model_store, steps=steps, started=started)
+    _write_summary(run_dir, result, steps, run_id=run_id, profile=profile, bases=[b.name for b in bases])
+    return result
+
+
+#: Pipeline parameters that mean something on a cluster only: the signing-key Secret, the Redis
+#: online store, the InferenceService, GPU node pools, PVCs and the Trainer do not exist here.
+_LOCAL_ARGUMENTS: dict[str, Any] = {
+    "signing_key_file": "",
+    "online_store_config": "",
+    "isvc_namespace": "",
+    "gpu_type": "nvidia.com/gpu",
+    "gpu_count": 1,
+    "gpu_node_selector": {},
+    "gpu_tolerations": [],
+    "model_cache_pvc": "",
+    "model_store_pvc": "",
+    "use_trainer": False,
+    "trainer_namespace": "",
+    "trainer_gpus": 1,
+}
+
+
+def _checked_bases(profile: str, base_models: list[str] | None) -> list[Any]:
+    """The run's base models, checked (names unique, paths present, causal LMs) before any step."""
+    from cohortlm.errors import UsageError
+    from cohortlm.models.llm.bases import check_bases, parse_bases
+    from cohortlm.run.profiles import get_profile
 
     if profile not in PROFILE_COHORT:
         raise UsageError(f"--profile must be one of {', '.join(PROFILE_COHORT)}, got '{profile}'")
@@ -434,127 +505,86 @@ def run_local(
     for b in bases:
         prof.base_model_or(b.source or None)  # a profile without a default model needs --base-model
     check_bases(bases)
-    spec = load_study(study)
-    run_id = new_run_id()
-    run_dir = Path(out) if out else Path("runs") / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "study.yaml").write_text(study_text(spec))
-    started = time.monotonic()
-    split_override: dict[str, float] = {}
+    return bases
+
+
+def _input_data(run_dir: Path, data: str | None, profile: str) -> tuple[Path, dict[str, float]]:
+    """The raw data (the profile's synthetic cohort when none is given) and its split override."""
+    from cohortlm.cohort.synthetic import generate_cohort
+    from cohortlm.errors import UsageError
+
     if data is None:
         cfg = PROFILE_COHORT[profile]
-        raw = run_dir / "raw"
-        generate_cohort(n=cfg.n, seed=0).write(raw)
-        data_path = raw
-        split_override = dict(cfg.split)
-    else:
-        data_path = Path(data)
-        if not data_path.exists():
-            raise UsageError(f"--data {data_path} does not exist")
-    policy_yaml = Path(policy).read_text() if policy else ""
+        generate_cohort(n=cfg.n, seed=0).write(run_dir / "raw")
+        return run_dir / "raw", dict(cfg.split)
+    if not Path(data).exists():
+        raise UsageError(f"--data {data} does not exist")
+    return Path(data), {}
+
+
+def _init_kfp_local(run_dir: Path, cache: bool) -> Path:
+    """kfp.local with subprocess tasks in this environment; returns the pipeline root."""
+    from kfp import local
 
     pipeline_root = run_dir / ".kfp"
-    cache_root = Path.home() / ".cache" / "cohortlm" / "kfp-cache"
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
         enable_caching=cache,
-        cache_root=str(cache_root),
+        cache_root=str(Path.home() / ".cache" / "cohortlm" / "kfp-cache"),
     )
     # The resource settings matter on a cluster; locally kfp warns that it ignores them.
     warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
     warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-    log_dir = run_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    failure: str | None = None
-    outputs: dict[str, Any] = {}
-    # One base model at a time: kfp.local runs a loop's iterations in threads of this process.
-    # The run's steps without the cluster's exit handler (KFP returns a pipeline's outputs only
-    # from outside one); its work, pushing the run's outcome, is done here after the run.
-    pipeline = build_run_pipeline(base_parallelism=1)
-    param_lengths = {"base_models": len(bases)}
-    with _step_console(log_dir, pipeline.pipeline_spec, console, param_lengths) as steps:
-        try:
-            task = pipeline(
-                raw_data=str(data_path.resolve()),
-                study_yaml=study_text(spec),
-                profile=profile,
-                base_models=[b.item() for b in bases],
-                feature_repo=str((run_dir / "feature_repo").resolve()),
-                model_store=str(Path(model_store).resolve()),
-                policy_yaml=policy_yaml,
-                split_override=split_override,
-                checkpoint_dir=str((run_dir / "checkpoints").resolve()),
-                pushgateway=pushgateway,
-                run_id=run_id,
-                # The cluster's signing-key Secret and Redis online store do not exist here.
-                signing_key_file="",
-                online_store_config="",
-                # Not used locally (the cluster's values; no pod runs here).
-                isvc_namespace="",
-                gpu_type="nvidia.com/gpu",
-                gpu_count=1,
-                gpu_node_selector={},
-                gpu_tolerations=[],
-                model_cache_pvc="",
-                model_store_pvc="",
-                use_trainer=False,
-                trainer_namespace="",
-                trainer_gpus=1,
-            )
-            outputs = dict(task.outputs)
-        except RuntimeError as exc:
-            failure = str(exc)
-    _collect(_latest_task_dirs(pipeline_root), run_dir)
-    state = "FAILED" if failure is not None else "SUCCEEDED"
-    report_run_outcome_step(state, study_text(spec), pushgateway, run_id)
-    if failure is not None:
-        _raise_step_failure(failure, run_dir, steps.failed)
-    _collect_gate(Path(outputs["outcome"].path), run_dir)
-    skipped = steps.not_run()
-    if console is not None and skipped:
-        console.print(f"[dim]not run (gate branches not taken): {', '.join(skipped)}[/dim]", highlight=False)
+    return pipeline_root
+
+
+def _finish(
+    run_dir: Path, outputs: dict[str, Any], *, model_store: str, steps: _StepConsole, started: float
+) -> RunResult:
+    """The run's result from the pipeline's outputs; a copy of the champion in ``promoted/``."""
+    from cohortlm.run.outcome import GateOutcome
+    from cohortlm.store.registry import champion
 
     outcome = GateOutcome.read(outputs["outcome"].path)
-    winner = outcome.winner
     served_version = str(outputs["served_version"])
-    promoted_version = served_version if winner != "none" else None
-    if promoted_version is not None:
-        from cohortlm.store.registry import champion
-
-        current = champion(Path(model_store), spec.name)
-        if current is not None:
-            _copy(current, run_dir / "promoted")
-    result = RunResult(
+    promoted_version = served_version if outcome.winner != "none" else None
+    current = champion(Path(model_store), outcome.study) if promoted_version else None
+    if current is not None:
+        _copy(current, run_dir / "promoted")
+    return RunResult(
         run_dir=run_dir,
-        winner=winner,
+        winner=outcome.winner,
         promoted_version=promoted_version,
         served_version=served_version,
+        outcome=outcome,
         step_seconds=steps.seconds,
         wall_seconds=round(time.monotonic() - started, 1),
     )
-    (run_dir / "summary.json").write_text(
-        json.dumps(
-            {
-                "run_id": run_id,
-                "study": spec.name,
-                "profile": profile,
-                "winner": winner,
-                "promote": outcome.promote,
-                "candidate": outcome.candidate,
-                "promoted_model": outcome.promoted_model,
-                "served_version": served_version,
-                "base_models": [b.name for b in bases],
-                "promoted_version": promoted_version,
-                "wall_seconds": result.wall_seconds,
-                "step_seconds": result.step_seconds,
-                "cached_steps": steps.cached,
-                "logs": str(log_dir),
-            },
-            indent=2,
-        )
-    )
-    return result
+
+
+def _write_summary(
+    run_dir: Path, result: RunResult, steps: _StepConsole, *, run_id: str, profile: str, bases: list[str]
+) -> None:
+    """``summary.json``: the verdict, what serves now, wall time per step, cached steps."""
+    outcome = result.outcome
+    summary = {
+        "run_id": run_id,
+        "study": outcome.study if outcome else None,
+        "profile": profile,
+        "winner": result.winner,
+        "promote": outcome.promote if outcome else None,
+        "candidate": outcome.candidate if outcome else None,
+        "promoted_model": outcome.promoted_model if outcome else None,
+        "served_version": result.served_version,
+        "base_models": bases,
+        "promoted_version": result.promoted_version,
+        "wall_seconds": result.wall_seconds,
+        "step_seconds": result.step_seconds,
+        "cached_steps": steps.cached,
+        "logs": str(run_dir / "logs"),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
 def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:

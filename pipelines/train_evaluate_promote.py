@@ -90,6 +90,110 @@ class RunOutputs(NamedTuple):
     served_version: str
 
 
+def _data_steps(*, raw_data, study_yaml, feature_repo, split_override, pushgateway, run_id, job_id):
+    """Import, spec, featurise, validate, Feast, split: ``(study, cohort, split table)`` outputs."""
+    # The raw cohort enters as an imported Dataset: the UI shows lineage from data to served model.
+    raw = dsl.importer(
+        artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
+    ).set_display_name("raw-cohort")
+    spec = _resources(study_spec(study_yaml=study_yaml), "light")
+    study = spec.outputs["spec"]
+    feats = _resources(featurise(raw=raw.output, study=study), "data")
+    checked = _resources(
+        validate(
+            cohort=feats.outputs["cohort"],
+            study=study,
+            pushgateway=pushgateway,
+            run_id=run_id,
+            job_id=job_id,
+        ),
+        "data",
+    )
+    # It pushes this run's validation counts: it must run every time.
+    checked.set_caching_options(enable_caching=False)
+    store = _resources(
+        feature_store(cohort=feats.outputs["cohort"], study=study, feature_repo=feature_repo),
+        "data",
+    ).after(checked)
+    splits = _resources(
+        split(table=store.outputs["training_table"], study=study, split_override=split_override),
+        "light",
+    )
+    return study, feats.outputs["cohort"], splits.outputs["split_table"]
+
+
+def _on_gpu_pool(task: dsl.PipelineTask, gpu_type, gpu_count, node_selector, tolerations) -> None:
+    """The training pod's accelerator, node pool and shared memory."""
+    task.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
+    kubernetes.add_node_selector_json(task, node_selector)
+    kubernetes.add_toleration_json(task, tolerations)
+    # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
+    )
+
+
+def _promote_or_keep(
+    gate: dsl.PipelineTask,
+    *,
+    cohort,
+    study,
+    model_store,
+    model_store_pvc,
+    isvc_namespace,
+    signing_key_file,
+    online_store_config,
+):
+    """Promote the gate's winner (and its features online), or keep the champion: the served version.
+
+    First run: the candidate if it beats the baseline, else the baseline becomes the first
+    champion. Later runs: the candidate (a fine-tuned LLM or this run's baseline) only if it
+    beats the champion. Either way the gate's ``winner`` output is the bundle to promote.
+    """
+    with dsl.If(gate.outputs["Output"] != "none", name="promote-winner"):
+        p = promote(
+            bundle=gate.outputs["winner"],
+            decision=gate.outputs["decision"],
+            model_store=model_store,
+            isvc_namespace=isvc_namespace,
+            signing_key_file=signing_key_file,
+        )
+        _resources(p, "light").set_caching_options(enable_caching=False)
+        kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+        kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
+        # patient_id-only requests to the new champion find the features it was trained on.
+        online = materialize_online(
+            cohort=cohort, study=study, online_store_config=online_store_config
+        ).after(p)
+        _resources(online, "data").set_caching_options(enable_caching=False)
+        kubernetes.use_config_map_as_volume(
+            online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
+        )
+        kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
+        kubernetes.use_secret_as_volume(
+            online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
+        )
+    with dsl.Else(name="keep-champion"):
+        kept = keep_champion(decision=gate.outputs["decision"], model_store=model_store)
+        _resources(kept, "light").set_caching_options(enable_caching=False)
+        kubernetes.mount_pvc(kept, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
+    return dsl.OneOf(p.outputs["Output"], kept.output)
+
+
+def _report_steps(gate: dsl.PipelineTask, *, pushgateway, run_id, job_id) -> None:
+    """The KFP UI's per-endpoint curves and the run's metrics pushed to the Pushgateway."""
+    # Per endpoint, a ROC artifact per model and the confusion matrix. One at a time:
+    # kfp.local runs loop iterations in threads, and these steps are light.
+    endpoints = _resources(gate_endpoints(decision=gate.outputs["decision"]), "light")
+    with dsl.ParallelFor(endpoints.output, parallelism=1, name="per-endpoint") as endpoint:
+        curves = endpoint_metrics(decision=gate.outputs["decision"], endpoint=endpoint)
+        _resources(curves, "light")
+    exported = export_metrics(
+        decision=gate.outputs["decision"], pushgateway=pushgateway, run_id=run_id, job_id=job_id
+    )
+    _resources(exported, "light").set_caching_options(enable_caching=False)
+
+
 def build_run_pipeline(*, base_parallelism: int = 0):
     """The run's steps as a pipeline of their own, with :class:`RunOutputs`.
 
@@ -129,35 +233,15 @@ def build_run_pipeline(*, base_parallelism: int = 0):
     ) -> RunOutputs:
         """The run's tasks; the parameters are :func:`build_pipeline`'s."""
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        # The raw cohort enters as an imported Dataset: the UI shows lineage from data to served model.
-        raw = dsl.importer(
-            artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
-        ).set_display_name("raw-cohort")
-        spec = _resources(study_spec(study_yaml=study_yaml), "light")
-        study = spec.outputs["spec"]
-        feats = _resources(featurise(raw=raw.output, study=study), "data")
-        checked = _resources(
-            validate(
-                cohort=feats.outputs["cohort"],
-                study=study,
-                pushgateway=pushgateway,
-                run_id=run_id,
-                job_id=job_id,
-            ),
-            "data",
+        study, cohort, table = _data_steps(
+            raw_data=raw_data,
+            study_yaml=study_yaml,
+            feature_repo=feature_repo,
+            split_override=split_override,
+            pushgateway=pushgateway,
+            run_id=run_id,
+            job_id=job_id,
         )
-        # It pushes this run's validation counts: it must run every time.
-        checked.set_caching_options(enable_caching=False)
-        store = _resources(
-            feature_store(cohort=feats.outputs["cohort"], study=study, feature_repo=feature_repo),
-            "data",
-        ).after(checked)
-        splits = _resources(
-            split(table=store.outputs["training_table"], study=study, split_override=split_override),
-            "light",
-        )
-        table = splits.outputs["split_table"]
-
         baseline = _resources(train_baseline(split_table=table, study=study), "data")
         # One iteration per base model: on a cluster side by side, one GPU pod each.
         with dsl.ParallelFor(base_models, parallelism=base_parallelism, name="per-base-model") as base_model:
@@ -182,13 +266,7 @@ def build_run_pipeline(*, base_parallelism: int = 0):
                 ),
                 "train",
             )
-            qlora.set_accelerator_type(gpu_type).set_accelerator_limit(gpu_count)
-            kubernetes.add_node_selector_json(qlora, gpu_node_selector)
-            kubernetes.add_toleration_json(qlora, gpu_tolerations)
-            # NCCL and DataLoader workers need more shared memory than the 64 MiB default.
-            kubernetes.empty_dir_mount(
-                qlora, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit="16Gi"
-            )
+            _on_gpu_pool(qlora, gpu_type, gpu_count, gpu_node_selector, gpu_tolerations)
             fine_tuned = _resources(
                 score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
             )
@@ -215,54 +293,18 @@ def build_run_pipeline(*, base_parallelism: int = 0):
         gate.set_caching_options(enable_caching=False)
         kubernetes.mount_pvc(gate, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
 
-        # First run: the candidate if it beats the baseline, else the baseline becomes the first
-        # champion. Later runs: the candidate (a fine-tuned LLM or this run's baseline) only if it
-        # beats the champion. Either way the gate's `winner` output is the bundle to promote.
-        with dsl.If(gate.outputs["Output"] != "none", name="promote-winner"):
-            p = promote(
-                bundle=gate.outputs["winner"],
-                decision=gate.outputs["decision"],
-                model_store=model_store,
-                isvc_namespace=isvc_namespace,
-                signing_key_file=signing_key_file,
-            )
-            _resources(p, "light").set_caching_options(enable_caching=False)
-            kubernetes.mount_pvc(p, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-            kubernetes.use_secret_as_volume(p, secret_name=SIGNING_KEY_SECRET, mount_path=SIGNING_KEY_MOUNT)
-            # patient_id-only requests to the new champion find the features it was trained on.
-            online = materialize_online(
-                cohort=feats.outputs["cohort"], study=study, online_store_config=online_store_config
-            ).after(p)
-            _resources(online, "data").set_caching_options(enable_caching=False)
-            kubernetes.use_config_map_as_volume(
-                online, config_map_name=FEATURE_STORE_CONFIGMAP, mount_path=CLUSTER_CONFIG_MOUNT
-            )
-            kubernetes.use_secret_as_volume(online, secret_name=REDIS_SECRET, mount_path=REDIS_SECRET_MOUNT)
-            kubernetes.use_secret_as_volume(
-                online, secret_name=FEAST_REGISTRY_SECRET, mount_path=REGISTRY_SECRET_MOUNT
-            )
-        with dsl.Else(name="keep-champion"):
-            kept = keep_champion(decision=gate.outputs["decision"], model_store=model_store)
-            _resources(kept, "light").set_caching_options(enable_caching=False)
-            kubernetes.mount_pvc(kept, pvc_name=model_store_pvc, mount_path=MODEL_STORE_MOUNT)
-
-        # The KFP UI's curves: per endpoint, a ROC artifact per model and the confusion matrix.
-        # One at a time: kfp.local runs loop iterations in threads, and these steps are light.
-        endpoints = _resources(gate_endpoints(decision=gate.outputs["decision"]), "light")
-        with dsl.ParallelFor(endpoints.output, parallelism=1, name="per-endpoint") as endpoint:
-            curves = endpoint_metrics(decision=gate.outputs["decision"], endpoint=endpoint)
-            _resources(curves, "light")
-
-        exported = export_metrics(
-            decision=gate.outputs["decision"],
-            pushgateway=pushgateway,
-            run_id=run_id,
-            job_id=job_id,
+        served = _promote_or_keep(
+            gate,
+            cohort=cohort,
+            study=study,
+            model_store=model_store,
+            model_store_pvc=model_store_pvc,
+            isvc_namespace=isvc_namespace,
+            signing_key_file=signing_key_file,
+            online_store_config=online_store_config,
         )
-        _resources(exported, "light").set_caching_options(enable_caching=False)
-        return RunOutputs(
-            outcome=gate.outputs["decision"], served_version=dsl.OneOf(p.outputs["Output"], kept.output)
-        )
+        _report_steps(gate, pushgateway=pushgateway, run_id=run_id, job_id=job_id)
+        return RunOutputs(outcome=gate.outputs["decision"], served_version=served)
 
     return run
 
