@@ -21,6 +21,8 @@ Run folder (``runs/<id>/``)::
     summary.json         wall time per step, verdict, where things are
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import re
@@ -212,7 +214,7 @@ class _StepConsole:
         return getattr(self.stream, name)
 
     # -- the display
-    def __enter__(self) -> "_StepConsole":
+    def __enter__(self) -> _StepConsole:
         self.stream = sys.stdout
         self._console_file = None
         if self.console is not None:

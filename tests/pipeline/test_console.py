@@ -48,8 +48,9 @@ def test_a_step_that_raises_puts_its_error_and_log_on_stderr(tmp_path, cohort):
     log = tmp_path / "run" / "logs" / "featurise.log"
     assert f"Log: {log}" in error[0] and log.exists()
     assert "Traceback" in log.read_text()
+    # step 1 imports the raw cohort, step 2 validates the study spec, step 3 featurises
     assert any(
-        line.startswith("step  2/") and "FAILED" in line and "featurise" in line
+        line.startswith("step  3/") and "FAILED" in line and "featurise" in line
         for line in res.stderr.splitlines()
     )
 
