@@ -3,7 +3,7 @@
 Entities, data sources, feature views, feature services. Every name, field and
 type comes from the study spec through ``featurestore.definitions`` (which the
 pipeline also uses for any other study): the spec is the only place that names
-features, and ``tests/features/test_drift.py`` fails if these definitions and
+features, and ``tests/featurestore/test_drift.py`` fails if these definitions and
 the spec drift apart.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's headless-capable Chromium when it is missing. The HTML report test
-# (tests/stats/test_report_html_chromium.py) opens runs/<id>/report/index.html in it,
+# (tests/evaluation/test_report_html_chromium.py) opens runs/<id>/report/index.html in it,
 # checks the console for errors and takes a screenshot. The test calls this script on
 # first use; it is safe to run again (a no-op then). Fonts: Debian's chromium pulls
 # fonts-liberation, which is enough for the report's text.

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from stats_run_folder import make_run_folder
 
 from cohortlm.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stats"))
-from stats_run_folder import make_run_folder
 
 RUN_A = "20260101-100000-aaaaaa"
 RUN_B = "20260102-100000-bbbbbb"

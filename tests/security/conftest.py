@@ -7,15 +7,10 @@ and file the input produced.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# The server subprocess helper lives beside the serving tests; one copy of it is enough.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
-
 from serving_testlib import ServerProcess
 
 
@@ -36,22 +31,12 @@ def keys(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def trained_bundle(tmp_path_factory, small_cohort, ra_spec) -> Path:
-    """An unpromoted baseline bundle trained on the small synthetic cohort."""
-    from cohortlm.models.baseline import train_baseline
-
-    out = tmp_path_factory.mktemp("sec-bundles") / "baseline"
-    train_baseline(small_cohort, ra_spec).save(out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def signed_champion(tmp_path_factory, trained_bundle, keys) -> Path:
+def signed_champion(tmp_path_factory, baseline_bundle, keys) -> Path:
     """The store's champion pointer to the bundle, promoted and signed."""
     from cohortlm.store.registry import promote
 
     store = tmp_path_factory.mktemp("sec-store")
-    promote(trained_bundle, store, signing_key=keys["private"])
+    promote(baseline_bundle, store, signing_key=keys["private"])
     return store / "ra_iorra" / "champion"
 
 

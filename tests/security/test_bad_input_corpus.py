@@ -917,12 +917,12 @@ def test_bundle_case(name, change, key, code, expect, signed_champion, keys, tmp
         assert not leaks(text), text
 
 
-def test_a_signed_copy_serves_and_an_unsigned_promotion_is_refused(trained_bundle, keys, tmp_path, capsys):
+def test_a_signed_copy_serves_and_an_unsigned_promotion_is_refused(baseline_bundle, keys, tmp_path, capsys):
     from cohortlm.cli import main
     from cohortlm.store.registry import promote
 
     store = tmp_path / "models"
-    promote(trained_bundle, store)  # no key: unsigned
+    promote(baseline_bundle, store)  # no key: unsigned
     champion = str(store / "ra_iorra" / "champion")
     result = main(
         ["serve", "--bundle", champion, "--http-port", str(free_port()), "--verify-key", str(keys["public"])]
@@ -931,14 +931,14 @@ def test_a_signed_copy_serves_and_an_unsigned_promotion_is_refused(trained_bundl
     assert "has no MANIFEST.sig" in capsys.readouterr().err
 
 
-def test_promote_refuses_a_public_key_as_the_signing_key(trained_bundle, keys, tmp_path, capsys):
+def test_promote_refuses_a_public_key_as_the_signing_key(baseline_bundle, keys, tmp_path, capsys):
     from cohortlm.cli import main
 
     result = main(
         [
             "promote",
             "--bundle",
-            str(trained_bundle),
+            str(baseline_bundle),
             "--store",
             str(tmp_path / "m"),
             "--signing-key",

@@ -22,7 +22,7 @@ Mid-ranks make ties exact: a case tied with a control counts one half, the
 Mann–Whitney convention, so the AUC equals ``sklearn.metrics.roc_auc_score``
 and the variances equal R's pROC (``roc.test(method = "delong")``,
 ``ci.auc(method = "delong")``), which is the reference the tests hold this
-module to (1e-6, tests/stats/proc_reference.json).
+module to (1e-6, tests/evaluation/proc_reference.json).
 
 Conventions (the same as pROC with ``direction = "<"``): a label of 1 is a case,
 0 a control, and a higher score means more likely a case. ``delta`` is

@@ -24,7 +24,7 @@ The data model (binormal, the usual one for ROC power calculations):
 
 The DeLong statistics are computed from placements (ranks) batched over
 replicates; scores are continuous, so there are no ties and the numbers equal
-:func:`cohortlm.evaluation.stats.delong.delong_test` (tests/stats check this).
+:func:`cohortlm.evaluation.stats.delong.delong_test` (tests/evaluation check this).
 """
 
 from __future__ import annotations

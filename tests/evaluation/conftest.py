@@ -1,4 +1,4 @@
-"""Fixtures for the stats tests: a synthetic run folder (builder in stats_run_folder.py)."""
+"""Fixtures for the evaluation tests: a synthetic run folder (builder in tests/stats_run_folder.py)."""
 
 from __future__ import annotations
 

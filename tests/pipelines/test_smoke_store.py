@@ -1,7 +1,7 @@
 """A smoke run never promotes into the model store real runs use (issue 17, item 6).
 
 Measured before: `make run` after one smoke run gated against the smoke run's baseline as
-champion. The end-to-end check is tests/pipeline/test_local_run.py (two smoke runs, then the
+champion. The end-to-end check is tests/pipelines/test_local_run.py (two smoke runs, then the
 store a real run reads has no champion); these tests pin the rule and its namespace.
 """
 

@@ -2,7 +2,7 @@
 # Reference values for cohortlm.evaluation.stats from R's pROC, written to proc_reference.json beside this script.
 #
 #   apt-get update && apt-get install -y r-base-core r-cran-proc r-cran-jsonlite
-#   Rscript tests/stats/make_proc_reference.R
+#   Rscript tests/evaluation/make_proc_reference.R
 #
 # Each case stores its data too, so the Python tests need no R. Conventions match cohortlm:
 # label 1 = case, higher score = more likely a case (direction = "<"), delta = auc(a) - auc(b).
@@ -106,7 +106,7 @@ p <- c(0.01, 0.04, 0.03, 0.005, 0.20, 0.04, 0.9, 0.0001)
 adjust <- list(p = p, holm = p.adjust(p, "holm"), bh = p.adjust(p, "BH"))
 
 out <- list(
-  generator = "tests/stats/make_proc_reference.R",
+  generator = "tests/evaluation/make_proc_reference.R",
   r_version = R.version.string,
   proc_version = as.character(packageVersion("pROC")),
   cases = cases,
