@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from steplib import RecordingGateway
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -69,3 +71,28 @@ def promoted(baseline_bundle, store) -> Path:
 
     promote(baseline_bundle, store)
     return store / "ra_iorra" / "champion"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Iterator[Path]:
+    """Models built or converted by the tests go to a temporary cache, never ~/.cache."""
+    import os
+
+    old = os.environ.get("COHORTLM_CACHE")
+    path = tmp_path_factory.mktemp("cohortlm-cache")
+    os.environ["COHORTLM_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("COHORTLM_CACHE", None)
+    else:
+        os.environ["COHORTLM_CACHE"] = old
+
+
+@pytest.fixture
+def gateway() -> Iterator[RecordingGateway]:
+    """A Pushgateway stand-in on 127.0.0.1 that records every push (tests/steplib.py)."""
+    gw = RecordingGateway()
+    try:
+        yield gw
+    finally:
+        gw.close()

@@ -23,21 +23,6 @@ def split_cohort(small_cohort, frac_spec):
     return split_table(small_cohort, frac_spec)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def model_cache(tmp_path_factory):
-    """Models built or converted by the tests go to a temporary cache, never ~/.cache."""
-    import os
-
-    old = os.environ.get("COHORTLM_CACHE")
-    path = tmp_path_factory.mktemp("cohortlm-cache")
-    os.environ["COHORTLM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("COHORTLM_CACHE", None)
-    else:
-        os.environ["COHORTLM_CACHE"] = old
-
-
 @pytest.fixture(scope="session")
 def tiny_base(frac_spec, model_cache):
     """The tiny random Llama for the RA words, as an HF folder."""

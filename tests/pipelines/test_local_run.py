@@ -24,36 +24,31 @@ def _cohortlm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=1200, cwd=cwd, env=env)
 
 
+def _smoke_run(work: Path, name: str, store: Path) -> subprocess.CompletedProcess[str]:
+    """``cohortlm run --profile smoke`` into ``work/name`` with the model store ``store``; must succeed."""
+    res = _cohortlm(
+        "run",
+        "--profile",
+        "smoke",
+        "--out",
+        str(work / name),
+        "--model-store",
+        str(store),
+        "--no-cache",
+        cwd=work,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     work = tmp_path_factory.mktemp("pipeline")
     store = work / "models"
-    first = _cohortlm(
-        "run",
-        "--profile",
-        "smoke",
-        "--out",
-        str(work / "run1"),
-        "--model-store",
-        str(store),
-        "--no-cache",
-        cwd=work,
-    )
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    first = _smoke_run(work, "run1", store)
     (work / "run1.stdout").write_text(first.stdout)
     (work / "run1.stderr").write_text(first.stderr)
-    second = _cohortlm(
-        "run",
-        "--profile",
-        "smoke",
-        "--out",
-        str(work / "run2"),
-        "--model-store",
-        str(store),
-        "--no-cache",
-        cwd=work,
-    )
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    _smoke_run(work, "run2", store)
     return work / "run1", work / "run2", store
 
 

@@ -4,29 +4,13 @@ score tables made in the test, and a recording Pushgateway on 127.0.0.1.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 from flat_cohort import flat_cohort, hf_study
-from steplib import RecordingGateway, fake_scores, lenient_policy_text
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _model_cache(tmp_path_factory) -> Iterator[Path]:
-    """The tiny LLM is built into a temporary cache, never ~/.cache."""
-    import os
-
-    old = os.environ.get("COHORTLM_CACHE")
-    path = tmp_path_factory.mktemp("cohortlm-cache")
-    os.environ["COHORTLM_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("COHORTLM_CACHE", None)
-    else:
-        os.environ["COHORTLM_CACHE"] = old
+from steplib import fake_scores, lenient_policy_text
 
 
 @dataclass
@@ -84,15 +68,6 @@ def study_run(tmp_path_factory) -> StudyRun:
         baseline_scores=root / "baseline.parquet",
         info=info,
     )
-
-
-@pytest.fixture
-def gateway() -> Iterator[RecordingGateway]:
-    gw = RecordingGateway()
-    try:
-        yield gw
-    finally:
-        gw.close()
 
 
 @pytest.fixture(scope="module")
