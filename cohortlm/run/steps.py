@@ -5,11 +5,12 @@ a small dict of metadata that the component attaches to its output artifact.
 Nothing here imports kfp, kserve or feast, so each step is unit-tested without
 a cluster, and a retried step rewrites the same outputs (idempotent).
 
-Steps take the study as a :class:`~cohortlm.cohort.study.StudySpec`: a component
-validates the pipeline's ``study`` parameter (a dict) once, with :func:`study_param`,
-and hands the object on. Each step returns what it measured, its own wall time
-included (``seconds``), for the component to attach to its output artifact; the
-gate step returns a typed :class:`~cohortlm.run.outcome.GateOutcome`.
+Steps take the study as a :class:`~cohortlm.cohort.study.StudySpec`: the pipeline's
+``study_yaml`` parameter is validated once, by :func:`study_step`, whose output (the
+study artifact) each component loads once and hands on as the object. Each step
+returns what it measured, its own wall time included (``seconds``), for the
+component to attach to its output artifact; the gate step returns a typed
+:class:`~cohortlm.run.outcome.GateOutcome`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import yaml
 
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.cohort.study import StudySpec, study_from_dict
-from cohortlm.errors import DataError
+from cohortlm.errors import DataError, SpecError
 from cohortlm.models.training import TrainingFigures
 from cohortlm.run.outcome import GateOutcome
+from cohortlm.yamlsafe import load_yaml_text
 
 if TYPE_CHECKING:
     from cohortlm.evaluation.gates import Decision
@@ -55,7 +57,8 @@ def study_step(study_yaml: str, out: str) -> dict[str, Any]:
     Every later step reads the artifact (:func:`~cohortlm.cohort.study.load_study`, once
     per process), so the spec is a versioned input in the run's lineage.
     """
-    spec = study_from_dict(yaml.safe_load(study_yaml), source="the pipeline's study_yaml parameter")
+    source = "the pipeline's study_yaml parameter"
+    spec = study_from_dict(load_yaml_text(study_yaml, source=source), source=source)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(study_text(spec))
     return {"study": spec.name, "version": spec.version, "spec_hash": spec.spec_hash}
@@ -629,7 +632,10 @@ def report_run_outcome_step(state: str, study_yaml: str, pushgateway: str, run_i
     from cohortlm.run.metrics import push_run_outcome
 
     # The exit handler runs even when the study step failed: only the name is read, not validated.
-    study = yaml.safe_load(study_yaml)
+    try:
+        study = load_yaml_text(study_yaml, source="study_yaml")
+    except SpecError:
+        study = None
     name = study.get("name") if isinstance(study, dict) else None
     succeeded = state.upper() == "SUCCEEDED"
     pushed = push_run_outcome(
