@@ -228,7 +228,36 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         raise UsageError(f"run folder not found: {root}")
     study = load_study(root / "study.yaml") if (root / "study.yaml").is_file() else None
     id_col = study.id_column if study is not None else DEFAULT_ID_COLUMN
+    labels, split, endpoints = _read_labels(root, id_col, study)
+    scores = _read_scores(root, id_col)
+    run = _read_run_json(root)
+    legend = [m for m in run.get("models", []) if m in scores]
+    scores = {m: scores[m] for m in legend + sorted(m for m in scores if m not in legend)}
+    for key in ("candidate", "champion"):
+        if run.get(key) is not None and run[key] not in scores:
+            raise SpecError(f"{root / 'run.json'}: {key} '{run[key]}' has no scores/{run[key]}.parquet")
+    decision = None
+    if (root / "decision.json").is_file():
+        decision = Decision.from_json((root / "decision.json").read_text(encoding="utf-8"))
+    return RunData(
+        labels=labels,
+        split=split,
+        scores=scores,
+        endpoints=endpoints,
+        study=study,
+        candidate=run.get("candidate"),
+        champion=run.get("champion"),
+        policy=GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None,
+        decision=decision,
+        run_info=_optional_json(root / "summary.json"),
+        validation=_optional_json(root / "validation" / "validation.json"),
+    )
 
+
+def _read_labels(
+    root: Path, id_col: str, study: StudySpec | None
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """``labels``: the label table by patient id, its split column and the endpoints, checked."""
     labels = _read_table(root / "labels", "labels")
     for col in (id_col, SPLIT_COLUMN):
         if col not in labels.columns:
@@ -248,7 +277,11 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         endpoints = [str(c) for c in labels.columns]
     if not endpoints:
         raise DataError(f"{root / 'labels'}: no endpoint columns")
+    return labels, split, endpoints
 
+
+def _read_scores(root: Path, id_col: str) -> dict[str, pd.DataFrame]:
+    """``scores/<model>``: one table per model, by patient id."""
     score_dir = root / "scores"
     files = (
         sorted(p for p in score_dir.glob("*") if p.suffix in (".parquet", ".csv"))
@@ -265,42 +298,20 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         if frame[id_col].duplicated().any():
             raise DataError(f"{path}: '{id_col}' has duplicates")
         scores.setdefault(path.stem, frame.set_index(id_col).drop(columns=[SPLIT_COLUMN], errors="ignore"))
+    return scores
 
-    run: dict[str, Any] = {}
-    if (root / "run.json").is_file():
-        try:
-            run = json.loads((root / "run.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{root / 'run.json'}: not valid JSON ({exc.msg})") from None
-        if not isinstance(run, dict):
-            raise SpecError(f"{root / 'run.json'}: must be a JSON object")
-    order = [m for m in run.get("models", []) if m in scores] + sorted(
-        m for m in scores if m not in run.get("models", [])
-    )
-    scores = {m: scores[m] for m in order}
-    for key in ("candidate", "champion"):
-        if run.get(key) is not None and run[key] not in scores:
-            raise SpecError(f"{root / 'run.json'}: {key} '{run[key]}' has no scores/{run[key]}.parquet")
 
-    policy = GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None
-    run_info = _optional_json(root / "summary.json")
-    validation = _optional_json(root / "validation" / "validation.json")
-    decision = None
-    if (root / "decision.json").is_file():
-        decision = Decision.from_json((root / "decision.json").read_text(encoding="utf-8"))
-    return RunData(
-        labels=labels,
-        split=split,
-        scores=scores,
-        endpoints=endpoints,
-        study=study,
-        candidate=run.get("candidate"),
-        champion=run.get("champion"),
-        policy=policy,
-        decision=decision,
-        run_info=run_info,
-        validation=validation,
-    )
+def _read_run_json(root: Path) -> dict[str, Any]:
+    """``run.json`` (candidate, champion, legend order), or an empty record when there is none."""
+    if not (root / "run.json").is_file():
+        return {}
+    try:
+        run = json.loads((root / "run.json").read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{root / 'run.json'}: not valid JSON ({exc.msg})") from None
+    if not isinstance(run, dict):
+        raise SpecError(f"{root / 'run.json'}: must be a JSON object")
+    return run
 
 
 def _optional_json(path: Path) -> dict[str, Any] | None:
