@@ -21,6 +21,8 @@ from cohortlm.errors import DataError, UsageError
 if TYPE_CHECKING:
     import numpy as np
 
+    from cohortlm.evaluation.stats.delong import DeLongResult
+
 _ALTERNATIVES = ("two-sided", "greater", "less")
 
 
@@ -151,30 +153,10 @@ def delong_command(
         raise UsageError(f"--alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     if not 0.0 < conf_level < 1.0:
         raise UsageError(f"--conf-level must be in (0, 1), got {conf_level!r}")
-    import numpy as np
 
     from cohortlm.evaluation.stats.delong import DeLongWarning, delong_test
 
-    data = read_delong_columns(
-        csv, {"y": (label, "--label"), "a": (score_a, "--score-a"), "b": (score_b, "--score-b")}
-    )
-    y, a, b = data["y"], data["a"], data["b"]
-    bad = ~np.isnan(y) & (y != 0) & (y != 1)
-    if bad.any():
-        raise UsageError(f"--label: column '{label}' must hold 0 or 1; {int(bad.sum())} row(s) do not")
-    complete = ~(np.isnan(y) | np.isnan(a) | np.isnan(b))
-    if not complete.all():
-        note(f"note: {int((~complete).sum())} row(s) with an empty label or score left out")
-        y, a, b = y[complete], a[complete], b[complete]
-    if y.size == 0:
-        raise DataError(f"--csv {csv}: no row has a label and both scores; there is nothing to compare")
-    n_cases = int(y.sum())
-    if n_cases in (0, y.size):
-        only = "cases (1)" if n_cases else "controls (0)"
-        raise DataError(
-            f"--label: column '{label}' holds only {only} in the {y.size} complete row(s); "
-            "an AUC needs both cases and controls"
-        )
+    y, a, b = _delong_rows(csv, label, score_a, score_b)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeLongWarning)
         try:
@@ -200,6 +182,41 @@ def delong_command(
             }
         )
         return
+    _print_delong(result, score_a=score_a, score_b=score_b, conf_level=conf_level)
+
+
+def _delong_rows(
+    csv: Path, label: str, score_a: str, score_b: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and both scores of the complete rows, checked (0/1 labels, both classes present)."""
+    import numpy as np
+
+    data = read_delong_columns(
+        csv, {"y": (label, "--label"), "a": (score_a, "--score-a"), "b": (score_b, "--score-b")}
+    )
+    y, a, b = data["y"], data["a"], data["b"]
+    bad = ~np.isnan(y) & (y != 0) & (y != 1)
+    if bad.any():
+        raise UsageError(f"--label: column '{label}' must hold 0 or 1; {int(bad.sum())} row(s) do not")
+    complete = ~(np.isnan(y) | np.isnan(a) | np.isnan(b))
+    if not complete.all():
+        note(f"note: {int((~complete).sum())} row(s) with an empty label or score left out")
+        y, a, b = y[complete], a[complete], b[complete]
+    if y.size == 0:
+        raise DataError(f"--csv {csv}: no row has a label and both scores; there is nothing to compare")
+    n_cases = int(y.sum())
+    if n_cases in (0, y.size):
+        only = "cases (1)" if n_cases else "controls (0)"
+        raise DataError(
+            f"--label: column '{label}' holds only {only} in the {y.size} complete row(s); "
+            "an AUC needs both cases and controls"
+        )
+    return y, a, b
+
+
+def _print_delong(result: DeLongResult, *, score_a: str, score_b: str, conf_level: float) -> None:
+    """The test's result as aligned lines of text."""
+    alternative = result.alternative
     pct = f"{conf_level * 100:g}%"
     hyp = {"two-sided": "AUC a ≠ AUC b", "greater": "AUC a > AUC b", "less": "AUC a < AUC b"}[alternative]
     rows = [
