@@ -68,6 +68,8 @@ def evaluate_gate(
     )
     chosen = outcome.promoted_model
     winner.metadata.update({"model": chosen or "none", "verdict": outcome.winner})
+    if chosen and chosen not in bundles:
+        raise ValueError(f"the gate promoted {chosen}, but no bundle of that name was passed (llm_bundles)")
     if chosen:
         shutil.copytree(bundles[chosen], winner.path)
     else:
