@@ -222,11 +222,6 @@ def run(
         # One line per step and the progress display, on stderr with the CLI's other progress.
         console=None if STATE["quiet"] else err_console,
     )
-    from cohortlm.evaluation.render import write_report
-
-    # Rendered again now that the run folder is complete: the evaluate step sees neither the
-    # validation report nor summary.json (run id, profile: a smoke run's AUCs mean nothing).
-    write_report(result.run_dir)
     if as_json:
         from cohortlm.run.runs import read_run
 

@@ -91,7 +91,7 @@ class RunOutputs(NamedTuple):
 
 
 def _data_steps(*, raw_data, study_yaml, feature_repo, split_override, pushgateway, run_id, job_id):
-    """Import, spec, featurise, validate, Feast, split: ``(study, cohort, split table)`` outputs."""
+    """Import, spec, featurise, validate, Feast, split: the study, cohort, validation and split outputs."""
     # The raw cohort enters as an imported Dataset: the UI shows lineage from data to served model.
     raw = dsl.importer(
         artifact_uri=raw_data, artifact_class=dsl.Dataset, reimport=False, metadata={"role": "raw cohort"}
@@ -119,7 +119,7 @@ def _data_steps(*, raw_data, study_yaml, feature_repo, split_override, pushgatew
         split(table=store.outputs["training_table"], study=study, split_override=split_override),
         "light",
     )
-    return study, feats.outputs["cohort"], splits.outputs["split_table"]
+    return study, feats.outputs["cohort"], checked.outputs["details"], splits.outputs["split_table"]
 
 
 def _on_gpu_pool(task: dsl.PipelineTask, gpu_type, gpu_count, node_selector, tolerations) -> None:
@@ -233,7 +233,7 @@ def build_run_pipeline(*, base_parallelism: int = 0):
     ) -> RunOutputs:
         """The run's tasks; the parameters are :func:`build_pipeline`'s."""
         job_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        study, cohort, table = _data_steps(
+        study, cohort, validation, table = _data_steps(
             raw_data=raw_data,
             study_yaml=study_yaml,
             feature_repo=feature_repo,
@@ -284,8 +284,11 @@ def build_run_pipeline(*, base_parallelism: int = 0):
                 fine_tuned_scores=dsl.Collected(fine_tuned.outputs["scores"]),
                 llm_bundles=dsl.Collected(qlora.outputs["bundle"]),
                 study=study,
+                validation=validation,
                 model_store=model_store,
                 policy_yaml=policy_yaml,
+                profile=profile,
+                run_id=run_id,
             ),
             "score",
         )

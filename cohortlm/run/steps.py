@@ -462,12 +462,17 @@ def evaluate_step(
     model_store: str = "",
     policy_path: str = "",
     training: Mapping[str, TrainingFigures] | None = None,
+    validation_dir: str = "",
+    profile: str | None = None,
+    run_id: str = "",
 ) -> GateOutcome:
     """Table 1, ROC figure, the comparison families and the gate decision against the champion.
 
     ``scores`` maps every model's name to its score table: ``baseline`` and, per
     base LLM, ``<base>`` (zero-shot) and ``<base>+qlora`` (fine-tuned);
-    ``training`` each fine-tuned model's training figures, carried to the outcome.
+    ``training`` each fine-tuned model's training figures, carried to the outcome;
+    ``validation_dir`` the validate step's folder (its summary goes into the page);
+    ``profile`` and ``run_id`` name the run on the page (a smoke run's AUCs mean nothing).
 
     The champion is the bundle now serving from ``model_store`` when there is
     one (scored here on this run's split); otherwise the baseline trained in
@@ -499,6 +504,7 @@ def evaluate_step(
         endpoints=spec.endpoint_names,
         study=spec,
         decision=decision,
+        profile=profile,
     )
     # The record's families are on the gating split: the report's when it is the evaluation split.
     families = report.families
@@ -522,7 +528,14 @@ def evaluate_step(
         training=training,
     )
     outcome.write(out)
-    render_report(report, out / "report", study_name=spec.name)
+    validation = Path(validation_dir) / "validation.json" if validation_dir else None
+    render_report(
+        report,
+        out / "report",
+        run_info={"study": spec.name, "run_id": run_id, "profile": profile},
+        validation=json.loads(validation.read_text()) if validation and validation.is_file() else None,
+        study_name=spec.name,
+    )
     return outcome
 
 

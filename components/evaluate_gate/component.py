@@ -15,8 +15,11 @@ def evaluate_gate(
     fine_tuned_scores: Input[list[Dataset]],
     llm_bundles: Input[list[Model]],
     study: Input[Artifact],
+    validation: Input[Artifact],
     model_store: str,
     policy_yaml: str,
+    profile: str,
+    run_id: str,
     decision: Output[Artifact],
     winner: Output[Model],
     metrics: Output[Metrics],
@@ -32,7 +35,8 @@ def evaluate_gate(
     gate) or ``"none"``; a single output, not a NamedTuple, because kfp.local's
     condition evaluation resolves only a task's ``Output``. ``winner`` is a copy
     of the bundle to promote, its metadata naming the model (empty for ``"none"``).
-    ``decision`` is the run folder, with ``outcome.json`` for the steps after this one.
+    ``decision`` is the run folder, with ``outcome.json`` for the steps after this one; its
+    report page is complete (``validation``: the validate step's summary; the profile and run id).
     """
     import os
     import shutil
@@ -65,6 +69,9 @@ def evaluate_gate(
         model_store=model_store,
         policy_path=policy_path,
         training={str(b.metadata.get("model", "")): TrainingFigures.from_bundle(b.path) for b in llm_bundles},
+        validation_dir=validation.path,
+        profile=profile,
+        run_id=run_id,
     )
     chosen = outcome.promoted_model
     winner.metadata.update({"model": chosen or "none", "verdict": outcome.winner})

@@ -57,6 +57,7 @@ class Chain:
     split_table: Dataset
     bundle: Model
     scores: Dataset
+    validation: Artifact
 
     @property
     def study_spec(self):
@@ -80,7 +81,13 @@ def chain(tmp_path_factory) -> Chain:
     split.python_func(table=cohort, study=study, split_override={}, split_table=split_table)
     bundle, scores = Model(uri=str(root / "baseline")), Dataset(uri=str(root / "baseline.parquet"))
     train_baseline.python_func(split_table=split_table, study=study, bundle=bundle, scores=scores)
-    return Chain(root, study, raw, cohort, split_table, bundle, scores)
+    validation = Artifact(uri=str(root / "validation"))
+    page, metrics = HTML(uri=str(root / "validation.html")), Metrics(uri=str(root / "m"))
+    validate.python_func(
+        cohort=cohort, study=study, pushgateway="", run_id="r1", job_id="",
+        report=page, details=validation, metrics=metrics,
+    )  # fmt: skip
+    return Chain(root, study, raw, cohort, split_table, bundle, scores, validation)
 
 
 @dataclass
@@ -120,8 +127,11 @@ def run_gate(chain: Chain, out: Path, *, fine_tuned: Dataset, llm_bundles=(), mo
         fine_tuned_scores=[fine_tuned],
         llm_bundles=list(llm_bundles),
         study=chain.study,
+        validation=chain.validation,
         model_store=model_store,
         policy_yaml=lenient_policy_text(),
+        profile="smoke",
+        run_id="run-7",
         decision=gate.decision,
         winner=gate.winner,
         metrics=gate.metrics,
@@ -289,7 +299,10 @@ def test_evaluate_gate_first_run_makes_the_baseline_the_winner(first_gate, chain
         assert gate.metrics.metadata[f"{ep.endpoint}.auc_candidate"] == pytest.approx(ep.auc_candidate)
     curve = outcome.roc_of("tiny+qlora", ENDPOINTS[0])
     assert [p["recall"] for p in gate.roc.metadata["confidenceMetrics"]] == list(curve.tpr)
-    assert Path(gate.report.path).read_text().lstrip().lower().startswith("<!doctype html")
+    page = Path(gate.report.path).read_text()
+    assert page.lstrip().lower().startswith("<!doctype html")
+    # The page is complete when the gate writes it: the run, its profile and the validation summary.
+    assert "run run-7" in page and "mean nothing" in page and "expectations met on 300 rows" in page
     assert "readmitted" in Path(gate.table1.path).read_text()
 
 
