@@ -345,15 +345,21 @@ def test_gate_endpoints_and_endpoint_metrics(first_gate, tmp_path):
         assert conf["threshold"] == point["threshold"] and conf["threshold_source"] == "validation"
 
 
+def _promote(gate: Gate, store: Path, tmp_path: Path) -> tuple[str, Model]:
+    """The promote component on the gate's winner (unsigned, no InferenceService): version and record."""
+    promoted = Model(uri=str(tmp_path / "promoted.json"))
+    version = promote.python_func(
+        bundle=gate.winner, decision=gate.decision, model_store=str(store), isvc_namespace="",
+        signing_key_file="", promoted=promoted,
+    )  # fmt: skip
+    return version, promoted
+
+
 def test_promote_the_first_champion(first_gate, tmp_path):
     from cohortlm.store.registry import champion, champion_version
 
     store = tmp_path / "models"
-    promoted = Model(uri=str(tmp_path / "promoted.json"))
-    version = promote.python_func(
-        bundle=first_gate.winner, decision=first_gate.decision, model_store=str(store), isvc_namespace="",
-        signing_key_file="", promoted=promoted,
-    )  # fmt: skip
+    version, promoted = _promote(first_gate, store, tmp_path)
     assert champion_version(store, "hf_readmission") == version
     record = json.loads(Path(promoted.path).read_text())
     assert {k: record[k] for k in ("model_version", "study", "signed", "model", "promote", "candidate")} == {
@@ -505,11 +511,7 @@ def test_llm_components_train_score_gate_promote_and_export(chain, tmp_path, gat
     assert gate.metrics.metadata["promote"] == 1.0
 
     store = tmp_path / "models"
-    promoted = Model(uri=str(tmp_path / "promoted.json"))
-    version = promote.python_func(
-        bundle=gate.winner, decision=gate.decision, model_store=str(store), isvc_namespace="",
-        signing_key_file="", promoted=promoted,
-    )  # fmt: skip
+    version, promoted = _promote(gate, store, tmp_path)
     assert version == bundle.metadata["model_version"] == champion_version(store, "hf_readmission")
     assert promoted.metadata["model"] == "tiny+qlora" and promoted.metadata["promote"] is True
 

@@ -61,32 +61,16 @@ def test_labels_must_be_identifiers(kwargs):
         build_run_registry(**{**base, **kwargs})
 
 
+#: a run's metrics without a fine-tune or validation failures
+RUN = dict(run_id="r1", study="ra_iorra", aucs=AUCS, decision_promoted=False, tokens_per_second=None)
+
+
 def test_no_gateway_configured_pushes_nothing():
-    assert (
-        push_run_metrics(
-            None,
-            run_id="r1",
-            study="ra_iorra",
-            aucs=AUCS,
-            decision_promoted=False,
-            tokens_per_second=None,
-            validation_failures={},
-        )
-        is False
-    )
+    assert push_run_metrics(None, **RUN, validation_failures={}) is False
 
 
 def test_unreachable_gateway_is_a_clear_error():
     from serving_testlib import free_port
 
     with pytest.raises(MetricsPushError, match="could not push run metrics"):
-        push_run_metrics(
-            f"127.0.0.1:{free_port()}",
-            run_id="r1",
-            study="ra_iorra",
-            aucs=AUCS,
-            decision_promoted=False,
-            tokens_per_second=None,
-            validation_failures={},
-            timeout=2,
-        )
+        push_run_metrics(f"127.0.0.1:{free_port()}", **RUN, validation_failures={}, timeout=2)
