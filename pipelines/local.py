@@ -14,11 +14,12 @@ Run folder (``runs/<id>/``)::
     labels.parquet       endpoint labels with the split
     study.yaml           the spec the run used
     decision.json        the gate's decision record
-    report/              roc.png, table1.md/.csv, report.html, metrics.json
+    outcome.json         the gate step's typed result (cohortlm.run.outcome.GateOutcome)
+    report/              index.html, roc.png, table1.md/.csv, metrics.json, summary.md
     bundles/<model>/     the trained baseline and one fine-tuned bundle per base model
     promoted/            the bundle that became champion (when one did)
     logs/<task>.log      each task's full output (kfp.local's own lines: logs/kfp.log)
-    summary.json         wall time per step, verdict, where things are
+    summary.json         wall time per step, verdict, the served version, where things are
 """
 
 from __future__ import annotations
