@@ -380,9 +380,13 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     thresholds: list[dict[str, Any]] = field(default_factory=list)
 
+    def table1_records(self) -> list[dict[str, Any]]:
+        """Table 1's rows as JSON-ready dicts (NaN as None, numpy scalars as Python)."""
+        return [{k: _clean(v) for k, v in row.items()} for row in self.table1.to_dict(orient="records")]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: Table 1 rows, calibration bins, settings and notes (ROC points left out)."""
-        rows = [{k: _clean(v) for k, v in row.items()} for row in self.table1.to_dict(orient="records")]
+        rows = self.table1_records()
         calib = {
             f"{ep}/{model}": [{k: _clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
             for (ep, model), df in self.calibration.items()

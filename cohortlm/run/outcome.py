@@ -11,7 +11,6 @@ in this record, not in CSV columns that a reader has to know the names of.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,17 +123,6 @@ OUTCOME_SCHEMA: dict[str, Any] = {
 }
 
 
-def _clean(value: Any) -> Any:
-    """A Table 1 cell as JSON: NaN and pandas' missing values as None, numpy scalars as Python."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 @dataclass(frozen=True)
 class RocCurve:
     """One model's ROC curve for one endpoint on the evaluation split."""
@@ -229,13 +217,12 @@ class GateOutcome:
             winner, promoted = "baseline", "baseline"
         else:
             winner, promoted = "none", ""
-        table1 = evaluation.table1
         points: dict[str, dict[str, dict[str, Any]]] = {}
-        for row in table1.to_dict(orient="records"):
-            point = {k: _clean(row.get(k)) for k in _POINT_KEYS}
-            point.update({k: None if _clean(row.get(k)) is None else int(row[k]) for k in _COUNT_KEYS})
+        for row in evaluation.table1_records():
+            point = {k: row.get(k) for k in _POINT_KEYS}
+            point.update({k: None if row.get(k) is None else int(row[k]) for k in _COUNT_KEYS})
             points.setdefault(str(row["model"]), {})[str(row["endpoint"])] = point
-        thresholds = serving_thresholds(table1, promoted, endpoints)[1] if promoted else {}
+        thresholds = serving_thresholds(evaluation.table1, promoted, endpoints)[1] if promoted else {}
         gated = dict.fromkeys([decision.candidate, "baseline", decision.champion])
         roc = tuple(
             RocCurve.from_points(ep, model, evaluation.roc[(ep, model)])

@@ -238,7 +238,7 @@ def llm_bundle_info(bundle_dir: str | Path, *, model: str) -> dict[str, Any]:
     from cohortlm.models.bundle import read_bundle_metadata
 
     info = read_bundle_metadata(bundle_dir)
-    figures = TrainingFigures.from_bundle(bundle_dir)
+    figures = TrainingFigures.from_record(info.get("training") or {})
     version = info.get("model_version", "")
     return {"kind": "llm", "model_version": version, **figures.scalars(), "model": model}
 
