@@ -430,10 +430,11 @@ def run_local(
 
     bases = _checked_bases(profile, base_models)
     spec = load_study(study)
+    study_yaml = study_text(spec)  # what the run validates in its study-spec step
     run_id = new_run_id()
     run_dir = Path(out) if out else Path("runs") / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "study.yaml").write_text(study_text(spec))
+    (run_dir / "study.yaml").write_text(study_yaml)
     started = time.monotonic()
     data_path, split_override = _input_data(run_dir, data, profile)
     pipeline_root = _init_kfp_local(run_dir, cache)
@@ -441,7 +442,7 @@ def run_local(
     log_dir.mkdir(parents=True, exist_ok=True)
     arguments = {
         "raw_data": str(data_path.resolve()),
-        "study_yaml": study_text(spec),
+        "study_yaml": study_yaml,
         "profile": profile,
         "base_models": [b.item() for b in bases],
         "feature_repo": str((run_dir / "feature_repo").resolve()),
@@ -465,7 +466,7 @@ def run_local(
         except RuntimeError as exc:
             failure = str(exc)
     _collect(_latest_task_dirs(pipeline_root), run_dir)
-    report_run_outcome_step("FAILED" if failure else "SUCCEEDED", study_text(spec), pushgateway, run_id)
+    report_run_outcome_step("FAILED" if failure else "SUCCEEDED", study_yaml, pushgateway, run_id)
     if failure is not None:
         _raise_step_failure(failure, run_dir, steps.failed)
     _collect_gate(Path(outputs["outcome"].path), run_dir)
