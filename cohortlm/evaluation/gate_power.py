@@ -4,7 +4,7 @@ One function, :func:`gate_power`, serves ``benchmarks/bench_gate.py`` (the RA st
 the default and the first default policy) and ``cohortlm gate-power --policy P --n N``
 (a user's policy and test-split size). Each cell is a truth (:class:`Cell`), simulated
 once (:mod:`cohortlm.evaluation.stats.simulate`) and judged by every policy given with the
-gate's own rule (:func:`cohortlm.evaluation.gates.apply_policy`).
+gate's own rule (:func:`cohortlm.evaluation.gate.apply_policy`).
 
 The cells, for endpoints with the study's prevalences (ΔAUC is the candidate's
 true advantage; the champion's AUC is 0.75; models correlated ρ = 0.7):
@@ -24,13 +24,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.stats import norm
 
-from cohortlm.evaluation.gates import GatePolicy, alpha_for_look, apply_policy, endpoint_margins
+from cohortlm.evaluation.gate import GatePolicy, alpha_for_look, apply_policy, endpoint_margins
 from cohortlm.evaluation.stats.simulate import RA_PREVALENCES, GateStats, Scenario, simulate_gate_stats
 
 __all__ = ["Cell", "design_table", "gate_power", "markdown_table", "standard_cells"]
@@ -146,8 +146,7 @@ def standard_cells(
 def _judge(st: GateStats, policy: GatePolicy, names: Sequence[str]) -> dict[str, Any]:
     promoted = np.zeros(st.auc_candidate.shape[1], dtype=bool)
     for c in range(st.auc_candidate.shape[0]):
-        arrays = {f.name: getattr(st, f.name)[c] for f in fields(st) if f.name != "alt_calibration"}
-        promoted |= apply_policy(arrays, policy, names, look=c + 1).promote
+        promoted |= apply_policy(st.rule_inputs(c), policy, names, look=c + 1).promote
     return {"promoted": float(promoted.mean()), "reps": int(promoted.size)}
 
 

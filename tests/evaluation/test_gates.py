@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from cohortlm.errors import SpecError, UsageError
-from cohortlm.evaluation.gates import (
+from cohortlm.evaluation.gate import (
     Decision,
     GatePolicy,
+    RuleInputs,
     alpha_for_look,
     apply_policy,
     decide,
@@ -22,22 +25,20 @@ from cohortlm.evaluation.gates import (
     legacy_policy_path,
     load_policy,
 )
+from cohortlm.evaluation.gate.policy import CONSTRAINTS
 from cohortlm.evaluation.stats import delong_test, holm
 
 EPS = ["a", "b", "c"]
 
 
 def test_default_policy_file_is_the_dataclass_default() -> None:
+    """The default numbers are written once, in the YAML: the dataclass reads every key from it."""
+    raw = yaml.safe_load(default_policy_path().read_text())
+    assert set(raw) == set(CONSTRAINTS) == {f.name for f in fields(GatePolicy)}
     p = load_policy()
     assert p == GatePolicy()
-    assert (p.alpha, p.ni_level, p.calibration_level, p.min_superior) == (0.05, 0.05, 0.05, 1)
-    assert (p.margin_rule, p.calibration, p.alpha_spending, p.max_looks, p.min_cases) == (
-        "cases",
-        "test",
-        "inverse_square",
-        20,
-        30,
-    )
+    assert GatePolicy.from_dict(raw) == p
+    assert p.to_dict() == {**raw, "slope_range": list(raw["slope_range"])}
     assert default_policy_path().is_file()
     old = load_policy(legacy_policy_path())
     assert (old.margin, old.margin_rule, old.ni_level, old.calibration, old.alpha_spending) == (
@@ -78,6 +79,8 @@ def test_policy_file_must_say_what_an_old_key_means(tmp_path: Path) -> None:
     path.write_text("brier_margin: 0.01\n")
     with pytest.raises(SpecError, match="applies only with 'calibration: brier_margin'"):
         GatePolicy.from_yaml(path)
+    path.write_text("calibration: test\nbrier_margin: 0.01\n")  # says which rule: accepted, unused
+    assert GatePolicy.from_yaml(path).calibration == "test"
 
 
 def test_policy_from_yaml_and_round_trip(tmp_path: Path) -> None:
@@ -99,19 +102,19 @@ def test_policy_from_yaml_and_round_trip(tmp_path: Path) -> None:
 def _stats(delta, se, cases=(500, 500, 500), controls=(1500, 1500, 1500), citl=0.0, slope=1.0, se_cal=0.05):
     k = len(delta)
     row = lambda v: np.array([v if np.ndim(v) else [v] * k], dtype=float).reshape(1, k)  # noqa: E731
-    return {
-        "n_cases": row(list(cases)),
-        "n_controls": row(list(controls)),
-        "auc_candidate": 0.75 + row(list(delta)),
-        "auc_champion": row(0.75),
-        "var_delta": row([s * s for s in se]),
-        "citl": row(citl),
-        "se_citl": row(se_cal),
-        "slope": row(slope),
-        "se_slope": row(se_cal),
-        "brier_candidate": row(0.1),
-        "brier_champion": row(0.1),
-    }
+    return RuleInputs(
+        n_cases=row(list(cases)),
+        n_controls=row(list(controls)),
+        auc_candidate=0.75 + row(list(delta)),
+        auc_champion=row(0.75),
+        var_delta=row([s * s for s in se]),
+        citl=row(citl),
+        se_citl=row(se_cal),
+        slope=row(slope),
+        se_slope=row(se_cal),
+        brier_candidate=row(0.1),
+        brier_champion=row(0.1),
+    )
 
 
 def test_superiority_needs_the_spent_alpha_of_the_look() -> None:
@@ -192,8 +195,7 @@ def test_calibration_test_blocks_only_when_shown_outside_the_tolerance() -> None
 
 
 def test_brier_margin_rule_of_the_first_default() -> None:
-    st = _stats([0.05, 0.05, 0.05], [0.01] * 3)
-    st["brier_candidate"] = np.array([[0.1, 0.125, 0.1]])
+    st = replace(_stats([0.05, 0.05, 0.05], [0.01] * 3), brier_candidate=np.array([[0.1, 0.125, 0.1]]))
     p = load_policy(legacy_policy_path())
     out = apply_policy(st, p, EPS)
     assert list(out.calibration_ok[0]) == [True, False, True] and not out.promote[0]
@@ -213,22 +215,19 @@ def test_small_sample_endpoint_is_insufficient_never_better_or_worse() -> None:
 def test_vectorised_rule_matches_row_by_row() -> None:
     rng = np.random.default_rng(0)
     r, k = 50, 3
-    st = {
-        "n_cases": rng.integers(10, 400, (r, k)).astype(float),
-        "n_controls": np.full((r, k), 1500.0),
-        "auc_candidate": 0.75 + rng.normal(0, 0.02, (r, k)),
-        "auc_champion": np.full((r, k), 0.75),
-        "var_delta": rng.uniform(0.005, 0.02, (r, k)) ** 2,
-        "citl": rng.normal(0, 0.2, (r, k)),
-        "se_citl": np.full((r, k), 0.1),
-        "slope": rng.normal(1, 0.1, (r, k)),
-        "se_slope": np.full((r, k), 0.05),
-    }
+    st = RuleInputs(
+        n_cases=rng.integers(10, 400, (r, k)).astype(float),
+        n_controls=np.full((r, k), 1500.0),
+        auc_candidate=0.75 + rng.normal(0, 0.02, (r, k)),
+        auc_champion=np.full((r, k), 0.75),
+        var_delta=rng.uniform(0.005, 0.02, (r, k)) ** 2,
+        citl=rng.normal(0, 0.2, (r, k)),
+        se_citl=np.full((r, k), 0.1),
+        slope=rng.normal(1, 0.1, (r, k)),
+        se_slope=np.full((r, k), 0.05),
+    )
     whole = apply_policy(st, GatePolicy(), EPS).promote
-    rows = [
-        apply_policy({key: v[i : i + 1] for key, v in st.items()}, GatePolicy(), EPS).promote[0]
-        for i in range(r)
-    ]
+    rows = [apply_policy(st.rows(i, i + 1), GatePolicy(), EPS).promote[0] for i in range(r)]
     assert list(whole) == rows
 
 
@@ -366,3 +365,15 @@ def test_malformed_or_old_record_is_a_spec_error() -> None:
         Decision.from_json('{"candidate": "x"}')
     with pytest.raises(SpecError, match="schema_version 1 is not supported"):
         Decision.from_json('{"schema_version": 1}')
+
+
+def test_readme_default_policy_table_matches_the_yaml() -> None:
+    """README's table of the default policy says what cohortlm/policies/default.yaml says, key by key."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("<!-- default-policy table")
+    table = readme[start : readme.index("<!-- end default-policy table -->")]
+    shown = {}
+    for line in table.splitlines()[3:]:
+        key, value = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
+        shown[key] = yaml.safe_load(value)
+    assert shown == yaml.safe_load(default_policy_path().read_text())

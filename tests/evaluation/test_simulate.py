@@ -4,7 +4,6 @@ the default policy's false promotion on a reduced simulation (slow)."""
 from __future__ import annotations
 
 import math
-from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -96,7 +95,7 @@ def test_logit_auc_interval_covers_with_few_cases() -> None:
 def test_operating_characteristics_counts_any_look() -> None:
     sc = Scenario(n=600, n_candidates=3)
     out = operating_characteristics(GatePolicy(), sc, reps=30)
-    assert out["reps"] == 30 and len(out["per_look"]) == 3 and 0 <= out["promoted"] <= 1
+    assert out.reps == 30 and len(out.per_look) == 3 and 0 <= out.promoted <= 1
 
 
 @pytest.mark.slow
@@ -104,18 +103,14 @@ def test_default_policy_false_promotion_on_a_reduced_simulation() -> None:
     """300 simulated RA test splits (n = 2,263) per truth: the targets of issue 12, with slack."""
     policy = load_policy()
     h0 = operating_characteristics(policy, Scenario(), reps=300, seed=11)
-    assert h0["promoted"] <= 0.08
+    assert h0.promoted <= 0.08
     small = operating_characteristics(policy, Scenario(n=400), reps=300, seed=12)
-    assert small["promoted"] <= 0.08
+    assert small.promoted <= 0.08
     power = operating_characteristics(policy, Scenario(delta=0.05), reps=300, seed=13)
-    assert power["promoted"] >= 0.9
+    assert power.promoted >= 0.9
     worse = Scenario(delta=(0.05, 0.05, 0.05, 0.05, 0.05, 0.05, -0.10, 0.05))
-    assert operating_characteristics(policy, worse, reps=300, seed=14)["promoted"] <= 0.08
+    assert operating_characteristics(policy, worse, reps=300, seed=14).promoted <= 0.08
     st = simulate_gate_stats(Scenario(delta=0.05), reps=300, seed=15, alt_risk_multiplier=2.0)
     for e in (0, 6):  # 2× the risk on a rare endpoint
-        arrays = {
-            f.name: getattr(st.with_alt_calibration(e), f.name)[0]
-            for f in fields(st)
-            if f.name != "alt_calibration"
-        }
+        arrays = st.with_alt_calibration(e).rule_inputs(0)
         assert apply_policy(arrays, policy, [f"e{i}" for i in range(8)]).promote.mean() <= 0.08

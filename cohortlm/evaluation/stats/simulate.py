@@ -5,7 +5,7 @@ The simulation answers "how often would the gate promote?" before a run. One
 endpoints, the champion's AUC, the candidate's ΔAUC and calibration per
 endpoint, the correlation of the two models' scores); :func:`simulate_gate_stats`
 draws ``reps`` test splits and returns, per replicate and endpoint, the numbers
-the gate decides on (:class:`GateStats`). :mod:`cohortlm.evaluation.gates` applies a
+the gate decides on (:class:`GateStats`). :mod:`cohortlm.evaluation.gate` applies a
 policy to them with the same code that decides a real run.
 
 The data model (binormal, the usual one for ROC power calculations):
@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import norm
 
+from cohortlm.evaluation.gate.stats import RuleInputs
 from cohortlm.evaluation.stats.calibration import recalibration_batch
 
 __all__ = [
@@ -155,6 +156,23 @@ class GateStats:
     def delta(self) -> NDArray[np.float64]:
         """ΔAUC, candidate minus champion."""
         return self.auc_candidate - self.auc_champion
+
+    def rule_inputs(self, candidate: int = 0) -> RuleInputs:
+        """Candidate ``candidate``'s replicates as the gate's rule reads them, arrays ``(R, E)``."""
+        c = candidate
+        return RuleInputs(
+            n_cases=self.n_cases[c].astype(np.float64),
+            n_controls=self.n_controls[c].astype(np.float64),
+            auc_candidate=self.auc_candidate[c],
+            auc_champion=self.auc_champion[c],
+            var_delta=self.var_delta[c],
+            brier_candidate=self.brier_candidate[c],
+            brier_champion=self.brier_champion[c],
+            citl=self.citl[c],
+            se_citl=self.se_citl[c],
+            slope=self.slope[c],
+            se_slope=self.se_slope[c],
+        )
 
 
 def _placements_batch(y: NDArray[np.bool_], s: NDArray[np.float64]) -> NDArray[np.float64]:

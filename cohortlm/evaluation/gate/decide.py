@@ -1,0 +1,200 @@
+"""Decide one run: measure every endpoint, apply the rule, and write the record with its reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pandas as pd
+
+from cohortlm.errors import SpecError, UsageError
+from cohortlm.evaluation.gate import prose
+from cohortlm.evaluation.gate.policy import GatePolicy, load_policy
+from cohortlm.evaluation.gate.record import INSUFFICIENT_VERDICT, Decision, EndpointVerdict
+from cohortlm.evaluation.gate.rule import RuleResult, alpha_for_look, apply_policy
+from cohortlm.evaluation.gate.stats import EndpointStats, RuleInputs, endpoint_stats
+
+__all__ = ["decide"]
+
+
+def decide(
+    labels: pd.DataFrame,
+    candidate_scores: pd.DataFrame,
+    champion_scores: pd.DataFrame,
+    *,
+    policy: GatePolicy | None = None,
+    candidate_name: str = "candidate",
+    champion_name: str = "champion",
+    split: pd.Series | None = None,
+    endpoints: Sequence[str] | None = None,
+    look: int = 1,
+    split_hash: str = "",
+) -> Decision:
+    """Decide whether the candidate replaces the champion (rules in :mod:`cohortlm.evaluation.gate`).
+
+    Args:
+        labels: One column per endpoint (0/1/NaN), indexed by patient id; NaN rows
+            are dropped per endpoint.
+        candidate_scores: The candidate's probabilities, same columns and ids.
+        champion_scores: The champion's probabilities, same columns and ids.
+        policy: The policy; the packaged default when None.
+        candidate_name: Name recorded for the candidate.
+        champion_name: Name recorded for the champion.
+        split: Split name per patient id; when given, only rows in ``policy.split``
+            are used. When None, ``labels`` is taken to hold that split already.
+        endpoints: Endpoints to judge, in order; default: the columns of ``labels``.
+        look: Which look at this test split this is, 1 for the first (from the
+            model store's ledger, :func:`cohortlm.store.registry.next_look`).
+        split_hash: The split's hash (:func:`cohortlm.store.registry.split_hash`), recorded.
+
+    Returns:
+        The :class:`Decision`.
+
+    Raises:
+        UsageError: If there are no endpoints, the policy's split is absent, or
+            ``look`` is below 1.
+        DataError: If an endpoint column or a labelled patient's score is missing.
+        SpecError: If the policy's ``primary`` or ``margins`` name an endpoint not judged.
+    """
+    policy = load_policy() if policy is None else policy
+    eps = _endpoints_to_judge(labels, endpoints, policy)
+    alpha_look = alpha_for_look(policy, look)
+    rows: pd.Index | None = None
+    if split is not None:
+        rows = split.index[split.astype(str) == policy.split]
+        if rows.empty:
+            raise UsageError(f"split has no rows in the policy's split '{policy.split}'")
+    measured = [
+        endpoint_stats(
+            labels,
+            candidate_scores,
+            champion_scores,
+            ep,
+            rows=rows,
+            conf_level=policy.conf_level,
+            names=(candidate_name, champion_name),
+        )
+        for ep in eps
+    ]
+    out = apply_policy(RuleInputs.from_endpoints(measured), policy, eps, look=look)
+    adj_name = prose.ADJUSTMENT_NAMES[policy.adjustment]
+    verdicts = [
+        _verdict(r, out, i, policy, candidate_name, champion_name, adj_name, alpha_look)
+        for i, r in enumerate(measured)
+    ]
+    reasons = [
+        prose.headline(bool(out.promote[0]), candidate_name, champion_name, policy, len(verdicts)),
+        *prose.evidence_reasons(verdicts, policy, look),
+        *prose.test_summary(verdicts, policy, adj_name, look=look, alpha_look=alpha_look),
+        prose.calibration_summary(verdicts, policy),
+    ]
+    return Decision(
+        candidate=candidate_name,
+        champion=champion_name,
+        policy=policy,
+        endpoints=tuple(verdicts),
+        promote=bool(out.promote[0]),
+        n_superior=sum(v.superior for v in verdicts),
+        reasons=tuple(reasons),
+        look=int(look),
+        alpha_look=float(alpha_look),
+        split_hash=split_hash,
+        notes=tuple(prose.design_notes(verdicts, policy)),
+    )
+
+
+def _endpoints_to_judge(
+    labels: pd.DataFrame, endpoints: Sequence[str] | None, policy: GatePolicy
+) -> list[str]:
+    """The endpoints to judge, checked against the ones the policy names.
+
+    Raises:
+        UsageError: If there are none.
+        SpecError: If the policy's ``primary`` or ``margins`` name an endpoint not judged.
+    """
+    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
+    if not eps:
+        raise UsageError("labels: no endpoints to judge")
+    unknown = sorted((set(policy.primary or ()) | set(policy.margins)) - set(eps))
+    if unknown:
+        raise SpecError(f"policy names endpoint(s) not judged here: {', '.join(unknown)}")
+    return eps
+
+
+def _verdict(
+    r: EndpointStats,
+    out: RuleResult,
+    i: int,
+    policy: GatePolicy,
+    candidate: str,
+    champion: str,
+    adj_name: str,
+    alpha_look: float,
+) -> EndpointVerdict:
+    """One endpoint's verdict: its numbers (column ``i`` of ``out``), the verdict word and the reasons."""
+    v = _endpoint_numbers(r, out, i)
+    reasons = prose.test_reasons(v, r, policy, candidate, champion, adj_name, alpha_look)
+    reasons.append(
+        prose.calibration_reason(r.endpoint, r, policy, candidate, champion, v.calibration_ok, v.insufficient)
+    )
+    return replace(v, verdict=_verdict_word(v), reasons=tuple(reasons))
+
+
+def _endpoint_numbers(r: EndpointStats, out: RuleResult, i: int) -> EndpointVerdict:
+    """The endpoint's numbers and flags, its verdict and reasons left empty."""
+    t = r.test
+    candidate, champion = r.calibration_candidate, r.calibration_champion
+    return EndpointVerdict(
+        endpoint=r.endpoint,
+        n=t.n_cases + t.n_controls,
+        n_cases=t.n_cases,
+        n_controls=t.n_controls,
+        primary=bool(out.primary[0, i]),
+        insufficient=bool(out.insufficient[0, i]),
+        auc_candidate=t.auc_a,
+        ci_auc_candidate=r.ci_auc_candidate,
+        auc_champion=t.auc_b,
+        ci_auc_champion=r.ci_auc_champion,
+        delta=t.delta,
+        ci_delta=t.ci_delta,
+        se_delta=t.se_delta,
+        z=t.z,
+        p_better=float(out.p_better[0, i]),
+        p_worse=float(out.p_worse[0, i]),
+        p_better_adjusted=float(out.p_better_adjusted[0, i]),
+        p_worse_adjusted=float(out.p_worse_adjusted[0, i]),
+        margin=float(out.margin[0, i]),
+        ni_lower=float(out.ni_lower[0, i]),
+        brier_candidate=r.brier_candidate,
+        brier_champion=r.brier_champion,
+        brier_delta=r.brier_delta,
+        citl_candidate=candidate.citl,
+        ci_citl_candidate=candidate.citl_ci,
+        slope_candidate=candidate.slope,
+        ci_slope_candidate=candidate.slope_ci,
+        calibration_p_candidate=candidate.p_value,
+        citl_champion=champion.citl,
+        ci_citl_champion=champion.citl_ci,
+        slope_champion=champion.slope,
+        ci_slope_champion=champion.slope_ci,
+        calibration_p_champion=champion.p_value,
+        superior=bool(out.superior[0, i]),
+        worse=bool(out.worse[0, i]),
+        non_inferior=bool(out.non_inferior[0, i]),
+        calibration_ok=bool(out.calibration_ok[0, i]),
+        verdict="",
+        reasons=(),
+    )
+
+
+def _verdict_word(v: EndpointVerdict) -> str:
+    """The verdict word: ``insufficient evidence``, ``worse``, ``superior``, ``non-inferior`` or the rest."""
+    if v.insufficient:
+        return INSUFFICIENT_VERDICT
+    if v.worse:
+        return "worse"
+    if v.superior and v.non_inferior:
+        return "superior"
+    if v.non_inferior:
+        return "non-inferior"
+    return "inferiority-not-excluded"

@@ -1,0 +1,188 @@
+"""The statistics the gate decides on: per endpoint of a run, and as arrays for the rule.
+
+:func:`endpoint_stats` measures one endpoint of a run (paired DeLong, AUC intervals,
+Brier, both models' calibration) into an :class:`EndpointStats`;
+:class:`RuleInputs` holds the numbers the rule reads, as arrays of shape ``(R, E)``
+(one row per data set: a run, or a simulated replicate), built from a run's
+:class:`EndpointStats` or from simulated statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from cohortlm.errors import DataError
+from cohortlm.evaluation.evaluate import endpoint_arrays
+from cohortlm.evaluation.stats.calibration import CalibrationResult, recalibration
+from cohortlm.evaluation.stats.delong import DeLongResult, DeLongWarning, auc_interval, delong_test
+
+__all__ = ["EndpointStats", "RuleInputs", "endpoint_stats", "no_calibration"]
+
+
+def no_calibration(conf_level: float) -> CalibrationResult:
+    """The calibration of a model whose scores are no probabilities, or of one class only: all NaN."""
+    nan2 = (math.nan, math.nan)
+    return CalibrationResult(
+        citl=math.nan,
+        citl_ci=nan2,
+        se_citl=math.nan,
+        slope=math.nan,
+        slope_ci=nan2,
+        se_slope=math.nan,
+        lr_stat=math.nan,
+        p_value=math.nan,
+        observed=math.nan,
+        expected=math.nan,
+        conf_level=conf_level,
+        n=0,
+    )
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """One endpoint of a run, candidate against champion on the same patients.
+
+    Attributes:
+        endpoint: The endpoint's name.
+        test: The paired one-sided DeLong test (``a`` the candidate, ``b`` the champion).
+        why_undefined: Why the test is undefined (DeLong's warning), or "".
+        ci_auc_candidate: Logit interval of the candidate's AUC.
+        ci_auc_champion: Logit interval of the champion's AUC.
+        brier_candidate: The candidate's Brier score (NaN when its scores are no probabilities).
+        brier_champion: The champion's Brier score.
+        calibration_candidate: The candidate's logistic recalibration.
+        calibration_champion: The champion's logistic recalibration.
+    """
+
+    endpoint: str
+    test: DeLongResult
+    why_undefined: str
+    ci_auc_candidate: tuple[float, float]
+    ci_auc_champion: tuple[float, float]
+    brier_candidate: float
+    brier_champion: float
+    calibration_candidate: CalibrationResult
+    calibration_champion: CalibrationResult
+
+    @property
+    def brier_delta(self) -> float:
+        """Brier score of the candidate minus the champion's."""
+        return self.brier_candidate - self.brier_champion
+
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """What the rule reads, arrays of shape ``(R, E)``: one row per data set, one column per endpoint.
+
+    The calibration arrays are the candidate's and are needed only with
+    ``calibration: test``; the Brier arrays only with ``calibration: brier_margin``.
+    """
+
+    n_cases: NDArray[np.float64]
+    n_controls: NDArray[np.float64]
+    auc_candidate: NDArray[np.float64]
+    auc_champion: NDArray[np.float64]
+    var_delta: NDArray[np.float64]
+    brier_candidate: NDArray[np.float64] | None = None
+    brier_champion: NDArray[np.float64] | None = None
+    citl: NDArray[np.float64] | None = None
+    se_citl: NDArray[np.float64] | None = None
+    slope: NDArray[np.float64] | None = None
+    se_slope: NDArray[np.float64] | None = None
+
+    @classmethod
+    def from_endpoints(cls, stats: Sequence[EndpointStats]) -> RuleInputs:
+        """One row: a run's endpoints in order."""
+
+        def row(values: list[float]) -> NDArray[np.float64]:
+            return np.array([values], dtype=np.float64)
+
+        return cls(
+            n_cases=row([s.test.n_cases for s in stats]),
+            n_controls=row([s.test.n_controls for s in stats]),
+            auc_candidate=row([s.test.auc_a for s in stats]),
+            auc_champion=row([s.test.auc_b for s in stats]),
+            var_delta=row([s.test.var_delta for s in stats]),
+            brier_candidate=row([s.brier_candidate for s in stats]),
+            brier_champion=row([s.brier_champion for s in stats]),
+            citl=row([s.calibration_candidate.citl for s in stats]),
+            se_citl=row([s.calibration_candidate.se_citl for s in stats]),
+            slope=row([s.calibration_candidate.slope for s in stats]),
+            se_slope=row([s.calibration_candidate.se_slope for s in stats]),
+        )
+
+    def rows(self, start: int, stop: int) -> RuleInputs:
+        """Rows ``start:stop`` of every array."""
+
+        def cut(a: NDArray[np.float64] | None) -> NDArray[np.float64] | None:
+            return None if a is None else a[start:stop]
+
+        return RuleInputs(
+            n_cases=self.n_cases[start:stop],
+            n_controls=self.n_controls[start:stop],
+            auc_candidate=self.auc_candidate[start:stop],
+            auc_champion=self.auc_champion[start:stop],
+            var_delta=self.var_delta[start:stop],
+            brier_candidate=cut(self.brier_candidate),
+            brier_champion=cut(self.brier_champion),
+            citl=cut(self.citl),
+            se_citl=cut(self.se_citl),
+            slope=cut(self.slope),
+            se_slope=cut(self.se_slope),
+        )
+
+
+def _brier(y: NDArray[np.int8], s: NDArray[np.float64]) -> float:
+    if y.size == 0 or ((s < 0) | (s > 1)).any():
+        return math.nan
+    return float(np.mean((s - y) ** 2))
+
+
+def _calibration(y: NDArray[np.int8], s: NDArray[np.float64], conf_level: float) -> CalibrationResult:
+    if y.size == 0 or ((s < 0) | (s > 1)).any() or y.min() == y.max():
+        return no_calibration(conf_level)
+    return recalibration(y, s, conf_level=conf_level)
+
+
+def endpoint_stats(
+    labels: pd.DataFrame,
+    candidate_scores: pd.DataFrame,
+    champion_scores: pd.DataFrame,
+    endpoint: str,
+    *,
+    rows: pd.Index | None,
+    conf_level: float,
+    names: tuple[str, str],
+) -> EndpointStats:
+    """Measure one endpoint: both models on the labelled patients of ``rows``.
+
+    Raises:
+        DataError: If the endpoint or a labelled patient's score is missing.
+    """
+    y, s_candidate = endpoint_arrays(labels, candidate_scores, endpoint, model=names[0], rows=rows)
+    y_champion, s_champion = endpoint_arrays(labels, champion_scores, endpoint, model=names[1], rows=rows)
+    # Both score sets were aligned to the same labelled rows, so the labels are identical.
+    if not np.array_equal(y, y_champion):  # pragma: no cover - guarded by endpoint_arrays
+        raise DataError(f"labels for endpoint '{endpoint}' differ between the two models")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeLongWarning)
+        t = delong_test(y, s_candidate, s_champion, alternative="greater", conf_level=conf_level)
+    m, n = t.n_cases, t.n_controls
+    return EndpointStats(
+        endpoint=endpoint,
+        test=t,
+        why_undefined=str(caught[0].message) if caught else "",
+        ci_auc_candidate=auc_interval(t.auc_a, t.var_auc_a, conf_level=conf_level, m=m, n=n),
+        ci_auc_champion=auc_interval(t.auc_b, t.var_auc_b, conf_level=conf_level, m=m, n=n),
+        brier_candidate=_brier(y, s_candidate),
+        brier_champion=_brier(y, s_champion),
+        calibration_candidate=_calibration(y, s_candidate, conf_level),
+        calibration_champion=_calibration(y, s_champion, conf_level),
+    )
