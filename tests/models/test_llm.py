@@ -219,7 +219,13 @@ def test_config_validates_itself():
     with pytest.raises(ValueError, match="max_steps"):
         QLoRAConfig(max_steps=0)
     with pytest.raises(ValueError, match="lr_schedule"):
-        QLoRAConfig(lr_schedule="linear")
+        QLoRAConfig(lr_schedule="step")
+    with pytest.raises(ValueError, match="optimizer"):
+        QLoRAConfig(optimizer="lion")
+    with pytest.raises(ValueError, match=r"optimizer_args\.momentum is not an argument of adamw"):
+        QLoRAConfig(optimizer_args={"momentum": 0.9})
+    with pytest.raises(ValueError, match=r"optimizer_args\.betas must be two numbers"):
+        QLoRAConfig(optimizer_args={"betas": [0.9]})
     with pytest.raises(AttributeError):
         QLoRAConfig().lora_r = 3  # type: ignore[misc]
 

@@ -119,7 +119,14 @@ log = logging.getLogger(__name__)
 QUANTIZATIONS = ("auto", "nf4", "none")
 ANSWER_LOSSES = ("yes_no", "vocab")
 CLASS_WEIGHTS = ("none", "balanced")
-LR_SCHEDULES = ("cosine", "constant")
+#: learning-rate schedules after the linear warm-up -> their name in ``transformers.get_scheduler``
+LR_SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+#: optimizers by name -> the ``optimizer_args`` each takes (learning rate and weight decay are fields)
+OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    "adamw": ("betas", "eps", "amsgrad"),
+    "adam": ("betas", "eps", "amsgrad"),
+    "sgd": ("momentum", "dampening", "nesterov"),
+}
 CHECKPOINT_DIR = "checkpoint"
 EMBEDDED_BASE_DIR = "base"
 # Base models up to this size travel inside the bundle (the smoke model), so the
@@ -147,10 +154,14 @@ class QLoRAConfig:
         quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
         answer_loss: ``"yes_no"`` (cross-entropy over the two answer tokens) or
             ``"vocab"`` (over the whole vocabulary); see the module docstring.
-        learning_rate: AdamW peak learning rate.
-        weight_decay: AdamW weight decay.
+        optimizer: ``"adamw"`` (default), ``"adam"`` or ``"sgd"`` (``torch.optim``).
+        optimizer_args: the optimizer's other arguments: ``betas``, ``eps``, ``amsgrad``
+            for adamw/adam; ``momentum``, ``dampening``, ``nesterov`` for sgd ({}: torch's defaults).
+        learning_rate: the optimizer's peak learning rate.
+        weight_decay: the optimizer's weight decay.
         warmup_ratio: fraction of steps with linear warm-up (then ``lr_schedule``).
-        lr_schedule: ``"cosine"`` (decay to 0) or ``"constant"`` after the warm-up.
+        lr_schedule: ``"cosine"`` (decay to 0), ``"linear"`` (decay to 0) or ``"constant"``
+            after the warm-up (``transformers.get_scheduler``).
         epochs: passes over the training rows (fractions allowed).
         max_steps: cap on optimizer steps (None: from epochs).
         batch_size: patients per micro-batch (each brings all endpoints).
@@ -184,6 +195,8 @@ class QLoRAConfig:
     lora_layers: int | None = None
     quantization: str = "auto"
     answer_loss: str = "yes_no"
+    optimizer: str = "adamw"
+    optimizer_args: dict[str, Any] = field(default_factory=dict)
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
@@ -242,6 +255,9 @@ class QLoRAConfig:
             raise bad("compute_dtype", f"one of {', '.join(COMPUTE_DTYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise bad("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        _check_optimizer_args(self.optimizer, self.optimizer_args)
         if self.class_weight not in CLASS_WEIGHTS:
             raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
         if self.head not in HEADS:
@@ -255,11 +271,47 @@ class QLoRAConfig:
         """Plain data (tuples as lists) for bundle metadata."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        d["optimizer_args"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.optimizer_args.items()
+        }
         return d
 
     def with_overrides(self, **changes: Any) -> QLoRAConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+
+def _check_optimizer_args(optimizer: str, args: Any) -> None:
+    """``optimizer_args`` hold only arguments ``optimizer`` takes, each of the right kind.
+
+    Raises:
+        ValueError: naming the argument and the rule it breaks.
+    """
+    where = "QLoRAConfig.optimizer_args"
+    if not isinstance(args, dict):
+        raise ValueError(f"{where} must be a mapping of argument names to values, got {type(args).__name__}")
+    allowed = OPTIMIZERS[optimizer]
+    for key, value in args.items():
+        if key not in allowed:
+            raise ValueError(
+                f"{where}.{key} is not an argument of {optimizer}; it takes {', '.join(allowed)}"
+            )
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if key == "betas":
+            ok = (
+                isinstance(value, (list, tuple))
+                and len(value) == 2
+                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
+            )
+            rule = "two numbers in [0, 1)"
+        elif key in ("amsgrad", "nesterov"):
+            ok, rule = isinstance(value, bool), "true or false"
+        elif key == "eps":
+            ok, rule = number and value > 0, "a positive number"
+        else:  # momentum, dampening
+            ok, rule = number and value >= 0, "a non-negative number"
+        if not ok:
+            raise ValueError(f"{where}.{key} must be {rule}, got {value!r}")
 
 
 # ============================================================================ setup
@@ -710,7 +762,7 @@ def _setup_optimization(
 ) -> _Optimization:
     """Install the answer head, build the optimizer and schedule, resume from ``ckpt``, fit the probe."""
     import torch
-    from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+    from transformers import get_scheduler
 
     model = s.model
     head = (
@@ -721,12 +773,18 @@ def _setup_optimization(
     batches = _Batches(len(s.rows), config.batch_size, config.seed)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup = int(config.warmup_ratio * total_steps)
-    if config.lr_schedule == "constant":
-        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
-    else:
-        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    # The optimizer and the schedule by name (config.optimizer, config.lr_schedule), as a recipe says.
+    kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    args = {k: tuple(v) if k == "betas" else v for k, v in config.optimizer_args.items()}
+    optimizer = kinds[config.optimizer](
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay, **args
+    )
+    scheduler = get_scheduler(
+        LR_SCHEDULES[config.lr_schedule],
+        optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
     start = (
         load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)
         if resume

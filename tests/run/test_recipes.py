@@ -1,0 +1,130 @@
+"""Profiles as YAML recipes: loaded safely, checked with the config's own rules, changed by ``--set``."""
+
+from __future__ import annotations
+
+import pytest
+
+from cohortlm.errors import SpecError, UsageError
+from cohortlm.run.profiles import (
+    PROFILE_DIR,
+    PROFILES,
+    Profile,
+    apply_overrides,
+    get_profile,
+    load_profile_file,
+    pipeline_recipe,
+    recipe_from_json,
+    resolve_recipe,
+)
+
+
+def test_yaml_profiles_equal_the_python_literals():
+    """The migration: each packaged YAML file resolves to exactly the Python literal it replaces."""
+    from cohortlm.run.profiles import _PYTHON_PROFILES
+
+    assert set(PROFILES) == set(_PYTHON_PROFILES) == {"smoke", "quick", "paper"}
+    for name, profile in PROFILES.items():
+        assert profile == _PYTHON_PROFILES[name], name
+        assert profile.to_dict() == _PYTHON_PROFILES[name].to_dict(), name
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_the_resolved_recipe_reads_back_equal(name, tmp_path):
+    profile = PROFILES[name]
+    assert Profile.from_dict(profile.to_dict(), source="x") == profile
+    assert recipe_from_json(profile.to_json()) == profile
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(profile.to_yaml())
+    assert get_profile(str(path)) == profile
+    assert (PROFILE_DIR / f"{name}.yaml").is_file()
+
+
+def test_a_user_file_needs_only_a_name_and_what_differs(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\neval_rows: 100\nqlora:\n  lora_r: 8\n  learning_rate: 5e-4\n")
+    profile = get_profile(str(path))
+    assert profile.name == "mine" and profile.eval_rows == 100
+    assert profile.qlora.lora_r == 8 and profile.qlora.learning_rate == 5e-4  # 5e-4: YAML 1.1 text
+    assert profile.qlora.optimizer == "adamw" and profile.qlora.lr_schedule == "cosine"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nqlora:\n  lr: 0.1\n", r"unknown key 'qlora\.lr'; qlora takes lora_r, .*learning_rate"),
+        ("name: x\nepochs: 2\n", r"unknown key 'epochs'; a profile has name, description"),
+        ("name: x\nqlora:\n  lora_r: 0\n", r"qlora\.lora_r must be a positive integer, got 0"),
+        ("name: x\nqlora:\n  learning_rate: fast\n", r"qlora\.learning_rate must be a number, got 'fast'"),
+        ("name: x\nqlora:\n  lora_layers: 1.5\n", r"qlora\.lora_layers must be an integer or null, got 1\.5"),
+        ("name: x\nqlora:\n  optimizer: lion\n", r"qlora\.optimizer must be one of adamw, adam, sgd"),
+        ("name: x\nqlora:\n  lr_schedule: step\n", r"qlora\.lr_schedule must be one of cosine, linear"),
+        ("name: x\nqlora:\n  optimizer_args: {momentum: 0.9}\n", r"momentum is not an argument of adamw"),
+        ("name: x\neval_rows: 0\n", r"eval_rows must be null \(every test patient\) or positive"),
+        ("description: no name\n", r"name is missing"),
+        ("name: x\nqlora: [1, 2]\n", r"qlora must be a mapping"),
+        ("- just\n- a list\n", r"a profile is a mapping"),
+        ("name: x\nname: y\n", r"name: the key is given twice"),
+    ],
+)
+def test_a_bad_profile_file_names_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message) as err:
+        load_profile_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_overrides_are_yaml_typed_and_checked():
+    quick = PROFILES["quick"]
+    changed = apply_overrides(
+        quick,
+        [
+            "qlora.learning_rate=2e-4",
+            "qlora.lora_layers=4",
+            "qlora.target_modules=[q_proj, v_proj]",
+            "qlora.lr_schedule=linear",
+            "qlora.optimizer_args.betas=[0.9, 0.95]",
+            "eval_rows=null",
+        ],
+    )
+    assert changed.qlora.learning_rate == 2e-4 and changed.qlora.lora_layers == 4
+    assert changed.qlora.target_modules == ("q_proj", "v_proj") and changed.qlora.lr_schedule == "linear"
+    assert changed.qlora.optimizer_args == {"betas": [0.9, 0.95]} and changed.eval_rows is None
+    assert changed.qlora.epochs == quick.qlora.epochs and changed.name == "quick"  # the rest as it was
+    assert resolve_recipe("quick", ["qlora.lora_r=8"]).qlora.lora_r == 8
+    assert PROFILES["quick"] == quick  # the packaged profile is untouched
+    assert apply_overrides(quick, []) is quick
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("qlora.lr=0.1", r"--set qlora\.lr: unknown key; set one of name, .*qlora\.<field> \(lora_r"),
+        ("learning_rate=0.1", r"--set learning_rate: unknown key"),
+        ("qlora.lora_r=0", r"--set qlora\.lora_r: qlora\.lora_r must be a positive integer, got 0"),
+        ("qlora.lora_r=eight", r"--set qlora\.lora_r: qlora\.lora_r must be an integer, got 'eight'"),
+        ("qlora.epochs=-1", r"--set qlora\.epochs: qlora\.epochs must be positive"),
+        ("qlora.head=linear", r"qlora\.head must be one of"),
+        ("qlora.optimizer_args.momentum=0.9", r"momentum is not an argument of adamw"),
+        ("qlora.learning_rate", r"--set 'qlora\.learning_rate': use key=value"),
+        ("qlora.target_modules=[a, [b]", r"--set qlora\.target_modules: .*not valid YAML"),
+    ],
+)
+def test_a_bad_override_is_a_spec_error_naming_it(override, message):
+    with pytest.raises(SpecError, match=message) as err:
+        resolve_recipe("quick", [override])
+    assert err.value.exit_code == 2
+
+
+def test_unknown_profile_and_recipe_parameter():
+    with pytest.raises(UsageError, match="unknown profile 'huge'; choose one of smoke, quick, paper"):
+        get_profile("huge")
+    with pytest.raises(SpecError, match="profile file not found"):
+        get_profile("nowhere.yaml")
+    assert pipeline_recipe("smoke", "") == PROFILES["smoke"]
+    custom = resolve_recipe("smoke", ["qlora.max_steps=3"])
+    assert pipeline_recipe("smoke", custom.to_json()) == custom
+    with pytest.raises(SpecError, match="the pipeline's recipe parameter: not JSON"):
+        pipeline_recipe("smoke", "{lora_r: 3")
+    with pytest.raises(SpecError, match=r"the pipeline's recipe parameter: unknown key 'qlora\.rank'"):
+        pipeline_recipe("smoke", '{"name": "smoke", "qlora": {"rank": 3}}')
