@@ -102,6 +102,75 @@ def test_trunk_cache_survives_a_torn_file_and_stays_in_budget(tmp_path):
     assert cache.load("g7") is not None  # the newest entry stays
 
 
+def test_trunk_cache_refuses_flipped_swapped_and_old_entries(tmp_path):
+    cache = trunk.TrunkCache(tmp_path)
+    a, b = torch.randn(6, 4), torch.randn(6, 4)
+    cache.save("aa1", a)
+    cache.save("bb2", b)
+    # one bit flipped in the tensor's bytes (the last byte of the file is data)
+    raw = bytearray(cache.path("aa1").read_bytes())
+    raw[-1] ^= 0x01
+    cache.path("aa1").write_bytes(bytes(raw))
+    assert cache.load("aa1") is None
+    assert cache.rejected == {"digest": 1}
+    assert not cache.path("aa1").exists()  # the bad entry is gone, so the recomputed one replaces it
+    # two entries swapped: each file is intact, but holds the other patient's states
+    cache.save("aa1", a)
+    pa, pb = cache.path("aa1"), cache.path("bb2")
+    da, db = pa.read_bytes(), pb.read_bytes()
+    pa.write_bytes(db)
+    pb.write_bytes(da)
+    assert cache.load("aa1") is None and cache.load("bb2") is None
+    assert cache.rejected == {"digest": 1, "key": 2}
+    # an entry without a digest (the format before verification) is not trusted either
+    from safetensors.torch import save_file
+
+    save_file({"states": a}, str(cache.path("aa1")))
+    assert cache.load("aa1") is None
+    assert cache.rejected["format"] == 1
+    cache.save("aa1", a)
+    torch.testing.assert_close(cache.load("aa1"), a)
+    assert cache.rejected_total == 4
+
+
+def _corrupt(entries, how, rng):
+    if how == "swap":
+        first, second = entries[0].read_bytes(), entries[1].read_bytes()
+        entries[0].write_bytes(second)
+        entries[1].write_bytes(first)
+        return
+    for entry in entries:
+        raw = bytearray(entry.read_bytes())
+        if how == "bit_in_data":
+            pos = int(rng.integers(len(raw) - 256, len(raw)))  # inside the float data
+        else:  # anywhere, header included
+            pos = int(rng.integers(0, len(raw)))
+        raw[pos] ^= 1 << int(rng.integers(0, 8))
+        entry.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["bit_in_data", "bit_anywhere", "swap"])
+def test_scores_after_cache_corruption_equal_clean_scores(
+    how, tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path))
+    rows = split_cohort.head(10)
+    clean = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1).score(rows, batch_size=4)
+    entries = sorted((tmp_path / "trunk").glob("*/*.safetensors"))
+    assert len(entries) == len(rows)
+    _corrupt(entries, how, np.random.default_rng(7))
+    with caplog.at_level("WARNING", logger="cohortlm.models.llm.trunk"):
+        after = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1).score(rows, batch_size=4)
+    np.testing.assert_array_equal(after.to_numpy(), clean.to_numpy())
+    assert "failed verification and are recomputed" in caplog.text
+    # the recomputed entries were written back and verify again
+    cache = trunk.TrunkCache(tmp_path / "trunk")
+    again = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1)
+    monkeypatch.setattr(trunk.TrunkCache, "default", classmethod(lambda cls: cache))
+    np.testing.assert_array_equal(again.score(rows, batch_size=4).to_numpy(), clean.to_numpy())
+    assert cache.rejected_total == 0
+
+
 def test_uncuttable_architectures_run_uncached():
     class Other(torch.nn.Module):
         pass

@@ -24,7 +24,9 @@ scales them) is not cut (:func:`can_split` says False) and runs uncached.
 The disk cache (:class:`TrunkCache`) keeps the states of a set of patients
 under a key made of the base model's hash, the split point, the token ids and
 the dtype, so the zero-shot and fine-tuned scoring steps (separate pipeline
-tasks) compute the eval rows' trunk once between them.
+tasks) compute the eval rows' trunk once between them. Every entry carries its
+key and a sha256 of its content and is verified when read: a damaged or
+misplaced entry is counted and recomputed, never used.
 """
 
 from __future__ import annotations
@@ -282,20 +284,44 @@ def patient_key(context: str, prefix: Sequence[int]) -> str:
     return digest.hexdigest()[:32]
 
 
+#: Written into every entry's safetensors header; entries of another format are recomputed.
+ENTRY_FORMAT = "cohortlm-trunk/2"
+
+
+def content_digest(states: Any) -> str:
+    """sha256 of a tensor's dtype, shape and bytes: what a cache entry must still hold when read."""
+    import torch
+
+    t = states.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    if t.numel():
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 class TrunkCache:
-    """Trunk states on disk, one safetensors file per patient, content-addressed, bounded in size.
+    """Trunk states on disk, one safetensors file per patient, content-addressed, verified, bounded in size.
 
     One file per patient (not per set) lets any later set reuse what an earlier
     one computed: the fine-tuned scorer the zero-shot one's eval rows, a
     learning curve's larger training set the smaller one's patients. Writes go
     to a temporary file renamed into place, so two tasks writing the same entry
-    at once, or a task killed mid-write, never leave a torn file; an unreadable
-    entry is recomputed.
+    at once, or a task killed mid-write, never leave a torn file.
+
+    Verified on read. Each entry's header records the key it was written under
+    and the sha256 of its tensor (:func:`content_digest`); :meth:`load` returns
+    states only when both still match, so a flipped bit, a truncated or foreign
+    file, an entry copied or renamed over another patient's (two swapped
+    entries) or one of an older format is never used: it is deleted, counted in
+    :attr:`rejected` (by reason) and the caller recomputes it. Logs name the
+    reason and the count, never the entry (its key derives from a patient's text).
     """
 
     def __init__(self, root: Path, *, budget_bytes: int = DISK_BUDGET_BYTES):
         self.root = Path(root)
         self.budget_bytes = budget_bytes
+        #: entries refused since this object was made, by reason (``unreadable``, ``key``, ``digest``, ...)
+        self.rejected: dict[str, int] = {}
 
     @classmethod
     def default(cls) -> TrunkCache:
@@ -307,27 +333,51 @@ class TrunkCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
 
+    @property
+    def rejected_total(self) -> int:
+        """Entries refused (and so recomputed) since this object was made."""
+        return sum(self.rejected.values())
+
+    def _reject(self, path: Path, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        log.warning("trunk cache entry failed verification (%s); recomputing it", reason)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
     def load(self, key: str) -> Any | None:
-        """The cached states for ``key``, or None."""
-        from safetensors.torch import load_file
+        """The cached states for ``key`` when the entry verifies (its key and content digest), else None."""
+        from safetensors import safe_open
 
         path = self.path(key)
         if not path.is_file():
             return None
         try:
-            return load_file(str(path))["states"]
-        except Exception as exc:  # a torn or foreign file: recompute
-            log.warning("ignoring unreadable trunk cache entry %s (%s)", path.name, type(exc).__name__)
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                states = f.get_tensor("states")
+        except Exception:  # a torn, truncated or foreign file
+            self._reject(path, "unreadable")
             return None
+        if meta.get("format") != ENTRY_FORMAT:
+            self._reject(path, "format")
+        elif meta.get("key") != key:
+            self._reject(path, "key")  # another entry's file in this one's place
+        elif meta.get("sha256") != content_digest(states):
+            self._reject(path, "digest")  # the content changed after it was written
+        else:
+            return states
+        return None
 
     def save(self, key: str, states: Any) -> None:
-        """Store one patient's ``states`` under ``key`` (atomic)."""
+        """Store one patient's ``states`` under ``key`` with their key and digest in the header (atomic)."""
         from safetensors.torch import save_file
 
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-        save_file({"states": states.contiguous()}, str(tmp))
+        states = states.contiguous()
+        meta = {"format": ENTRY_FORMAT, "key": key, "sha256": content_digest(states)}
+        save_file({"states": states}, str(tmp), metadata=meta)
         tmp.replace(path)
 
     def trim(self) -> None:
@@ -413,11 +463,18 @@ def cached_states(
         model_sha256=model_sha256, split_at=split_at, dtype=f"{dtype}/{amp}", questions=questions
     )
     keys = [patient_key(context, p) for p in prefixes]
+    rejected_before = store.rejected_total
     states: list[Any] = [store.load(k) for k in keys]
     missing = [i for i, st in enumerate(states) if st is None]
+    rejected = store.rejected_total - rejected_before
     log.info(
         "frozen trunk states: %d of %d patients from the cache", len(prefixes) - len(missing), len(prefixes)
     )
+    if rejected:
+        log.warning(
+            "%d trunk cache entries failed verification and are recomputed (%s)", rejected,
+            ", ".join(f"{reason}: {n}" for reason, n in sorted(store.rejected.items())),
+        )  # fmt: skip
     if not missing:
         return states
     writable = True
