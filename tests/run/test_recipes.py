@@ -18,14 +18,11 @@ from cohortlm.run.profiles import (
 )
 
 
-def test_yaml_profiles_equal_the_python_literals():
-    """The migration: each packaged YAML file resolves to exactly the Python literal it replaces."""
-    from cohortlm.run.profiles import _PYTHON_PROFILES
-
-    assert set(PROFILES) == set(_PYTHON_PROFILES) == {"smoke", "quick", "paper"}
-    for name, profile in PROFILES.items():
-        assert profile == _PYTHON_PROFILES[name], name
-        assert profile.to_dict() == _PYTHON_PROFILES[name].to_dict(), name
+def test_the_packaged_profiles():
+    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    assert PROFILES["smoke"].base_model == "tiny" and PROFILES["smoke"].throwaway
+    assert PROFILES["paper"].qlora.quantization == "nf4" and PROFILES["paper"].needs_base_model
+    assert not PROFILES["quick"].throwaway and PROFILES["quick"].qlora.head == "endpoint"
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
