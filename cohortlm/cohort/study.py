@@ -49,6 +49,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.subgroups import Subgroup, parse_subgroups
 from cohortlm.errors import DataError, SpecError
 from cohortlm.yamlsafe import load_yaml_file
 
@@ -74,6 +75,7 @@ _TOP_KEYS = {
     "endpoints",
     "split",
     "rules",
+    "subgroups",
 }
 _FEATURE_KEYS = {
     "name",
@@ -210,6 +212,8 @@ class StudySpec:
     featuriser: str | None = None
     timestamp_column: str | None = None
     description: str | None = None
+    #: patient subgroups the report shows and the gate checks (:mod:`cohortlm.cohort.subgroups`)
+    subgroups: tuple[Subgroup, ...] = ()
     source: str = field(default="<memory>", compare=False)
 
     @property
@@ -257,6 +261,8 @@ class StudySpec:
         for key in ("featuriser", "timestamp_column", "description"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.subgroups:
+            out["subgroups"] = [g.to_dict() for g in self.subgroups]
         return out
 
     def with_split(self, sizes: Mapping[str, Any], *, source: str = "split override") -> StudySpec:
@@ -274,7 +280,9 @@ class StudySpec:
         Bundles record it so that a model is never served against a spec that
         names other features or endpoints.
         """
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        # Subgroups change what is reported, not what a model reads or predicts: not in the hash.
+        content = {k: v for k, v in self.to_dict().items() if k != "subgroups"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def labels(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -675,6 +683,7 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
         featuriser=featuriser,
         timestamp_column=timestamp_column,
         description=description,
+        subgroups=parse_subgroups(source, data.get("subgroups"), features),
         source=source,
     )
 
