@@ -560,7 +560,12 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
         thresholds = {ep: float(r["threshold"]) for ep, r in record.items()}
         (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
         (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
-        version = promote(staged, model_store, decision=outcome.decision.to_dict())
+        version = promote(
+            staged,
+            model_store,
+            decision=outcome.decision.to_dict(),
+            expected_champion=gated_champion_version(outcome),
+        )
     return {"model_version": version, "model_store": model_store, "model": outcome.promoted_model}
 
 
@@ -575,6 +580,18 @@ def export_metrics_step(outcome: GateOutcome, pushgateway: str, run_id: str) -> 
     from cohortlm.run.metrics import push_run_metrics
 
     figures = outcome.training.get(outcome.candidate) or next(iter(outcome.training.values()), None)
+def gated_champion_version(outcome: GateOutcome) -> str | None:
+    """The version of the champion the gate compared against; None when none served.
+
+    With no champion, this run's baseline stands in (named ``baseline``); a serving one is
+    named ``champion_<kind>_<version>`` by :func:`_add_champion`.
+    """
+    import re
+
+    match = re.fullmatch(r"champion_[a-z0-9]+_(.+)", outcome.champion)
+    return match.group(1) if match else None
+
+
     pushed = push_run_metrics(
         pushgateway or None,
         run_id=run_id or "local",
@@ -583,6 +600,10 @@ def export_metrics_step(outcome: GateOutcome, pushgateway: str, run_id: str) -> 
         decision_promoted=outcome.promote,
         tokens_per_second=figures.tokens_per_s if figures is not None else None,
         # The validate step pushes its own counts (group cohortlm-validation), before a
+
+    The champion pointer moves only if it still names the champion the gate compared
+    against (:func:`gated_champion_version`): when another run promoted in between, this
+    raises :class:`cohortlm.store.registry.ChampionChangedError` and nothing changes.
         # failure stops the run; here they would only repeat them.
         validation_failures={},
     )

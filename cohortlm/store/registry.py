@@ -16,13 +16,25 @@ where real runs' champions live: a real run after a smoke run must not be gated
 against the smoke run's model. ``smoke-runs`` cannot be a study's name (study
 names are lower snake_case), so the namespace never collides with a study.
 
+Promotions of one study are serialised by ``.lock`` (an ``flock``, released by the
+kernel when its holder dies, even by ``kill -9``), and a run promotes only if the
+champion is still the one its gate compared against (``promote(...,
+expected_champion=...)``, a compare-and-swap on the pointer under the lock): two
+runs that gated at the same time against the same champion cannot both replace
+it; the second is refused with :class:`ChampionChangedError` and has to gate again,
+against the first one's champion.
+
 Promotion is crash safe: the bundle is copied into a temporary folder, its
 manifest written there, and the folder renamed into ``versions/`` in one step;
 only then does the champion pointer change, by writing a new symlink beside
 the old one and renaming it over it (``os.replace`` is atomic on POSIX). A
 crash at any point leaves either the old champion or the new one, never half
-of either. A server that follows the pointer sees the change and loads the new
-version fully, and self-checks it, before it answers with it.
+of either. A promotion killed before its rename leaves a ``versions/.incoming-*``
+folder; it is removed the next time the store is opened for the study
+(:func:`champion`) or promoted to, but only while nobody holds the lock (a
+promotion in progress keeps its staging folder). A server that follows the
+pointer sees the change and loads the new version fully, and self-checks it,
+before it answers with it.
 
 ``MANIFEST.json`` records the SHA-256 and size of every file of the promoted
 bundle. :func:`verify_manifest` refuses a bundle in which any byte changed, a
@@ -81,6 +93,17 @@ class PromotionError(CohortlmError):
     """A promotion or rollback could not be done; the champion is unchanged (exit code 1)."""
 
     exit_code = 1
+
+
+class ChampionChangedError(PromotionError):
+    """The champion changed after the gate compared against it: nothing was promoted (exit code 1)."""
+
+
+class _Unset:
+    """No expectation about the champion (a plain promotion or a retry)."""
+
+
+UNSET = _Unset()
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -218,6 +241,43 @@ def _locked(study_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _remove_incoming(study_dir: Path) -> list[str]:
+    """Remove every ``versions/.incoming-*`` folder (the caller holds the lock: all are stale)."""
+    removed = []
+    for debris in sorted((study_dir / VERSIONS).glob(".incoming-*")):
+        shutil.rmtree(debris, ignore_errors=True)
+        removed.append(debris.name)
+    return removed
+
+
+def clean_stale_incoming(store: str | Path | None, study: str) -> list[str]:
+    """Remove the staging folders of promotions that died before their rename.
+
+    A staging folder belongs to a promotion in progress exactly while its owner holds the
+    study's lock (the kernel drops the lock of a killed process), so the folders are removed
+    only when the lock can be taken at once; otherwise nothing is touched. A store that cannot
+    be written (a read-only mount) is left as it is.
+
+    Returns:
+        The names of the folders removed.
+    """
+    study_dir = _study_dir(store, study)
+    if not any((study_dir / VERSIONS).glob(".incoming-*")):
+        return []
+    try:
+        with (study_dir / ".lock").open("a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []  # a promotion is in progress: its folder is not debris
+            try:
+                return _remove_incoming(study_dir)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except OSError:
+        return []
+
+
 def _read_history(study_dir: Path) -> list[str]:
     path = study_dir / HISTORY_FILE
     if not path.is_file():
@@ -262,7 +322,12 @@ def champion_version(store: str | Path | None, study: str) -> str | None:
 
 
 def champion(store: str | Path | None, study: str) -> Path | None:
-    """The folder of the current champion of ``study``, or None when there is none."""
+    """The folder of the current champion of ``study``, or None when there is none.
+
+    Opening the store this way also removes staging folders that killed promotions left
+    (:func:`clean_stale_incoming`).
+    """
+    clean_stale_incoming(store, study)
     version = champion_version(store, study)
     if version is None:
         return None
@@ -303,6 +368,7 @@ def promote(
     *,
     decision: dict[str, Any] | str | Path | None = None,
     signing_key: str | Path | None = None,
+    expected_champion: str | _Unset | None = UNSET,
 ) -> str:
     """Make a bundle the champion of its study, atomically.
 
@@ -311,6 +377,12 @@ def promote(
     a version that is already in the store (same content) only moves the pointer,
     so a retried promotion is harmless.
 
+    With ``expected_champion`` (the version the gate compared against, None for "no
+    champion"), the pointer moves only if it still names that version when the lock is
+    held: a compare-and-swap, so that a run never replaces a champion it was not gated
+    against (another run promoted in between). A retry of a promotion that already
+    happened (the champion is this version) succeeds.
+
     Args:
         bundle_dir: the bundle folder (with ``bundle.json``).
         store: the model store; default :func:`default_store`.
@@ -318,12 +390,15 @@ def promote(
             ``decision.json`` in the promoted copy; the bundle's own is kept otherwise.
         signing_key: private key (PEM) to sign the promoted copy with (``MANIFEST.sig``);
             default ``$COHORTLM_SIGNING_KEY``; unsigned when neither is set.
+        expected_champion: the champion version the gate compared against (None: there
+            was none); not given: promote whatever serves now.
 
     Returns:
         The promoted version.
 
     Raises:
         UsageError: not a bundle, or a different bundle already holds this version.
+        ChampionChangedError: the champion is no longer ``expected_champion``; nothing changed.
         PromotionError: the store is damaged; the champion is unchanged.
     """
     source = Path(bundle_dir)
@@ -331,9 +406,25 @@ def promote(
     study_dir = _study_dir(store, study)
     decision_data = _read_decision(decision)
     with _locked(study_dir):
+        if not isinstance(expected_champion, _Unset):
+            _check_champion(store, study, version, expected_champion)
         _store_version(source, study_dir, study, version, decision_data, signing_key)
         _move_champion(store, study_dir, study, version)
     return version
+
+
+def _check_champion(store: str | Path | None, study: str, version: str, expected: str | None) -> None:
+    """Refuse (under the lock) when the champion is not the one the gate compared against."""
+    current = champion_version(store, study)
+    if current in (expected, version):
+        return
+    gated = f"champion {expected}" if expected is not None else "no champion (a first champion)"
+    raise ChampionChangedError(
+        f"the champion of study '{study}' changed while this run was gating: the gate compared "
+        f"{version} against {gated}, but {current or 'no champion'} serves now (another run or a "
+        f"rollback changed it). Nothing was promoted; run again to gate against the champion "
+        "now serving"
+    )
 
 
 def _read_decision(decision: dict[str, Any] | str | Path | None) -> dict[str, Any] | None:
@@ -362,10 +453,9 @@ def _store_version(
     """
     target = study_dir / VERSIONS / version
     (study_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
-    # Remove debris of a promotion that crashed before its rename.
-    for debris in (study_dir / VERSIONS).glob(".incoming-*"):
-        shutil.rmtree(debris, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-", dir=study_dir / VERSIONS))
+    # Debris of a promotion that died before its rename (we hold the lock: nothing is in progress).
+    _remove_incoming(study_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{version}-{os.getpid()}-", dir=study_dir / VERSIONS))
     try:
         manifest = _stage_copy(source, staging, decision_data, signing_key)
         if target.exists():
