@@ -539,6 +539,18 @@ def evaluate_step(
     return outcome
 
 
+def gated_champion_version(outcome: GateOutcome) -> str | None:
+    """The version of the champion the gate compared against; None when none served.
+
+    With no champion, this run's baseline stands in (named ``baseline``); a serving one is
+    named ``champion_<kind>_<version>`` by :func:`_add_champion`.
+    """
+    import re
+
+    match = re.fullmatch(r"champion_[a-z0-9]+_(.+)", outcome.champion)
+    return match.group(1) if match else None
+
+
 def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dict[str, Any]:
     """Make ``bundle_dir`` (the outcome's promoted model) the champion in the local model store (atomic).
 
@@ -547,6 +559,10 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
     split, which the server applies to its probabilities) and
     ``thresholds_record.json`` (where each came from; an endpoint without one gets
     the serving default, and the record says so).
+
+    The champion pointer moves only if it still names the champion the gate compared
+    against (:func:`gated_champion_version`): when another run promoted in between, this
+    raises :class:`cohortlm.store.registry.ChampionChangedError` and nothing changes.
     """
     import tempfile
 
@@ -580,18 +596,6 @@ def export_metrics_step(outcome: GateOutcome, pushgateway: str, run_id: str) -> 
     from cohortlm.run.metrics import push_run_metrics
 
     figures = outcome.training.get(outcome.candidate) or next(iter(outcome.training.values()), None)
-def gated_champion_version(outcome: GateOutcome) -> str | None:
-    """The version of the champion the gate compared against; None when none served.
-
-    With no champion, this run's baseline stands in (named ``baseline``); a serving one is
-    named ``champion_<kind>_<version>`` by :func:`_add_champion`.
-    """
-    import re
-
-    match = re.fullmatch(r"champion_[a-z0-9]+_(.+)", outcome.champion)
-    return match.group(1) if match else None
-
-
     pushed = push_run_metrics(
         pushgateway or None,
         run_id=run_id or "local",
@@ -600,10 +604,6 @@ def gated_champion_version(outcome: GateOutcome) -> str | None:
         decision_promoted=outcome.promote,
         tokens_per_second=figures.tokens_per_s if figures is not None else None,
         # The validate step pushes its own counts (group cohortlm-validation), before a
-
-    The champion pointer moves only if it still names the champion the gate compared
-    against (:func:`gated_champion_version`): when another run promoted in between, this
-    raises :class:`cohortlm.store.registry.ChampionChangedError` and nothing changes.
         # failure stops the run; here they would only repeat them.
         validation_failures={},
     )
