@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,15 @@ from cohortlm.evaluation.report import (
     table1_markdown,
 )
 from cohortlm.evaluation.report_html import render_html
+from cohortlm.evaluation.tripod import (
+    TRIPOD_FILE,
+    ChecklistEntry,
+    CohortSummary,
+    report_evidence,
+    tripod_checklist,
+    tripod_html,
+    tripod_markdown,
+)
 
 __all__ = ["ReportPaths", "render_report", "write_report"]
 
@@ -84,6 +93,9 @@ def write_report(
         threshold_method=threshold_method,
         profile=(run.run_info or {}).get("profile"),
     )
+    cohort = _outcome_cohort(Path(run_dir))
+    if cohort is not None:
+        report = replace(report, cohort=cohort)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
     return render_report(
         report,
@@ -92,6 +104,15 @@ def write_report(
         validation=run.validation,
         study_name=run.study.name if run.study is not None else None,
     )
+
+
+def _outcome_cohort(run_dir: Path) -> CohortSummary | None:
+    """The split sizes the gate step recorded in ``outcome.json`` (absent in older runs)."""
+    try:
+        data = json.loads((run_dir / "outcome.json").read_text())
+        return CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def render_report(
@@ -158,6 +179,8 @@ def render_report(
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())
+    # Last before the page: the checklist cites the files written above (and the page itself).
+    tripod = _write_tripod(report, out, validation=validation, metrics_keys=metrics, study_name=study_name)
     paths.index_html.write_text(
         render_html(
             report,
@@ -165,7 +188,32 @@ def render_report(
             run_info=dict(run_info) if run_info is not None else None,
             validation=dict(validation) if validation is not None else None,
             study_name=study_name,
+            tripod=tripod_html(tripod),
         ),
         encoding="utf-8",
     )
     return paths
+
+
+def _write_tripod(
+    report: ReportData,
+    out: Path,
+    *,
+    validation: Mapping[str, Any] | None,
+    metrics_keys: Mapping[str, Any],
+    study_name: str | None,
+) -> list[ChecklistEntry]:
+    """Write ``tripod_ai.md`` (TRIPOD+AI, item by item) into the report folder; return its entries."""
+    # Paths in the checklist are relative to the run folder, whose report folder this is.
+    run_dir, prefix = (out.parent, "report/") if out.name == "report" else (out, "")
+    evidence = report_evidence(
+        report,
+        run_dir,
+        validation=validation,
+        metrics_keys=metrics_keys,
+        written=[f"{prefix}index.html", f"{prefix}{TRIPOD_FILE}"],
+        small_sample=[str(r["endpoint"]) for r in small_sample_endpoints(report)],
+    )
+    entries = tripod_checklist(evidence)
+    (out / TRIPOD_FILE).write_text(tripod_markdown(entries, study=study_name), encoding="utf-8")
+    return entries

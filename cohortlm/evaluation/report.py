@@ -67,6 +67,7 @@ from cohortlm.evaluation.comparisons import (
 )
 from cohortlm.evaluation.evaluate import Evaluation, evaluate
 from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
+from cohortlm.evaluation.tripod import CohortSummary
 
 __all__ = [
     "MIN_CASES",
@@ -148,6 +149,10 @@ class ReportData:
     families: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: the run profile (``smoke``, ``quick``, ``paper``), when known
     profile: str | None = None
+    #: the study spec, when known (the TRIPOD+AI checklist reads its definitions)
+    study: StudySpec | None = None
+    #: patients and cases per split (:class:`cohortlm.evaluation.tripod.CohortSummary`), when known
+    cohort: CohortSummary | None = None
 
     @property
     def fine_tuning(self) -> pd.DataFrame | None:
@@ -448,6 +453,7 @@ def compute_report(
         notes=notes,
         families=families,
         profile=profile,
+        study=study,
     )
 
 

@@ -234,6 +234,7 @@ def render_html(
     run_info: Mapping[str, Any] | None = None,
     validation: Mapping[str, Any] | None = None,
     study_name: str | None = None,
+    tripod: str = "",
 ) -> str:
     """The report page: verdict, warnings, figure, gate, comparison families, Table 1, validation.
 
@@ -243,6 +244,7 @@ def render_html(
         run_info: The run folder's ``summary.json`` (run id, study, profile, wall time), if any.
         validation: The run folder's ``validation/validation.json``, if any.
         study_name: The study's name when ``run_info`` does not give it.
+        tripod: The TRIPOD+AI checklist's section (:func:`cohortlm.evaluation.tripod.tripod_html`).
 
     Returns:
         One HTML document that needs no other file.
@@ -271,6 +273,7 @@ def render_html(
         + _families(report)
         + _table1(report)
         + _validation(validation)
+        + tripod
         + (f"<section id='notes'><h2>Notes</h2><ul>{notes}</ul></section>" if notes else "")
         + "</body></html>\n"
     )

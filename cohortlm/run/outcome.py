@@ -21,6 +21,7 @@ import pandas as pd
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
 from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.tripod import CohortSummary
 from cohortlm.models.training import TrainingFigures
 
 __all__ = ["OUTCOME_FILE", "OUTCOME_SCHEMA", "OUTCOME_SCHEMA_VERSION", "WINNERS", "GateOutcome", "RocCurve"]
@@ -118,6 +119,18 @@ OUTCOME_SCHEMA: dict[str, Any] = {
             },
         },
         "roc": {"type": "array", "items": _ROC},
+        # optional: patients and cases per split, the study period (CohortSummary.to_dict)
+        "cohort": {
+            "type": ["object", "null"],
+            "required": ["n", "cases", "labelled"],
+            "properties": {
+                "n": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                "cases": {"type": "object"},
+                "labelled": {"type": "object"},
+                "period": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "synthetic": {"type": ["boolean", "null"]},
+            },
+        },
     },
     "additionalProperties": False,
 }
@@ -166,6 +179,7 @@ class GateOutcome:
             reason, as the server applies them (empty when nothing is promoted).
         training: Per fine-tuned model, what its training measured.
         roc: The ROC curves the KFP UI shows: candidate, baseline and champion, every endpoint.
+        cohort: Patients and cases per split and the study period (counts only), when known.
     """
 
     study: str
@@ -181,6 +195,7 @@ class GateOutcome:
     serving_thresholds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     training: Mapping[str, TrainingFigures] = field(default_factory=dict)
     roc: tuple[RocCurve, ...] = ()
+    cohort: CohortSummary | None = None
 
     def __post_init__(self) -> None:
         if self.winner not in WINNERS:
@@ -199,6 +214,7 @@ class GateOutcome:
         models: list[str],
         first_champion: bool,
         training: Mapping[str, TrainingFigures] | None = None,
+        cohort: CohortSummary | None = None,
     ) -> GateOutcome:
         """The outcome of a decision and the evaluation it was reported with.
 
@@ -210,6 +226,7 @@ class GateOutcome:
             models: Every model, in legend order.
             first_champion: No champion serves yet (the baseline stands in for one).
             training: Training figures per fine-tuned model.
+            cohort: Patients and cases per split (:func:`cohortlm.evaluation.tripod.cohort_summary`).
         """
         if decision.promote:
             winner, promoted = "candidate", decision.candidate
@@ -244,6 +261,7 @@ class GateOutcome:
             serving_thresholds=thresholds,
             training=dict(training or {}),
             roc=roc,
+            cohort=cohort,
         )
 
     @property
@@ -288,6 +306,7 @@ class GateOutcome:
                 }
                 for c in self.roc
             ],
+            "cohort": self.cohort.to_dict() if self.cohort is not None else None,
         }
 
     @classmethod
@@ -333,6 +352,7 @@ class GateOutcome:
                 )
                 for c in data["roc"]
             ),
+            cohort=CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None,
         )
 
     def write(self, folder: str | Path) -> Path:

@@ -37,6 +37,7 @@ from cohortlm.yamlsafe import load_yaml_text
 
 if TYPE_CHECKING:
     from cohortlm.evaluation.gates import Decision
+    from cohortlm.evaluation.tripod import CohortSummary
     from cohortlm.models.llm.bases import BaseModel
 
 _P = ParamSpec("_P")
@@ -332,11 +333,14 @@ class _GateInputs:
     pairs: list[tuple[str, str]]
     champion: str = "baseline"
     champion_version: str | None = None
+    #: patients and cases per split, every split (the report and model card cite them)
+    cohort: CohortSummary | None = None
 
 
 def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> _GateInputs:
     """Labels, split and scores, restricted to the patients every model scored."""
     from cohortlm.evaluation.comparisons import llm_pairs
+    from cohortlm.evaluation.tripod import cohort_summary
 
     raw = read_table(split_table, what="split table")
     labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
@@ -356,6 +360,7 @@ def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -
         split=df.loc[common, "split"],
         scores={name: frame.loc[common] for name, frame in model_scores.items()},
         pairs=pairs,
+        cohort=cohort_summary(raw, spec),
     )
 
 
@@ -514,7 +519,7 @@ def evaluate_step(
             inputs.labels, inputs.scores, rows=gating, endpoints=spec.endpoint_names
         )
     decision = replace(decision, comparisons=family_records(families))
-    report = replace(report, decision=decision)
+    report = replace(report, decision=decision, cohort=inputs.cohort)
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
     (out / "decision.json").write_text(decision.to_json())
@@ -526,6 +531,7 @@ def evaluate_step(
         models=models,
         first_champion=inputs.champion_version is None,
         training=training,
+        cohort=inputs.cohort,
     )
     outcome.write(out)
     validation = Path(validation_dir) / "validation.json" if validation_dir else None
