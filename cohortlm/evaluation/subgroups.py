@@ -82,7 +82,8 @@ def subgroup_levels(table: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
         spec: The study; its ``subgroups`` say which feature and levels.
 
     Returns:
-        A frame on ``table``'s index, one column per subgroup, of level names.
+        A frame on ``table``'s index, one categorical column per subgroup whose
+        categories are the levels in the spec's order.
     """
     out = pd.DataFrame(index=table.index)
     for group in spec.subgroups:
@@ -101,7 +102,9 @@ def subgroup_levels(table: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
         else:
             numeric = pd.to_numeric(values, errors="coerce")
             level = numeric.map(lambda v, g=group: g.levels[int(v)] if pd.notna(v) and v in (0, 1) else None)
-        out[group.name] = level.astype(object).where(pd.notna(level), None)
+        out[group.name] = pd.Categorical(
+            level.astype(object).where(pd.notna(level), None), categories=group.levels
+        )
     return out
 
 
@@ -109,8 +112,9 @@ def _members(levels: pd.DataFrame, subgroup: str, level: str) -> pd.Index:
     return levels.index[levels[subgroup] == level]
 
 
-def _level_pairs(levels: pd.DataFrame, spec: StudySpec) -> list[tuple[str, str]]:
-    return [(g.name, lv) for g in spec.subgroups if g.name in levels.columns for lv in g.levels]
+def _level_pairs(levels: pd.DataFrame) -> list[tuple[str, str]]:
+    """(subgroup, level) in the order of :func:`subgroup_levels`'s columns and categories."""
+    return [(str(col), str(lv)) for col in levels.columns for lv in levels[col].cat.categories]
 
 
 def _rows(rows: pd.Index | None, members: pd.Index) -> pd.Index:
@@ -121,10 +125,9 @@ def subgroup_table(
     labels: pd.DataFrame,
     scores: Mapping[str, pd.DataFrame],
     levels: pd.DataFrame,
-    spec: StudySpec,
     *,
+    endpoints: Sequence[str],
     rows: pd.Index | None = None,
-    endpoints: Sequence[str] | None = None,
     conf_level: float = 0.95,
 ) -> pd.DataFrame:
     """Per endpoint, model, subgroup and level: n, cases, AUC with interval, calibration slope.
@@ -133,9 +136,8 @@ def subgroup_table(
         labels: One column per endpoint (0/1/NaN), indexed by patient id.
         scores: Each model's probabilities, same columns and ids.
         levels: :func:`subgroup_levels` of the same patients.
-        spec: The study (its subgroups, in order).
+        endpoints: Endpoints, in order.
         rows: The patients to use (the evaluation split); all when None.
-        endpoints: Endpoints, in order; default: the study's.
         conf_level: Level of the AUC interval.
 
     Returns:
@@ -143,8 +145,8 @@ def subgroup_table(
         cases or controls (the slope also where the scores are no probabilities).
     """
     records = []
-    for ep in endpoints if endpoints is not None else spec.endpoint_names:
-        for subgroup, level in _level_pairs(levels, spec):
+    for ep in endpoints:
+        for subgroup, level in _level_pairs(levels):
             keep = _rows(rows, _members(levels, subgroup, level))
             for model, frame in scores.items():
                 y, s = endpoint_arrays(labels, frame, ep, model=model, rows=keep)
@@ -180,7 +182,6 @@ def paired_subgroup_stats(
     candidate_scores: pd.DataFrame,
     champion_scores: pd.DataFrame,
     levels: pd.DataFrame,
-    spec: StudySpec,
     *,
     rows: pd.Index | None,
     endpoints: Sequence[str],
@@ -193,7 +194,7 @@ def paired_subgroup_stats(
     """
     cells, columns = [], []
     for ep in endpoints:
-        for subgroup, level in _level_pairs(levels, spec):
+        for subgroup, level in _level_pairs(levels):
             keep = _rows(rows, _members(levels, subgroup, level))
             y, s_candidate = endpoint_arrays(labels, candidate_scores, ep, model=names[0], rows=keep)
             _, s_champion = endpoint_arrays(labels, champion_scores, ep, model=names[1], rows=keep)
