@@ -27,6 +27,7 @@ from cohortlm.evaluation.gate import (
 )
 from cohortlm.evaluation.gate.policy import CONSTRAINTS
 from cohortlm.evaluation.stats import delong_test, holm
+from cohortlm.evaluation.subgroups import SubgroupCell, SubgroupInputs
 
 EPS = ["a", "b", "c"]
 
@@ -377,3 +378,77 @@ def test_readme_default_policy_table_matches_the_yaml() -> None:
         key, value = (cell.strip().strip("`") for cell in line.strip("|").split("|")[:2])
         shown[key] = yaml.safe_load(value)
     assert shown == yaml.safe_load(default_policy_path().read_text())
+
+
+# ----------------------------------------------------------------------------- the subgroup rule
+
+
+def _levels(delta: list[float], se: float = 0.02, cases: int = 200) -> SubgroupInputs:
+    k = len(delta)
+    cells = tuple(SubgroupCell("a", "g", f"l{i}") for i in range(k))
+    row = lambda v: np.array([v], dtype=float)  # noqa: E731
+    return SubgroupInputs(
+        cells=cells,
+        n_cases=row([cases] * k),
+        n_controls=row([800] * k),
+        auc_candidate=0.75 + row(delta),
+        auc_champion=row([0.75] * k),
+        var_delta=row([se * se] * k),
+    )
+
+
+def test_a_candidate_shown_worse_in_a_subgroup_level_is_not_promoted() -> None:
+    st = _stats([0.05, 0.05, 0.05], [0.01] * 3)
+    assert apply_policy(st, GatePolicy(), EPS).promote[0]
+    # z = −5 in one of 10 levels: Holm's p = 10 × 2.9e-7, well below α.
+    worse = _levels([-0.10] + [0.0] * 9)
+    out = apply_policy(st, GatePolicy(), EPS, subgroups=worse)
+    assert out.subgroup_worse[0, 0] and not out.subgroup_worse[0, 1:].any() and not out.promote[0]
+    # subgroups: none reports the finding and does not block.
+    kept = apply_policy(st, GatePolicy(subgroups="none"), EPS, subgroups=worse)
+    assert kept.subgroup_worse[0, 0] and kept.promote[0]
+
+
+def test_subgroup_tests_are_adjusted_over_the_levels_and_guarded_for_small_samples() -> None:
+    st = _stats([0.05, 0.05, 0.05], [0.01] * 3)
+    # z = −2.5: p = 0.0062 alone, Holm over 10 levels 0.062: not shown worse.
+    out = apply_policy(st, GatePolicy(), EPS, subgroups=_levels([-0.05] + [0.0] * 9))
+    assert out.subgroup_p_worse[0, 0] == pytest.approx(0.00621, abs=1e-5)
+    assert out.subgroup_p_worse_adjusted[0, 0] == pytest.approx(10 * out.subgroup_p_worse[0, 0])
+    assert not out.subgroup_worse.any() and out.promote[0]
+    # A level below min_cases is not tested, however large its deficit.
+    small = apply_policy(st, GatePolicy(), EPS, subgroups=_levels([-0.30], cases=12))
+    assert not small.subgroup_tested[0, 0] and np.isnan(small.subgroup_p_worse[0, 0]) and small.promote[0]
+    # A policy level of its own.
+    strict = apply_policy(st, GatePolicy(subgroup_alpha=0.1), EPS, subgroups=_levels([-0.05] + [0.0] * 9))
+    assert strict.subgroup_worse[0, 0]
+
+
+def test_decide_refuses_a_candidate_worse_among_men_and_records_each_level() -> None:
+    labels, cand, champ = _data({"a": 0.6, "b": 0.6}, n=3000)
+    men = labels.index[:600]
+    cand.loc[men, "a"] = np.random.default_rng(1).random(len(men))  # noise among men on endpoint a
+    groups = pd.DataFrame(
+        {
+            "sex": pd.Categorical(
+                np.where(labels.index.isin(men), "male", "female"), categories=["female", "male"]
+            )
+        },
+        index=labels.index,
+    )
+    plain = decide(labels, cand, champ)
+    d = decide(labels, cand, champ, subgroups=groups)
+    assert plain.subgroups == () and len(d.subgroups) == 4
+    assert [(v.endpoint, v.level, v.verdict) for v in d.subgroups] == [
+        ("a", "female", "not shown worse"),
+        ("a", "male", "worse"),
+        ("b", "female", "not shown worse"),
+        ("b", "male", "not shown worse"),
+    ]
+    assert plain.promote and d.endpoints == plain.endpoints and d.promote is False
+    assert (
+        "Significantly worse in 1 subgroup level(s)" in d.reasons[-1] and "a in sex = male" in d.reasons[-1]
+    )
+    back = Decision.from_json(d.to_json())
+    assert back.subgroups[1].level == "male" and back.subgroups[1].worse
+    assert back.to_dict() == d.to_dict()

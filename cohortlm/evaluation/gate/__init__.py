@@ -76,7 +76,12 @@ from cohortlm.evaluation.gate.policy import (
     legacy_policy_path,
     load_policy,
 )
-from cohortlm.evaluation.gate.record import DECISION_SCHEMA_VERSION, Decision, EndpointVerdict
+from cohortlm.evaluation.gate.record import (
+    DECISION_SCHEMA_VERSION,
+    Decision,
+    EndpointVerdict,
+    SubgroupVerdict,
+)
 from cohortlm.evaluation.gate.rule import (
     OperatingCharacteristics,
     RuleResult,
@@ -100,6 +105,7 @@ __all__ = [
     "PolicyError",
     "RuleInputs",
     "RuleResult",
+    "SubgroupVerdict",
     "alpha_for_look",
     "apply_policy",
     "decide",

@@ -10,9 +10,10 @@ import pandas as pd
 from cohortlm.errors import SpecError, UsageError
 from cohortlm.evaluation.gate import prose
 from cohortlm.evaluation.gate.policy import GatePolicy, load_policy
-from cohortlm.evaluation.gate.record import INSUFFICIENT_VERDICT, Decision, EndpointVerdict
+from cohortlm.evaluation.gate.record import INSUFFICIENT_VERDICT, Decision, EndpointVerdict, SubgroupVerdict
 from cohortlm.evaluation.gate.rule import RuleResult, alpha_for_look, apply_policy
 from cohortlm.evaluation.gate.stats import EndpointStats, RuleInputs, endpoint_stats
+from cohortlm.evaluation.subgroups import SubgroupInputs, paired_subgroup_stats
 
 __all__ = ["decide"]
 
@@ -29,6 +30,7 @@ def decide(
     endpoints: Sequence[str] | None = None,
     look: int = 1,
     split_hash: str = "",
+    subgroups: pd.DataFrame | None = None,
 ) -> Decision:
     """Decide whether the candidate replaces the champion (rules in :mod:`cohortlm.evaluation.gate`).
 
@@ -46,6 +48,8 @@ def decide(
         look: Which look at this test split this is, 1 for the first (from the
             model store's ledger, :func:`cohortlm.store.registry.next_look`).
         split_hash: The split's hash (:func:`cohortlm.store.registry.split_hash`), recorded.
+        subgroups: Each patient's level per declared subgroup
+            (:func:`cohortlm.evaluation.subgroups.subgroup_levels`); None: none declared.
 
     Returns:
         The :class:`Decision`.
@@ -76,7 +80,19 @@ def decide(
         )
         for ep in eps
     ]
-    out = apply_policy(RuleInputs.from_endpoints(measured), policy, eps, look=look)
+    by_level = None
+    if subgroups is not None and not subgroups.empty:
+        by_level = paired_subgroup_stats(
+            labels,
+            candidate_scores,
+            champion_scores,
+            subgroups,
+            rows=rows,
+            endpoints=eps,
+            names=(candidate_name, champion_name),
+        )
+    out = apply_policy(RuleInputs.from_endpoints(measured), policy, eps, look=look, subgroups=by_level)
+    levels = _subgroup_verdicts(by_level, out)
     adj_name = prose.ADJUSTMENT_NAMES[policy.adjustment]
     verdicts = [
         _verdict(r, out, i, policy, candidate_name, champion_name, adj_name, alpha_look)
@@ -88,6 +104,8 @@ def decide(
         *prose.test_summary(verdicts, policy, adj_name, look=look, alpha_look=alpha_look),
         prose.calibration_summary(verdicts, policy),
     ]
+    if levels:
+        reasons.append(prose.subgroup_summary(levels, policy, adj_name))
     return Decision(
         candidate=candidate_name,
         champion=champion_name,
@@ -100,6 +118,7 @@ def decide(
         alpha_look=float(alpha_look),
         split_hash=split_hash,
         notes=tuple(prose.design_notes(verdicts, policy)),
+        subgroups=tuple(levels),
     )
 
 
@@ -198,3 +217,32 @@ def _verdict_word(v: EndpointVerdict) -> str:
     if v.non_inferior:
         return "non-inferior"
     return "inferiority-not-excluded"
+
+
+def _subgroup_verdicts(by_level: SubgroupInputs | None, out: RuleResult) -> list[SubgroupVerdict]:
+    """One verdict per endpoint and subgroup level (row 0 of the rule's subgroup arrays)."""
+    if by_level is None:
+        return []
+    verdicts = []
+    for j, cell in enumerate(by_level.cells):
+        cases, controls = float(by_level.n_cases[0, j]), float(by_level.n_controls[0, j])
+        tested, worse = bool(out.subgroup_tested[0, j]), bool(out.subgroup_worse[0, j])
+        auc_candidate, auc_champion = float(by_level.auc_candidate[0, j]), float(by_level.auc_champion[0, j])
+        verdicts.append(
+            SubgroupVerdict(
+                endpoint=cell.endpoint,
+                subgroup=cell.subgroup,
+                level=cell.level,
+                n=int(cases + controls),
+                n_cases=int(cases),
+                auc_candidate=auc_candidate,
+                auc_champion=auc_champion,
+                delta=auc_candidate - auc_champion,
+                p_worse=float(out.subgroup_p_worse[0, j]),
+                p_worse_adjusted=float(out.subgroup_p_worse_adjusted[0, j]),
+                tested=tested,
+                worse=worse,
+                verdict="worse" if worse else ("not shown worse" if tested else "not tested"),
+            )
+        )
+    return verdicts

@@ -28,6 +28,7 @@ __all__ = [
     "CONSTRAINTS",
     "INSUFFICIENT",
     "MARGIN_RULES",
+    "SUBGROUP_RULES",
     "GatePolicy",
     "PolicyError",
     "default_policy_path",
@@ -39,6 +40,7 @@ MARGIN_RULES: tuple[str, ...] = ("absolute", "cases")
 CALIBRATION_RULES: tuple[str, ...] = ("test", "brier_margin", "none")
 ALPHA_SPENDING: tuple[str, ...] = ("inverse_square", "bonferroni", "none")
 INSUFFICIENT: tuple[str, ...] = ("exclude", "block")
+SUBGROUP_RULES: tuple[str, ...] = ("test", "none")
 
 
 class PolicyError(SpecError):
@@ -142,6 +144,7 @@ CONSTRAINTS: dict[str, Check] = {
     "conf_level": _open_unit(),
     "ni_alpha": _open_unit(nullable=True),
     "calibration_alpha": _open_unit(nullable=True),
+    "subgroup_alpha": _open_unit(nullable=True),
     "margin": _non_negative,
     "margin_max": _non_negative,
     "brier_margin": _non_negative,
@@ -155,6 +158,7 @@ CONSTRAINTS: dict[str, Check] = {
     "alpha_spending": _one_of(ALPHA_SPENDING),
     "insufficient": _one_of(INSUFFICIENT),
     "adjustment": _one_of(ADJUSTMENTS),
+    "subgroups": _one_of(SUBGROUP_RULES),
     "split": _split_name,
     "primary": _endpoint_list,
     "margins": _margin_map,
@@ -217,6 +221,10 @@ class GatePolicy:
         adjustment: Adjustment within a family: ``holm``, ``bh`` or ``none``.
         conf_level: Level of the two-sided intervals reported (AUC, ΔAUC, calibration).
         split: The split the gate is decided on.
+        subgroups: ``test``: a candidate shown worse than the champion in a level of a
+            subgroup the study declares (one-sided paired DeLong, adjusted over every
+            endpoint and level tested) is not promoted; ``none``: reported only.
+        subgroup_alpha: Family level of the subgroup tests; None = ``alpha``.
     """
 
     alpha: float = _DEFAULT["alpha"]
@@ -240,6 +248,8 @@ class GatePolicy:
     adjustment: str = _DEFAULT["adjustment"]
     conf_level: float = _DEFAULT["conf_level"]
     split: str = _DEFAULT["split"]
+    subgroups: str = _DEFAULT["subgroups"]
+    subgroup_alpha: float | None = _DEFAULT["subgroup_alpha"]
 
     def __post_init__(self) -> None:
         # Plain values (floats, tuples, a dict), so that a YAML int (margin: 0) and its JSON
@@ -258,6 +268,11 @@ class GatePolicy:
     def calibration_level(self) -> float:
         """Family level of the calibration tests."""
         return self.alpha if self.calibration_alpha is None else self.calibration_alpha
+
+    @property
+    def subgroup_level(self) -> float:
+        """Family level of the subgroup tests."""
+        return self.alpha if self.subgroup_alpha is None else self.subgroup_alpha
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<policy>") -> GatePolicy:

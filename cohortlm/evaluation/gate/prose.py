@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from scipy.stats import norm
 
 from cohortlm.evaluation.gate.policy import GatePolicy
-from cohortlm.evaluation.gate.record import EndpointVerdict
+from cohortlm.evaluation.gate.record import EndpointVerdict, SubgroupVerdict
 from cohortlm.evaluation.gate.stats import EndpointStats
 from cohortlm.evaluation.stats.calibration import CalibrationResult
 
@@ -23,6 +23,7 @@ __all__ = [
     "design_notes",
     "evidence_reasons",
     "headline",
+    "subgroup_summary",
     "test_reasons",
     "test_summary",
 ]
@@ -225,3 +226,26 @@ def calibration_summary(verdicts: Sequence[EndpointVerdict], policy: GatePolicy)
         )
         return f"Calibration fails on {len(bad_calib)} endpoint(s) ({_names(bad_calib)}): {what}."
     return "Calibration holds on every assessed endpoint."
+
+
+def subgroup_summary(verdicts: Sequence[SubgroupVerdict], policy: GatePolicy, adj_name: str) -> str:
+    """The subgroup rule over every endpoint and declared level: worse somewhere, or not."""
+    tested = [v for v in verdicts if v.tested]
+    untested = len(verdicts) - len(tested)
+    level = f"α = {policy.subgroup_level:g}"
+    family = f"one-sided paired DeLong, {adj_name} over {len(tested)} tested level(s), {level}"
+    small = (
+        f"; {untested} level(s) with fewer than {policy.min_cases} cases or controls not tested"
+        if untested
+        else ""
+    )
+    worse = [v for v in verdicts if v.worse]
+    if not worse:
+        return f"No declared subgroup level is significantly worse ({family}{small})."
+    listed = "; ".join(
+        f"{v.endpoint} in {v.subgroup} = {v.level} "
+        f"(ΔAUC {_fmt_signed(v.delta)}, {_fmt_p(v.p_worse_adjusted)})"
+        for v in worse
+    )
+    effect = "so the gate fails" if policy.subgroups == "test" else "reported only (subgroups: none)"
+    return f"Significantly worse in {len(worse)} subgroup level(s) ({family}{small}): {listed}; {effect}."

@@ -17,7 +17,13 @@ import numpy as np
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.gate.policy import GatePolicy
 
-__all__ = ["DECISION_SCHEMA_VERSION", "INSUFFICIENT_VERDICT", "Decision", "EndpointVerdict"]
+__all__ = [
+    "DECISION_SCHEMA_VERSION",
+    "INSUFFICIENT_VERDICT",
+    "Decision",
+    "EndpointVerdict",
+    "SubgroupVerdict",
+]
 
 DECISION_SCHEMA_VERSION = 2
 INSUFFICIENT_VERDICT = "insufficient evidence"
@@ -80,6 +86,38 @@ class EndpointVerdict:
     reasons: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SubgroupVerdict:
+    """The candidate against the champion in one level of a declared subgroup, on one endpoint.
+
+    ``verdict`` is ``worse`` (significantly worse: one-sided paired DeLong, adjusted
+    over every level tested), ``not shown worse`` or ``not tested`` (fewer than the
+    policy's ``min_cases`` cases or controls in the level).
+    """
+
+    endpoint: str
+    subgroup: str
+    level: str
+    n: int
+    n_cases: int
+    auc_candidate: float
+    auc_champion: float
+    delta: float
+    p_worse: float
+    p_worse_adjusted: float
+    tested: bool
+    worse: bool
+    verdict: str
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SubgroupVerdict:
+        """Rebuild from :func:`dataclasses.asdict` output (NaN written as None)."""
+        kw: dict[str, Any] = {
+            f.name: (_nan_if_none(raw[f.name]) if f.type == "float" else raw[f.name]) for f in fields(cls)
+        }
+        return cls(**kw)
+
+
 _TUPLE_FIELDS = tuple(f.name for f in fields(EndpointVerdict) if f.type.startswith("tuple"))
 
 
@@ -107,6 +145,8 @@ class Decision:
             (:func:`cohortlm.evaluation.comparisons.family_records`): family -> one record
             per pair and endpoint.
         schema_version: Version of this record's layout.
+        subgroups: One :class:`SubgroupVerdict` per endpoint and declared subgroup level
+            (empty when the study declares none; an optional key of the layout).
     """
 
     candidate: str
@@ -123,6 +163,7 @@ class Decision:
     selection: Mapping[str, Any] = field(default_factory=dict)
     comparisons: Mapping[str, Any] = field(default_factory=dict)
     schema_version: int = DECISION_SCHEMA_VERSION
+    subgroups: tuple[SubgroupVerdict, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: NaN as None, tuples as lists."""
@@ -176,6 +217,7 @@ class Decision:
                 selection=dict(data.get("selection") or {}),
                 comparisons=dict(data.get("comparisons") or {}),
                 schema_version=version,
+                subgroups=tuple(SubgroupVerdict.from_dict(g) for g in data.get("subgroups") or ()),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"decision record is malformed ({type(exc).__name__}: {exc})") from None

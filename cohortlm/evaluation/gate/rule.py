@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +20,7 @@ from cohortlm.errors import UsageError
 from cohortlm.evaluation.gate.policy import GatePolicy
 from cohortlm.evaluation.gate.stats import RuleInputs
 from cohortlm.evaluation.stats.multitest import adjust_pvalues_rows
+from cohortlm.evaluation.subgroups import SubgroupInputs
 
 if TYPE_CHECKING:
     from cohortlm.evaluation.stats.simulate import GateStats, Scenario
@@ -101,6 +102,12 @@ class RuleResult:
     alpha_look: NDArray[np.float64]
     looks_ok: NDArray[np.bool_]
     promote: NDArray[np.bool_]
+    #: per subgroup level (``(R, L)``, L = 0 without subgroups): tested (enough cases and
+    #: controls), one-sided p of "worse", adjusted over the tested levels, shown worse
+    subgroup_tested: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), bool))
+    subgroup_p_worse: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    subgroup_p_worse_adjusted: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    subgroup_worse: NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), bool))
 
 
 def apply_policy(
@@ -109,6 +116,7 @@ def apply_policy(
     endpoints: Sequence[str],
     *,
     look: int | NDArray[np.int64] = 1,
+    subgroups: SubgroupInputs | None = None,
 ) -> RuleResult:
     """The gate's rule on arrays: one row per data set (a run, or a simulated replicate).
 
@@ -117,6 +125,8 @@ def apply_policy(
         policy: The policy.
         endpoints: Endpoint names, in column order.
         look: The look at this split, 1 for the first (a number, or one per row).
+        subgroups: The candidate against the champion per declared subgroup level
+            (same rows); None when the study declares none.
 
     Returns:
         A :class:`RuleResult`.
@@ -153,6 +163,8 @@ def apply_policy(
     calibration_ok = _calibration_ok(stats, policy, assessed)
     looks_ok = np.array([policy.max_looks is None or int(x) <= policy.max_looks for x in looks], dtype=bool)
     blocked_by_small = insufficient.any(axis=1) if policy.insufficient == "block" else np.zeros(rows, bool)
+    sub_tested, sub_p, sub_p_adj, sub_worse = _subgroup_tests(subgroups, policy, rows)
+    blocked_by_subgroup = sub_worse.any(axis=1) if policy.subgroups == "test" else np.zeros(rows, bool)
     promote = (
         looks_ok
         & ~blocked_by_small
@@ -161,6 +173,7 @@ def apply_policy(
         & ~worse.any(axis=1)
         & (non_inferior | insufficient).all(axis=1)
         & (calibration_ok | insufficient).all(axis=1)
+        & ~blocked_by_subgroup
     )
     return RuleResult(
         insufficient=insufficient,
@@ -179,7 +192,37 @@ def apply_policy(
         alpha_look=alpha_look,
         looks_ok=looks_ok,
         promote=promote,
+        subgroup_tested=sub_tested,
+        subgroup_p_worse=sub_p,
+        subgroup_p_worse_adjusted=sub_p_adj,
+        subgroup_worse=sub_worse,
     )
+
+
+def _subgroup_tests(
+    subgroups: SubgroupInputs | None, policy: GatePolicy, rows: int
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Per subgroup level: tested, one-sided p(Δ < 0), adjusted over the tested levels, shown worse.
+
+    A level with fewer than ``min_cases`` cases or controls is not tested (the
+    endpoints' small-sample guard); the adjustment runs over every endpoint and
+    level tested, so that the chance of blocking a candidate equal to the champion
+    everywhere stays at ``subgroup_level``.
+    """
+    if subgroups is None:
+        empty = np.zeros((rows, 0))
+        return empty.astype(bool), empty, empty.copy(), empty.astype(bool)
+    m = np.asarray(subgroups.n_cases, dtype=np.float64)
+    n0 = np.asarray(subgroups.n_controls, dtype=np.float64)
+    delta = np.asarray(subgroups.auc_candidate, dtype=np.float64) - np.asarray(subgroups.auc_champion)
+    var = np.asarray(subgroups.var_delta, dtype=np.float64)
+    tested = (m >= policy.min_cases) & (n0 >= policy.min_cases) & np.isfinite(var) & np.isfinite(delta)
+    se = np.sqrt(np.maximum(np.where(np.isfinite(var), var, np.nan), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(delta == 0.0, 0.0, delta / se)
+    p_worse = np.where(tested, norm.cdf(z), np.nan)
+    p_adj = adjust_pvalues_rows(p_worse, method=policy.adjustment)
+    return tested, p_worse, p_adj, tested & (p_adj < policy.subgroup_level)
 
 
 def _needed(value: NDArray[np.float64] | None, name: str, rule: str) -> NDArray[np.float64]:
