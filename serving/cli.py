@@ -1,4 +1,5 @@
-"""CLI commands that need the model server or the cluster: ``serve`` and ``rollback``.
+"""CLI commands that need the model server or the cluster: ``serve`` and ``rollback``
+(and, from :mod:`serving.monitor_cli`, ``outcomes add`` and ``monitor``).
 
 They register on ``cohortlm``'s app through the ``cohortlm.commands`` entry
 point (``pyproject.toml``), so that the domain core never imports kserve; kserve
@@ -53,6 +54,18 @@ def serve(
     max_body_mb: float = typer.Option(
         16.0, "--max-body-mb", min=0.001, max=1024, help="Largest request body accepted, in MiB (413 above)."
     ),
+    prediction_log: str | None = typer.Option(
+        None,
+        "--prediction-log",
+        envvar="COHORTLM_PREDICTION_LOG",
+        help="Record every prediction, pseudonymised, in this database: sqlite:///path or postgresql://...",
+    ),
+    pseudonym_key_file: Path | None = typer.Option(
+        None,
+        "--pseudonym-key-file",
+        envvar="COHORTLM_PSEUDONYM_KEY_FILE",
+        help="Secret key file for the log's patient pseudonyms (HMAC); the mounted Secret on the cluster.",
+    ),
 ) -> None:
     """Serve a promoted bundle with KServe (V1 + V2 REST, /metrics) until stopped.
 
@@ -67,6 +80,11 @@ def serve(
         from serving.server import serve as run_server
     finally:
         sys.argv = saved
+    log = None
+    if prediction_log:
+        from serving.prediction_log import PredictionLog, read_pseudonym_key
+
+        log = PredictionLog(prediction_log, read_pseudonym_key(pseudonym_key_file))
     run_server(
         bundle,
         http_port=http_port,
@@ -80,6 +98,7 @@ def serve(
         model_control=enable_model_control,
         verify_key=verify_key,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        prediction_log=log,
     )
 
 
@@ -105,3 +124,7 @@ def rollback(
 
     version = registry.rollback(store, study)
     typer.echo(f"champion of {study}: {version}")
+
+
+# The prediction log's commands register on the same app (the module imports no kserve).
+from serving import monitor_cli as _monitor_cli  # noqa: E402, F401

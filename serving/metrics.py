@@ -9,6 +9,8 @@ KServe's own ``request_predict_seconds`` and friends.
 ``cohortlm_requests_total``           counter    ``model_version``, ``status`` (HTTP code, "200", "400")
 ``cohortlm_predicted_probability``    histogram  ``endpoint``, ``model_version``
 ``cohortlm_model_info``               gauge      ``model_version``, ``kind``, ``study``; 1 while serving
+``cohortlm_prediction_log_dropped``   counter    ``reason`` (queue_full, write_failed): predictions not logged
+``cohortlm_prediction_log_written``   counter    predictions written to the prediction log
 ====================================  =========  ====================================================
 
 Latency and counts are taken by an ASGI middleware around the predict routes,
@@ -61,6 +63,15 @@ PREDICTED_PROBABILITY = Histogram(
     "Predicted probability per endpoint (one observation per instance)",
     ["endpoint", "model_version"],
     buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
+)
+PREDICTION_LOG_DROPPED = Counter(
+    "cohortlm_prediction_log_dropped",
+    "Predictions the prediction log could not keep (queue_full, write_failed); the predictions were served",
+    ["reason"],
+)
+PREDICTION_LOG_WRITTEN = Counter(
+    "cohortlm_prediction_log_written",
+    "Predictions written to the prediction log",
 )
 MODEL_INFO = Gauge(
     "cohortlm_model_info",

@@ -184,6 +184,7 @@ class _Batch:
     served: ServedBundle
     columns: Columns
     v2: InferRequest | None
+    ids: list[Any] | None = None  # the study's id column when the request carried it (for the log only)
 
 
 class CohortModel(Model):
@@ -197,6 +198,8 @@ class CohortModel(Model):
         require_manifest: refuse unpromoted bundles (no MANIFEST.json).
         max_batch: the most instances one request may carry.
         verify_key: public key (PEM) every served bundle must be signed with, or None.
+        prediction_log: a :class:`serving.prediction_log.PredictionLog` to record every prediction in
+            (pseudonymised, off the request's path), or None.
     """
 
     def __init__(
@@ -209,8 +212,10 @@ class CohortModel(Model):
         require_manifest: bool = True,
         max_batch: int = 1024,
         verify_key: str | Path | None = None,
+        prediction_log: Any = None,
     ):
         super().__init__(name)
+        self.prediction_log = prediction_log
         self.verify_key = verify_key
         self.bundle = Path(bundle)
         self.lookup = lookup
@@ -337,7 +342,7 @@ class CohortModel(Model):
             if isinstance(payload, InferRequest):
                 tensors, datatypes = _tensors(payload)
                 columns = served.schema.columns_from_tensors(tensors, datatypes, lookup=self.lookup)
-                return _Batch(served, columns, payload)
+                return _Batch(served, columns, payload, self._v2_ids(served, tensors))
             if not isinstance(payload, dict) or "instances" not in payload:
                 raise RequestError("body", "type", 'must be a JSON object with "instances" (V1 protocol)')
             columns = served.schema.columns_from_instances(payload["instances"], lookup=self.lookup)
@@ -345,7 +350,24 @@ class CohortModel(Model):
             raise SafeInvalidInput(str(exc)) from None
         except FeatureStoreError as exc:
             raise SafeInferenceError(str(exc), status=503) from None
-        return _Batch(served, columns, None)
+        return _Batch(served, columns, None, self._v1_ids(served, payload["instances"]))
+
+    def _v1_ids(self, served: ServedBundle, instances: list[Any]) -> list[Any] | None:
+        """The id column of each instance, for the prediction log only (never a feature, never echoed)."""
+        if self.prediction_log is None:
+            return None
+        id_column = served.schema.id_column
+        ids = [inst.get(id_column) for inst in instances]
+        return ids if any(i is not None for i in ids) else None
+
+    def _v2_ids(self, served: ServedBundle, tensors: dict[str, Any]) -> list[Any] | None:
+        if self.prediction_log is None or served.schema.id_column not in tensors:
+            return None
+        try:
+            raw = np.asarray(tensors[served.schema.id_column]()).reshape(-1).tolist()
+        except Exception:  # undecodable ids: the prediction is still served, unlinked in the log
+            return None
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in raw]
 
     def predict(
         self,
@@ -372,6 +394,11 @@ class CohortModel(Model):
                 observer.observe(p)
         thresholds = np.array([served.thresholds[e] for e in served.endpoints])
         decisions = proba >= thresholds
+        if self.prediction_log is not None:  # a queue put: never blocks, never fails the request
+            ids = payload.ids if payload.ids is not None and len(payload.ids) == proba.shape[0] else None
+            self.prediction_log.record(
+                served.version, served.schema.spec, served.endpoints, ids, proba, decisions, payload.columns
+            )
         if payload.v2 is not None:
             return self._v2_response(payload.v2, served, proba, decisions)
         endpoints = served.endpoints

@@ -183,6 +183,7 @@ def serve(
     model_control: bool = False,
     verify_key: str | Path | None = None,
     max_body_bytes: int | None = None,
+    prediction_log: Any = None,
 ) -> None:
     """Load a bundle and serve it until the process is stopped (SIGTERM/SIGINT).
 
@@ -201,6 +202,7 @@ def serve(
         model_control: keep KServe's model load/unload routes (needs ``auth_token_file``).
         verify_key: public key (PEM) that must have signed the bundle; default ``$COHORTLM_VERIFY_KEY``.
         max_body_bytes: the largest request body accepted (default 16 MiB).
+        prediction_log: a :class:`serving.prediction_log.PredictionLog` recording every prediction, or None.
 
     Raises:
         CohortlmError: the bundle or an option was refused; nothing was started.
@@ -243,9 +245,12 @@ def serve(
                 "host": host,
             },
             verify_key=verify_key,
+            prediction_log=prediction_log,
         )
     finally:
         listen_socket.close()
+        if prediction_log is not None:
+            prediction_log.close()
 
 
 def _serve_on(
@@ -261,6 +266,7 @@ def _serve_on(
     max_batch: int,
     options: dict[str, Any],
     verify_key: str | Path | None,
+    prediction_log: Any = None,
 ) -> None:
     model_server = _import_kserve_server()
     from serving.features import feast_lookup, lookup_from_env
@@ -276,6 +282,7 @@ def _serve_on(
         require_manifest=require_manifest,
         max_batch=max_batch,
         verify_key=verify_key,
+        prediction_log=prediction_log,
     )
     model.load()
     # Everything loaded so far (libraries, the model) lives as long as the process: keep the

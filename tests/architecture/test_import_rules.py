@@ -34,6 +34,7 @@ LAYERS = [
     {"cohortlm.cohort"},
     {"cohortlm.models"},
     {"cohortlm.store", "cohortlm.evaluation"},
+    {"cohortlm.monitoring"},
     {"cohortlm.run"},
     {"cohortlm.cli"},
 ]

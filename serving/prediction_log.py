@@ -1,0 +1,512 @@
+"""The prediction log: what was predicted for whom, without a patient's identity or values.
+
+Each prediction the server answers becomes, per endpoint, one row of
+``predictions``: a keyed pseudonym of the patient (HMAC-SHA-256 of the study's id
+with a secret key read from a file, the mounted Secret on the cluster; the id in
+clear is never stored), the model version, the time, the probability and the
+decision. No feature value is stored per patient: the server keeps only counts per
+feature bin and day (``feature_bins``; bins from the spec, :mod:`cohortlm.monitoring.bins`),
+which the monitor merges so that no reported group holds fewer than 10 patients.
+
+Writing stays off the request's path: :meth:`PredictionLog.record` puts the batch
+on a bounded queue (never blocking); a writer thread pseudonymises, bins and
+writes queued batches in one transaction. A full queue, or a database that is
+down, drops predictions and counts them in ``cohortlm_prediction_log_dropped_total``
+(by ``reason``); a prediction is never delayed or failed by the log.
+
+Storage is SQLAlchemy 2: SQLite for a local ``cohortlm serve``
+(``sqlite:///path``), PostgreSQL through psycopg 3 on the cluster
+(``postgresql://user@host/db``; the password from ``$PGPASSWORD`` or the URL).
+Tables are created when missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cohortlm.cohort.study import StudySpec
+from cohortlm.errors import UsageError
+from cohortlm.monitoring.bins import FeatureBins, spec_bins
+from serving.metrics import PREDICTION_LOG_DROPPED, PREDICTION_LOG_WRITTEN
+
+log = logging.getLogger("cohortlm.serving.prediction_log")
+
+KEY_ENV = "COHORTLM_PSEUDONYM_KEY_FILE"
+LOG_URL_ENV = "COHORTLM_PREDICTION_LOG"
+MIN_KEY_BYTES = 16
+
+metadata = sa.MetaData()
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("pseudonym", sa.String(64), nullable=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("served_at", sa.Float, nullable=False),  # seconds since the epoch, UTC
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("decision", sa.Boolean, nullable=False),
+    sa.Index("ix_predictions_version_time", "model_version", "served_at"),
+    sa.Index("ix_predictions_pseudonym", "pseudonym"),
+)
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("pseudonym", sa.String(64), primary_key=True),
+    sa.Column("endpoint", sa.String(64), primary_key=True),
+    sa.Column("value", sa.SmallInteger, nullable=False),
+    sa.Column("observed_on", sa.String(10), nullable=True),
+)
+feature_bins = sa.Table(
+    "feature_bins",
+    metadata,
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("feature", sa.String(64), primary_key=True),
+    sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+reference_bins = sa.Table(
+    "reference_bins",
+    metadata,
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("feature", sa.String(64), primary_key=True),
+    sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+)
+retraining_runs = sa.Table(
+    "retraining_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(128), nullable=True),
+    sa.Column("reasons", sa.Text, nullable=False),
+)
+
+
+# ---------------------------------------------------------------------------- pseudonyms
+
+
+def read_pseudonym_key(path: str | Path | None) -> bytes:
+    """The HMAC key from a file (``--pseudonym-key-file``, default ``$COHORTLM_PSEUDONYM_KEY_FILE``).
+
+    Raises:
+        UsageError: no file given, the file is missing, or it holds fewer than 16 bytes.
+    """
+    given = path if path is not None else (os.environ.get(KEY_ENV) or None)
+    if given is None:
+        raise UsageError(
+            "the prediction log needs a pseudonym key: pass --pseudonym-key-file FILE "
+            f"(or set ${KEY_ENV}); make one with: head -c 32 /dev/urandom | base64 > FILE"
+        )
+    file = Path(given)
+    if not file.is_file():
+        raise UsageError(f"pseudonym key file {file} does not exist")
+    key = file.read_bytes().strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise UsageError(
+            f"pseudonym key file {file} holds fewer than {MIN_KEY_BYTES} bytes; "
+            "use at least 32 random bytes (head -c 32 /dev/urandom | base64)"
+        )
+    return key
+
+
+def pseudonym(key: bytes, patient_id: Any) -> str:
+    """The keyed pseudonym (HMAC-SHA-256, hex) of a patient id; ids are compared as text."""
+    return hmac.new(key, str(patient_id).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+def engine_for(url: str) -> Engine:
+    """A SQLAlchemy engine for ``sqlite:///...`` or ``postgresql://...`` (psycopg 3).
+
+    Raises:
+        UsageError: another scheme, or a malformed URL (the message never shows a password).
+    """
+    try:
+        parsed = sa.engine.make_url(url)
+    except Exception:
+        raise UsageError(
+            "--prediction-log must be a database URL: sqlite:///path/log.db or postgresql://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    if backend == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn: Any, _record: Any) -> None:  # readers never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    raise UsageError(
+        f"--prediction-log: unsupported database {backend!r}; use sqlite:///path or postgresql://..."
+    )
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<the --prediction-log URL>"
+
+
+def _upsert(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str], *, add: str | None
+):
+    """Insert rows; on a key already present add ``add`` to it (counts) or leave the row as it is."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if add is None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    else:
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={add: table.c[add] + stmt.excluded[add]})
+    conn.execute(stmt, rows)
+
+
+class LogStore:
+    """The prediction log's tables behind one engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        self.engine = engine_for(url)
+        if create:
+            try:
+                metadata.create_all(self.engine)
+            except sa.exc.OperationalError as exc:
+                raise UsageError(
+                    f"prediction log {safe_url(url)} is not reachable ({type(exc.orig).__name__}); "
+                    "check the URL, the server and the credentials"
+                ) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -------------------------------------------------------------- writing (the server)
+
+    def write(self, batch: Sequence[_Item], key: bytes, bins_of: Any) -> int:
+        """Write queued batches in one transaction; returns the predictions written."""
+        rows: list[dict[str, Any]] = []
+        counts: dict[tuple[str, str, str, int], int] = {}
+        n = 0
+        for item in batch:
+            pseud = [pseudonym(key, i) if _present(i) else None for i in item.ids] if item.ids else None
+            k = item.proba.shape[0]
+            n += k
+            for r in range(k):
+                p = pseud[r] if pseud is not None else None
+                for j, endpoint in enumerate(item.endpoints):
+                    rows.append(
+                        {
+                            "pseudonym": p,
+                            "model_version": item.version,
+                            "served_at": item.ts,
+                            "endpoint": endpoint,
+                            "probability": float(item.proba[r, j]),
+                            "decision": bool(item.decisions[r, j]),
+                        }
+                    )
+            day = datetime.fromtimestamp(item.ts, UTC).strftime("%Y-%m-%d")
+            bins: Mapping[str, FeatureBins] = bins_of(item.version, item.spec)
+            for name, b in bins.items():
+                if name not in item.columns:
+                    continue
+                c = b.counts(item.columns[name])
+                for idx in np.flatnonzero(c):
+                    kk = (item.version, day, name, int(idx))
+                    counts[kk] = counts.get(kk, 0) + int(c[idx])
+        bin_rows = [
+            {"model_version": v, "day": d, "feature": f, "bin": b, "count": c}
+            for (v, d, f, b), c in counts.items()
+        ]
+        with self.engine.begin() as conn:
+            if rows:
+                conn.execute(predictions.insert(), rows)
+            _upsert(conn, feature_bins, bin_rows, ["model_version", "day", "feature", "bin"], add="count")
+        return n
+
+    # -------------------------------------------------------------- outcomes
+
+    def known_pseudonyms(self, candidates: Iterable[str]) -> set[str]:
+        """Those of ``candidates`` that have a logged prediction."""
+        wanted = list(set(candidates))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                q = sa.select(predictions.c.pseudonym).where(predictions.c.pseudonym.in_(chunk)).distinct()
+                found.update(r[0] for r in conn.execute(q))
+        return found
+
+    def add_outcomes(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        """Insert outcome rows; a (pseudonym, endpoint) already present is left unchanged.
+
+        Returns:
+            (added, already present)
+        """
+        with self.engine.begin() as conn:
+            before = conn.execute(sa.select(sa.func.count()).select_from(outcomes)).scalar_one()
+            _upsert(conn, outcomes, rows, ["pseudonym", "endpoint"], add=None)
+            after = conn.execute(sa.select(sa.func.count()).select_from(outcomes)).scalar_one()
+        added = int(after - before)
+        return added, len(rows) - added
+
+    # -------------------------------------------------------------- reading (the monitor)
+
+    def versions(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(predictions.c.model_version).distinct())]
+
+    def served(self, version: str, since: float, until: float) -> dict[str, np.ndarray]:
+        """Columns of the logged predictions of one version in ``[since, until)``, joined to outcomes."""
+        q = (
+            sa.select(
+                predictions.c.pseudonym,
+                predictions.c.endpoint,
+                predictions.c.probability,
+                predictions.c.served_at,
+                outcomes.c.value,
+            )
+            .select_from(
+                predictions.outerjoin(
+                    outcomes,
+                    sa.and_(
+                        outcomes.c.pseudonym == predictions.c.pseudonym,
+                        outcomes.c.endpoint == predictions.c.endpoint,
+                    ),
+                )
+            )
+            .where(
+                predictions.c.model_version == version,
+                predictions.c.served_at >= since,
+                predictions.c.served_at < until,
+            )
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            empty = np.array([], dtype=object)
+            return {
+                "pseudonym": empty,
+                "endpoint": empty,
+                "probability": np.array([]),
+                "served_at": np.array([]),
+                "outcome": np.array([]),
+            }
+        pseud, endpoint, prob, ts, value = zip(*rows, strict=True)
+        return {
+            "pseudonym": np.array(pseud, dtype=object),
+            "endpoint": np.array(endpoint, dtype=object),
+            "probability": np.array(prob, dtype=float),
+            "served_at": np.array(ts, dtype=float),
+            "outcome": np.array([math.nan if v is None else float(v) for v in value], dtype=float),
+        }
+
+    def served_bins(self, version: str, first_day: str, last_day: str) -> dict[str, dict[int, int]]:
+        """Counts per feature and bin of one version over days ``first_day..last_day``."""
+        q = (
+            sa.select(feature_bins.c.feature, feature_bins.c.bin, sa.func.sum(feature_bins.c.count))
+            .where(
+                feature_bins.c.model_version == version,
+                feature_bins.c.day >= first_day,
+                feature_bins.c.day <= last_day,
+            )
+            .group_by(feature_bins.c.feature, feature_bins.c.bin)
+        )
+        out: dict[str, dict[int, int]] = {}
+        with self.engine.connect() as conn:
+            for feature, b, c in conn.execute(q):
+                out.setdefault(feature, {})[int(b)] = int(c)
+        return out
+
+    def reference(self, version: str) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        q = sa.select(reference_bins.c.feature, reference_bins.c.bin, reference_bins.c.count).where(
+            reference_bins.c.model_version == version
+        )
+        with self.engine.connect() as conn:
+            for feature, b, c in conn.execute(q):
+                out.setdefault(feature, {})[int(b)] = int(c)
+        return out
+
+    def set_reference(self, version: str, counts: Mapping[str, np.ndarray]) -> None:
+        """Replace the reference counts of one version (aggregated counts of the training cohort)."""
+        rows = [
+            {"model_version": version, "feature": f, "bin": int(i), "count": int(c[i])}
+            for f, c in counts.items()
+            for i in np.flatnonzero(c)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(reference_bins.delete().where(reference_bins.c.model_version == version))
+            if rows:
+                conn.execute(reference_bins.insert(), rows)
+
+    def last_retraining(self) -> tuple[float, str | None] | None:
+        q = sa.select(retraining_runs.c.submitted_at, retraining_runs.c.run_id).order_by(
+            retraining_runs.c.submitted_at.desc()
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q.limit(1)).first()
+        return (float(row[0]), row[1]) if row else None
+
+    def record_retraining(self, version: str, run_id: str | None, reasons: str, at: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                retraining_runs.insert(),
+                [{"submitted_at": at, "model_version": version, "run_id": run_id, "reasons": reasons}],
+            )
+
+
+def _present(x: Any) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x)) and x != ""
+
+
+# ---------------------------------------------------------------------------- the writer
+
+
+@dataclass(frozen=True)
+class _Item:
+    version: str
+    spec: StudySpec
+    endpoints: tuple[str, ...]
+    ts: float
+    ids: list[Any] | None
+    proba: np.ndarray
+    decisions: np.ndarray
+    columns: Mapping[str, np.ndarray]
+
+
+class PredictionLog:
+    """The server's side of the log: a bounded queue and one writer thread.
+
+    Args:
+        url: the database URL.
+        key: the pseudonym key (:func:`read_pseudonym_key`).
+        max_queue: batches the queue holds before new ones are dropped (and counted).
+        max_batch: batches written in one transaction.
+        flush_interval: the longest a batch waits before it is written, in seconds.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key: bytes,
+        *,
+        max_queue: int = 10_000,
+        max_batch: int = 256,
+        flush_interval: float = 0.5,
+    ):
+        self.store = LogStore(url)
+        self._key = key
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
+        self.max_batch = max_batch
+        self.flush_interval = flush_interval
+        self._bins: dict[str, Mapping[str, FeatureBins]] = {}
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def record(
+        self,
+        version: str,
+        spec: StudySpec,
+        endpoints: tuple[str, ...],
+        ids: list[Any] | None,
+        proba: np.ndarray,
+        decisions: np.ndarray,
+        columns: Mapping[str, np.ndarray],
+    ) -> bool:
+        """Queue one request's predictions; never blocks. False (and counted) when dropped."""
+        item = _Item(version, spec, endpoints, time.time(), ids, proba, decisions, columns)
+        try:
+            self._idle.clear()
+            self._queue.put_nowait(item)
+        except queue.Full:
+            PREDICTION_LOG_DROPPED.labels(reason="queue_full").inc(proba.shape[0])
+            return False
+        return True
+
+    def _bins_of(self, version: str, spec: StudySpec) -> Mapping[str, FeatureBins]:
+        if version not in self._bins:
+            self._bins[version] = spec_bins(spec)
+        return self._bins[version]
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                first = self._queue.get(timeout=self.flush_interval)
+            except queue.Empty:
+                if self._stop.is_set():
+                    self._idle.set()
+                    return
+                self._idle.set()
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            n = sum(i.proba.shape[0] for i in batch)
+            try:
+                self.store.write(batch, self._key, self._bins_of)
+                PREDICTION_LOG_WRITTEN.inc(n)
+                backoff = 0.0
+            except Exception as exc:  # the database is down or refused: drop and count, never raise
+                PREDICTION_LOG_DROPPED.labels(reason="write_failed").inc(n)
+                log.warning("prediction log: %d predictions dropped (%s)", n, type(exc).__name__)
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                self._stop.wait(backoff)
+            if self._queue.empty():
+                self._idle.set()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued prediction is written (or dropped); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty() and self._idle.wait(0.05) and self._queue.empty():
+                return True
+        return False
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, stop the writer and release the database."""
+        self.flush(timeout)
+        self._stop.set()
+        self._thread.join(timeout)
+        self.store.close()
