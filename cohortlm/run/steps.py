@@ -564,7 +564,9 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
     (each endpoint's threshold for the promoted model, chosen on the validation
     split, which the server applies to its probabilities) and
     ``thresholds_record.json`` (where each came from; an endpoint without one gets
-    the serving default, and the record says so).
+    the serving default, and the record says so), and the model card
+    (``model_card.json`` and ``model_card.md``, :mod:`cohortlm.models.model_card`),
+    which the manifest and signature cover like every other file.
 
     The champion pointer moves only if it still names the champion the gate compared
     against (:func:`gated_champion_version`): when another run promoted in between, this
@@ -572,6 +574,7 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
     """
     import tempfile
 
+    from cohortlm.models.model_card import write_model_card
     from cohortlm.store.registry import promote
 
     if not outcome.promoted_model:
@@ -582,6 +585,8 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
         thresholds = {ep: float(r["threshold"]) for ep, r in record.items()}
         (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
         (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
+        # Before the store's manifest and signature are made, so that both cover the card.
+        write_model_card(staged, outcome.to_dict())
         version = promote(
             staged,
             model_store,

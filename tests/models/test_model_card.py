@@ -1,0 +1,204 @@
+"""The model card in a promoted bundle: its content, its signature, and no patient value in it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from flat_cohort import flat_cohort, hf_study
+from steplib import fake_scores, lenient_policy_text
+
+from cohortlm.models.bundle import BundleIntegrityError, generate_signing_key, verify_bundle_signature
+from cohortlm.models.model_card import (
+    CARD_SCHEMA_VERSION,
+    MODEL_CARD_JSON,
+    MODEL_CARD_MD,
+    build_model_card,
+    model_card_markdown,
+    read_model_card,
+)
+from cohortlm.store.registry import MANIFEST_FILE, champion, verify_manifest
+
+# Values no honest report could contain by chance: one patient's id, age and baseline date.
+PLANTED_ID = "ZQXPLANT7731"
+PLANTED_AGE = 88.8888
+PLANTED_DATE = "1931-03-17"
+PLANTED = (PLANTED_ID, "88.8888", "88.889", "1931")
+
+
+@dataclass
+class Promoted:
+    run: Path
+    store: Path
+    bundle: Path
+    outcome: object
+    keys: tuple[Path, Path]
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory) -> Promoted:
+    """A small flat study with planted values, through every step to a signed promotion (~10 s)."""
+    import os
+
+    import numpy as np
+
+    from cohortlm.cohort.study import load_study
+    from cohortlm.run import steps
+
+    root = tmp_path_factory.mktemp("card")
+    data = flat_cohort(n=300, seed=3)
+    rng = np.random.default_rng(3)
+    data["index_date"] = (
+        np.datetime64("2015-01-01") + rng.integers(0, 3 * 365, len(data)).astype("timedelta64[D]")
+    ).astype(str)
+    data.loc[7, ["subject", "age", "index_date"]] = [PLANTED_ID, PLANTED_AGE, PLANTED_DATE]
+    data.to_csv(root / "hf.csv", index=False)
+    study = hf_study()
+    study["timestamp_column"] = "index_date"
+    steps.study_step(yaml.safe_dump(study), str(root / "study.yaml"))
+    spec = load_study(root / "study.yaml")
+    steps.featurise_step(str(root / "hf.csv"), spec, str(root / "cohort.parquet"))
+    steps.split_step(str(root / "cohort.parquet"), spec, str(root / "split.parquet"))
+    steps.train_baseline_step(
+        str(root / "split.parquet"), spec, str(root / "baseline"), str(root / "baseline.parquet")
+    )
+    fake_scores(root / "split.parquet", spec, root / "tiny.parquet", quality="noise", seed=1)
+    fake_scores(root / "split.parquet", spec, root / "ft.parquet", quality="noise", seed=2)
+    policy = root / "policy.yaml"
+    policy.write_text(lenient_policy_text())
+    scores = {
+        "baseline": str(root / "baseline.parquet"),
+        "tiny": str(root / "tiny.parquet"),
+        "tiny+qlora": str(root / "ft.parquet"),
+    }
+    run = root / "run"
+    outcome = steps.evaluate_step(
+        str(root / "split.parquet"), spec, scores, str(run), policy_path=str(policy), profile="smoke"
+    )
+    keys = (root / "signing.pem", root / "verify.pem")
+    generate_signing_key(*keys)
+    store = root / "store"
+    saved = os.environ.get("COHORTLM_SIGNING_KEY")
+    os.environ["COHORTLM_SIGNING_KEY"] = str(keys[0])
+    try:
+        steps.promote_step(str(root / "baseline"), str(store), outcome)
+    finally:
+        if saved is None:
+            os.environ.pop("COHORTLM_SIGNING_KEY")
+        else:
+            os.environ["COHORTLM_SIGNING_KEY"] = saved
+    bundle = champion(store, spec.name)
+    assert bundle is not None
+    return Promoted(run=run, store=store, bundle=Path(bundle), outcome=outcome, keys=keys)
+
+
+def test_the_promoted_bundle_carries_the_card_under_its_manifest(promoted):
+    card = read_model_card(promoted.bundle)
+    assert card is not None and card["schema_version"] == CARD_SCHEMA_VERSION
+    assert (promoted.bundle / MODEL_CARD_MD).is_file()
+    manifest = json.loads((promoted.bundle / MANIFEST_FILE).read_text())
+    assert {MODEL_CARD_JSON, MODEL_CARD_MD} <= set(manifest["files"])
+    verify_manifest(promoted.bundle)
+    verify_bundle_signature(promoted.bundle, promoted.keys[1])
+
+
+def test_the_card_says_what_the_run_measured(promoted):
+    card = read_model_card(promoted.bundle)
+    outcome = promoted.outcome
+    meta = json.loads((promoted.bundle / "bundle.json").read_text())
+    assert card["model"]["version"] == meta["model_version"] == promoted.bundle.name
+    assert card["model"]["name"] == outcome.promoted_model == "baseline"
+    assert card["model"]["study_hash"] == meta["study_hash"]
+    # No intended_use in the spec: the default names what the study predicts and calls it a decision aid.
+    assert "decision aid" in card["intended_use"]["text"]
+    assert "a readmission within one year" in card["intended_use"]["text"]
+    assert card["intended_use"]["source"].startswith("default")
+    sizes = card["training_data"]["patients"]
+    assert sizes == dict(outcome.cohort.n) and sum(sizes.values()) == 300
+    assert card["training_data"]["period"] == [2015, 2017]
+    endpoints = {e["name"]: e for e in card["endpoints"]}
+    assert endpoints["readmitted"]["definition"] == "readmissions_1y >= 1"
+    test_cases = outcome.cohort.cases["test"]["readmitted"]
+    assert endpoints["readmitted"]["prevalence"]["test"] == round(
+        test_cases / outcome.cohort.labelled["test"]["readmitted"], 4
+    )
+    for ep in outcome.endpoints:
+        point = outcome.points["baseline"][ep]
+        got = card["performance"]["endpoints"][ep]
+        assert got["auc"] == pytest.approx(point["auc"])
+        assert (got["auc_ci_low"], got["auc_ci_high"]) == pytest.approx(
+            (point["auc_ci_low"], point["auc_ci_high"])
+        )
+        assert card["serving"]["thresholds"][ep]["threshold"] == pytest.approx(
+            outcome.serving_thresholds[ep]["threshold"]
+        )
+    # The first champion: the baseline was the gate's champion side, so its calibration is the champion's.
+    verdicts = {v.endpoint: v for v in outcome.decision.endpoints}
+    for ep, cal in card["calibration"].items():
+        assert cal["slope"] == pytest.approx(verdicts[ep].slope_champion, nan_ok=True)
+    assert card["gate"]["winner"] == outcome.winner == "baseline"
+    assert card["gate"]["reasons"] == list(outcome.decision.reasons)
+    assert any("Internal validation only" in t for t in card["limitations"])
+    text = (promoted.bundle / MODEL_CARD_MD).read_text()
+    for heading in (
+        "## Intended use",
+        "## Training data",
+        "## Endpoints",
+        "## Performance",
+        "## Limitations",
+    ):
+        assert heading in text
+    assert "auc" in text and "readmissions_1y >= 1" in text
+
+
+@pytest.mark.parametrize("name", [MODEL_CARD_JSON, MODEL_CARD_MD])
+def test_a_tampered_card_is_refused_like_any_file(promoted, tmp_path, name):
+    copy = tmp_path / "bundle"
+    shutil.copytree(promoted.bundle, copy)
+    path = copy / name
+    path.write_text(path.read_text().replace("decision aid", "replacement for clinicians"))
+    with pytest.raises(BundleIntegrityError):
+        verify_manifest(copy)
+    with pytest.raises(BundleIntegrityError, match="differ from what was signed"):
+        verify_bundle_signature(copy, promoted.keys[1])
+
+
+def test_no_planted_patient_value_reaches_the_card_or_the_checklist(promoted):
+    # The planted patient is in the data the run used (the test would prove nothing otherwise).
+    split = (promoted.run.parent / "split.parquet").read_bytes()
+    assert PLANTED_ID.encode() in split
+    outputs = {
+        "model_card.json": (promoted.bundle / MODEL_CARD_JSON).read_text(),
+        "model_card.md": (promoted.bundle / MODEL_CARD_MD).read_text(),
+        "tripod_ai.md": (promoted.run / "report" / "tripod_ai.md").read_text(),
+        "index.html": (promoted.run / "report" / "index.html").read_text(),
+        "outcome.json": (promoted.run / "outcome.json").read_text(),
+    }
+    for name, text in outputs.items():
+        for value in PLANTED:
+            assert value not in text, f"{name} holds the planted value {value}"
+
+
+def test_the_card_takes_the_specs_intended_use_and_the_outcomes_extra_evidence(promoted):
+    meta = json.loads((promoted.bundle / "bundle.json").read_text())
+    meta["study"]["intended_use"] = "Triage of heart-failure follow-up visits by the cardiology nurse team."
+    outcome = promoted.outcome.to_dict()
+    outcome["calibration"] = [
+        {"endpoint": "readmitted", "model": "baseline", "oe_ratio": 1.02, "ici": 0.01},
+        {"endpoint": "readmitted", "model": "tiny", "oe_ratio": 3.0, "ici": 0.2},
+    ]
+    outcome["optimism"] = {"baseline": {"readmitted": {"auc_apparent": 0.71, "auc_corrected": 0.69}}}
+    point = outcome["points"]["baseline"]["readmitted"]
+    point.update({"sensitivity": 0.5, "sensitivity_ci_low": 0.3, "sensitivity_ci_high": 0.7})
+    card = build_model_card(meta, outcome)
+    assert card["intended_use"]["text"].startswith("Triage of heart-failure")
+    assert card["intended_use"]["source"] == "study spec (intended_use)"
+    assert card["evidence"]["calibration"] == [outcome["calibration"][0]]  # the promoted model's rows only
+    assert card["evidence"]["optimism"] == {"readmitted": {"auc_apparent": 0.71, "auc_corrected": 0.69}}
+    text = model_card_markdown(card)
+    assert "0.500 (0.300 to 0.700)" in text  # an interval column appears in the performance table
+    assert "`calibration`" in text and "`optimism`" in text
