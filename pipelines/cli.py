@@ -157,6 +157,14 @@ def _print_families(families: dict[str, list[dict]] | None) -> None:
             console.print(f"[bold]{title}:[/bold] significant in {n_sig} of {len(rows)} tests")
 
 
+PROFILE_HELP = "smoke (tiny random model), quick (CPU), paper (GPU), or a profile YAML file (a recipe)."
+SET_HELP = (
+    "Change one value of the profile's recipe, repeatable: KEY=VALUE with a YAML value, e.g. "
+    "--set qlora.learning_rate=2e-4 --set qlora.lora_layers=4 --set eval_rows=1000 "
+    "--set qlora.lr_schedule=linear. Keys: the profile's fields, qlora.<QLoRAConfig field>, "
+    "qlora.optimizer_args.<argument>. Checked before anything runs (`cohortlm recipe` prints the result)."
+)
+
 BASE_MODEL_HELP = (
     "Base LLM, repeatable: NAME=PATH or PATH (an HF folder or a .gguf file) or 'default'. "
     "Each is scored zero-shot and fine-tuned on the same patients and named NAME and NAME+qlora "
@@ -170,9 +178,8 @@ def run(
     data: Path | None = typer.Option(
         None, "--data", help="Raw registry folder or flat cohort file; default: synthesise the cohort."
     ),
-    profile: str = typer.Option(
-        "quick", "--profile", help="smoke (tiny random model), quick (CPU), paper (GPU)."
-    ),
+    profile: str = typer.Option("quick", "--profile", help=PROFILE_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     base_model: list[str] = typer.Option([], "--base-model", help=BASE_MODEL_HELP),
     out: Path | None = typer.Option(None, "--out", help="Run folder; default runs/<id>."),
     model_store: Path = typer.Option(
@@ -197,22 +204,24 @@ def run(
     """
     from cohortlm.cli.paths import check_output_dir
     from cohortlm.evaluation.gates import load_policy
+    from cohortlm.run.profiles import resolve_recipe
     from cohortlm.store.registry import store_for_profile
     from pipelines.local import run_local
 
-    # Checked before any step runs: a bad policy or output folder fails now, not after training
-    # (run_local checks the base models before it makes the run folder).
+    # Checked before any step runs: a bad recipe, policy or output folder fails now, not after
+    # training (run_local checks the base models before it makes the run folder).
+    recipe = resolve_recipe(profile, overrides)
     if policy is not None:
         load_policy(policy)
     if out is not None:
         check_output_dir(out, "--out")
     # A smoke run's random model must never become (or be gated against) a real run's champion.
-    model_store = store_for_profile(model_store, profile)
+    model_store = store_for_profile(model_store, "smoke" if recipe.throwaway else recipe.name)
     check_output_dir(model_store, "--model-store")
     result = (_stdout_on_stderr(run_local) if as_json else run_local)(
         study=study,
         data=str(data) if data is not None else None,
-        profile=profile,
+        profile=recipe,
         base_models=list(base_model),
         out=str(out) if out is not None else None,
         model_store=str(model_store),
@@ -230,6 +239,26 @@ def run(
     if not STATE["quiet"]:
         _print_summary(result.run_dir)
     typer.echo(str(result.run_dir))
+
+
+@app.command("recipe")
+def recipe_cmd(
+    profile: str = typer.Option("quick", "--profile", help=PROFILE_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Print the resolved recipe: the profile with its --set overrides, every field, defaults included.
+
+    The YAML printed is a profile file: save it, edit it and pass it back with ``--profile FILE``.
+    Exits 2 naming the key when the profile or an override is not valid.
+    """
+    from cohortlm.run.profiles import resolve_recipe
+
+    recipe = resolve_recipe(profile, overrides)
+    if as_json:
+        echo_json(recipe.to_dict())
+        return
+    typer.echo(recipe.to_yaml(), nl=False)
 
 
 def _stdout_on_stderr(fn: Callable[..., T]) -> Callable[..., T]:
@@ -266,27 +295,34 @@ def compile_cmd(
         "the base_models parameter. Not checked here: the paths are the cluster's.",
     ),
     profile: str = typer.Option(
-        "paper", "--profile", help="The profile whose default model an empty base means."
+        "paper",
+        "--profile",
+        help="The profile (name or YAML file) whose resolved recipe becomes the default of the "
+        "recipe and profile parameters, and whose default model an empty base means.",
     ),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
 ) -> None:
     """Compile the pipeline to KFP IR YAML (upload it in the KFP UI, or use `cohortlm submit`).
 
+    The resolved recipe (``--profile`` with its ``--set`` overrides) is the default of the
+    pipeline's ``recipe`` parameter (JSON), which a run may change in the UI without a rebuild.
     Prints, per base model, the fine-tune task and the node pool it asks for.
     """
     from kfp import compiler
 
     from cohortlm.cli.paths import check_output_file
     from cohortlm.models.llm.bases import parse_bases
-    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.profiles import resolve_recipe
     from pipelines.train_evaluate_promote import train_evaluate_promote
 
+    recipe = resolve_recipe(profile, overrides)
     check_output_file(out, "--out")
-    params = {}
+    params: dict[str, Any] = {"profile": recipe.name, "recipe": recipe.to_json()}
     if base_model:
-        bases = parse_bases(base_model, profile_default=get_profile(profile).base_model)
+        bases = parse_bases(base_model, profile_default=recipe.base_model)
         params["base_models"] = [b.item() for b in bases]
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(train_evaluate_promote, str(out), pipeline_parameters=params or None)
+    compiler.Compiler().compile(train_evaluate_promote, str(out), pipeline_parameters=params)
     for line in fine_tune_plan(out):
         err_console.print(line, highlight=False, soft_wrap=True)
     typer.echo(str(out))
@@ -346,7 +382,8 @@ def submit(
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file (sent as study_yaml)."),
     experiment: str = typer.Option("cohortlm", "--experiment", help="KFP experiment name."),
     run_name: str | None = typer.Option(None, "--run-name", help="Run name; default: generated."),
-    profile: str = typer.Option("paper", "--profile", help="smoke, quick or paper."),
+    profile: str = typer.Option("paper", "--profile", help=PROFILE_HELP),
+    overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
     param: list[str] = typer.Option([], "--param", help="Extra pipeline parameter key=value (repeatable)."),
     base_model: list[str] = typer.Option(
         [],
@@ -371,10 +408,15 @@ def submit(
         "(prometheus-pushgateway.monitoring).",
     ),
 ) -> None:
-    """Upload and start the pipeline on a Kubeflow Pipelines server."""
+    """Upload and start the pipeline on a Kubeflow Pipelines server.
+
+    The resolved recipe (``--profile`` with its ``--set`` overrides) travels as the pipeline's
+    ``recipe`` parameter: the same image runs another learning rate, rank or schedule.
+    """
     import kfp
 
     from cohortlm.cohort.study import load_study
+    from cohortlm.run.profiles import resolve_recipe
     from cohortlm.run.steps import study_text
     from pipelines.train_evaluate_promote import (
         DEFAULT_PUSHGATEWAY,
@@ -382,12 +424,18 @@ def submit(
         train_evaluate_promote,
     )
 
+    recipe = resolve_recipe(profile, overrides)  # checked before the server is contacted
     if pushgateway and not pushgateway.startswith(("http://", "https://")):
         raise UsageError(f"--pushgateway must be an http(s) URL, got {pushgateway!r}")
+    extra = _parse_params(param)
+    for key in ("profile", "recipe"):
+        if key in extra:
+            raise UsageError(f"--param {key}=...: give the recipe with --profile and --set instead")
     arguments: dict[str, object] = {
         "raw_data": raw_data,
         "study_yaml": study_text(load_study(study)),
-        "profile": profile,
+        "profile": recipe.name,
+        "recipe": recipe.to_json(),
         "model_store": MODEL_STORE_MOUNT,
         "isvc_namespace": namespace or "cohortlm",
         "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
@@ -397,7 +445,7 @@ def submit(
 
         # Names checked here (unique, file-safe); the paths are the cluster's, checked by its pods.
         arguments["base_models"] = [b.item() for b in parse_bases(base_model)]
-    arguments.update(_parse_params(param))
+    arguments.update(extra)
     client = kfp.Client(
         host=host,
         existing_token=token,

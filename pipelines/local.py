@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cohortlm.run.outcome import GateOutcome
+    from cohortlm.run.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -398,7 +399,7 @@ def run_local(
     *,
     study: str = "ra_iorra",
     data: str | None = None,
-    profile: str = "quick",
+    profile: str | Profile = "quick",
     base_models: list[str] | None = None,
     out: str | None = None,
     model_store: str = "models",
@@ -412,7 +413,9 @@ def run_local(
     Args:
         study: study name or YAML file.
         data: raw registry folder or flat cohort file; None synthesises the cohort.
-        profile: smoke, quick or paper.
+        profile: smoke, quick, paper, a profile YAML file, or a resolved recipe
+            (:func:`cohortlm.run.profiles.resolve_recipe`: a profile with ``--set`` overrides);
+            the pipeline's ``recipe`` parameter carries it to the LLM steps.
         base_models: the base LLMs, each ``NAME=PATH``, a path (HF folder or GGUF file) or
             ``default``; None or empty for the profile's model alone. Checked (names
             unique, paths present, causal LMs) before any step runs.
@@ -425,10 +428,12 @@ def run_local(
             nothing. Either way each task's output goes to ``logs/<task>.log``.
     """
     from cohortlm.cohort.study import load_study
+    from cohortlm.run.profiles import as_profile
     from cohortlm.run.steps import report_run_outcome_step, study_text
     from pipelines.train_evaluate_promote import build_run_pipeline
 
-    bases = _checked_bases(profile, base_models)
+    recipe = as_profile(profile)
+    bases = _checked_bases(recipe, base_models)
     spec = load_study(study)
     study_yaml = study_text(spec)  # what the run validates in its study-spec step
     run_id = new_run_id()
@@ -436,14 +441,15 @@ def run_local(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "study.yaml").write_text(study_yaml)
     started = time.monotonic()
-    data_path, split_override = _input_data(run_dir, data, profile)
+    data_path, split_override = _input_data(run_dir, data, recipe)
     pipeline_root = _init_kfp_local(run_dir, cache)
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     arguments = {
         "raw_data": str(data_path.resolve()),
         "study_yaml": study_yaml,
-        "profile": profile,
+        "profile": recipe.name,
+        "recipe": recipe.to_json(),
         "base_models": [b.item() for b in bases],
         "feature_repo": str((run_dir / "feature_repo").resolve()),
         "model_store": str(Path(model_store).resolve()),
@@ -474,7 +480,7 @@ def run_local(
     if console is not None and skipped:
         console.print(f"[dim]not run (gate branches not taken): {', '.join(skipped)}[/dim]", highlight=False)
     result = _finish(run_dir, outputs, model_store=model_store, steps=steps, started=started)
-    _write_summary(run_dir, result, steps, run_id=run_id, profile=profile, bases=[b.name for b in bases])
+    _write_summary(run_dir, result, steps, run_id=run_id, recipe=recipe, bases=[b.name for b in bases])
     return result
 
 
@@ -496,15 +502,10 @@ _LOCAL_ARGUMENTS: dict[str, Any] = {
 }
 
 
-def _checked_bases(profile: str, base_models: list[str] | None) -> list[Any]:
+def _checked_bases(prof: Profile, base_models: list[str] | None) -> list[Any]:
     """The run's base models, checked (names unique, paths present, causal LMs) before any step."""
-    from cohortlm.errors import UsageError
     from cohortlm.models.llm.bases import check_bases, parse_bases
-    from cohortlm.run.profiles import get_profile
 
-    if profile not in PROFILE_COHORT:
-        raise UsageError(f"--profile must be one of {', '.join(PROFILE_COHORT)}, got '{profile}'")
-    prof = get_profile(profile)
     bases = parse_bases(base_models or [], profile_default=prof.base_model)
     for b in bases:
         prof.base_model_or(b.source or None)  # a profile without a default model needs --base-model
@@ -512,13 +513,16 @@ def _checked_bases(profile: str, base_models: list[str] | None) -> list[Any]:
     return bases
 
 
-def _input_data(run_dir: Path, data: str | None, profile: str) -> tuple[Path, dict[str, float]]:
-    """The raw data (the profile's synthetic cohort when none is given) and its split override."""
+def _input_data(run_dir: Path, data: str | None, profile: Profile) -> tuple[Path, dict[str, float]]:
+    """The raw data (the profile's synthetic cohort when none is given) and its split override.
+
+    A user's recipe gets the smoke cohort when it trains the tiny random model, else the quick one.
+    """
     from cohortlm.cohort.synthetic import generate_cohort
     from cohortlm.errors import UsageError
 
     if data is None:
-        cfg = PROFILE_COHORT[profile]
+        cfg = PROFILE_COHORT.get(profile.name) or PROFILE_COHORT["smoke" if profile.throwaway else "quick"]
         generate_cohort(n=cfg.n, seed=0).write(run_dir / "raw")
         return run_dir / "raw", dict(cfg.split)
     if not Path(data).exists():
@@ -568,14 +572,15 @@ def _finish(
 
 
 def _write_summary(
-    run_dir: Path, result: RunResult, steps: _StepConsole, *, run_id: str, profile: str, bases: list[str]
+    run_dir: Path, result: RunResult, steps: _StepConsole, *, run_id: str, recipe: Profile, bases: list[str]
 ) -> None:
-    """``summary.json``: the verdict, what serves now, wall time per step, cached steps."""
+    """``summary.json``: the verdict, what serves now, wall time per step, cached steps, the recipe."""
     outcome = result.outcome
     summary = {
         "run_id": run_id,
         "study": outcome.study if outcome else None,
-        "profile": profile,
+        "profile": recipe.name,
+        "recipe": recipe.to_dict(),
         "winner": result.winner,
         "promote": outcome.promote if outcome else None,
         "candidate": outcome.candidate if outcome else None,

@@ -210,6 +210,7 @@ def build_run_pipeline(*, base_parallelism: int = 0):
         raw_data: str,
         study_yaml: str,
         profile: str,
+        recipe: str,
         base_models: list,
         feature_repo: str,
         model_store: str,
@@ -246,7 +247,9 @@ def build_run_pipeline(*, base_parallelism: int = 0):
         # One iteration per base model: on a cluster side by side, one GPU pod each.
         with dsl.ParallelFor(base_models, parallelism=base_parallelism, name="per-base-model") as base_model:
             zero_shot = _resources(
-                score_zero_shot(split_table=table, study=study, profile=profile, base_model=base_model),
+                score_zero_shot(
+                    split_table=table, study=study, profile=profile, recipe=recipe, base_model=base_model
+                ),
                 "score",
             )
             qlora = _resources(
@@ -254,6 +257,7 @@ def build_run_pipeline(*, base_parallelism: int = 0):
                     split_table=table,
                     study=study,
                     profile=profile,
+                    recipe=recipe,
                     base_model=base_model,
                     checkpoint_dir=checkpoint_dir,
                     use_trainer=use_trainer,
@@ -268,7 +272,10 @@ def build_run_pipeline(*, base_parallelism: int = 0):
             )
             _on_gpu_pool(qlora, gpu_type, gpu_count, gpu_node_selector, gpu_tolerations)
             fine_tuned = _resources(
-                score_fine_tuned(bundle=qlora.outputs["bundle"], split_table=table, profile=profile), "score"
+                score_fine_tuned(
+                    bundle=qlora.outputs["bundle"], split_table=table, profile=profile, recipe=recipe
+                ),
+                "score",
             )
             for task in (zero_shot, qlora, fine_tuned):
                 # Base weights (and their GGUF conversion) are cached on a volume, not fetched per pod.
@@ -288,6 +295,7 @@ def build_run_pipeline(*, base_parallelism: int = 0):
                 model_store=model_store,
                 policy_yaml=policy_yaml,
                 profile=profile,
+                recipe=recipe,
                 run_id=run_id,
             ),
             "score",
@@ -329,6 +337,7 @@ def build_pipeline(*, base_parallelism: int = 0):
         raw_data: str,
         study_yaml: str,
         profile: str = "quick",
+        recipe: str = "",
         base_models: list[str] = [""],  # noqa: B006  (NAME=SOURCE per base; "" = the profile's model)
         feature_repo: str = "",
         model_store: str = "models",
@@ -352,6 +361,9 @@ def build_pipeline(*, base_parallelism: int = 0):
     ):
         """Train, evaluate and (when the gate says so) promote, for one study.
 
+        ``recipe`` is the resolved recipe as JSON text (``Profile.to_json``: the profile with
+        its ``--set`` overrides); every LLM step runs it, checking it first. Empty: the
+        packaged profile ``profile`` names. ``profile`` names the run either way.
         The defaults are the cluster's; a local run (pipelines/local.py) passes an
         empty ``signing_key_file`` and ``online_store_config`` and its own ``pushgateway``.
         """
@@ -367,6 +379,7 @@ def build_pipeline(*, base_parallelism: int = 0):
                 raw_data=raw_data,
                 study_yaml=study_yaml,
                 profile=profile,
+                recipe=recipe,
                 base_models=base_models,
                 feature_repo=feature_repo,
                 model_store=model_store,

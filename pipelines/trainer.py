@@ -32,8 +32,12 @@ TRAINER_RUNTIME = "torch-distributed"
 SHARED_VOLUME = "cohortlm-model-cache"
 
 
-def trainjob_entry(split_table: str, study_yaml: str, profile: str, base_model: str, bundle_dir: str) -> None:
+def trainjob_entry(
+    split_table: str, study_yaml: str, profile: str, base_model: str, bundle_dir: str, recipe: str = ""
+) -> None:
     """What the TrainJob node runs: the pipeline's training step, on shared storage.
+
+    ``recipe`` is the pipeline's resolved recipe (JSON; empty: the packaged profile ``profile``).
 
     Only the first process trains and writes: the recipe uses every visible GPU
     of its node itself (model parallel), so further ranks would duplicate work.
@@ -45,10 +49,12 @@ def trainjob_entry(split_table: str, study_yaml: str, profile: str, base_model: 
     import yaml
 
     from cohortlm.cohort.study import study_from_dict
+    from cohortlm.run.profiles import pipeline_recipe
     from cohortlm.run.steps import train_llm_step
 
     spec = study_from_dict(yaml.safe_load(study_yaml), source="the TrainJob's study_yaml")
-    train_llm_step(split_table, spec, profile, base_model, bundle_dir, bundle_dir + ".work")
+    prof = pipeline_recipe(profile, recipe)
+    train_llm_step(split_table, spec, prof, base_model, bundle_dir, bundle_dir + ".work")
 
 
 def build_trainer(
@@ -61,6 +67,7 @@ def build_trainer(
     gpus_per_node: int,
     num_nodes: int = 1,
     image: str = PIPELINE_IMAGE,
+    recipe: str = "",
 ) -> Any:
     """The ``CustomTrainer`` for the fine-tune (paths are on the shared volume)."""
     from kubeflow.trainer import CustomTrainer
@@ -75,6 +82,7 @@ def build_trainer(
             "profile": profile,
             "base_model": base_model,
             "bundle_dir": bundle_dir,
+            "recipe": recipe,
         },
         image=image,
         packages_to_install=[],  # the pipeline image has cohortlm and its pinned stack
@@ -151,6 +159,7 @@ def run_trainjob(
     base_model: str,
     bundle_out: str,
     shared_dir: str,
+    recipe: str = "",
     namespace: str,
     gpus_per_node: int,
     node_selector: Mapping[str, str] | None = None,
@@ -179,6 +188,7 @@ def run_trainjob(
         base_model=base_model,
         bundle_dir=str(bundle_dir),
         gpus_per_node=gpus_per_node,
+        recipe=recipe,
     )
     options = build_options(mount_path=shared_dir, node_selector=node_selector, tolerations=tolerations)
     client = TrainerClient(KubernetesBackendConfig(namespace=namespace))

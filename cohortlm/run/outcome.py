@@ -119,6 +119,8 @@ OUTCOME_SCHEMA: dict[str, Any] = {
             },
         },
         "roc": {"type": "array", "items": _ROC},
+        # optional: the resolved recipe the LLMs ran (cohortlm.run.profiles.Profile.to_dict)
+        "recipe": {"type": ["object", "null"]},
         # optional: patients and cases per split, the study period (CohortSummary.to_dict)
         "cohort": {
             "type": ["object", "null"],
@@ -179,6 +181,7 @@ class GateOutcome:
             reason, as the server applies them (empty when nothing is promoted).
         training: Per fine-tuned model, what its training measured.
         roc: The ROC curves the KFP UI shows: candidate, baseline and champion, every endpoint.
+        recipe: The resolved recipe the LLM steps ran (profile with its ``--set`` overrides), when known.
         cohort: Patients and cases per split and the study period (counts only), when known.
     """
 
@@ -195,6 +198,7 @@ class GateOutcome:
     serving_thresholds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     training: Mapping[str, TrainingFigures] = field(default_factory=dict)
     roc: tuple[RocCurve, ...] = ()
+    recipe: Mapping[str, Any] = field(default_factory=dict)
     cohort: CohortSummary | None = None
 
     def __post_init__(self) -> None:
@@ -214,6 +218,7 @@ class GateOutcome:
         models: list[str],
         first_champion: bool,
         training: Mapping[str, TrainingFigures] | None = None,
+        recipe: Mapping[str, Any] | None = None,
         cohort: CohortSummary | None = None,
     ) -> GateOutcome:
         """The outcome of a decision and the evaluation it was reported with.
@@ -226,6 +231,7 @@ class GateOutcome:
             models: Every model, in legend order.
             first_champion: No champion serves yet (the baseline stands in for one).
             training: Training figures per fine-tuned model.
+            recipe: The resolved recipe (:meth:`cohortlm.run.profiles.Profile.to_dict`).
             cohort: Patients and cases per split (:func:`cohortlm.evaluation.tripod.cohort_summary`).
         """
         if decision.promote:
@@ -261,6 +267,7 @@ class GateOutcome:
             serving_thresholds=thresholds,
             training=dict(training or {}),
             roc=roc,
+            recipe=dict(recipe or {}),
             cohort=cohort,
         )
 
@@ -306,6 +313,7 @@ class GateOutcome:
                 }
                 for c in self.roc
             ],
+            "recipe": dict(self.recipe) or None,
             "cohort": self.cohort.to_dict() if self.cohort is not None else None,
         }
 
@@ -352,6 +360,7 @@ class GateOutcome:
                 )
                 for c in data["roc"]
             ),
+            recipe=dict(data.get("recipe") or {}),
             cohort=CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None,
         )
 

@@ -232,6 +232,11 @@ def _describe(hint: Any) -> str:
     }.get(origin or hint, str(hint))
 
 
+def _as_number(value: Any) -> Any:
+    """Text that YAML 1.1 left unread as a number (``1e-6``), as one; anything else unchanged."""
+    return float(value) if isinstance(value, str) and _NUMBER.match(value.strip()) else value
+
+
 def _coerce(value: Any, hint: Any, key: str, source: str, *, expected: str = "") -> Any:
     """``value`` as a ``hint`` (the types the config fields use), or a SpecError naming ``key``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -260,7 +265,8 @@ def _coerce(value: Any, hint: Any, key: str, source: str, *, expected: str = "")
     ):
         return tuple(value)
     if origin is dict and isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-        return dict(value)
+        # optimizer_args: eps: 1e-6 is text to YAML 1.1, a number to the optimizer
+        return {k: _as_number(v) for k, v in value.items()}
     raise SpecError(f"{source}: {key} must be {expected or _describe(hint)}, got {_shown(value)}")
 
 
@@ -364,8 +370,22 @@ def recipe_from_json(text: str, *, source: str = "the pipeline's recipe paramete
 
 
 def pipeline_recipe(profile: str, recipe: str) -> Profile:
-    """What a pipeline step runs: the ``recipe`` parameter when set, else the profile ``profile`` names."""
-    return recipe_from_json(recipe) if recipe.strip() else get_profile(profile)
+    """What a pipeline step runs: the ``recipe`` parameter when set, else the profile ``profile`` names.
+
+    Raises:
+        SpecError: the recipe is not valid, or is another profile's than ``profile`` (a run
+            whose ``profile`` was changed in the UI while ``recipe`` kept the compiled default).
+    """
+    if not recipe.strip():
+        return get_profile(profile)
+    resolved = recipe_from_json(recipe)
+    if profile and resolved.name != profile:
+        raise SpecError(
+            f"the pipeline's recipe parameter is profile '{resolved.name}' but its profile parameter "
+            f"says '{_printable(profile)}': empty the recipe to run the packaged '{_printable(profile)}', "
+            f"or set profile to '{resolved.name}'"
+        )
+    return resolved
 
 
 def as_profile(profile: str | Profile) -> Profile:

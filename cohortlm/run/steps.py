@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from cohortlm.evaluation.gates import Decision
     from cohortlm.evaluation.tripod import CohortSummary
     from cohortlm.models.llm.bases import BaseModel
+    from cohortlm.run.profiles import Profile
 
 _P = ParamSpec("_P")
 
@@ -155,32 +156,32 @@ def train_baseline_step(
     return {"kind": "baseline", "model": "baseline", "n_train": int((df["split"] == "train").sum())}
 
 
-def eval_rows(df: pd.DataFrame, profile: str) -> pd.DataFrame:
+def eval_rows(df: pd.DataFrame, profile: str | Profile) -> pd.DataFrame:
     """The rows the LLMs score: validation (thresholds) and test (metrics, gate).
 
     The ``quick`` profile scores a seeded subset of the test split to fit a CPU
     budget; every model is then compared on exactly those patients. Scoring
     the training split would cost the most time and is used by nothing.
     """
-    from cohortlm.run.profiles import eval_subset, get_profile
+    from cohortlm.run.profiles import as_profile, eval_subset
 
-    prof = get_profile(profile)
+    prof = as_profile(profile)
     validation = df[df["split"] == "validation"]
     test = eval_subset(df[df["split"] == "test"], prof)
     return pd.concat([validation, test])
 
 
-def base_for(base_model: str, profile: str) -> BaseModel:
+def base_for(base_model: str, profile: str | Profile) -> BaseModel:
     """The :class:`~cohortlm.models.llm.bases.BaseModel` of a pipeline item ``NAME=SOURCE``."""
     from cohortlm.models.llm.bases import parse_base
-    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.profiles import as_profile
 
-    return parse_base(base_model, profile_default=get_profile(profile).base_model)
+    return parse_base(base_model, profile_default=as_profile(profile).base_model)
 
 
 @timed
 def score_zero_shot_step(
-    split_table: str, spec: StudySpec, profile: str, base_model: str, scores_out: str
+    split_table: str, spec: StudySpec, profile: str | Profile, base_model: str, scores_out: str
 ) -> dict[str, Any]:
     """Zero-shot P(Yes) of the base model for the validation and (profile's) test rows.
 
@@ -188,11 +189,11 @@ def score_zero_shot_step(
     a path, or empty for the profile's model); the scores are model ``NAME``.
     """
     from cohortlm.models.llm.scoring import zero_shot_scorer
-    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.profiles import as_profile
 
-    prof = get_profile(profile)
-    base = base_for(base_model, profile)
-    df = eval_rows(read_table(split_table, what="split table"), profile)
+    prof = as_profile(profile)  # a name, a file, or the pipeline's resolved recipe
+    base = base_for(base_model, prof)
+    df = eval_rows(read_table(split_table, what="split table"), prof)
     # Scored like the fine-tuned model (same dtype, same frozen trunk), so that the
     # two differ by the adapters only and share the trunk states of these rows.
     scorer = zero_shot_scorer(
@@ -208,7 +209,12 @@ def score_zero_shot_step(
 
 @timed
 def train_llm_step(
-    split_table: str, spec: StudySpec, profile: str, base_model: str, bundle_dir: str, work_dir: str
+    split_table: str,
+    spec: StudySpec,
+    profile: str | Profile,
+    base_model: str,
+    bundle_dir: str,
+    work_dir: str,
 ) -> dict[str, Any]:
     """(Q)LoRA fine-tuning on the train split; writes an LLM bundle.
 
@@ -218,10 +224,10 @@ def train_llm_step(
     (tokens/s, training time, peak memory, losses) by their names.
     """
     from cohortlm.models.llm.qlora import train_qlora
-    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.profiles import as_profile
 
-    prof = get_profile(profile)
-    base = base_for(base_model, profile)
+    prof = as_profile(profile)  # a name, a file, or the pipeline's resolved recipe
+    base = base_for(base_model, prof)
     df = read_table(split_table, what="split table")
     trained = train_qlora(
         df[df["split"] == "train"],
@@ -230,8 +236,25 @@ def train_llm_step(
         out_dir=Path(work_dir) / base.name / "bundle",
         base_model=prof.base_model_or(base.source or None),
     )
+    record_recipe(trained, prof)
     copy_tree(trained, bundle_dir)
     return llm_bundle_info(bundle_dir, model=base.fine_tuned)
+
+
+def record_recipe(bundle_dir: str | Path, recipe: Profile) -> None:
+    """Write the resolved recipe into the bundle's ``bundle.json`` (``recipe``), beside its training record.
+
+    ``training.config`` is the fine-tune's part; ``recipe`` is the whole profile it ran
+    with (the ``--set`` overrides applied), so a bundle says how to make it again.
+    """
+    from cohortlm.models.bundle import BUNDLE_FILE
+
+    path = Path(bundle_dir) / BUNDLE_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["recipe"] = recipe.to_dict()
+    tmp = path.with_name(BUNDLE_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def llm_bundle_info(bundle_dir: str | Path, *, model: str) -> dict[str, Any]:
@@ -241,21 +264,25 @@ def llm_bundle_info(bundle_dir: str | Path, *, model: str) -> dict[str, Any]:
     info = read_bundle_metadata(bundle_dir)
     figures = TrainingFigures.from_record(info.get("training") or {})
     version = info.get("model_version", "")
-    return {"kind": "llm", "model_version": version, **figures.scalars(), "model": model}
+    recipe = {"recipe": info["recipe"]} if isinstance(info.get("recipe"), dict) else {}
+    return {"kind": "llm", "model_version": version, **figures.scalars(), "model": model, **recipe}
 
 
 @timed
-def score_bundle_step(bundle_dir: str, split_table: str, scores_out: str, profile: str) -> dict[str, Any]:
+def score_bundle_step(
+    bundle_dir: str, split_table: str, scores_out: str, profile: str | Profile
+) -> dict[str, Any]:
     """Score the validation and (profile's) test rows with a saved bundle (baseline or LLM)."""
     from cohortlm.models.llm.scoring import LLMPredictor
     from cohortlm.models.loaders import load_bundle, score_table
-    from cohortlm.run.profiles import get_profile
+    from cohortlm.run.profiles import as_profile
 
+    prof = as_profile(profile)
     predictor = load_bundle(bundle_dir)
     if isinstance(predictor, LLMPredictor):
         predictor.scorer.enable_trunk_cache()
-    df = eval_rows(read_table(split_table, what="split table"), profile)
-    table = score_table(predictor, df, predictor.spec, batch_size=get_profile(profile).score_batch_size)
+    df = eval_rows(read_table(split_table, what="split table"), prof)
+    table = score_table(predictor, df, predictor.spec, batch_size=prof.score_batch_size)
     write_table(table, scores_out)
     return {"n_scored": len(df), "model_version": predictor.version}
 
@@ -470,6 +497,7 @@ def evaluate_step(
     validation_dir: str = "",
     profile: str | None = None,
     run_id: str = "",
+    recipe: Mapping[str, Any] | None = None,
 ) -> GateOutcome:
     """Table 1, ROC figure, the comparison families and the gate decision against the champion.
 
@@ -477,7 +505,8 @@ def evaluate_step(
     base LLM, ``<base>`` (zero-shot) and ``<base>+qlora`` (fine-tuned);
     ``training`` each fine-tuned model's training figures, carried to the outcome;
     ``validation_dir`` the validate step's folder (its summary goes into the page);
-    ``profile`` and ``run_id`` name the run on the page (a smoke run's AUCs mean nothing).
+    ``profile`` and ``run_id`` name the run on the page (a smoke run's AUCs mean nothing);
+    ``recipe`` is the resolved recipe the LLMs ran, recorded in the outcome.
 
     The champion is the bundle now serving from ``model_store`` when there is
     one (scored here on this run's split); otherwise the baseline trained in
@@ -531,6 +560,7 @@ def evaluate_step(
         models=models,
         first_champion=inputs.champion_version is None,
         training=training,
+        recipe=recipe,
         cohort=inputs.cohort,
     )
     outcome.write(out)

@@ -19,6 +19,7 @@ def evaluate_gate(
     model_store: str,
     policy_yaml: str,
     profile: str,
+    recipe: str,
     run_id: str,
     decision: Output[Artifact],
     winner: Output[Model],
@@ -37,6 +38,8 @@ def evaluate_gate(
     of the bundle to promote, its metadata naming the model (empty for ``"none"``).
     ``decision`` is the run folder, with ``outcome.json`` for the steps after this one; its
     report page is complete (``validation``: the validate step's summary; the profile and run id).
+    ``recipe`` (the resolved recipe, JSON; empty: the packaged ``profile``) goes into the
+    outcome and the decision artifact's metadata.
     """
     import os
     import shutil
@@ -45,6 +48,7 @@ def evaluate_gate(
 
     from cohortlm.cohort.study import load_study
     from cohortlm.models.training import TrainingFigures
+    from cohortlm.run.profiles import pipeline_recipe
     from cohortlm.run.steps import evaluate_step
 
     started = time.perf_counter()
@@ -72,6 +76,7 @@ def evaluate_gate(
         validation_dir=validation.path,
         profile=profile,
         run_id=run_id,
+        recipe=pipeline_recipe(profile, recipe).to_dict(),
     )
     chosen = outcome.promoted_model
     winner.metadata.update({"model": chosen or "none", "verdict": outcome.winner})
@@ -102,6 +107,7 @@ def evaluate_gate(
             "candidate": outcome.candidate,
             "champion": outcome.champion,
             "promoted_model": chosen,
+            "recipe": dict(outcome.recipe),
             "seconds": round(time.perf_counter() - started, 2),
         }
     )

@@ -8,11 +8,13 @@ from components._image import PIPELINE_IMAGE
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def score_fine_tuned(
-    bundle: Input[Model], split_table: Input[Dataset], profile: str, scores: Output[Dataset]
+    bundle: Input[Model], split_table: Input[Dataset], profile: str, recipe: str, scores: Output[Dataset]
 ):
-    """Validation and test scores from the fine-tuned bundle."""
+    """Validation and test scores from the fine-tuned bundle (``recipe``: test patients, batch size)."""
+    from cohortlm.run.profiles import pipeline_recipe
     from cohortlm.run.steps import score_bundle_step
 
-    scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path, profile))
+    prof = pipeline_recipe(profile, recipe)
+    scores.metadata.update(score_bundle_step(bundle.path, split_table.path, scores.path, prof))
     # The fine-tuned model's name (<base>+qlora), as the training step recorded it on the bundle.
     scores.metadata["model"] = str(bundle.metadata.get("model", "fine_tuned"))

@@ -11,6 +11,7 @@ def train_qlora(
     split_table: Input[Dataset],
     study: Input[Artifact],
     profile: str,
+    recipe: str,
     base_model: str,
     checkpoint_dir: str,
     use_trainer: bool,
@@ -31,7 +32,10 @@ def train_qlora(
     as inputs they also reach the exit handler's sub-DAG, which the KFP compiler
     does not do for values used only in `set_accelerator_*`.
     `training` shows the loss curve (``loss.step_NNNN``), tokens/s, peak memory
-    and training time in the KFP UI's metrics view.
+    and training time in the KFP UI's metrics view, and the recipe's numbers
+    (``recipe.qlora.learning_rate``...). `recipe` is the resolved recipe (JSON; empty:
+    the packaged profile `profile`), checked before anything runs; the bundle records
+    it (bundle.json and the artifact's ``recipe`` metadata).
     """
     import os
     import tempfile
@@ -39,7 +43,10 @@ def train_qlora(
 
     from cohortlm.cohort.study import load_study
     from cohortlm.models.training import TrainingFigures
+    from cohortlm.run.profiles import pipeline_recipe
     from cohortlm.run.steps import base_for, llm_bundle_info, train_llm_step
+
+    prof = pipeline_recipe(profile, recipe)
 
     def log_training() -> None:
         """The bundle's training figures as KFP Metrics (nested: a component ships only its own body)."""
@@ -48,6 +55,11 @@ def train_qlora(
             training.log_metric(f"loss.step_{step:05d}", loss)
         for key, value in figures.scalars().items():
             training.log_metric(key, value)
+        numbers = {f"recipe.{k}": v for k, v in prof.to_dict().items()}
+        numbers.update({f"recipe.qlora.{k}": v for k, v in prof.qlora.to_dict().items()})
+        for key, value in numbers.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                training.log_metric(key, float(value))
 
     if use_trainer:
         from pipelines.trainer import run_trainjob
@@ -56,6 +68,7 @@ def train_qlora(
             split_table=split_table.path,
             study_yaml=Path(study.path).read_text(),
             profile=profile,
+            recipe=prof.to_json(),
             base_model=base_model,
             bundle_out=bundle.path,
             shared_dir=os.environ.get("COHORTLM_CACHE", "/var/cache/cohortlm"),
@@ -64,7 +77,7 @@ def train_qlora(
             node_selector=gpu_node_selector,
             tolerations=gpu_tolerations,
         )
-        bundle.metadata.update(llm_bundle_info(bundle.path, model=base_for(base_model, profile).fine_tuned))
+        bundle.metadata.update(llm_bundle_info(bundle.path, model=base_for(base_model, prof).fine_tuned))
         bundle.metadata["trainjob"] = name
         bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
         log_training()
@@ -72,6 +85,6 @@ def train_qlora(
 
     work = checkpoint_dir or tempfile.mkdtemp(prefix="qlora-")
     spec = load_study(study.path)
-    bundle.metadata.update(train_llm_step(split_table.path, spec, profile, base_model, bundle.path, work))
+    bundle.metadata.update(train_llm_step(split_table.path, spec, prof, base_model, bundle.path, work))
     bundle.metadata.update({"gpu_type": gpu_type, "gpu_count": gpu_count})
     log_training()

@@ -162,3 +162,38 @@ def test_compile_refuses_two_bases_with_one_name(tmp_path):
     assert res.returncode == 2
     assert "two base models are named 'a'" in res.stderr
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_set_reaches_the_compiled_pipelines_recipe_parameter(tmp_path):
+    """`compile --set` makes the resolved recipe the recipe parameter's default, wired to every LLM step."""
+    import json
+
+    out = tmp_path / "recipe.yaml"
+    exe = Path(sys.executable).with_name("cohortlm")
+    res = subprocess.run(
+        [str(exe), "compile", "--out", str(out), "--profile", "quick",
+         "--set", "qlora.learning_rate=2e-4", "--set", "qlora.lora_layers=4", "--set", "eval_rows=1000"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    spec = next(yaml.safe_load_all(out.read_text()))
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["recipe"]["parameterType"] == "STRING" and params["profile"]["defaultValue"] == "quick"
+    recipe = json.loads(params["recipe"]["defaultValue"])
+    assert recipe["qlora"]["learning_rate"] == 2e-4 and recipe["qlora"]["lora_layers"] == 4
+    assert recipe["eval_rows"] == 1000 and recipe["qlora"]["epochs"] == 3.0  # the rest is quick's
+    tasks = _all_tasks(spec)
+    for task in ("score-zero-shot", "train-qlora", "score-fine-tuned", "evaluate-gate"):
+        given = tasks[task]["inputs"]["parameters"]["recipe"]
+        assert "recipe" in json.dumps(given), task  # the pipeline parameter, not a constant
+
+
+def test_compile_refuses_a_bad_override_naming_it(tmp_path):
+    exe = Path(sys.executable).with_name("cohortlm")
+    res = subprocess.run(
+        [str(exe), "compile", "--out", str(tmp_path / "x.yaml"), "--set", "qlora.lora_rank=8"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "--set qlora.lora_rank: unknown key" in res.stderr and "lora_r" in res.stderr
+    assert not (tmp_path / "x.yaml").exists()

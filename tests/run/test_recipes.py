@@ -125,3 +125,47 @@ def test_unknown_profile_and_recipe_parameter():
         pipeline_recipe("smoke", "{lora_r: 3")
     with pytest.raises(SpecError, match=r"the pipeline's recipe parameter: unknown key 'qlora\.rank'"):
         pipeline_recipe("smoke", '{"name": "smoke", "qlora": {"rank": 3}}')
+
+
+def test_the_recipe_parameter_must_be_the_named_profiles():
+    paper = PROFILES["paper"].to_json()
+    with pytest.raises(SpecError, match="recipe parameter is profile 'paper' but its profile parameter says"):
+        pipeline_recipe("quick", paper)
+    assert pipeline_recipe("", paper) == PROFILES["paper"]
+
+
+def test_optimizer_arguments_written_as_yaml_1_1_text_are_numbers():
+    recipe = resolve_recipe("quick", ["qlora.optimizer=sgd", "qlora.optimizer_args.momentum=9e-1"])
+    assert recipe.qlora.optimizer_args == {"momentum": 0.9}
+
+
+@pytest.mark.slow
+def test_set_reaches_the_trained_bundle(study_run, tmp_path):
+    """A recipe changed by --set, passed as the pipeline passes it (JSON), trains; the bundle records it."""
+    import json
+
+    from cohortlm.models.bundle import read_bundle_metadata
+    from cohortlm.models.training import TrainingFigures
+    from cohortlm.run import steps
+
+    overrides = [
+        "qlora.learning_rate=5e-3",
+        "qlora.lora_r=2",
+        "qlora.lr_schedule=linear",
+        "qlora.max_steps=3",
+    ]
+    recipe = pipeline_recipe("smoke", resolve_recipe("smoke", overrides).to_json())
+    info = steps.train_llm_step(
+        str(study_run.split), study_run.spec, recipe, "", str(tmp_path / "bundle"), str(tmp_path / "work")
+    )
+    meta = read_bundle_metadata(tmp_path / "bundle")
+    assert meta["recipe"] == recipe.to_dict() == info["recipe"]
+    assert (
+        meta["recipe"]["qlora"]["learning_rate"] == 5e-3
+        and meta["recipe"]["qlora"]["lr_schedule"] == "linear"
+    )
+    config = meta["training"]["config"]  # what train_qlora actually ran
+    assert (config["learning_rate"], config["lora_r"], config["lr_schedule"]) == (5e-3, 2, "linear")
+    assert TrainingFigures.from_bundle(tmp_path / "bundle").steps == 3  # not the smoke profile's 8
+    adapter = json.loads((tmp_path / "bundle" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 2
