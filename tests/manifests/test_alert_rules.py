@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 PROMTOOL_TESTS = mc.REPO / "tests" / "manifests" / "promtool" / "alerts.test.yaml"
+#: every promtool test file (alerts.test.yaml, and monitor.test.yaml for the monitor's alerts)
+PROMTOOL_FILES = sorted(PROMTOOL_TESTS.parent.glob("*.test.yaml"))
 RUNBOOK = mc.REPO / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/cohortlm/cohortlm/blob/main/docs/runbook.md#"
 
@@ -31,6 +33,7 @@ def exported_metric_names() -> set[str]:
 
     import serving.metrics  # noqa: F401  (registers the server's metrics on the default registry)
     from cohortlm.run.metrics import build_outcome_registry, build_run_registry, build_validation_registry
+    from serving.monitor import build_monitor_registry
 
     registries = [
         REGISTRY,
@@ -43,6 +46,7 @@ def exported_metric_names() -> set[str]:
         ),
         build_validation_registry(run_id="r1", failures={"rule": 1}),
         build_outcome_registry(run_id="r1", succeeded=True),
+        build_monitor_registry({"model_version": "0f329037e60c"}),
     ]
     # From the families, not the samples: a labelled metric has no sample before its first use.
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
@@ -62,7 +66,7 @@ def test_every_alert_has_a_runbook_url_into_docs():
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case():
-    cases = yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]
+    cases = [c for f in PROMTOOL_FILES for c in yaml.safe_load(f.read_text())["tests"]]
     fires: set[str] = set()
     quiet: set[str] = set()
     for case in cases:
@@ -93,9 +97,10 @@ def test_promtool_unit_tests_fire_and_stay_quiet(tmp_path):
     if promtool is None:
         pytest.fail("promtool is missing (Debian package prometheus): run `bash scripts/install-services.sh`")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups()}))
-    shutil.copy(PROMTOOL_TESTS, tmp_path / PROMTOOL_TESTS.name)
+    for f in PROMTOOL_FILES:
+        shutil.copy(f, tmp_path / f.name)
     proc = subprocess.run(
-        [promtool, "test", "rules", PROMTOOL_TESTS.name],
+        [promtool, "test", "rules", *(f.name for f in PROMTOOL_FILES)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

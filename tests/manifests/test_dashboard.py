@@ -66,6 +66,7 @@ def test_every_expression_reads_exported_metrics():
 _EP = 'endpoint="das28_esr_high", model_version="v1"'
 _RUN = 'study="ra_iorra"'
 _V1 = 'model_version="v1", protocol="v1"'
+_FEATURE = 'feature="age", model_version="v1"'
 _SERIES = {
     'cohortlm_requests_total{model_version="v1", status="200"}': "0+100x30",
     'cohortlm_requests_total{model_version="v1", status="400"}': "0+5x30",
@@ -85,6 +86,23 @@ _SERIES = {
     f'cohortlm_run_failed{{job="cohortlm-run", {_RUN}}}': "0x30",
     f'cohortlm_run_last_success_timestamp_seconds{{job="cohortlm-run", {_RUN}}}': "60x30",
     f'cohortlm_validation_failures_total{{job="cohortlm-validation", {_RUN}, rule="in_range:age"}}': "0x30",
+    **{
+        f'cohortlm_monitor_{name}{{job="cohortlm-monitor", {_RUN}, {_EP}}}': f"{value}x30"
+        for name, value in (
+            ("auc", 0.7),
+            ("auc_ci_low", 0.65),
+            ("auc_ci_high", 0.75),
+            ("gate_auc", 0.78),
+            ("citl", -0.3),
+            ("calibration_slope", 0.9),
+            ("oe_ratio", 0.8),
+            ("expected_auc", 0.76),
+            ("degraded", 1),
+        )
+    },
+    f'cohortlm_monitor_feature_psi{{job="cohortlm-monitor", {_RUN}, {_FEATURE}}}': "0.4x30",
+    f'cohortlm_monitor_feature_drifted{{job="cohortlm-monitor", {_RUN}, {_FEATURE}}}': "1x30",
+    'cohortlm_prediction_log_dropped_total{reason="queue_full"}': "0+1x30",
 }
 
 
