@@ -50,6 +50,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from cohortlm.errors import CohortlmError, DataError, SpecError
 from cohortlm.models.bundle import Predictor, verify_bundle_signature
 from cohortlm.models.loaders import load_bundle
+from cohortlm.models.model_card import MODEL_CARD_JSON, read_model_card
 from cohortlm.store.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
@@ -75,6 +76,7 @@ class ServedBundle:
     kind: str
     endpoints: tuple[str, ...]
     observers: tuple[Any, ...]  # one histogram child per endpoint, in endpoint order
+    card: dict[str, Any] | None = None  # the bundle's model card (model_card.json), when it has one
 
 
 def _read_thresholds(folder: Path, endpoints: list[str]) -> tuple[dict[str, float], str]:
@@ -101,6 +103,14 @@ def _read_thresholds(folder: Path, endpoints: list[str]) -> tuple[dict[str, floa
         log.warning("%s has no threshold for %s; using %.1f", path, ", ".join(missing), DEFAULT_THRESHOLD)
         return {e: values.get(e, DEFAULT_THRESHOLD) for e in endpoints}, "mixed"
     return {e: values[e] for e in endpoints}, "validation"
+
+
+def _read_card(folder: Path) -> dict[str, Any] | None:
+    """The bundle's model card (checked with the manifest like every file), or None without one."""
+    try:
+        return read_model_card(folder)
+    except ValueError:  # JSONDecodeError included
+        raise SpecError(f"{folder}/{MODEL_CARD_JSON} is no JSON object; promote the bundle again") from None
 
 
 def load_served_bundle(
@@ -162,6 +172,7 @@ def load_served_bundle(
         observers=tuple(
             PREDICTED_PROBABILITY.labels(endpoint=e, model_version=version) for e in spec.endpoint_names
         ),
+        card=_read_card(folder),
     )
 
 
@@ -452,3 +463,15 @@ class CohortModel(Model):
             out.append({"name": e, "datatype": "FP64", "shape": [-1]})
             out.append({"name": f"{e}_decision", "datatype": "BOOL", "shape": [-1]})
         return out
+
+    def metadata_extension(self) -> dict[str, Any]:
+        """What the model's metadata adds to KServe's (V1 and V2, :mod:`serving.metadata`).
+
+        The version serving and its bundle's model card (intended use, data, performance
+        with intervals, the gate's decision, limitations): names, counts and statistics,
+        never a patient's value. Empty while no bundle is loaded.
+        """
+        served = self.served
+        if served is None:
+            return {}
+        return {"versions": [served.version], "model_version": served.version, "model_card": served.card}

@@ -57,6 +57,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.metadata import metadata_router
 from serving.metrics import ASGIApp, Message, Receive, RequestMetricsMiddleware, Scope, Send, protocol_of
 
 log = logging.getLogger("cohortlm.serving")
@@ -473,6 +474,11 @@ class CohortRESTServer(RESTServer):
             max_body_bytes=self.max_body_bytes,
         )
         app.add_middleware(RequestMetricsMiddleware, version_of=self.version_of)
+
+    def _register_endpoints(self, app: FastAPI) -> None:
+        # Before KServe's: the metadata routes answer the version and model card too (serving.metadata).
+        app.include_router(metadata_router(self.dataplane))
+        super()._register_endpoints(app)
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)

@@ -176,6 +176,9 @@ def render_report(
         report.fine_tuning.to_csv(out / "fine_tuning.csv", index=False)
     if report.families:
         pd.concat(report.families.values(), ignore_index=True).to_csv(out / "families.csv", index=False)
+    metrics["subgroups"] = _json_records(report.subgroups) if report.subgroups is not None else None
+    if report.subgroups is not None:
+        report.subgroups.to_csv(out / "subgroups.csv", index=False)
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())

@@ -153,6 +153,8 @@ class ReportData:
     study: StudySpec | None = None
     #: patients and cases per split (:class:`cohortlm.evaluation.tripod.CohortSummary`), when known
     cohort: CohortSummary | None = None
+    #: per endpoint, model and declared subgroup level (:func:`cohortlm.evaluation.subgroups.subgroup_table`)
+    subgroups: pd.DataFrame | None = None
 
     @property
     def fine_tuning(self) -> pd.DataFrame | None:

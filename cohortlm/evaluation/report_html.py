@@ -199,6 +199,48 @@ def _table1(report: ReportData) -> str:
     )
 
 
+def _subgroups(report: ReportData) -> str:
+    """Per endpoint and declared subgroup level: every model's AUC (CI) and slope, and the gate's test."""
+    table = report.subgroups
+    if table is None or table.empty:
+        return ""
+    models = list(dict.fromkeys(table["model"]))
+    tested = report.decision.subgroups if report.decision is not None else ()
+    gate = {(v.endpoint, v.subgroup, v.level): v for v in tested}
+    head = [
+        "Endpoint",
+        "Subgroup",
+        "Level",
+        "n (cases)",
+        *(f"AUC {model_label(m)} (CI); slope" for m in models),
+    ]
+    head += ["Gate: ΔAUC, p worse (adj.)"] if gate else []
+    rows, classes = [], []
+    for (ep, sub, level), group in table.groupby(["endpoint", "subgroup", "level"], sort=False):
+        by_model = {r["model"]: r for r in group.to_dict(orient="records")}
+        first = next(iter(by_model.values()))
+        row = [str(ep), str(sub), str(level), f"{first['n']} ({first['cases']})"]
+        for m in models:
+            r = by_model.get(m)
+            row.append(
+                "n/a" if r is None else
+                f"{_num(r['auc'])} ({_num(r['auc_ci_low'])}–{_num(r['auc_ci_high'])}); {_num(r['slope'], 2)}"
+            )  # fmt: skip
+        v = gate.get((str(ep), str(sub), str(level)))
+        if gate:
+            row.append("" if v is None else f"{_num(v.delta)}, {_num(v.p_worse_adjusted, 4)}: {v.verdict}")
+        rows.append(row)
+        classes.append("" if v is None else ("small" if not v.tested else ("sig" if v.worse else "")))
+    return (
+        "<section id='subgroups'><h2>Subgroups</h2><p>Every model in each level of the subgroups the "
+        "study declares, on the evaluation split (subgroups.csv). The gate tests the candidate against "
+        "the champion in each level with enough cases and controls (one-sided paired DeLong, adjusted "
+        "over the levels tested): a level where it is shown worse blocks promotion.</p>"
+        + _table(head, rows, left=3, classes=classes)
+        + "</section>"
+    )
+
+
 def _validation(validation: Mapping[str, Any] | None) -> str:
     if validation is None:
         return (
@@ -272,6 +314,7 @@ def render_html(
         + _gate(report)
         + _families(report)
         + _table1(report)
+        + _subgroups(report)
         + _validation(validation)
         + tripod
         + (f"<section id='notes'><h2>Notes</h2><ul>{notes}</ul></section>" if notes else "")

@@ -21,6 +21,7 @@ import pandas as pd
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
 from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.subgroups import SUBGROUP_COLUMNS
 from cohortlm.evaluation.tripod import CohortSummary
 from cohortlm.models.training import TrainingFigures
 
@@ -121,6 +122,21 @@ OUTCOME_SCHEMA: dict[str, Any] = {
         "roc": {"type": "array", "items": _ROC},
         # optional: the resolved recipe the LLMs ran (cohortlm.run.profiles.Profile.to_dict)
         "recipe": {"type": ["object", "null"]},
+        # optional: per endpoint, model and declared subgroup level, n, cases, AUC with interval
+        # and calibration slope (the rows of report/subgroups.csv)
+        "subgroups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": list(SUBGROUP_COLUMNS),
+                "properties": {
+                    **{k: {"type": "string"} for k in ("endpoint", "model", "subgroup", "level")},
+                    **{k: {"type": "integer", "minimum": 0} for k in ("n", "cases")},
+                    **{k: _NUMBER_OR_NULL for k in ("auc", "auc_ci_low", "auc_ci_high", "slope")},
+                },
+                "additionalProperties": False,
+            },
+        },
         # optional: patients and cases per split, the study period (CohortSummary.to_dict)
         "cohort": {
             "type": ["object", "null"],
@@ -161,6 +177,20 @@ class RocCurve:
         )
 
 
+def _subgroup_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The subgroup table as JSON rows (NaN as None, counts as integers)."""
+    if table is None:
+        return []
+    rows = []
+    for rec in table.to_dict(orient="records"):
+        row: dict[str, Any] = {k: str(rec[k]) for k in ("endpoint", "model", "subgroup", "level")}
+        row.update({k: int(rec[k]) for k in ("n", "cases")})
+        figures = ("auc", "auc_ci_low", "auc_ci_high", "slope")
+        row.update({k: None if pd.isna(rec[k]) else float(rec[k]) for k in figures})
+        rows.append(row)
+    return rows
+
+
 @dataclass(frozen=True)
 class GateOutcome:
     """What the gate step decided and every figure a later step needs, in one record.
@@ -183,6 +213,9 @@ class GateOutcome:
         roc: The ROC curves the KFP UI shows: candidate, baseline and champion, every endpoint.
         recipe: The resolved recipe the LLM steps ran (profile with its ``--set`` overrides), when known.
         cohort: Patients and cases per split and the study period (counts only), when known.
+        subgroups: Per endpoint, model and declared subgroup level: n, cases, AUC with
+            interval and calibration slope (``report/subgroups.csv``'s rows); the gate's
+            test per level is in ``decision.subgroups``.
     """
 
     study: str
@@ -200,6 +233,7 @@ class GateOutcome:
     roc: tuple[RocCurve, ...] = ()
     recipe: Mapping[str, Any] = field(default_factory=dict)
     cohort: CohortSummary | None = None
+    subgroups: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.winner not in WINNERS:
@@ -220,6 +254,7 @@ class GateOutcome:
         training: Mapping[str, TrainingFigures] | None = None,
         recipe: Mapping[str, Any] | None = None,
         cohort: CohortSummary | None = None,
+        subgroups: pd.DataFrame | None = None,
     ) -> GateOutcome:
         """The outcome of a decision and the evaluation it was reported with.
 
@@ -233,6 +268,7 @@ class GateOutcome:
             training: Training figures per fine-tuned model.
             recipe: The resolved recipe (:meth:`cohortlm.run.profiles.Profile.to_dict`).
             cohort: Patients and cases per split (:func:`cohortlm.evaluation.tripod.cohort_summary`).
+            subgroups: The subgroup table (:func:`cohortlm.evaluation.subgroups.subgroup_table`).
         """
         if decision.promote:
             winner, promoted = "candidate", decision.candidate
@@ -269,6 +305,7 @@ class GateOutcome:
             roc=roc,
             recipe=dict(recipe or {}),
             cohort=cohort,
+            subgroups=tuple(_subgroup_rows(subgroups)),
         )
 
     @property
@@ -315,6 +352,7 @@ class GateOutcome:
             ],
             "recipe": dict(self.recipe) or None,
             "cohort": self.cohort.to_dict() if self.cohort is not None else None,
+            "subgroups": [dict(r) for r in self.subgroups],
         }
 
     @classmethod
@@ -362,6 +400,7 @@ class GateOutcome:
             ),
             recipe=dict(data.get("recipe") or {}),
             cohort=CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None,
+            subgroups=tuple(data.get("subgroups") or ()),
         )
 
     def write(self, folder: str | Path) -> Path:

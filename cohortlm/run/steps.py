@@ -441,6 +441,7 @@ def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_pa
         endpoints=spec.endpoint_names,
         look=look,
         split_hash=digest,
+        subgroups=_subgroup_levels(inputs, spec),
     )
     if selection:
         figures = ", ".join(
@@ -466,6 +467,27 @@ def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_pa
             alpha_look=decision.alpha_look,
         )
     return decision
+
+
+def _subgroup_levels(inputs: _GateInputs, spec: StudySpec) -> pd.DataFrame | None:
+    """Each gated patient's level in every subgroup the study declares (None: it declares none)."""
+    from cohortlm.evaluation.subgroups import subgroup_levels
+
+    return subgroup_levels(inputs.table, spec) if spec.subgroups else None
+
+
+def _subgroup_table(
+    inputs: _GateInputs, spec: StudySpec, models: list[str], split: str
+) -> pd.DataFrame | None:
+    """``report/subgroups.csv``'s rows: every model in every declared subgroup level of ``split``."""
+    from cohortlm.evaluation.subgroups import subgroup_table
+
+    levels = _subgroup_levels(inputs, spec)
+    if levels is None:
+        return None
+    rows = inputs.split.index[inputs.split == split]
+    scores = {m: inputs.scores[m] for m in models}
+    return subgroup_table(inputs.labels, scores, levels, endpoints=spec.endpoint_names, rows=rows)
 
 
 def _write_run_files(
@@ -548,7 +570,8 @@ def evaluate_step(
             inputs.labels, inputs.scores, rows=gating, endpoints=spec.endpoint_names
         )
     decision = replace(decision, comparisons=family_records(families))
-    report = replace(report, decision=decision, cohort=inputs.cohort)
+    subgroups = _subgroup_table(inputs, spec, models, report.evaluation.eval_split or decision.policy.split)
+    report = replace(report, decision=decision, cohort=inputs.cohort, subgroups=subgroups)
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
     (out / "decision.json").write_text(decision.to_json())
@@ -562,6 +585,7 @@ def evaluate_step(
         training=training,
         recipe=recipe,
         cohort=inputs.cohort,
+        subgroups=subgroups,
     )
     outcome.write(out)
     validation = Path(validation_dir) / "validation.json" if validation_dir else None

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import yaml
-from flat_cohort import flat_cohort, hf_study
-from steplib import fake_scores, lenient_policy_text
+from card_testlib import PLANTED, PLANTED_ID, Promoted, promote_planted_study
 
-from cohortlm.models.bundle import BundleIntegrityError, generate_signing_key, verify_bundle_signature
+from cohortlm.models.bundle import BundleIntegrityError, verify_bundle_signature
 from cohortlm.models.model_card import (
     CARD_SCHEMA_VERSION,
     MODEL_CARD_JSON,
@@ -21,79 +17,13 @@ from cohortlm.models.model_card import (
     model_card_markdown,
     read_model_card,
 )
-from cohortlm.store.registry import MANIFEST_FILE, champion, verify_manifest
-
-# Values no honest report could contain by chance: one patient's id, age and baseline date.
-PLANTED_ID = "ZQXPLANT7731"
-PLANTED_AGE = 88.8888
-PLANTED_DATE = "1931-03-17"
-PLANTED = (PLANTED_ID, "88.8888", "88.889", "1931")
-
-
-@dataclass
-class Promoted:
-    run: Path
-    store: Path
-    bundle: Path
-    outcome: object
-    keys: tuple[Path, Path]
+from cohortlm.store.registry import MANIFEST_FILE, verify_manifest
 
 
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory) -> Promoted:
-    """A small flat study with planted values, through every step to a signed promotion (~10 s)."""
-    import os
-
-    import numpy as np
-
-    from cohortlm.cohort.study import load_study
-    from cohortlm.run import steps
-
-    root = tmp_path_factory.mktemp("card")
-    data = flat_cohort(n=300, seed=3)
-    rng = np.random.default_rng(3)
-    data["index_date"] = (
-        np.datetime64("2015-01-01") + rng.integers(0, 3 * 365, len(data)).astype("timedelta64[D]")
-    ).astype(str)
-    data.loc[7, ["subject", "age", "index_date"]] = [PLANTED_ID, PLANTED_AGE, PLANTED_DATE]
-    data.to_csv(root / "hf.csv", index=False)
-    study = hf_study()
-    study["timestamp_column"] = "index_date"
-    steps.study_step(yaml.safe_dump(study), str(root / "study.yaml"))
-    spec = load_study(root / "study.yaml")
-    steps.featurise_step(str(root / "hf.csv"), spec, str(root / "cohort.parquet"))
-    steps.split_step(str(root / "cohort.parquet"), spec, str(root / "split.parquet"))
-    steps.train_baseline_step(
-        str(root / "split.parquet"), spec, str(root / "baseline"), str(root / "baseline.parquet")
-    )
-    fake_scores(root / "split.parquet", spec, root / "tiny.parquet", quality="noise", seed=1)
-    fake_scores(root / "split.parquet", spec, root / "ft.parquet", quality="noise", seed=2)
-    policy = root / "policy.yaml"
-    policy.write_text(lenient_policy_text())
-    scores = {
-        "baseline": str(root / "baseline.parquet"),
-        "tiny": str(root / "tiny.parquet"),
-        "tiny+qlora": str(root / "ft.parquet"),
-    }
-    run = root / "run"
-    outcome = steps.evaluate_step(
-        str(root / "split.parquet"), spec, scores, str(run), policy_path=str(policy), profile="smoke"
-    )
-    keys = (root / "signing.pem", root / "verify.pem")
-    generate_signing_key(*keys)
-    store = root / "store"
-    saved = os.environ.get("COHORTLM_SIGNING_KEY")
-    os.environ["COHORTLM_SIGNING_KEY"] = str(keys[0])
-    try:
-        steps.promote_step(str(root / "baseline"), str(store), outcome)
-    finally:
-        if saved is None:
-            os.environ.pop("COHORTLM_SIGNING_KEY")
-        else:
-            os.environ["COHORTLM_SIGNING_KEY"] = saved
-    bundle = champion(store, spec.name)
-    assert bundle is not None
-    return Promoted(run=run, store=store, bundle=Path(bundle), outcome=outcome, keys=keys)
+    """The planted study promoted and signed (tests/card_testlib.py)."""
+    return promote_planted_study(tmp_path_factory.mktemp("card"))
 
 
 def test_the_promoted_bundle_carries_the_card_under_its_manifest(promoted):
