@@ -12,7 +12,14 @@ import typer
 from cohortlm.cli._app import JSON_HELP, app, echo_json
 from cohortlm.cli._app import err_console as console
 from cohortlm.errors import UsageError
-from cohortlm.run.runs import DEFAULT_RUNS_DIR, RunRecord, find_run, iter_runs, policy_differences
+from cohortlm.run.runs import (
+    DEFAULT_RUNS_DIR,
+    RunRecord,
+    find_run,
+    iter_runs,
+    policy_differences,
+    recipe_differences,
+)
 
 runs_app = typer.Typer(
     help="The runs under runs/: list them, compare two (AUC per endpoint, policy, verdict).",
@@ -106,7 +113,7 @@ def runs_compare(
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--dir", help=_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Per endpoint: a model's test AUC in run A and run B and the difference; the policies; the verdicts.
+    """Per endpoint: a model's test AUC in run A and run B and the difference; policies, recipes, verdicts.
 
     Δ is a difference between two runs, not a test: when the test splits differ
     (another seed, cohort or size) the two AUCs are on different patients, and
@@ -124,6 +131,7 @@ def runs_compare(
         raise UsageError(f"--model {chosen}: the runs scored {', '.join(sorted(known))}")
     rows = _compare_rows(a, b, chosen)
     policy = policy_differences(a, b)
+    recipe = recipe_differences(a, b)
     warnings: list[str] = []
     if a.study != b.study:
         warnings.append(f"the runs are of different studies ({a.study} and {b.study})")
@@ -139,6 +147,7 @@ def runs_compare(
                 "model": chosen,
                 "endpoints": rows,
                 "policy_differences": {k: {"a": va, "b": vb} for k, (va, vb) in policy.items()},
+                "recipe_differences": {k: {"a": va, "b": vb} for k, (va, vb) in recipe.items()},
                 "warnings": warnings,
             }
         )
@@ -163,6 +172,10 @@ def runs_compare(
         out.print("policy: " + "; ".join(f"{k} {va} -> {vb}" for k, (va, vb) in policy.items()))
     else:
         out.print("policy: the same in both runs" if a.policy else "policy: not recorded")
+    if recipe:
+        out.print("recipe: " + "; ".join(f"{k} {va} -> {vb}" for k, (va, vb) in recipe.items()))
+    else:
+        out.print("recipe: the same in both runs" if a.recipe and b.recipe else "recipe: not recorded")
     out.print(f"verdict: A {a.verdict} ({a.candidate} vs {a.champion})")
     out.print(f"         B {b.verdict} ({b.candidate} vs {b.champion})")
     for w in warnings:

@@ -1,7 +1,7 @@
 """Run folders read back for people: what ``cohortlm runs list`` and ``runs compare`` show.
 
 A local run leaves ``runs/<id>/`` (see ``pipelines/local.py``): ``summary.json``
-(study, profile, wall time, what was promoted), ``decision.json`` (the gate's
+(study, profile and its resolved recipe, wall time, what was promoted), ``decision.json`` (the gate's
 record: policy, per-endpoint verdicts, the test split's hash) and
 ``report/metrics.json`` (AUC per model and endpoint). A :class:`RunRecord` is
 what those files say; a file that is missing (a run that failed or is still
@@ -55,6 +55,8 @@ class RunRecord:
     endpoints: tuple[EndpointResult, ...] = ()
     policy: dict[str, Any] = field(default_factory=dict)
     split_hash: str | None = None
+    #: the resolved recipe the LLM steps ran (``cohortlm.run.profiles.Profile.to_dict``); {} if not recorded
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -103,6 +105,7 @@ class RunRecord:
             ],
             "policy": self.policy,
             "split_hash": self.split_hash,
+            "recipe": self.recipe,
         }
 
 
@@ -165,6 +168,7 @@ def read_run(path: str | Path) -> RunRecord:
         )
     promote = decision.get("promote", summary.get("promote"))
     policy = decision.get("policy")
+    recipe = summary.get("recipe")
     return RunRecord(
         run_id=str(summary.get("run_id") or p.name),
         path=p,
@@ -180,6 +184,7 @@ def read_run(path: str | Path) -> RunRecord:
         endpoints=tuple(endpoints),
         policy=policy if isinstance(policy, dict) else {},
         split_hash=decision.get("split_hash"),
+        recipe=recipe if isinstance(recipe, dict) else {},
     )
 
 
@@ -211,6 +216,29 @@ def find_run(ref: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> RunRecord:
     if not matches:
         raise UsageError(f"no run '{ref}' in {root}; give a run folder or an id from `cohortlm runs list`")
     raise UsageError(f"'{ref}' matches {len(matches)} runs in {root}; give more of the id")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"qlora": {"lora_r": 8}}`` -> ``{"qlora.lora_r": 8}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def recipe_differences(a: RunRecord, b: RunRecord) -> dict[str, tuple[Any, Any]]:
+    """The recipe values that differ between two runs, by dotted key (``qlora.learning_rate``).
+
+    Empty when either run recorded no recipe (an older run folder).
+    """
+    if not a.recipe or not b.recipe:
+        return {}
+    fa, fb = _flat(a.recipe), _flat(b.recipe)
+    keys = sorted(set(fa) | set(fb))
+    return {k: (fa.get(k), fb.get(k)) for k in keys if fa.get(k) != fb.get(k)}
 
 
 def policy_differences(a: RunRecord, b: RunRecord) -> dict[str, tuple[Any, Any]]:

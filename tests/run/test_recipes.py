@@ -169,3 +169,41 @@ def test_set_reaches_the_trained_bundle(study_run, tmp_path):
     assert TrainingFigures.from_bundle(tmp_path / "bundle").steps == 3  # not the smoke profile's 8
     adapter = json.loads((tmp_path / "bundle" / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 2
+
+
+def test_runs_compare_shows_what_the_recipes_changed(tmp_path, capsys):
+    """Two run folders whose summaries record the recipe: compare names each changed key with both values."""
+    import json
+
+    from stats_run_folder import make_run_folder
+
+    from cohortlm.cli import main
+
+    recipes = {
+        "20260101-100000-aaaaaa": PROFILES["quick"],
+        "20260102-100000-bbbbbb": resolve_recipe(
+            "quick", ["qlora.learning_rate=3.3e-4", "qlora.lora_layers=7"]
+        ),
+    }
+    for seed, (run_id, recipe) in enumerate(recipes.items(), start=1):
+        folder = make_run_folder(tmp_path / run_id, seed=seed, candidate_gain=0.3)
+        assert main(["--quiet", "report", str(folder)]) == 0
+        summary = {"run_id": run_id, "study": "ra_iorra", "profile": "quick", "recipe": recipe.to_dict()}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    a, b = recipes
+    capsys.readouterr()
+    assert main(["runs", "compare", a, b, "--dir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    quick = PROFILES["quick"].qlora
+    assert out["recipe_differences"] == {
+        "qlora.learning_rate": {"a": quick.learning_rate, "b": 3.3e-4},
+        "qlora.lora_layers": {"a": quick.lora_layers, "b": 7},
+    }
+    assert out["b"]["recipe"]["qlora"]["lora_layers"] == 7
+    assert main(["runs", "compare", a, b, "--dir", str(tmp_path)]) == 0
+    shown = (
+        f"qlora.learning_rate {quick.learning_rate} -> 0.00033; qlora.lora_layers {quick.lora_layers} -> 7"
+    )
+    assert f"recipe: {shown}" in capsys.readouterr().out
+    assert main(["runs", "compare", a, a, "--dir", str(tmp_path)]) == 0
+    assert "recipe: the same in both runs" in capsys.readouterr().out
