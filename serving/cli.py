@@ -22,7 +22,9 @@ def serve(
     bundle: Path = typer.Option(
         ..., "--bundle", help="Promoted bundle folder, or the store's <study>/champion pointer (followed)."
     ),
-    http_port: int = typer.Option(8080, "--http-port", min=1, max=65535, help="HTTP port (V1 and V2 REST)."),
+    http_port: int = typer.Option(
+        8080, "--http-port", min=0, max=65535, help="HTTP port (V1 and V2 REST); 0 picks a free one (logged)."
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, as in a pod)."
     ),
@@ -32,7 +34,13 @@ def serve(
     model_name: str | None = typer.Option(
         None, "--model-name", help="Served name (default: the study name)."
     ),
-    grpc_port: int | None = typer.Option(None, "--grpc-port", help="V2 gRPC port (off when not given)."),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        min=0,
+        max=65535,
+        help="V2 gRPC port (off when not given); 0 picks a free one (logged).",
+    ),
     watch_interval: float = typer.Option(
         5.0, "--watch-interval", min=0, help="Seconds between checks for a new champion (0: off)."
     ),

@@ -190,8 +190,9 @@ def build_grpc_server(
                 ],
             )
             grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
-            self._server.add_insecure_port(address)
-            log.info("gRPC on %s%s", address, ", bearer token required" if token else "")
+            # The port bound (it differs from the one asked for only when that was 0: a free one).
+            bound = self._server.add_insecure_port(address)
+            log.info("gRPC on %s%s", grpc_address(host, bound), ", bearer token required" if token else "")
             await self._server.start()
             await self._server.wait_for_termination()
 

@@ -30,6 +30,15 @@ store's ``champion`` pointer, a watcher thread reloads on a new champion (or on
 SIGHUP), and swaps only after the new version passed the same checks; the
 running version keeps answering until then, and keeps answering if the new
 one fails.
+
+Load and unload (the V2 model repository routes, REST and gRPC, with
+``--enable-model-control``) move the model through a small state machine,
+:data:`STATES`: ``loaded`` -> ``unloading`` -> ``unloaded`` -> ``loading`` ->
+``loaded`` (or ``failed``, when the bundle read from disk again is refused).
+The model stays registered throughout: unloaded, it answers 503 (not 404) and
+readiness is false; load reads, verifies and self-checks the bundle from disk
+again before it serves. One transition at a time (a lock shared with the
+champion watcher, which never loads anything into an unloaded model).
 """
 
 from __future__ import annotations
@@ -61,6 +70,9 @@ log = logging.getLogger("cohortlm.serving")
 
 THRESHOLDS_FILE = "thresholds.json"
 DEFAULT_THRESHOLD = 0.5
+#: The states of a served model (module docstring): what the repository index reports.
+LOADING, LOADED, UNLOADING, UNLOADED, FAILED = "loading", "loaded", "unloading", "unloaded", "failed"
+STATES = (LOADING, LOADED, UNLOADING, UNLOADED, FAILED)
 
 
 @dataclass(frozen=True)
@@ -238,6 +250,10 @@ class CohortModel(Model):
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._refused: str | None = None  # a champion that failed its checks: not retried until it changes
+        self.state = UNLOADED  # one of STATES
+        self.state_reason = ""  # why the last load failed (an error type, never request content)
+        # One load, unload or champion swap at a time (REST, gRPC and the watcher thread).
+        self._transition = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -257,9 +273,39 @@ class CohortModel(Model):
         Raises:
             CohortlmError: the bundle was refused (the server must not start).
         """
-        self._swap(self._load(self.bundle))
-        self.ready = True
+        with self._transition:
+            serving = self.served is not None
+            if not serving:
+                self.state = LOADING
+            try:
+                served = self._load(self.bundle)
+            except Exception as exc:
+                # A reload that fails keeps the version serving (as a refused champion does).
+                if not serving:
+                    self.state, self.state_reason = FAILED, type(exc).__name__
+                raise
+            self._swap(served)
+            self._refused = None
+            self.ready = True
+            self.state, self.state_reason = LOADED, ""
         return self.ready
+
+    def unload(self) -> None:
+        """Stop serving the bundle: 503 and not ready until :meth:`load` reads it from disk again.
+
+        The model stays registered (it is not :meth:`stop`: the watcher keeps running, and
+        loads nothing while the model is unloaded). Requests already validated finish on the
+        bundle they were validated against.
+        """
+        with self._transition:
+            self.state = UNLOADING
+            self.ready = False
+            previous, self.served = self.served, None
+            if previous is not None:
+                MODEL_INFO.labels(
+                    model_version=previous.version, kind=previous.kind, study=previous.schema.spec.name
+                ).set(0)
+            self.state, self.state_reason = UNLOADED, ""
 
     def _load(self, path: str | Path) -> ServedBundle:
         return load_served_bundle(
@@ -297,8 +343,15 @@ class CohortModel(Model):
         Returns:
             True when a new version was swapped in.
         """
+        with self._transition:  # never swaps a champion into an unloaded (or loading) model
+            if self.served is None:
+                return False
+            return self._check_for_new_champion()
+
+    def _check_for_new_champion(self) -> bool:
+        assert self.served is not None
         target = Path(os.path.realpath(self.bundle))
-        current = self.served.path if self.served is not None else None
+        current = self.served.path
         if target == current or str(target) == self._refused:
             return False
         try:

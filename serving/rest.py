@@ -23,6 +23,8 @@ replaced, on the same app:
 * one log line per rejected request, no traceback, at most
   :data:`LOG_LINES_PER_SECOND` a second (the rest are counted and reported);
 * model load/unload routes answer 404 unless enabled (and then need the token);
+  enabled, they move the model between loaded and unloaded without ever removing
+  it from the registry (:class:`ModelControl`), the same on gRPC;
 * with a bearer token, the predict/infer/explain routes need
   ``Authorization: Bearer <token>`` (health, metadata and /metrics stay open
   for probes and Prometheus);
@@ -32,6 +34,7 @@ replaced, on the same app:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -57,6 +60,7 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cohortlm.errors import CohortlmError
 from serving.metadata import metadata_router
 from serving.metrics import ASGIApp, Message, Receive, RequestMetricsMiddleware, Scope, Send, protocol_of
 
@@ -287,6 +291,18 @@ class CohortDataPlane(DataPlane):
         models = list(self.model_registry.get_models().values())
         return bool(models) and all(getattr(m, "ready", False) for m in models)
 
+    async def get_model(self, name: str) -> Any:
+        """The registered model; 503 while it is not loaded.
+
+        KServe's own ``get_model`` calls ``model.load()`` on a model that is not ready, so a
+        predict after an unload would quietly load the bundle again, on the event loop, in the
+        middle of a request; only the load route (:class:`ModelControl`) loads.
+        """
+        model = self.get_model_from_registry(name)
+        if not await self._model_registry.is_model_ready(name):
+            raise ModelNotReady(name)
+        return model
+
     def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
         """KServe's decoding; a failure other than InvalidInput (binary V2 bodies) is a 400 too."""
         try:
@@ -297,6 +313,78 @@ class CohortDataPlane(DataPlane):
             raise SafeInvalidInput(
                 "body: could not be decoded as an inference request (rule: protocol)"
             ) from None
+
+
+class ModelControl(ModelRepositoryExtension):
+    """Model load and unload as a state machine on the registered model (REST and gRPC).
+
+    KServe 0.21's extension unloads by removing the model from the registry (it is then
+    404 for good: its ``ModelRepository.load`` is a stub) and returns nothing, which its
+    own gRPC servicer indexes (a TypeError). Here the model stays registered and moves
+    between the states of :data:`serving.model.STATES`: unload drops the bundle (503, not
+    ready), load reads, verifies and self-checks it from disk again. Both answer what the
+    REST endpoint and the gRPC servicer expect, ``{"name", "load"|"unload"}``. The work runs
+    in a worker thread, so the event loop keeps answering health and other models.
+    """
+
+    async def index(self, filter_ready: bool | None = False) -> list[dict[str, str]]:
+        """Every registered model with its state (``READY`` or ``UNAVAILABLE``) and why."""
+        out = []
+        for name, model in sorted(self._model_registry.get_models().items()):
+            ready = await self._model_registry.is_model_ready(name)
+            if ready or not filter_ready:
+                state = getattr(model, "state", "loaded" if ready else "unloaded")
+                reason = getattr(model, "state_reason", "")
+                out.append(
+                    {
+                        "name": name,
+                        "state": "READY" if ready else "UNAVAILABLE",
+                        "reason": f"{state}: {reason}" if reason else state,
+                    }
+                )
+        return out
+
+    def _model(self, model_name: str) -> Any:
+        model = self._model_registry.get_model(model_name)
+        if model is None:
+            raise ModelNotFound(model_name)
+        return model
+
+    async def load(self, model_name: str) -> dict[str, Any]:
+        """Load (or reload) the model's bundle from disk; the version serving stays on failure.
+
+        Raises:
+            ModelNotFound: no model of that name is registered (404).
+            SafeInferenceError: the bundle was refused (503); the log says why.
+        """
+        model = self._model(model_name)
+        try:
+            await asyncio.to_thread(model.load)
+        except Exception as exc:
+            # cohortlm's message names the bundle's files: for the server's log, not the answer.
+            detail = f": {exc}" if isinstance(exc, CohortlmError) else ""
+            log.error("model control: load refused (%s)%s", type(exc).__name__, detail)
+            state = getattr(model, "state", "unknown")
+            raise SafeInferenceError(
+                f"model: load refused ({type(exc).__name__}; state: {state}); the server log says why",
+                status=503,
+            ) from None
+        log.info("model control: loaded version %s", getattr(model, "version", "?"))
+        return {"name": model_name, "load": True}
+
+    async def unload(self, model_name: str) -> dict[str, Any]:
+        """Stop serving the model (it stays registered; load brings it back).
+
+        Raises:
+            ModelNotFound: no model of that name is registered (404).
+        """
+        model = self._model(model_name)
+        unload = getattr(model, "unload", None)
+        if unload is None:
+            raise NotImplementedError("this model cannot be unloaded")
+        await asyncio.to_thread(unload)
+        log.info("model control: unloaded; not ready until loaded again")
+        return {"name": model_name, "unload": True}
 
 
 class ModelControlOff(ModelRepositoryExtension):
@@ -479,6 +567,14 @@ class CohortRESTServer(RESTServer):
         # Before KServe's: the metadata routes answer the version and model card too (serving.metadata).
         app.include_router(metadata_router(self.dataplane))
         super()._register_endpoints(app)
+        # The model repository extension's index (KServe 0.21 registers only load and unload):
+        # each model's state and why, behind the same guard as load and unload.
+        extension = self.model_repository_extension
+
+        async def index() -> list[dict[str, str]]:
+            return await extension.index()
+
+        app.add_api_route("/v2/repository/index", index, methods=["POST"])
 
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)

@@ -9,8 +9,15 @@ self-check); it never starts serving a model it could not check.
 
 Exit codes: 0 stopped normally, 1 the bundle was refused (changed after
 promotion, bad signature, failed self-check), 2 a usage problem (the port is in
-use, the host does not resolve, a key or token file is missing), each within
-seconds and with one line on stderr.
+use or outside 0-65535, the host does not resolve, a key or token file is
+missing, a token file other users can read), each within seconds and with one
+line on stderr. A port of 0 (``--http-port`` or ``--grpc-port``) picks a free
+port; the log line says which one was bound.
+
+The token file must be private, as ssh requires of a key: a file that every user
+of the machine can read (or write) is refused, with the fix (``chmod 600 FILE``);
+one the file's group can read gets a warning, since a Kubernetes Secret mounted
+with ``defaultMode: 0440`` for the pod's ``fsGroup`` is readable by that group only.
 
 Safe defaults: the server listens on 127.0.0.1 unless ``--host`` says
 otherwise (the cluster manifests pass ``--host 0.0.0.0`` explicitly); the
@@ -77,11 +84,12 @@ def read_token(path: str | Path) -> str:
     """The bearer token from a file (one line; surrounding whitespace dropped).
 
     Raises:
-        UsageError: the file is missing, unreadable, empty or holds more than one line; the
-            message names the file, never its content.
+        UsageError: the file is missing, unreadable, empty, holds more than one line, or
+            other users can read or write it; the message names the file, never its content.
     """
     p = Path(path)
     try:
+        mode = p.stat().st_mode
         text = p.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--auth-token-file {p} cannot be read ({type(exc).__name__})") from None
@@ -90,7 +98,30 @@ def read_token(path: str | Path) -> str:
             f"--auth-token-file {p} must hold one token of at least 16 characters on one line "
             "(e.g. `openssl rand -hex 32`)"
         )
+    if mode & 0o007:
+        raise UsageError(
+            f"--auth-token-file {p} is open to every user of this machine (mode {mode & 0o777:04o}); "
+            f"a bearer token must be private: run `chmod 600 {p}`"
+        )
+    if mode & 0o070:
+        log.warning(
+            "--auth-token-file %s can be read by its group (mode %04o); unless that group is only this "
+            "server (a Secret mounted for the pod's fsGroup), run `chmod 600 %s`",
+            p,
+            mode & 0o777,
+            p,
+        )
     return text
+
+
+def check_port(port: int, option: str) -> int:
+    """``port`` if it is one (0 picks a free port); else a UsageError naming the option.
+
+    gRPC would take 70000 as 70000 - 65536 and say nothing: every port is checked here.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"{option} {port} is not a port: give 1-65535, or 0 to pick a free one")
+    return port
 
 
 def _bind(host: str, port: int, *, option: str = "--http-port") -> socket.socket:
@@ -115,7 +146,7 @@ def _model_server_class(model_server: Any) -> Any:
     """kserve's ModelServer with cohortlm's REST server, data plane and model-control switch."""
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
 
-    from serving.rest import CohortDataPlane, CohortRESTServer, ModelControlOff
+    from serving.rest import CohortDataPlane, CohortRESTServer, ModelControl, ModelControlOff
 
     class CohortModelServer(model_server.ModelServer):
         """ModelServer whose REST server is :class:`serving.rest.CohortRESTServer` on a bound socket."""
@@ -130,8 +161,8 @@ def _model_server_class(model_server: Any) -> Any:
             self.listen_socket = listen_socket
             self.options = options
             self.dataplane = CohortDataPlane(model_registry=self.registered_models)
-            if not options["model_control"]:
-                self.model_repository_extension = ModelControlOff(model_registry=self.registered_models)
+            control = ModelControl if options["model_control"] else ModelControlOff
+            self.model_repository_extension = control(model_registry=self.registered_models)
 
         def start(self, models: list[Any]) -> None:
             self._register_and_check_atleast_one_model_is_ready(models)
@@ -215,7 +246,10 @@ def serve(
         raise UsageError(
             "--enable-model-control needs --auth-token-file: no control route without credentials"
         )
-    if grpc_port is not None and grpc_port == http_port:
+    check_port(http_port, "--http-port")
+    if grpc_port is not None:
+        check_port(grpc_port, "--grpc-port")
+    if grpc_port is not None and grpc_port == http_port != 0:
         raise UsageError(f"--grpc-port {grpc_port} is the --http-port too; give gRPC its own port")
     token = read_token(auth_token_file) if auth_token_file is not None else None
     verify_key = verify_key if verify_key is not None else (os.environ.get(VERIFY_KEY_ENV) or None)
@@ -223,7 +257,7 @@ def serve(
         raise UsageError(f"--verify-key {verify_key} does not exist")
     if not Path(bundle).exists():
         raise UsageError(f"bundle {bundle} does not exist")
-    if grpc_port is not None:
+    if grpc_port:
         # gRPC binds only once the model is loaded: find a port in use now, with exit 2.
         _bind(host, grpc_port, option="--grpc-port").close()
     listen_socket = _bind(host, http_port)
@@ -295,7 +329,7 @@ def _serve_on(
         listen_socket=listen_socket,
         options={**options, "version_of": lambda: model.version},
         http_port=listen_socket.getsockname()[1],
-        grpc_port=grpc_port or 8081,
+        grpc_port=grpc_port if grpc_port is not None else 8081,  # 8081: unused with gRPC off
         enable_grpc=grpc_port is not None,
         enable_latency_logging=False,
         workers=1,
@@ -314,13 +348,25 @@ def _serve_on(
     server.start([model])
 
 
+def _port(text: str) -> int:
+    """argparse type: a port number 0-65535 (argparse then exits 2 with the message)."""
+    try:
+        return check_port(int(text), "port")
+    except (ValueError, UsageError):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a port: give 1-65535, or 0 to pick a free one"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The server's command-line options."""
     p = argparse.ArgumentParser(prog="serving.server", description=__doc__.splitlines()[0])
     p.add_argument("--bundle", required=True, help="promoted bundle folder, or the store's <study>/champion")
-    p.add_argument("--http-port", type=int, default=8080)
+    p.add_argument("--http-port", type=_port, default=8080, help="REST port (0: pick a free one)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument("--grpc-port", type=int, default=None, help="V2 gRPC port (off when not given)")
+    p.add_argument(
+        "--grpc-port", type=_port, default=None, help="V2 gRPC port (off when not given; 0: pick a free one)"
+    )
     p.add_argument("--model-name", default=None, help="served name (default: the study name)")
     p.add_argument("--feature-repo", default=None, help="Feast repository for patient_id-only requests")
     p.add_argument(

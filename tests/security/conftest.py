@@ -44,6 +44,7 @@ def signed_champion(tmp_path_factory, baseline_bundle, keys) -> Path:
 def token_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("token") / "token"
     path.write_text("s3cr3t-token-for-tests-0123456789\n", encoding="utf-8")
+    path.chmod(0o600)  # the server refuses a token file other users can read
     return path
 
 

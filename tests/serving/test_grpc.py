@@ -114,6 +114,7 @@ def test_grpc_infer_auth_and_safe_errors(promoted, start_server, small_cohort, r
 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     port = free_port()
     server = start_server(
         promoted, "--watch-interval", "0", "--grpc-port", str(port), "--auth-token-file", str(token_file)
