@@ -82,6 +82,13 @@ def _print_summary(run_dir: Path) -> None:
         )
     else:
         console.print("[bold]promoted:[/bold] nothing; the champion keeps serving")
+    served = summary.get("served_version")
+    console.print(f"[bold]serving now:[/bold] version {served or 'none'}")
+    if summary.get("promoted_version") and served != summary["promoted_version"]:
+        console.print(
+            f"[bold red]note:[/bold red] the champion changed after this run promoted "
+            f"{summary['promoted_version']}: another run (gated against it) or a rollback"
+        )
     if summary.get("profile") == "smoke" and summary.get("promoted_version"):
         console.print("  (a smoke run promotes into the store's smoke-runs/ folder, apart from real runs)")
     report = run_dir / "report"

@@ -81,7 +81,8 @@ class RunResult:
     run_dir: Path
     winner: str
     promoted_version: str | None
-    #: the version serving after the run (the promoted one, or the champion kept)
+    #: the version serving when the run ended, read from the store (the promoted one or the
+    #: champion kept, unless another run or a rollback changed the champion since)
     served_version: str | None = None
     #: the gate's typed result (the pipeline's ``outcome`` output)
     outcome: GateOutcome | None = None
@@ -550,21 +551,26 @@ def _init_kfp_local(run_dir: Path, cache: bool) -> Path:
 def _finish(
     run_dir: Path, outputs: dict[str, Any], *, model_store: str, steps: _StepConsole, started: float
 ) -> RunResult:
-    """The run's result from the pipeline's outputs; a copy of the champion in ``promoted/``."""
+    """The run's result from the pipeline's outputs; a copy of the version it promoted in ``promoted/``.
+
+    What serves is read from the store now, not taken from the run's steps: a run started
+    beside this one may have promoted after it (gated against this run's champion).
+    """
     from cohortlm.run.outcome import GateOutcome
-    from cohortlm.store.registry import champion
+    from cohortlm.store.registry import champion_version
 
     outcome = GateOutcome.read(outputs["outcome"].path)
-    served_version = str(outputs["served_version"])
-    promoted_version = served_version if outcome.winner != "none" else None
-    current = champion(Path(model_store), outcome.study) if promoted_version else None
-    if current is not None:
-        _copy(current, run_dir / "promoted")
+    left_serving = str(outputs["served_version"])  # what this run's own steps left serving
+    promoted_version = left_serving if outcome.winner != "none" else None
+    if promoted_version is not None:
+        promoted = Path(model_store) / outcome.study / "versions" / promoted_version
+        if promoted.is_dir():
+            _copy(promoted, run_dir / "promoted")
     return RunResult(
         run_dir=run_dir,
         winner=outcome.winner,
         promoted_version=promoted_version,
-        served_version=served_version,
+        served_version=champion_version(Path(model_store), outcome.study),
         outcome=outcome,
         step_seconds=steps.seconds,
         wall_seconds=round(time.monotonic() - started, 1),

@@ -167,3 +167,27 @@ def test_a_killed_promotion_leaves_the_champion_and_its_debris_is_cleaned(
     assert not list(versions.glob(".incoming-*"))
     assert registry.versions(store, "ra_iorra") == [first]
     assert registry.history(store, "ra_iorra") == [first]
+
+
+def test_a_runs_summary_names_what_serves_when_it_ends(
+    baseline_bundle, second_bundle, store, tmp_path, monkeypatch
+):
+    """Run 1 promoted v1, then run 2 (gated against v1) promoted v2: run 1's result says v2 serves."""
+    from cohortlm.run.outcome import GateOutcome
+    from pipelines import local
+
+    v1 = registry.promote(baseline_bundle, store, expected_champion=None)
+    v2 = registry.promote(second_bundle, store, expected_champion=v1)
+    monkeypatch.setattr(
+        GateOutcome, "read", staticmethod(lambda path: SimpleNamespace(winner="baseline", study="ra_iorra"))
+    )
+    result = local._finish(
+        tmp_path / "run1",
+        {"outcome": SimpleNamespace(path="unused"), "served_version": v1},
+        model_store=str(store),
+        steps=SimpleNamespace(seconds={}),
+        started=time.monotonic(),
+    )
+    assert (result.promoted_version, result.served_version) == (v1, v2)
+    # promoted/ is the version this run promoted, not whatever serves now.
+    assert json.loads((tmp_path / "run1" / "promoted" / "bundle.json").read_text())["model_version"] == v1
