@@ -16,6 +16,13 @@ process, same table):
 
 Both give a count per expectation; the counts are compared so the speed is
 for the same answer.
+
+    .venv/bin/python benchmarks/bench_validation.py --scaling [50 500 5000] [--rows 300]
+
+validates synthetic wide cohorts (:func:`wide_cohort`) of each width and
+saves the table, wall and CPU seconds per feature, to
+``benchmarks/results/validation_scaling.json`` and ``.md``: the cost per
+feature must stay flat.
 """
 
 from __future__ import annotations
@@ -67,6 +74,46 @@ def pandas_counts(df: pd.DataFrame, spec: StudySpec) -> dict[str, int | None]:
     return out
 
 
+def wide_cohort(n_features: int, *, rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, StudySpec]:
+    """A synthetic wide cohort that passes its spec: features in turn numeric, integer, binary, categorical.
+
+    EHR-derived cohorts have hundreds to thousands of columns; this one has
+    ``n_features`` of them, an id and a 0/1 outcome.
+    """
+    from cohortlm.cohort.study import study_from_dict
+
+    rng = np.random.default_rng(seed)
+    data: dict[str, Any] = {"patient_id": np.arange(rows)}
+    features: list[dict[str, Any]] = []
+    for i in range(n_features):
+        name = f"f{i}"
+        kind = i % 4
+        if kind == 0:
+            data[name] = rng.normal(50, 10, rows).clip(0, 100)
+            features.append({"name": name, "type": "numeric", "min": 0, "max": 100, "max_missing": 0.1})
+        elif kind == 1:
+            data[name] = rng.integers(0, 10, rows)
+            features.append({"name": name, "type": "integer", "min": 0, "max": 10, "max_missing": 0.1})
+        elif kind == 2:
+            data[name] = rng.integers(0, 2, rows)
+            features.append({"name": name, "type": "binary"})
+        else:
+            data[name] = rng.choice(["a", "b", "c"], rows)
+            features.append({"name": name, "type": "categorical", "categories": ["a", "b", "c"]})
+    data["outcome"] = rng.integers(0, 2, rows)
+    spec = study_from_dict(
+        {
+            "name": "wide",
+            "id_column": "patient_id",
+            "features": features,
+            "endpoints": [{"name": "event", "column": "outcome"}],
+            "split": {"sizes": {"train": 0.6, "validation": 0.2, "test": 0.2}},
+        },
+        source=f"wide cohort, {n_features} features",
+    )
+    return pd.DataFrame(data), spec
+
+
 def _best(fn: Any, repeats: int) -> tuple[float, Any]:
     best, value = float("inf"), None
     for _ in range(repeats):
@@ -87,13 +134,86 @@ def _build_cohort(folder: Path) -> Path:
     return path
 
 
+def scaling(widths: list[int], rows: int, out: Path) -> int:
+    """Validate wide cohorts of each width; print and save the table (wall and CPU seconds per feature)."""
+    from cohortlm.cohort.validation import CHUNK_COLUMNS, validate_table
+
+    validate_table(*wide_cohort(4, rows=rows))  # GX imported and warmed up
+    table = []
+    for width in widths:
+        df, spec = wide_cohort(width, rows=rows)
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = validate_table(df, spec)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        row = {
+            "features": width,
+            "rows": rows,
+            "expectations": len(result.outcomes),
+            "success": result.success,
+            "wall_seconds": round(wall, 2),
+            "cpu_seconds": round(cpu, 2),
+            "wall_ms_per_feature": round(1000 * wall / width, 2),
+            "cpu_ms_per_feature": round(1000 * cpu / width, 2),
+            "cpu_ms_per_expectation": round(1000 * cpu / len(result.outcomes), 2),
+        }
+        table.append(row)
+        print(json.dumps(row), flush=True)
+    import great_expectations as gx
+
+    report = {
+        "benchmark": "validation_scaling",
+        "what": "validate_table on synthetic wide cohorts (numeric, integer, binary, categorical in turn)",
+        "chunk_columns": CHUNK_COLUMNS,
+        "table": table,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "great_expectations": gx.__version__,
+        "pandas": pd.__version__,
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "| features | expectations | wall s | CPU s | wall ms/feature | CPU ms/feature |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {r['features']:,} | {r['expectations']:,} | {r['wall_seconds']} | {r['cpu_seconds']} "
+            f"| {r['wall_ms_per_feature']} | {r['cpu_ms_per_feature']} |"
+            for r in table
+        ),
+    ]
+    out.with_suffix(".md").write_text(
+        f"# Validation scaling ({rows} rows, GX {gx.__version__}, {report['machine']})\n\n"
+        + "\n".join(lines)
+        + f"\n\nLoad average at the end: {report['load_average_1min_at_end']} "
+        "(CPU seconds do not count other processes; wall seconds do).\n"
+    )
+    print("\n".join(lines))
+    return 0 if all(r["success"] for r in table) else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path)
     parser.add_argument("--study", default="ra_iorra")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/validation.json"))
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        metavar="FEATURES",
+        help="instead: validate wide cohorts of these widths (default 50 500 5000) and save the table",
+    )
+    parser.add_argument("--rows", type=int, default=300, help="rows of the wide cohorts (--scaling)")
     args = parser.parse_args()
+    if args.scaling is not None:
+        out = args.out if args.out != Path("benchmarks/results/validation.json") else None
+        return scaling(
+            args.scaling or [50, 500, 5000],
+            args.rows,
+            out or Path("benchmarks/results/validation_scaling.json"),
+        )
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     spec = load_study(args.study)
     with tempfile.TemporaryDirectory() as tmp:
