@@ -122,6 +122,11 @@ def read_pseudonym_key(path: str | Path | None) -> bytes:
     if not file.is_file():
         raise UsageError(f"pseudonym key file {file} does not exist")
     key = file.read_bytes().strip()
+    if key.startswith(b"REPLACE_ME"):
+        raise UsageError(
+            f"pseudonym key file {file} still holds the shipped placeholder of the Secret "
+            "cohortlm-pseudonym-key; fill it with random bytes (docs/platform.md#secrets)"
+        )
     if len(key) < MIN_KEY_BYTES:
         raise UsageError(
             f"pseudonym key file {file} holds fewer than {MIN_KEY_BYTES} bytes; "
@@ -138,12 +143,33 @@ def pseudonym(key: bytes, patient_id: Any) -> str:
 # ---------------------------------------------------------------------------- the store
 
 
+def resolve_url(url: str) -> str:
+    """The database URL; ``@FILE`` reads it from a file (the mounted Secret ``cohortlm-prediction-log``).
+
+    Raises:
+        UsageError: the file is missing or still holds the shipped placeholder.
+    """
+    if not url.startswith("@"):
+        return url
+    file = Path(url[1:])
+    if not file.is_file():
+        raise UsageError(f"--prediction-log {url}: the file {file} does not exist")
+    text = file.read_text(encoding="utf-8").strip()
+    if text.startswith("REPLACE_ME"):
+        raise UsageError(
+            f"--prediction-log {url} still holds the shipped placeholder of the Secret "
+            "cohortlm-prediction-log; put the database URL in it (docs/platform.md#secrets)"
+        )
+    return text
+
+
 def engine_for(url: str) -> Engine:
-    """A SQLAlchemy engine for ``sqlite:///...`` or ``postgresql://...`` (psycopg 3).
+    """A SQLAlchemy engine for ``sqlite:///...``, ``postgresql://...`` (psycopg 3) or ``@FILE`` holding one.
 
     Raises:
         UsageError: another scheme, or a malformed URL (the message never shows a password).
     """
+    url = resolve_url(url)
     try:
         parsed = sa.engine.make_url(url)
     except Exception:
@@ -173,7 +199,9 @@ def engine_for(url: str) -> Engine:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password, for messages (``@FILE`` as given)."""
+    if url.startswith("@"):
+        return url
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:

@@ -97,12 +97,18 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
+def generate_cohort(
+    n: int = REFERENCE_N, seed: int = 0, *, age_shift: float = 0.0, era_shift_years: float = 0.0
+) -> SyntheticCohort:
     """Generate the raw tables for ``n`` patients; the same seed gives identical data.
 
     Args:
         n: number of patients (at least 10).
         seed: seed of the random generator.
+        age_shift: years added to the mean age at enrolment (a shifted population, e.g. for
+            a simulated deployment; 0 keeps the reference cohort bit for bit).
+        era_shift_years: years the enrolment period moves forward (more biologics and JAK
+            inhibitors at baseline; 0 keeps the reference cohort).
 
     Returns:
         The patients, visits and medications tables.
@@ -111,7 +117,7 @@ def generate_cohort(n: int = REFERENCE_N, seed: int = 0) -> SyntheticCohort:
         raise ValueError(f"n must be at least 10, got {n}")
     rng = np.random.default_rng(seed)
     # The phases draw from ``rng`` in this order; changing it changes the cohort.
-    traits = _patient_traits(rng, n)
+    traits = _patient_traits(rng, n, age_shift=age_shift, era_shift_years=era_shift_years)
     u, e = _latent_activity(rng, traits)
     a0 = u + e[:, 0]
     treatment = _baseline_treatment(rng, traits, a0)
@@ -160,10 +166,12 @@ class _Treatment:
     gc_dose: np.ndarray
 
 
-def _patient_traits(rng: np.random.Generator, n: int) -> _Traits:
+def _patient_traits(
+    rng: np.random.Generator, n: int, *, age_shift: float = 0.0, era_shift_years: float = 0.0
+) -> _Traits:
     """Step 1: sex, age, disease duration, serology, BMI, smoking, comorbidities, enrolment date."""
     female = rng.random(n) < 0.85
-    age = np.clip(rng.normal(58, 13, n), 18, 92)
+    age = np.clip(rng.normal(58 + age_shift, 13, n), 18, 92)
     duration = np.minimum(np.exp(rng.normal(np.log(7.0), 0.9, n)), age - 16)
     rf = rng.random(n) < 0.75
     acpa = rng.random(n) < np.where(rf, 0.88, 0.35)
@@ -182,7 +190,8 @@ def _patient_traits(rng: np.random.Generator, n: int) -> _Traits:
     osteoporosis = rng.random(n) < _sigmoid(-1.5 + 0.8 * agez + 0.9 * female)
     cvd = rng.random(n) < _sigmoid(-3.0 + 0.8 * agez + 0.5 * ~female + 0.3 * smoker)
     start = np.datetime64("2005-01-01")
-    baseline = start + rng.integers(0, 14 * 365, n).astype("timedelta64[D]")
+    era = np.timedelta64(round(era_shift_years * 365.25), "D")
+    baseline = start + era + rng.integers(0, 14 * 365, n).astype("timedelta64[D]")
     year = 2005 + (baseline - start).astype(int) / 365.25
     return _Traits(
         female=female,

@@ -17,6 +17,15 @@ SERVING_METRICS = {
     "cohortlm_predicted_probability_sum",
     "cohortlm_predicted_probability_count",
 }
+#: pushed by `cohortlm monitor` (serving/monitor.py) and the prediction log's drop counter
+MONITOR_METRICS = {
+    "cohortlm_monitor_auc_drop_significant",
+    "cohortlm_monitor_calibration_off",
+    "cohortlm_monitor_feature_psi",
+    "cohortlm_monitor_feature_drifted",
+    "cohortlm_monitor_last_run_timestamp_seconds",
+    "cohortlm_prediction_log_dropped_total",
+}
 PIPELINE_METRICS = {
     "cohortlm_gate_promoted",
     "cohortlm_validation_failures_total",
@@ -45,7 +54,8 @@ def test_alerts_cover_errors_latency_drift_gate_and_validation():
     exprs = " ".join(str(r["expr"]) for r in rules)
     used = set(re.findall(r"\bcohortlm_[a-z_]+", exprs))
     assert used >= SERVING_METRICS | PIPELINE_METRICS
-    assert used <= SERVING_METRICS | PIPELINE_METRICS | {"cohortlm_run_auc"}, used
+    assert used >= MONITOR_METRICS
+    assert used <= SERVING_METRICS | PIPELINE_METRICS | MONITOR_METRICS | {"cohortlm_run_auc"}, used
     assert "offset 7d" in alerts["CohortlmPredictionDrift"]["expr"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import manifest_checks as mc
 import pytest
 
-COMPONENTS = {"predictor", "feature-server", "online-store", "pipeline"}
+COMPONENTS = {"predictor", "feature-server", "online-store", "pipeline", "monitor"}
 
 
 @pytest.mark.parametrize("overlay", mc.OVERLAYS)

@@ -121,3 +121,17 @@ def test_a_database_that_is_down_drops_and_counts(tmp_path, baseline_bundle, sma
         time.sleep(0.05)
     assert _dropped("write_failed") - before == 7
     log.close(timeout=5)
+
+
+def test_the_shipped_secret_placeholders_are_refused_naming_the_secret(tmp_path):
+    key = tmp_path / "pseudonym.key"
+    key.write_text("REPLACE_ME-see-docs-platform-md-secrets")
+    with pytest.raises(UsageError, match="cohortlm-pseudonym-key"):
+        read_pseudonym_key(key)
+    url = tmp_path / "url"
+    url.write_text("REPLACE_ME-see-docs-platform-md-secrets")
+    with pytest.raises(UsageError, match="cohortlm-prediction-log"):
+        engine_for(f"@{url}")
+    url.write_text(f"sqlite:///{tmp_path / 'log.db'}\n")  # the mounted Secret's file holds the URL
+    LogStore(f"@{url}").close()
+    assert (tmp_path / "log.db").is_file()
