@@ -19,7 +19,6 @@ def evaluate_gate(
     model_store: str,
     policy_yaml: str,
     profile: str,
-    recipe: str,
     run_id: str,
     decision: Output[Artifact],
     winner: Output[Model],
@@ -27,6 +26,7 @@ def evaluate_gate(
     roc: Output[ClassificationMetrics],
     report: Output[HTML],
     table1: Output[Markdown],
+    recipe: str = "",
 ) -> str:
     """Table 1, ROC figure, comparison families and the decision record; returns the verdict.
 

@@ -8,7 +8,7 @@ from components._image import PIPELINE_IMAGE
 
 @dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 def score_fine_tuned(
-    bundle: Input[Model], split_table: Input[Dataset], profile: str, recipe: str, scores: Output[Dataset]
+    bundle: Input[Model], split_table: Input[Dataset], profile: str, scores: Output[Dataset], recipe: str = ""
 ):
     """Validation and test scores from the fine-tuned bundle (``recipe``: test patients, batch size)."""
     from cohortlm.run.profiles import pipeline_recipe

@@ -11,9 +11,9 @@ def score_zero_shot(
     split_table: Input[Dataset],
     study: Input[Artifact],
     profile: str,
-    recipe: str,
     base_model: str,
     scores: Output[Dataset],
+    recipe: str = "",
 ):
     """P(Yes) vs P(No) per endpoint from the base model, validation and test splits.
 

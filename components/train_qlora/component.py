@@ -11,7 +11,6 @@ def train_qlora(
     split_table: Input[Dataset],
     study: Input[Artifact],
     profile: str,
-    recipe: str,
     base_model: str,
     checkpoint_dir: str,
     use_trainer: bool,
@@ -23,6 +22,7 @@ def train_qlora(
     gpu_count: int,
     bundle: Output[Model],
     training: Output[Metrics],
+    recipe: str = "",
 ):
     """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes.
 
