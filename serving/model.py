@@ -405,6 +405,7 @@ class CohortModel(Model):
         try:
             if isinstance(payload, InferRequest):
                 tensors, datatypes = _tensors(payload)
+                served.schema.check_request_id(payload.id, tensors)  # the answer echoes the id
                 columns = served.schema.columns_from_tensors(tensors, datatypes, lookup=self.lookup)
                 return _Batch(served, columns, payload, self._v2_ids(served, tensors))
             if not isinstance(payload, dict) or "instances" not in payload:

@@ -16,6 +16,14 @@ value is checked against its feature's rule:
 A :class:`RequestError` names where (``instances[2].age``), the field and the
 rule; it never includes the value that broke it, so that a patient's data does
 not reach an error response or a log line. This module does not import kserve.
+
+The V2 request ``id`` is the one thing of a request that comes back unchanged:
+the protocol has every answer (REST and gRPC) echo it. It must be an opaque
+request id (a UUID), never a patient's identifier (docs/platform.md). The server
+cannot tell every identifier from an opaque id, and does not guess; it refuses
+(:meth:`RequestSchema.check_request_id`) the case it can tell for certain, an id
+equal to a patient id carried by the same request, and ids over
+:data:`MAX_REQUEST_ID` characters. The id is never logged.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ Columns = dict[str, np.ndarray]
 _FLOAT_TYPES = ("FP16", "FP32", "FP64")
 _INT_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 _V2_DATATYPES = frozenset({*_FLOAT_TYPES, *_INT_TYPES, "BOOL", "BYTES"})
+#: The longest V2 request id accepted (a UUID has 36 characters).
+MAX_REQUEST_ID = 128
 
 
 class FeatureStoreError(RuntimeError):
@@ -213,6 +223,36 @@ class RequestSchema:
     ) -> pd.DataFrame:
         """Rows from V2 inputs (see :meth:`columns_from_tensors`)."""
         return self.frame(self.columns_from_tensors(tensors, datatypes, lookup=lookup))
+
+    def check_request_id(self, request_id: Any, tensors: Mapping[str, Callable[[], np.ndarray]]) -> None:
+        """Refuse a V2 request id that the answer would echo but must not (module docstring).
+
+        Raises:
+            RequestError: the id is over :data:`MAX_REQUEST_ID` characters, or equals one of
+                the patient ids the request carries in its id column (never quoted).
+        """
+        if request_id is None or request_id == "":
+            return
+        text = str(request_id)
+        if len(text) > MAX_REQUEST_ID:
+            raise RequestError(
+                "id", "size", f"must be at most {MAX_REQUEST_ID} characters (an opaque id, e.g. a UUID)"
+            )
+        decode = tensors.get(self.id_column)
+        if decode is None:
+            return
+        try:
+            values = np.asarray(decode()).ravel().tolist()
+        except Exception:
+            return  # the tensor's own check reports it
+        ids = {v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values}
+        if text in ids or text.strip() in ids:
+            raise RequestError(
+                "id",
+                "identifier",
+                f"must not be a patient identifier (it equals a value of inputs[{self.id_column}]); "
+                "the id is echoed in the answer: use an opaque request id such as a UUID",
+            )
 
     def columns_from_tensors(
         self,
