@@ -68,6 +68,7 @@ _TOP_KEYS = {
     "name",
     "version",
     "description",
+    "intended_use",
     "id_column",
     "timestamp_column",
     "featuriser",
@@ -214,6 +215,8 @@ class StudySpec:
     description: str | None = None
     #: patient subgroups the report shows and the gate checks (:mod:`cohortlm.cohort.subgroups`)
     subgroups: tuple[Subgroup, ...] = ()
+    #: what the model is for, in words (the model card's intended use; a default when unset)
+    intended_use: str | None = None
     source: str = field(default="<memory>", compare=False)
 
     @property
@@ -258,7 +261,7 @@ class StudySpec:
             "split": {"sizes": dict(self.split.sizes), "seed": self.split.seed},
             "rules": list(self.rules),
         }
-        for key in ("featuriser", "timestamp_column", "description"):
+        for key in ("featuriser", "timestamp_column", "description", "intended_use"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.subgroups:
@@ -280,8 +283,9 @@ class StudySpec:
         Bundles record it so that a model is never served against a spec that
         names other features or endpoints.
         """
-        # Subgroups change what is reported, not what a model reads or predicts: not in the hash.
-        content = {k: v for k, v in self.to_dict().items() if k != "subgroups"}
+        # Subgroups and the intended use change what is reported, not what a model reads or
+        # predicts: not in the hash (a reworded intended use must not make bundles unservable).
+        content = {k: v for k, v in self.to_dict().items() if k not in ("subgroups", "intended_use")}
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -672,6 +676,9 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         raise _err(source, "description", "must be a string")
+    intended_use = data.get("intended_use")
+    if intended_use is not None and (not isinstance(intended_use, str) or not intended_use.strip()):
+        raise _err(source, "intended_use", "must be a non-empty text saying what the model is for")
     return StudySpec(
         name=name,
         version=version,
@@ -684,6 +691,7 @@ def _study_from_dict(data: Any, *, source: str) -> StudySpec:
         timestamp_column=timestamp_column,
         description=description,
         subgroups=parse_subgroups(source, data.get("subgroups"), features),
+        intended_use=intended_use.strip() if intended_use is not None else None,
         source=source,
     )
 

@@ -132,3 +132,19 @@ def test_the_card_takes_the_specs_intended_use_and_the_outcomes_extra_evidence(p
     text = model_card_markdown(card)
     assert "0.500 (0.300 to 0.700)" in text  # an interval column appears in the performance table
     assert "`calibration`" in text and "`optimism`" in text
+
+
+def test_a_spec_may_declare_its_intended_use_without_changing_its_hash():
+    from cohortlm.cohort.study import load_study, study_from_dict
+    from cohortlm.errors import SpecError
+
+    ra = load_study("ra_iorra")
+    assert ra.intended_use is not None and "decision aid" in ra.intended_use
+    data = ra.to_dict()
+    assert data["intended_use"] == ra.intended_use
+    without = {k: v for k, v in data.items() if k != "intended_use"}
+    assert study_from_dict(without).spec_hash == ra.spec_hash
+    assert study_from_dict(data) == ra
+    for bad in (["a", "list"], "  "):
+        with pytest.raises(SpecError, match="intended_use"):
+            study_from_dict({**data, "intended_use": bad})
