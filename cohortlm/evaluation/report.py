@@ -35,6 +35,8 @@ Outputs, in ``RUN_DIR/report/`` (or ``--out``)::
       index.html            one self-contained page to open: verdict, warnings, the figure
                             (inline PNG), the gate per endpoint, the comparison families,
                             Table 1, the validation summary
+      tripod_ai.md          the TRIPOD+AI checklist: every item, where this run answers it or
+                            why not (cohortlm.evaluation.tripod; also a section of index.html)
 
 Small evaluations are said to be small: every table names each endpoint's n and
 cases, and an endpoint with fewer than :data:`MIN_CASES` cases or controls is

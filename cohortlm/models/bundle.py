@@ -11,6 +11,8 @@ loads. Layout (format version 1)::
       base_model.json kind "llm": the base model reference and its content hash
       thresholds.json optional, written later: {endpoint: threshold}
       decision.json   optional, written later: the gate decision
+      model_card.json optional, written at promotion: the model card (cohortlm.models.model_card);
+      model_card.md   the same for people; both covered by MANIFEST.json and MANIFEST.sig
       MANIFEST.json   optional, written later by cohortlm.store.registry: file hashes
 
 ``bundle.json`` holds ``format_version``, ``kind`` (``baseline`` or ``llm``),
