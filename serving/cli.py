@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import app, bounded
 
 
 @app.command()
@@ -42,7 +42,10 @@ def serve(
         help="V2 gRPC port (off when not given); 0 picks a free one (logged).",
     ),
     watch_interval: float = typer.Option(
-        5.0, "--watch-interval", min=0, help="Seconds between checks for a new champion (0: off)."
+        5.0,
+        "--watch-interval",
+        callback=bounded(0, 86400),
+        help="Seconds between checks for a new champion (0: off).",
     ),
     allow_unpromoted: bool = typer.Option(
         False, "--allow-unpromoted", help="Serve a bundle without MANIFEST.json (development only)."

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import app, bounded
 from cohortlm.errors import UsageError
 
 outcomes_app = typer.Typer(help="Outcomes that arrive after the predictions (joined to the prediction log).")
@@ -137,7 +137,10 @@ def monitor(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     window_days: float = typer.Option(
-        0.0, "--window-days", min=0, help="Predictions served in the last N days (0: all of this version)."
+        0.0,
+        "--window-days",
+        callback=bounded(0, 3650),
+        help="Predictions served in the last N days (0: all of this version).",
     ),
     reference: Path | None = typer.Option(
         None,
@@ -146,7 +149,7 @@ def monitor(
         "of this version (kept in the log; later runs need not repeat it).",
     ),
     psi_threshold: float = typer.Option(
-        0.2, "--psi-threshold", min=0.0, help="PSI above which a feature drifts."
+        0.2, "--psi-threshold", callback=bounded(0, 100), help="PSI above which a feature drifts."
     ),
     pushgateway: str | None = typer.Option(
         None, "--pushgateway", envvar="COHORTLM_PUSHGATEWAY_URL", help="Push the figures here (http(s) URL)."
@@ -168,7 +171,10 @@ def monitor(
         None, "--token", envvar="KFP_TOKEN", help="Bearer token for the KFP API."
     ),
     retrain_every_days: float = typer.Option(
-        7.0, "--retrain-policy-days", min=0, help="At most one retraining run per this many days."
+        7.0,
+        "--retrain-policy-days",
+        callback=bounded(0, 3650),
+        help="At most one retraining run per this many days.",
     ),
 ) -> None:
     """Live AUC, calibration and drift of the served champion; alerts' figures; retraining when degraded."""

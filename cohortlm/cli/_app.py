@@ -39,6 +39,33 @@ err_console = Console(stderr=True)
 
 JSON_HELP = "Print the result as one JSON object on stdout instead of tables."
 
+#: Bounds shared by numeric options (see :func:`bounded`).
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds below 2**32
+MAX_PATIENTS = 10_000_000
+
+
+def bounded(lo: float, hi: float, *, open_interval: bool = False) -> Any:
+    """A typer callback that refuses a value outside ``lo`` to ``hi`` (NaN and inf included).
+
+    Every numeric option of every command has one, so a value out of range
+    exits 2 before any work starts, with a line naming the option, its range
+    and the value: ``Invalid value for '--n': must be between 20 and
+    1,000,000, got 1000000000``. ``open_interval`` leaves out the ends.
+    """
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        finite = not isinstance(value, float) or math.isfinite(value)
+        inside = lo < value < hi if open_interval else lo <= value <= hi
+        if not (finite and inside):
+            words = "strictly between" if open_interval else "between"
+            raise typer.BadParameter(f"must be {words} {lo:,} and {hi:,}, got {value}")
+        return value
+
+    check.bounds = (lo, hi)  # type: ignore[attr-defined]  # read by the tests
+    return check
+
 
 def _show_version(value: bool) -> None:
     if value:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cohortlm.cli._app import app
+from cohortlm.cli._app import MAX_SEED, app, bounded
 from cohortlm.cli._app import err_console as console
 from cohortlm.cli.paths import check_output_dir, check_output_file
 from cohortlm.errors import UsageError
@@ -27,8 +27,12 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", help="Folder for patients/visits/medications Parquet tables."),
-    n: int = typer.Option(15004, "--n", min=10, help="Number of patients (the seed study has 15,004)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives identical data."),
+    n: int = typer.Option(
+        15004, "--n", callback=bounded(10, 1_000_000), help="Number of patients (the seed study has 15,004)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", callback=bounded(0, MAX_SEED), help="Random seed; the same seed gives identical data."
+    ),
 ) -> None:
     """Write a synthetic IORRA-like RA registry (raw tables) to OUT."""
     from cohortlm.cohort.synthetic import dropout_count, generate_cohort

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json
+from cohortlm.cli._app import JSON_HELP, MAX_PATIENTS, MAX_SEED, STATE, app, bounded, echo_json
 from cohortlm.cli._app import err_console as console
 from cohortlm.errors import UsageError
 
@@ -85,7 +85,7 @@ def train_baseline_cmd(
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
     out: Path = typer.Option(DEFAULT_BASELINE_BUNDLE, "--out", help="Bundle folder to write."),
     class_weight: str = typer.Option("none", "--class-weight", help="'none' or 'balanced'."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Solver random state."),
+    seed: int = typer.Option(0, "--seed", callback=bounded(0, MAX_SEED), help="Solver random state."),
 ) -> None:
     """Train the logistic-regression baseline (one pipeline per endpoint) on the train split."""
     from cohortlm.models.baseline import train_baseline
@@ -112,9 +112,14 @@ def train_llm_cmd(
     ),
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
     out: Path | None = typer.Option(None, "--out", help="Bundle folder; default models/llm-<profile>."),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Override the profile's steps."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", callback=bounded(1, 1_000_000), help="Override the profile's steps."
+    ),
     max_train_rows: int | None = typer.Option(
-        None, "--max-train-rows", min=1, help="Override the profile's training subset size."
+        None,
+        "--max-train-rows",
+        callback=bounded(1, MAX_PATIENTS),
+        help="Override the profile's training subset size.",
     ),
     quantization: str | None = typer.Option(None, "--quantization", help="auto, nf4 or none."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
@@ -171,12 +176,17 @@ def score_cmd(
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
     split: str = typer.Option("test", "--split", help="train, validation, test or all."),
     limit: int | None = typer.Option(
-        None, "--limit", min=1, help="Score a seeded subset of this many rows (LLM default: the profile's)."
+        None,
+        "--limit",
+        callback=bounded(1, MAX_PATIENTS),
+        help="Score a seeded subset of this many rows (LLM default: the profile's).",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Scores table (.parquet/.csv); default scores-<mode>.parquet."
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Patients per forward pass."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", callback=bounded(1, 4096), help="Patients per forward pass."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Score patients: a scores table (id, split, one probability per endpoint) and AUCs when labels exist."""

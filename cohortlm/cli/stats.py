@@ -15,8 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cohortlm.cli._app import JSON_HELP, app, echo_json, note
+from cohortlm.cli._app import JSON_HELP, MAX_SEED, app, bounded, echo_json, note
 from cohortlm.errors import DataError, UsageError
+
+#: gate-power: the largest test split, and the most simulated patients per row
+#: (--n x --reps; the default 2,263 x 2,000 is 4.5 million).
+GATE_POWER_MAX_N = 1_000_000
+GATE_POWER_MAX_WORK = 200_000_000
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,7 +146,12 @@ def delong_command(
     alternative: str = typer.Option(
         "two-sided", "--alternative", help="two-sided, greater (AUC a > AUC b) or less."
     ),
-    conf_level: float = typer.Option(0.95, "--conf-level", help="Level of the two-sided intervals."),
+    conf_level: float = typer.Option(
+        0.95,
+        "--conf-level",
+        callback=bounded(0, 1, open_interval=True),
+        help="Level of the two-sided intervals, in (0, 1).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Paired DeLong test of AUC(a) vs AUC(b) on the same patients (fast, Sun & Xu 2014).
@@ -300,16 +310,20 @@ def gate_power_command(
     policy: Path | None = typer.Option(
         None, "--policy", help="GatePolicy YAML; default: the packaged policy."
     ),
-    n: int = typer.Option(2263, "--n", help="Patients in the gating (test) split."),
+    n: int = typer.Option(
+        2263, "--n", callback=bounded(20, GATE_POWER_MAX_N), help="Patients in the gating (test) split."
+    ),
     study: str = typer.Option(
         "ra_iorra", "--study", help="Study name or YAML whose endpoint names the policy refers to."
     ),
     prevalences: str = typer.Option(
         "", "--prevalences", help="Comma-separated case shares per endpoint; default: the RA study's."
     ),
-    reps: int = typer.Option(2000, "--reps", help="Simulated test splits per row."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
-    processes: int = typer.Option(2, "--processes", help="Worker processes."),
+    reps: int = typer.Option(
+        2000, "--reps", callback=bounded(1, 100_000), help="Simulated test splits per row."
+    ),
+    seed: int = typer.Option(0, "--seed", callback=bounded(0, MAX_SEED), help="Random seed."),
+    processes: int = typer.Option(2, "--processes", callback=bounded(1, 64), help="Worker processes."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Operating characteristics of a gate policy at a test-split size, by simulation.
@@ -328,6 +342,11 @@ def gate_power_command(
         raise UsageError(f"--n must be at least 20, got {n}")
     if reps < 1:
         raise UsageError(f"--reps must be at least 1, got {reps}")
+    if n * reps > GATE_POWER_MAX_WORK:
+        raise UsageError(
+            f"--n x --reps must be at most {GATE_POWER_MAX_WORK:,} simulated patients per row, "
+            f"got {n:,} x {reps:,} = {n * reps:,}; lower --reps (or --n)"
+        )
     pol = load_policy(policy)
     names = load_study(study).endpoint_names
     if prevalences:
