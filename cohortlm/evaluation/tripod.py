@@ -788,25 +788,32 @@ def tripod_markdown(entries: Sequence[ChecklistEntry], *, study: str | None = No
 
 
 def tripod_html(entries: Sequence[ChecklistEntry]) -> str:
-    """The checklist as a page section (``<section id='tripod'>``), links relative to ``report/``."""
+    """The checklist as a page section (``<section id='tripod'>``).
 
-    def link(path: str) -> str:
-        href = path[len("report/") :] if path.startswith("report/") else "../" + path
-        return f"<a href='{html.escape(href, quote=True)}'>{html.escape(path)}</a>"
+    The page stays self-contained: files are named (run-folder paths), not linked; a section
+    of the page itself (``report/index.html#gate``) is an in-page link.
+    """
 
+    def cite(path: str) -> str:
+        page, _, anchor = path.partition("#")
+        if page == "report/index.html" and anchor:
+            return f"<a href='#{html.escape(anchor, quote=True)}'>{html.escape(path)}</a>"
+        return f"<code>{html.escape(path)}</code>"
+
+    wrap = " style='white-space:normal'"
     rows = []
     for e in entries:
-        where = ", ".join(link(w) for w in e.where) or "-"
+        where = ", ".join(cite(w) for w in e.where) or "-"
         rows.append(
             f"<tr><td class=l>{html.escape(e.item.id)}</td><td class=l>{html.escape(e.item.topic)}</td>"
-            f"<td class=l>{html.escape(e.status)}</td><td class=l>{where}</td>"
-            f"<td class=l style='white-space:normal'>{html.escape(e.detail)}</td></tr>"
+            f"<td class=l>{html.escape(e.status)}</td><td class=l{wrap}>{where}</td>"
+            f"<td class=l{wrap}>{html.escape(e.detail)}</td></tr>"
         )
     counts = ", ".join(f"{sum(1 for e in entries if e.status == s)} {s}" for s in STATUSES)
     return (
         "<section id='tripod'><h2>TRIPOD+AI checklist</h2>"
-        f"<p>Every item of TRIPOD+AI (BMJ 2024;385:e078378): {html.escape(counts)}. "
-        f"Also in <a href='{TRIPOD_FILE}'>{TRIPOD_FILE}</a>.</p>"
+        f"<p>Every item of TRIPOD+AI (BMJ 2024;385:e078378): {html.escape(counts)}. Paths are "
+        f"relative to the run folder; the same list is in <code>report/{TRIPOD_FILE}</code>.</p>"
         "<table><thead><tr><th class=l>Item</th><th class=l>Topic</th><th class=l>Status</th>"
         "<th class=l>Where</th><th class=l>This run</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></section>"

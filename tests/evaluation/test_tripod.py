@@ -84,10 +84,12 @@ def test_a_report_writes_the_checklist_and_every_citation_exists(run_dir):
     assert answered >= 10
     page = paths.index_html.read_text()
     assert "<section id='tripod'>" in page and "TRIPOD+AI checklist" in page
-    # Links on the page are relative to report/: they resolve to the same files.
-    for href in re.findall(r"<section id='tripod'>.*?</section>", page, re.S)[0].split("href='")[1:]:
-        link = href.split("'", 1)[0]
-        assert (run_dir / "report" / link.split("#", 1)[0]).resolve().exists(), link
+    # The page names the same files (it links only to its own sections: it stays self-contained).
+    section = re.findall(r"<section id='tripod'>.*?</section>", page, re.S)[0]
+    for path in re.findall(r"<code>([^<]+)</code>", section):
+        assert (run_dir / path).exists(), path
+    for anchor in re.findall(r"href='([^']*)'", section):
+        assert anchor.startswith("#") and f"id='{anchor[1:]}'" in page, anchor
 
 
 def test_the_checklist_states_this_runs_values():
