@@ -15,7 +15,11 @@ true advantage; the champion's AUC is 0.75; models correlated ρ = 0.7):
 - ``worse``: −0.05 on the least common endpoint with prevalence ≥ 25 %, or −0.10 on
   the rarest, equal or +0.05 elsewhere;
 - ``miscalibrated``: +0.05 everywhere but predicting twice the true risk on one endpoint;
-- ``looks``: 20 equal candidates gated in turn against one champion on one split.
+- ``looks``: 20 equal candidates gated in turn against one champion on one split;
+- ``subgroup`` (:func:`subgroup_cells`, with the study's declared subgroups): how often
+  the subgroup rule blocks an equal or better candidate (false block), how often it
+  blocks one 0.10 worse among men on the 3 most common endpoints but 0.02 better
+  overall (power), and the default's false promotion and power with the rule in place.
 """
 
 from __future__ import annotations
@@ -31,9 +35,15 @@ import numpy as np
 from scipy.stats import norm
 
 from cohortlm.evaluation.gate import GatePolicy, alpha_for_look, apply_policy, endpoint_margins
-from cohortlm.evaluation.stats.simulate import RA_PREVALENCES, GateStats, Scenario, simulate_gate_stats
+from cohortlm.evaluation.stats.simulate import (
+    RA_PREVALENCES,
+    RA_SUBGROUP_SHARES,
+    GateStats,
+    Scenario,
+    simulate_gate_stats,
+)
 
-__all__ = ["Cell", "design_table", "gate_power", "markdown_table", "standard_cells"]
+__all__ = ["Cell", "design_table", "gate_power", "markdown_table", "standard_cells", "subgroup_cells"]
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,13 @@ class Cell:
     Attributes:
         key: Short name.
         description: The truth in words.
-        kind: ``h0``, ``power``, ``worse``, ``miscalibrated`` or ``looks``.
+        kind: ``h0``, ``power``, ``worse``, ``miscalibrated``, ``looks`` or ``subgroup``.
         scenario: What to simulate.
-        target: The promotion rate a good gate stays at or below (``≤``) or reaches (``≥``).
-        bound: ``"max"`` (promotion ≤ target) or ``"min"`` (≥ target).
+        target: The rate a good gate stays at or below (``≤``) or reaches (``≥``).
+        bound: ``"max"`` (rate ≤ target) or ``"min"`` (≥ target).
         curve: ``(series, ΔAUC)`` when the cell is a point of the power curve.
+        measure: The rate the target is on: ``promoted`` (share of splits promoted) or
+            ``subgroup_blocked`` (share in which the subgroup rule finds a level worse).
     """
 
     key: str
@@ -57,6 +69,7 @@ class Cell:
     target: float
     bound: str
     curve: tuple[str, float] | None = None
+    measure: str = "promoted"
 
 
 def _vec(k: int, default: float, changes: Mapping[int, float]) -> tuple[float, ...]:
@@ -145,9 +158,15 @@ def standard_cells(
 
 def _judge(st: GateStats, policy: GatePolicy, names: Sequence[str]) -> dict[str, Any]:
     promoted = np.zeros(st.auc_candidate.shape[1], dtype=bool)
+    blocked = np.zeros(st.auc_candidate.shape[1], dtype=bool)
     for c in range(st.auc_candidate.shape[0]):
-        promoted |= apply_policy(st.rule_inputs(c), policy, names, look=c + 1).promote
-    return {"promoted": float(promoted.mean()), "reps": int(promoted.size)}
+        out = apply_policy(st.rule_inputs(c), policy, names, look=c + 1, subgroups=st.subgroup_inputs(c))
+        promoted |= out.promote
+        blocked |= out.subgroup_worse.any(axis=1)
+    rates = {"promoted": float(promoted.mean()), "reps": int(promoted.size)}
+    if st.levels is not None:
+        rates["subgroup_blocked"] = float(blocked.mean())
+    return rates
 
 
 def _run_cell(args: tuple[Cell, dict[str, GatePolicy], int, int, list[str]]) -> dict[str, Any]:
@@ -176,8 +195,87 @@ def _run_cell(args: tuple[Cell, dict[str, GatePolicy], int, int, list[str]]) -> 
         "target": None if math.isnan(cell.target) else cell.target,
         "bound": cell.bound,
         "curve": list(cell.curve) if cell.curve else None,
+        "measure": cell.measure,
         "rates": rates,
     }
+
+
+def subgroup_cells(
+    *,
+    n: int = 2263,
+    prevalences: Sequence[float] = RA_PREVALENCES,
+    names: Sequence[str] | None = None,
+    shares: tuple[tuple[float, ...], ...] = RA_SUBGROUP_SHARES,
+    men: tuple[int, int] = (0, 1),
+) -> list[Cell]:
+    """The subgroup rule's cells: the study's declared subgroups with their shares of patients.
+
+    Args:
+        n: Patients in the gating split.
+        prevalences: Share of cases per endpoint, in study order.
+        names: Endpoint names (for the descriptions).
+        shares: Per declared subgroup, the share of patients per level (the RA study's by default:
+            sex, age band, anti-CCP).
+        men: ``(subgroup, level)`` of the harmed level (the RA study's men, 15 %).
+    """
+    prev = tuple(float(p) for p in prevalences)
+    k = len(prev)
+    nm = list(names) if names is not None else [f"e{i + 1}" for i in range(k)]
+    base = Scenario(n=n, prevalences=prev, subgroup_shares=shares)
+    common3 = sorted(range(k), key=lambda i: prev[i])[-3:][::-1]
+    share = shares[men[0]][men[1]]
+    # 0.10 worse among men and 0.02 better overall: the rest get (0.02 + share × 0.10) / (1 − share).
+    rest = (0.02 + share * 0.10) / (1 - share)
+    harmed = base.with_(
+        delta=_vec(k, 0.02, dict.fromkeys(common3, rest)),
+        level_delta=(men[0], men[1], _vec(k, 0.02, dict.fromkeys(common3, -0.10))),
+    )
+    which = ", ".join(nm[i] for i in common3)
+    return [
+        Cell(
+            "sub_h0", "equal everywhere: false block", "subgroup", base, 0.05, "max", None, "subgroup_blocked"
+        ),
+        Cell("sub_h0_promoted", "equal everywhere: false promotion", "subgroup", base, 0.05, "max"),
+        Cell(
+            "sub_better",
+            "+0.02 on all 8 in every level: false block",
+            "subgroup",
+            base.with_(delta=0.02),
+            0.05,
+            "max",
+            None,
+            "subgroup_blocked",
+        ),
+        Cell(
+            "sub_all_0.05", "+0.05 on all 8 in every level", "subgroup", base.with_(delta=0.05), 0.95, "min"
+        ),
+        Cell(
+            "sub_common3",
+            "+0.05 on the 3 most common endpoints, equal elsewhere",
+            "subgroup",
+            base.with_(delta=_vec(k, 0.0, dict.fromkeys(common3, 0.05))),
+            0.8,
+            "min",
+        ),
+        Cell(
+            "sub_men",
+            f"-0.10 among men ({share:.0%}) on {which} (3 most common), +0.02 overall on all 8: blocked",
+            "subgroup",
+            harmed,
+            0.8,
+            "min",
+            None,
+            "subgroup_blocked",
+        ),
+        Cell(
+            "sub_men_promoted",
+            f"-0.10 among men on {which}, +0.02 overall on all 8: promoted",
+            "subgroup",
+            harmed,
+            math.nan,
+            "max",
+        ),
+    ]
 
 
 def gate_power(
@@ -279,7 +377,7 @@ def design_table(
 
 def _rate(row: Mapping[str, Any], policy: str) -> str:
     r = row["rates"][policy]
-    text = f"{r['promoted']:.3f}"
+    text = f"{r[row.get('measure', 'promoted')]:.3f}"
     if "worst" in r:
         text += f" ({r['worst']})"
     return text
@@ -288,7 +386,7 @@ def _rate(row: Mapping[str, Any], policy: str) -> str:
 def _meets(row: Mapping[str, Any], policy: str) -> str:
     if row["target"] is None:
         return ""
-    p = row["rates"][policy]["promoted"]
+    p = row["rates"][policy][row.get("measure", "promoted")]
     ok = p <= row["target"] if row["bound"] == "max" else p >= row["target"]
     return "yes" if ok else "**no**"
 

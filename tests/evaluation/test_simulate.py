@@ -13,8 +13,10 @@ from cohortlm.evaluation.gates import GatePolicy, apply_policy, load_policy, ope
 from cohortlm.evaluation.stats.calibration import recalibration, recalibration_batch
 from cohortlm.evaluation.stats.delong import auc_ci, auc_interval, delong_test
 from cohortlm.evaluation.stats.simulate import (
+    RA_SUBGROUP_SHARES,
     Scenario,
     _masked_mean_var,
+    _paired_numbers,
     _placements_batch,
     simulate_gate_stats,
 )
@@ -114,3 +116,42 @@ def test_default_policy_false_promotion_on_a_reduced_simulation() -> None:
     for e in (0, 6):  # 2× the risk on a rare endpoint
         arrays = st.with_alt_calibration(e).rule_inputs(0)
         assert apply_policy(arrays, policy, [f"e{i}" for i in range(8)]).promote.mean() <= 0.08
+
+
+def test_simulated_subgroup_levels_have_the_intended_truth_and_equal_delong() -> None:
+    """Men 15 %: the candidate 0.10 worse among them on endpoint 0, +0.04 elsewhere, equal on the rest."""
+    deltas = (0.04, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    men = (-0.10, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    sc = Scenario(n=2263, delta=deltas, subgroup_shares=((0.85, 0.15),), level_delta=(0, 1, men))
+    st = simulate_gate_stats(sc, reps=200, seed=4)
+    sub = st.subgroup_inputs(0)
+    assert sub is not None and sub.auc_candidate.shape == (200, 8 * 2)
+    delta = sub.auc_candidate - sub.auc_champion
+    assert np.mean(delta[:, 0]) == pytest.approx(0.04, abs=0.006)  # e1 women
+    assert np.mean(delta[:, 1]) == pytest.approx(-0.10, abs=0.01)  # e1 men
+    assert np.mean(delta[:, 3]) == pytest.approx(0.0, abs=0.006)  # e2 men
+    assert np.mean(sub.n_cases[:, 1] + sub.n_controls[:, 1]) == round(0.15 * 2263)
+    # Overall, the mixture: 0.85 × 0.04 + 0.15 × (−0.10) = +0.019.
+    assert np.mean(st.delta[0, :, 0]) == pytest.approx(0.019, abs=0.006)
+    z = delta[:, 2:] / np.sqrt(sub.var_delta[:, 2:])
+    assert np.std(z) == pytest.approx(1.0, abs=0.1)
+    # The level numbers are DeLong's on the level's patients.
+    idx = sc.level_members()[1]
+    rng = np.random.default_rng(0)
+    y = rng.random((3, 2263)) < 0.3
+    x_c, x_h = rng.normal(size=(3, 2263)) + y, rng.normal(size=(3, 2263)) + 0.5 * y
+    m, n0, auc_c, auc_h, var = _paired_numbers(y[:, idx], x_c[:, idx], x_h[:, idx])
+    for i in range(3):
+        r = delong_test(y[i, idx].astype(int), x_c[i, idx], x_h[i, idx])
+        assert (m[i], n0[i]) == (r.n_cases, r.n_controls)
+        assert (auc_c[i], auc_h[i]) == pytest.approx((r.auc_a, r.auc_b), abs=1e-12)
+        assert var[i] == pytest.approx(r.var_delta, rel=1e-10)
+
+
+def test_subgroup_rule_blocks_only_through_a_shown_deficit() -> None:
+    """Equal models: the subgroup rule rarely blocks; the same policy without it promotes as often."""
+    sc = Scenario(n=1500, delta=0.03, subgroup_shares=RA_SUBGROUP_SHARES)
+    st = simulate_gate_stats(sc, reps=60, seed=5)
+    with_rule = operating_characteristics(GatePolicy(), sc, stats=st)
+    without = operating_characteristics(GatePolicy(subgroups="none"), sc, stats=st)
+    assert with_rule.promoted >= without.promoted - 0.05

@@ -37,6 +37,13 @@ families of one-sided tests, each with its level stated and tied to ``alpha``:
    ``calibration_alpha / (2 × endpoints)`` lies wholly outside the tolerance).
    ``calibration: brier_margin`` keeps the old point rule (Brier may exceed the
    champion's by ``brier_margin``); both models' calibration is recorded either way.
+5. **no subgroup shown worse** (``subgroups: test``), when the study declares
+   subgroups (:mod:`cohortlm.cohort.subgroups`): per endpoint and level, the
+   one-sided paired DeLong ``p(Δ < 0)`` on the level's patients, adjusted
+   (``adjustment``) over every endpoint and level tested, at ``subgroup_alpha``
+   (``alpha`` when unset); a level with fewer than ``min_cases`` cases or
+   controls is not tested and is recorded as such. A candidate better on
+   average but shown worse among, say, men is not promoted.
 
 **Small samples.** An endpoint with fewer than ``min_cases`` cases or controls in
 the gating split gets the verdict ``insufficient evidence``: it is never

@@ -308,7 +308,7 @@ def operating_characteristics(
     per_look = []
     insufficient = np.zeros(st.auc_candidate.shape[2])
     for c in range(st.auc_candidate.shape[0]):
-        out = apply_policy(st.rule_inputs(c), policy, names, look=c + 1)
+        out = apply_policy(st.rule_inputs(c), policy, names, look=c + 1, subgroups=st.subgroup_inputs(c))
         any_promoted |= out.promote
         per_look.append(float(out.promote.mean()))
         if c == 0:

@@ -20,7 +20,13 @@ The data model (binormal, the usual one for ROC power calculations):
   candidate's noise are correlated ``ρ`` (``model_correlation``) within class;
 - each score maps to its true probability ``σ(logit π + μ·x − μ²/2)``, so both
   models are perfectly calibrated unless ``risk_multiplier`` scales the
-  candidate's risk (``min(k·p, 0.999)``).
+  candidate's risk (``min(k·p, 0.999)``);
+- declared subgroups (``subgroup_shares``) split the patients into levels of fixed
+  sizes (patients are exchangeable, so which ones does not matter; the cases per
+  level vary). The candidate's ΔAUC inside one level (``level_delta``) may differ
+  from ``delta``, which then holds for the patients outside that level; the gate
+  gets the paired DeLong numbers per endpoint and level, as in a run
+  (:func:`cohortlm.evaluation.subgroups.paired_subgroup_stats`).
 
 The DeLong statistics are computed from placements (ranks) batched over
 replicates; scores are continuous, so there are no ties and the numbers equal
@@ -29,6 +35,7 @@ replicates; scores are continuous, so there are no ties and the numbers equal
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -38,10 +45,12 @@ from scipy.stats import norm
 
 from cohortlm.evaluation.gate.stats import RuleInputs
 from cohortlm.evaluation.stats.calibration import recalibration_batch
+from cohortlm.evaluation.subgroups import SubgroupCell, SubgroupInputs
 
 __all__ = [
     "RA_PREVALENCES",
     "RA_SIGNS",
+    "RA_SUBGROUP_SHARES",
     "GateStats",
     "Scenario",
     "cases_per_endpoint",
@@ -53,6 +62,9 @@ __all__ = [
 # whether a case is the high (+1) or the remission / low (−1) end of disease activity.
 RA_PREVALENCES: tuple[float, ...] = (0.055, 0.384, 0.094, 0.469, 0.038, 0.269, 0.034, 0.436)
 RA_SIGNS: tuple[int, ...] = (1, -1, 1, -1, 1, -1, 1, -1)
+#: The RA study's declared subgroups (ra_iorra.yaml): the share of patients per level of sex
+#: (female, male), age band (<50, 50-<65, >=65) and anti-CCP (negative, positive; 5 % unknown).
+RA_SUBGROUP_SHARES: tuple[tuple[float, ...], ...] = ((0.85, 0.15), (0.26, 0.43, 0.31), (0.24, 0.71))
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,11 @@ class Scenario:
         signs: +1 where a case is the high end of the latent factor, −1 the low end.
         n_candidates: Candidates gated in turn against the same champion on the same
             split (the repeated-look scenario); 1 otherwise.
+        subgroup_shares: Per declared subgroup, the share of patients in each level (a
+            subgroup's shares may sum to less than 1: the rest are in no level); empty: none.
+        level_delta: ``(subgroup, level, ΔAUC per endpoint)``: the candidate's true ΔAUC
+            inside that level; ``delta`` then applies to everyone else. None: ``delta``
+            everywhere.
     """
 
     n: int = 2263
@@ -82,6 +99,8 @@ class Scenario:
     endpoint_correlation: float = 0.5
     signs: tuple[int, ...] = field(default=RA_SIGNS)
     n_candidates: int = 1
+    subgroup_shares: tuple[tuple[float, ...], ...] = ()
+    level_delta: tuple[int, int, tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         k = len(self.prevalences)
@@ -108,6 +127,33 @@ class Scenario:
                 raise ValueError(f"auc_champion + delta must be in (0, 1), got {self.auc_champion + d!r}")
         if int(self.n_candidates) < 1:
             raise ValueError(f"n_candidates must be at least 1, got {self.n_candidates!r}")
+        for shares in self.subgroup_shares:
+            if not shares or any(x <= 0 for x in shares) or sum(shares) > 1.0 + 1e-9:
+                raise ValueError(f"subgroup_shares must be positive and sum to at most 1, got {shares!r}")
+        if self.level_delta is not None:
+            g, lv, deltas = self.level_delta
+            if not (0 <= g < len(self.subgroup_shares) and 0 <= lv < len(self.subgroup_shares[g])):
+                raise ValueError(f"level_delta names no declared level: subgroup {g}, level {lv}")
+            if len(deltas) != k or not all(0.0 < self.auc_champion + d < 1.0 for d in deltas):
+                raise ValueError(f"level_delta needs one ΔAUC per endpoint ({k}) within (0, 1) of the AUC")
+
+    @property
+    def n_levels(self) -> int:
+        """Levels over all declared subgroups (per endpoint)."""
+        return sum(len(shares) for shares in self.subgroup_shares)
+
+    def level_members(self) -> list[NDArray[np.intp]]:
+        """Each level's patients (indices into the split), subgroup by subgroup, level by level.
+
+        Each subgroup splits a fixed random order of the patients (its own, from a
+        generator seeded by the subgroup's position), so subgroups are independent.
+        """
+        out = []
+        for g, shares in enumerate(self.subgroup_shares):
+            order = np.random.default_rng(1000 + g).permutation(self.n)
+            edges = np.round(np.cumsum((0.0, *shares)) * self.n).astype(int)
+            out += [np.sort(order[a:b]) for a, b in itertools.pairwise(edges)]
+        return out
 
     @property
     def n_endpoints(self) -> int:
@@ -139,6 +185,9 @@ class GateStats:
     slope: NDArray[np.float64]
     se_slope: NDArray[np.float64]
     alt_calibration: dict[str, NDArray[np.float64]] | None = None
+    #: per declared subgroup level, ``(C, R, E × levels)`` arrays (endpoint-major):
+    #: n_cases, n_controls, auc_candidate, auc_champion, var_delta; None without subgroups
+    levels: tuple[NDArray[np.float64], ...] | None = None
 
     def with_alt_calibration(self, endpoint: int) -> GateStats:
         """The same replicates with the candidate's calibration on one endpoint replaced by the
@@ -156,6 +205,14 @@ class GateStats:
     def delta(self) -> NDArray[np.float64]:
         """ΔAUC, candidate minus champion."""
         return self.auc_candidate - self.auc_champion
+
+    def subgroup_inputs(self, candidate: int = 0) -> SubgroupInputs | None:
+        """Candidate ``candidate``'s replicates per subgroup level as the rule reads them, or None."""
+        if self.levels is None:
+            return None
+        n_cases, n_controls, auc_candidate, auc_champion, var_delta = (a[candidate] for a in self.levels)
+        cells = tuple(SubgroupCell("", "", str(j)) for j in range(n_cases.shape[1]))
+        return SubgroupInputs(cells, n_cases, n_controls, auc_candidate, auc_champion, var_delta)
 
     def rule_inputs(self, candidate: int = 0) -> RuleInputs:
         """Candidate ``candidate``'s replicates as the gate's rule reads them, arrays ``(R, E)``."""
@@ -211,7 +268,7 @@ def _labels(rng: np.random.Generator, sc: Scenario, reps: int) -> NDArray[np.boo
     return latent > cut
 
 
-def _prob(x: NDArray[np.float64], mu: float, prevalence: float) -> NDArray[np.float64]:
+def _prob(x: NDArray[np.float64], mu: float | NDArray[np.float64], prevalence: float) -> NDArray[np.float64]:
     logit = math.log(prevalence / (1 - prevalence)) + mu * x - mu * mu / 2.0
     return 1.0 / (1.0 + np.exp(-logit))
 
@@ -242,6 +299,9 @@ def _chunk_stats(
     }
     if alt is not None:
         out.update({f"alt_{k}": np.empty((1, reps, e_count)) for k in _CAL_KEYS})
+    members = sc.level_members()
+    if members:
+        out.update({f"level_{k}": np.empty((c_count, reps, e_count * len(members))) for k in _LEVEL_KEYS})
     mu_h = math.sqrt(2.0) * float(norm.ppf(sc.auc_champion))
     rho = sc.model_correlation
     for e in range(e_count):
@@ -255,7 +315,7 @@ def _chunk_stats(
         p_h = _prob(x_h, mu_h, prev)
         v_h = _placements_batch(y, x_h)
         brier_h = ((p_h - yf) ** 2).mean(axis=1)
-        mu_c = math.sqrt(2.0) * float(norm.ppf(sc.auc_champion + sc.delta[e]))  # type: ignore[index]
+        mu_c = _candidate_mu(sc, e)
         mult = sc.risk_multiplier[e]  # type: ignore[index]
         for c in range(c_count):
             x_c = mu_c * yf + rho * e_h + math.sqrt(1 - rho * rho) * rng.standard_normal((reps, sc.n))
@@ -282,7 +342,46 @@ def _chunk_stats(
             out["brier_champion"][c, :, e] = brier_h
             for key in ("citl", "se_citl", "slope", "se_slope"):
                 out[key][c, :, e] = cal[key]
+            for j, idx in enumerate(members):
+                col = e * len(members) + j
+                for key, value in zip(
+                    _LEVEL_KEYS, _paired_numbers(y[:, idx], x_c[:, idx], x_h[:, idx]), strict=True
+                ):
+                    out[f"level_{key}"][c, :, col] = value
     return out
+
+
+_LEVEL_KEYS = ("n_cases", "n_controls", "auc_candidate", "auc_champion", "var_delta")
+
+
+def _candidate_mu(sc: Scenario, e: int) -> float | NDArray[np.float64]:
+    """The candidate's binormal separation on endpoint ``e``: one number, or one per patient."""
+    mu = math.sqrt(2.0) * float(norm.ppf(sc.auc_champion + sc.delta[e]))  # type: ignore[index]
+    if sc.level_delta is None:
+        return mu
+    g, lv, deltas = sc.level_delta
+    per_patient = np.full(sc.n, mu)
+    start = sum(len(shares) for shares in sc.subgroup_shares[:g])
+    per_patient[sc.level_members()[start + lv]] = math.sqrt(2.0) * float(
+        norm.ppf(sc.auc_champion + deltas[e])
+    )
+    return per_patient
+
+
+def _paired_numbers(
+    y: NDArray[np.bool_], x_c: NDArray[np.float64], x_h: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], ...]:
+    """Cases, controls, both AUCs and the DeLong variance of their difference, per replicate row."""
+    m = y.sum(axis=1).astype(np.float64)
+    n0 = y.shape[1] - m
+    v_c, v_h = _placements_batch(y, x_c), _placements_batch(y, x_h)
+    auc_c, _ = _masked_mean_var(v_c, y, m)
+    auc_h, _ = _masked_mean_var(v_h, y, m)
+    _, var10 = _masked_mean_var(v_c - v_h, y, m)
+    _, var01 = _masked_mean_var(v_c - v_h, ~y, n0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = var10 / m + var01 / n0
+    return m, n0, auc_c, auc_h, var
 
 
 def simulate_gate_stats(
@@ -322,10 +421,12 @@ def simulate_gate_stats(
         done += size
     merged = {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
     alt_cal = {k: merged.pop(f"alt_{k}") for k in _CAL_KEYS} if alt_risk_multiplier is not None else None
+    levels = tuple(merged.pop(f"level_{k}") for k in _LEVEL_KEYS) if scenario.subgroup_shares else None
     return GateStats(
         n_cases=merged.pop("n_cases").astype(np.int64),
         n_controls=merged.pop("n_controls").astype(np.int64),
         alt_calibration=alt_cal,
+        levels=levels,
         **merged,
     )
 
