@@ -523,8 +523,8 @@ def _handling(ev: RunEvidence) -> _Answer:
 @_rule("12c")
 def _models(ev: RunEvidence) -> _Answer:
     internal = (
-        "bootstrap optimism correction of the regression"
-        if "optimism" in ev.metrics_keys
+        "a held-out test split, and bootstrap optimism correction of the regression"
+        if {"internal_validation", "optimism"} & ev.metrics_keys
         else "a held-out test split (no resampling)"
     )
     detail = f"models: {', '.join(ev.models)}; internal validation: {internal}"
@@ -825,7 +825,7 @@ def report_evidence(
     run_dir: str | Path,
     *,
     validation: Mapping[str, Any] | None = None,
-    metrics_keys: Iterable[str] = (),
+    metrics_keys: Iterable[str] | Mapping[str, Any] = (),
     written: Iterable[str] = (),
     small_sample: Iterable[str] = (),
 ) -> RunEvidence:
@@ -836,7 +836,8 @@ def report_evidence(
             not imported here, the report module imports this one).
         run_dir: The run folder (the report folder's parent).
         validation: The validation step's report, if any.
-        metrics_keys: The top-level keys of the report's ``metrics.json``.
+        metrics_keys: The top-level keys of the report's ``metrics.json``, or the metrics
+            themselves (then only the keys holding something count).
         written: Run-folder paths about to be written that do not exist yet (``report/index.html``).
         small_sample: Endpoints with too few cases or controls to judge.
     """
@@ -855,6 +856,10 @@ def report_evidence(
         threshold_method=str(ev.threshold_method),
         conf_level=float(ev.conf_level),
         profile=report.profile,
-        metrics_keys=frozenset(metrics_keys),
+        metrics_keys=frozenset(
+            (k for k, v in metrics_keys.items() if v not in (None, [], {}))
+            if isinstance(metrics_keys, Mapping)
+            else metrics_keys
+        ),
         small_sample=tuple(small_sample),
     )

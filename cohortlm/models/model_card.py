@@ -54,7 +54,7 @@ CARD_SCHEMA_VERSION = 1
 #: fewer cases (or controls) than this on the evaluation split: the card names the endpoint as imprecise
 FEW_CASES = 100
 #: outcome keys whose figures the card carries for the promoted model, when the gate step recorded them
-EVIDENCE_KEYS = ("calibration", "decision_curve", "subgroups", "optimism")
+EVIDENCE_KEYS = ("calibration", "decision_curve", "subgroups", "internal_validation", "optimism")
 _DECISION_CURVE_REFERENCES = ("treat_all", "treat_none")
 
 
