@@ -436,6 +436,9 @@ def run_local(
     recipe = as_profile(profile)
     bases = _checked_bases(recipe, base_models)
     spec = load_study(study)
+    # Usage and spec errors are found here, before the run folder and any step (exit 2).
+    _check_policy(policy, spec)
+    _check_data(data, out, spec)
     study_yaml = study_text(spec)  # what the run validates in its study-spec step
     run_id = new_run_id()
     run_dir = Path(out) if out else Path("runs") / run_id
@@ -467,7 +470,10 @@ def run_local(
     # The run's steps without the cluster's exit handler (KFP returns a pipeline's outputs only
     # from outside one); its work, pushing the run's outcome, is done here after the run.
     pipeline = build_run_pipeline(base_parallelism=1)
-    with _step_console(log_dir, pipeline.pipeline_spec, console, {"base_models": len(bases)}) as steps:
+    with (
+        _step_console(log_dir, pipeline.pipeline_spec, console, {"base_models": len(bases)}) as steps,
+        clean_import_path(),
+    ):
         try:
             outputs = dict(pipeline(**arguments).outputs)
         except RuntimeError as exc:
@@ -512,6 +518,59 @@ def _checked_bases(prof: Profile, base_models: list[str] | None) -> list[Any]:
         prof.base_model_or(b.source or None)  # a profile without a default model needs --base-model
     check_bases(bases)
     return bases
+
+
+@contextlib.contextmanager
+def clean_import_path() -> Iterator[None]:
+    """Step processes started meanwhile import only installed code, never the working folder's files.
+
+    kfp.local starts each task as ``python3 -m kfp.dsl.executor_main`` in this
+    process's working folder, and ``-m`` puts that folder first on ``sys.path``:
+    a user's ``h2.py`` or ``yaml.py`` there shadowed the package of that name
+    inside the steps. ``PYTHONSAFEPATH=1`` (Python 3.11+) keeps it off; the
+    variable is restored afterwards.
+    """
+    import os
+
+    saved = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONSAFEPATH", None)
+        else:
+            os.environ["PYTHONSAFEPATH"] = saved
+
+
+def _check_policy(policy: str, spec: Any) -> None:
+    """Refuse a policy whose ``primary`` or ``margins`` name an endpoint the study lacks (exit 2)."""
+    if not policy:
+        return
+    from cohortlm.cli.checks import check_policy_endpoints
+    from cohortlm.evaluation.gates import load_policy
+
+    check_policy_endpoints(load_policy(policy), spec, policy_name=str(policy))
+
+
+def _check_data(data: str | None, out: str | None, spec: Any) -> None:
+    """The data exists, is what the study's featuriser reads, and is not where the run writes (exit 2)."""
+    from cohortlm.cohort.featurise import check_input
+    from cohortlm.errors import UsageError
+
+    if data is None:
+        return
+    source = Path(data)
+    if not source.exists():
+        raise UsageError(f"--data {data} does not exist")
+    if out is not None:
+        target, src = Path(out).resolve(), source.resolve()
+        if target == src or src in target.parents or target in src.parents:
+            raise UsageError(
+                f"--out {out} overlaps --data {data}: the run writes its folder there; "
+                "give --out a folder apart from the data (or leave it out for runs/<id>)"
+            )
+    check_input(source, spec, what="--data")
 
 
 def _input_data(run_dir: Path, data: str | None, profile: Profile) -> tuple[Path, dict[str, float]]:
@@ -604,7 +663,7 @@ def _write_summary(
 
 def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:
     """Turn kfp.local's failure into an error with the step's own cause and its log."""
-    from cohortlm.errors import DataError, StepFailedError
+    from cohortlm.errors import DataError, SpecError, StepFailedError
 
     plain = _ANSI.sub("", message)
     match = re.search(r"Inner task failed: '?([a-z0-9-]+)", plain)
@@ -629,6 +688,9 @@ def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:
             f"the cohort failed validation{detail}. Report: {run_dir / 'validation' / 'validation.html'}; "
             f"log: {log}"
         ) from None
+    if cause.startswith(("SpecError:", "UsageError:")):
+        # A spec or usage error that only a step could see is still one: exit 2, as before any step.
+        raise SpecError(f"pipeline step '{step}' found a spec or usage error: {cause}. Log: {log}") from None
     raise StepFailedError(
         f"pipeline step '{step}' failed: {cause or 'no exception in its log'}. Log: {log}"
     ) from None

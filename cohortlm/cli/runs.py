@@ -123,6 +123,8 @@ def runs_compare(
     from rich.table import Table
 
     a, b = find_run(run_a, runs_dir), find_run(run_b, runs_dir)
+    a.require_readable()
+    b.require_readable()
     chosen = model or a.candidate or (a.models[-1] if a.models else None)
     if chosen is None:
         raise UsageError(f"run {a.run_id} has no report/metrics.json; give --model or a finished run")

@@ -333,6 +333,7 @@ def gate_power_command(
     candidate, 20 looks at one split), what it can show per endpoint, and warnings
     where the policy asks more than n patients can show.
     """
+    from cohortlm.cli.checks import check_policy_endpoints
     from cohortlm.cohort.study import load_study
     from cohortlm.evaluation.gate_power import design_table, gate_power, markdown_table, standard_cells
     from cohortlm.evaluation.gates import load_policy
@@ -349,6 +350,7 @@ def gate_power_command(
         )
     pol = load_policy(policy)
     names = load_study(study).endpoint_names
+    check_policy_endpoints(pol, names, policy_name=str(policy), study_name=f"study {study}")
     if prevalences:
         try:
             prev = tuple(float(p) for p in prevalences.split(","))

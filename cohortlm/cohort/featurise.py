@@ -100,9 +100,10 @@ def _read_raw(folder: Path, pid: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
             raise UsageError(f"--raw {folder} has no {name}.parquet or {name}.csv")
         tables[name] = read_table(path, what=f"raw table {path.name}")
     patients, visits, meds = tables["patients"], tables["visits"], tables["medications"]
-    _require(patients, [pid, "sex", "birth_date", "ra_onset_date", "enrolment_date"], "patients table")
-    _require(visits, [pid, "visit_date", *VISIT_COMPONENTS, *INDEX_COLUMNS], "visits table")
-    _require(meds, [pid, "drug", "drug_class", "start_date", "stop_date", "dose"], "medications table")
+    needs = _raw_tables(pid)
+    _require(patients, needs["patients"], "patients table")
+    _require(visits, needs["visits"], "visits table")
+    _require(meds, needs["medications"], "medications table")
     if patients[pid].duplicated().any():
         raise DataError(
             f"patients table has {int(patients[pid].duplicated().sum())} duplicated {pid} value(s); "
@@ -231,6 +232,77 @@ def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
 FEATURISERS: dict[str, Callable[[str | Path, StudySpec], FeaturiseResult]] = {
     "ra_visits": featurise_ra_visits,
 }
+
+
+def _raw_tables(pid: str) -> dict[str, list[str]]:
+    """The tables ``ra_visits`` reads and the columns each must have."""
+    return {
+        "patients": [pid, "sex", "birth_date", "ra_onset_date", "enrolment_date"],
+        "visits": [pid, "visit_date", *VISIT_COMPONENTS, *INDEX_COLUMNS],
+        "medications": [pid, "drug", "drug_class", "start_date", "stop_date", "dose"],
+    }
+
+
+#: What each featuriser reads: table name -> required columns, given the id column.
+FEATURISER_INPUTS: dict[str, Callable[[str], dict[str, list[str]]]] = {"ra_visits": _raw_tables}
+
+
+def _header(path: Path) -> list[str]:
+    """A table's column names, read without its rows."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+
+
+def check_input(raw: str | Path, spec: StudySpec, *, what: str = "--data") -> None:
+    """Check, from headers alone, that ``raw`` is what the study's featuriser reads.
+
+    A study with a featuriser needs a folder of raw tables with the columns it
+    derives the features from; a study without one needs one table file. Run
+    before any step, so that the wrong kind of input is a usage error (exit 2)
+    rather than a failure inside the featurise step.
+
+    Raises:
+        UsageError: naming what is missing and what the featuriser needs.
+    """
+    path = Path(raw)
+    if spec.featuriser is None:
+        if path.is_dir():
+            raise UsageError(
+                f"{what} {path} is a folder, but study '{spec.name}' has no featuriser: it reads one "
+                "table file (.csv or .parquet) with a row per patient"
+            )
+        return
+    needs = FEATURISER_INPUTS[spec.featuriser](spec.id_column)
+    listing = "; ".join(f"{t} ({', '.join(cols)})" for t, cols in needs.items())
+    if not path.is_dir():
+        raise UsageError(
+            f"{what} {path.name} is one table, but study '{spec.name}' uses the featuriser "
+            f"'{spec.featuriser}', which derives its features from a folder of raw tables: {listing}. "
+            "Give that folder; for a flat table with a row per patient, use a study without a "
+            "featuriser (cohortlm init-study drafts one from the file)"
+        )
+    for table, columns in needs.items():
+        found = next((c for c in (path / f"{table}.parquet", path / f"{table}.csv") if c.exists()), None)
+        if found is None:
+            raise UsageError(
+                f"{what} {path} has no {table}.parquet or {table}.csv; featuriser '{spec.featuriser}' "
+                f"reads {listing}"
+            )
+        try:
+            header = set(_header(found))
+        except Exception as exc:  # pyarrow and pandas raise their own kinds for an unreadable file
+            raise UsageError(
+                f"{what} {found.name} cannot be read as a table ({type(exc).__name__})"
+            ) from None
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise UsageError(
+                f"{what} {found.name} lacks column(s) {', '.join(missing)} that featuriser "
+                f"'{spec.featuriser}' needs; it reads {listing}"
+            )
 
 
 def featurise(raw: str | Path, spec: StudySpec) -> FeaturiseResult:

@@ -5,7 +5,10 @@ A local run leaves ``runs/<id>/`` (see ``pipelines/local.py``): ``summary.json``
 record: policy, per-endpoint verdicts, the test split's hash) and
 ``report/metrics.json`` (AUC per model and endpoint). A :class:`RunRecord` is
 what those files say; a file that is missing (a run that failed or is still
-going) leaves its fields empty rather than failing the listing.
+going) leaves its fields empty rather than failing the listing. A file that is
+there but is not a JSON object (truncated, damaged) is named in
+:attr:`RunRecord.damaged`: ``runs list`` shows the run as damaged, and ``runs
+compare`` refuses it (exit 2, naming the file) rather than compare empty fields.
 
 Only the standard library is imported: listing a hundred runs must not load pandas.
 """
@@ -43,7 +46,7 @@ class RunRecord:
 
     run_id: str
     path: Path
-    status: str  # "finished"; "reported" (a report, no pipeline summary); "failed or running"
+    status: str  # "finished"; "reported" (a report, no pipeline summary); "failed or running"; "damaged"
     study: str | None = None
     profile: str | None = None
     candidate: str | None = None
@@ -57,10 +60,27 @@ class RunRecord:
     split_hash: str | None = None
     #: the resolved recipe the LLM steps ran (``cohortlm.run.profiles.Profile.to_dict``); {} if not recorded
     recipe: dict[str, Any] = field(default_factory=dict)
+    #: the run's JSON files that exist but cannot be read as a JSON object (relative paths)
+    damaged: tuple[str, ...] = ()
+
+    def require_readable(self) -> None:
+        """Raise :class:`UsageError` naming the damaged files, if any.
+
+        Raises:
+            UsageError: a summary, decision or metrics file is truncated or not a JSON object.
+        """
+        if self.damaged:
+            files = ", ".join(str(self.path / d) for d in self.damaged)
+            raise UsageError(
+                f"run {self.run_id}: {files} cannot be read (not a complete JSON object: truncated or "
+                "damaged); nothing of the run can be trusted to compare. Re-run it, or remove the folder"
+            )
 
     @property
     def verdict(self) -> str:
         """``promote``, ``keep champion``, or what is known when the gate did not decide."""
+        if self.damaged:
+            return f"damaged ({', '.join(self.damaged)})"
         if self.promote is True:
             return "promote"
         if self.promote is False:
@@ -106,16 +126,26 @@ class RunRecord:
             "policy": self.policy,
             "split_hash": self.split_hash,
             "recipe": self.recipe,
+            "damaged": list(self.damaged),
         }
 
 
-def _json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; {} when it is missing or not a JSON object (never raises)."""
+def _json(path: Path, damaged: list[str] | None = None, root: Path | None = None) -> dict[str, Any]:
+    """A JSON object from ``path``; {} when it is missing or not a JSON object (never raises).
+
+    A file that exists but is not a JSON object is added to ``damaged`` (relative to ``root``).
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict):
+        return data
+    if damaged is not None and path.exists():
+        damaged.append(str(path.relative_to(root)) if root is not None else path.name)
+    return {}
 
 
 def _float(value: Any) -> float | None:
@@ -142,11 +172,12 @@ def read_run(path: str | Path) -> RunRecord:
     p = Path(path)
     if not p.is_dir():
         raise UsageError(f"{p} is not a run folder")
-    summary = _json(p / "summary.json")
+    damaged: list[str] = []
+    summary = _json(p / "summary.json", damaged, p)
     # A pipeline run writes decision.json at the top; `cohortlm report` alone writes report/decision.json.
-    decision = _json(p / "decision.json") or _json(p / "report" / "decision.json")
-    metrics = _json(p / "report" / "metrics.json")
-    run = _json(p / "run.json")
+    decision = _json(p / "decision.json", damaged, p) or _json(p / "report" / "decision.json", damaged, p)
+    metrics = _json(p / "report" / "metrics.json", damaged, p)
+    run = _json(p / "run.json", damaged, p)
     models = tuple(str(m) for m in metrics.get("models") or run.get("models") or ())
     verdicts = {str(e.get("endpoint")): e for e in decision.get("endpoints") or [] if isinstance(e, dict)}
     names = [str(e) for e in metrics.get("endpoints") or []] or list(verdicts)
@@ -172,7 +203,9 @@ def read_run(path: str | Path) -> RunRecord:
     return RunRecord(
         run_id=str(summary.get("run_id") or p.name),
         path=p,
-        status="finished" if summary else ("reported" if metrics else "failed or running"),
+        status="damaged"
+        if damaged
+        else ("finished" if summary else ("reported" if metrics else "failed or running")),
         study=summary.get("study"),
         profile=summary.get("profile"),
         candidate=decision.get("candidate") or run.get("candidate"),
@@ -185,6 +218,7 @@ def read_run(path: str | Path) -> RunRecord:
         policy=policy if isinstance(policy, dict) else {},
         split_hash=decision.get("split_hash"),
         recipe=recipe if isinstance(recipe, dict) else {},
+        damaged=tuple(damaged),
     )
 
 
