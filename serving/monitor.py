@@ -22,9 +22,11 @@ output holds only figures per endpoint and per feature name.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -121,11 +123,52 @@ def run_monitor(
     since = now - window_days * 86400 if window_days > 0 else 0.0
     if reference is not None:
         store.set_reference(version, reference_counts(spec, reference))
-    served = store.served(version, since, now + 1)
+    served = pd.DataFrame(store.served(version, since, now + 1))
+    bins = spec_bins(spec)
+    first_day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
+    last_day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    served_bins = {
+        name: _dense(counts, bins[name].size)
+        for name, counts in store.served_bins(version, first_day, last_day).items()
+        if name in bins
+    }
+    ref_bins = {
+        name: _dense(counts, bins[name].size)
+        for name, counts in store.reference(version).items()
+        if name in bins
+    }
+    result = assess(spec, decision, served, served_bins, ref_bins, psi_threshold=psi_threshold)
+    window = {
+        "from": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+        "to": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
+    }
+    return {"study": spec.name, "model_version": version, "window": window, **result}
+
+
+def assess(
+    spec: StudySpec,
+    decision: Mapping[str, Any],
+    served: pd.DataFrame,
+    served_bins: Mapping[str, np.ndarray],
+    reference_bins: Mapping[str, np.ndarray],
+    *,
+    psi_threshold: float = PSI_THRESHOLD,
+) -> dict[str, Any]:
+    """The monitor's figures from one window's data (no database: the simulations call it too).
+
+    Args:
+        spec: the served model's study.
+        decision: the gate's decision record at promotion (``{}``: nothing to compare with).
+        served: one row per logged prediction and endpoint: ``pseudonym``, ``endpoint``,
+            ``probability``, ``served_at``, ``outcome`` (NaN until it arrives).
+        served_bins: feature -> served counts per bin (:mod:`cohortlm.monitoring.bins`).
+        reference_bins: feature -> the training reference's counts per bin.
+        psi_threshold: PSI above which a feature may count as drifted.
+    """
     gate, tolerance = gate_figures(decision)
     endpoints = spec.endpoint_names
     alpha_endpoint = FAMILY_ALPHA / 2 / (3 * max(len(endpoints), 1))
-    frame = pd.DataFrame(served)
+    frame = served
     out_endpoints: dict[str, Any] = {}
     for endpoint in endpoints:
         rows = frame[frame["endpoint"] == endpoint] if len(frame) else frame
@@ -145,15 +188,11 @@ def run_monitor(
         )
         out_endpoints[endpoint] = rep.to_dict()
     bins = spec_bins(spec)
-    first_day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
-    last_day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
-    served_bins = store.served_bins(version, first_day, last_day)
-    ref_bins = store.reference(version)
     alpha_feature = FAMILY_ALPHA / 2 / max(len(bins), 1)
     out_features: dict[str, Any] = {}
     for name, b in bins.items():
-        cur = _dense(served_bins.get(name, {}), b.size)
-        if name not in ref_bins:
+        cur = np.asarray(served_bins.get(name, np.zeros(b.size, dtype=np.int64)))
+        if name not in reference_bins:
             out_features[name] = {
                 "psi": None,
                 "p_value": None,
@@ -161,11 +200,16 @@ def run_monitor(
                 "n_groups": 0,
                 "n_served": int(cur.sum()),
                 "n_reference": 0,
+                "served_counts": privacy_merge(cur, MIN_COUNT),
             }
             continue
-        ref = _dense(ref_bins[name], b.size)
         d = feature_drift(
-            name, ref, cur, min_count=MIN_COUNT, psi_threshold=psi_threshold, alpha=alpha_feature
+            name,
+            reference_bins[name],
+            cur,
+            min_count=MIN_COUNT,
+            psi_threshold=psi_threshold,
+            alpha=alpha_feature,
         )
         entry = d.to_dict()
         entry["served_counts"] = privacy_merge(cur, MIN_COUNT)  # no group under 10 patients
@@ -174,12 +218,6 @@ def run_monitor(
     drifted = sorted(f for f, r in out_features.items() if r["drifted"])
     n_predictions = int(len(frame) // max(len(endpoints), 1)) if len(frame) else 0
     return {
-        "study": spec.name,
-        "model_version": version,
-        "window": {
-            "from": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
-            "to": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
-        },
         "n_predictions": n_predictions,
         "endpoints": out_endpoints,
         "features": out_features,
@@ -188,7 +226,7 @@ def run_monitor(
         "degraded_endpoints": degraded,
         "drifted_features": drifted,
         "has_gate_figures": bool(gate),
-        "has_reference": bool(ref_bins),
+        "has_reference": bool(reference_bins),
         "levels": {
             "family": FAMILY_ALPHA,
             "per_endpoint_test": alpha_endpoint,
@@ -288,23 +326,25 @@ def kfp_submitter(
             train_evaluate_promote,
         )
 
-        client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        result = client.create_run_from_pipeline_func(
-            train_evaluate_promote,
-            arguments={
-                "raw_data": raw_data,
-                "study_yaml": study_text,
-                "profile": "paper",
-                "model_store": MODEL_STORE_MOUNT,
-                "isvc_namespace": namespace or "cohortlm",
-                "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
-            },
-            run_name=f"retrain-{stamp}",
-            experiment_name="cohortlm-retraining",
-            namespace=namespace,
-            enable_caching=False,
-        )
+        # the kfp client prints links on stdout; --json's stdout holds one object only
+        with contextlib.redirect_stdout(sys.stderr):
+            client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
+            result = client.create_run_from_pipeline_func(
+                train_evaluate_promote,
+                arguments={
+                    "raw_data": raw_data,
+                    "study_yaml": study_text,
+                    "profile": "paper",
+                    "model_store": MODEL_STORE_MOUNT,
+                    "isvc_namespace": namespace or "cohortlm",
+                    "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
+                },
+                run_name=f"retrain-{stamp}",
+                experiment_name="cohortlm-retraining",
+                namespace=namespace,
+                enable_caching=False,
+            )
         return str(result.run_id)
 
     return submit
@@ -454,6 +494,7 @@ def default_report_dir(now: float | None = None) -> Path:
 
 
 __all__ = [
+    "assess",
     "build_monitor_registry",
     "default_report_dir",
     "kfp_submitter",

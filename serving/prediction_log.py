@@ -233,12 +233,16 @@ class LogStore:
         self.engine = engine_for(url)
         if create:
             try:
-                metadata.create_all(self.engine)
+                self.create_tables()
             except sa.exc.OperationalError as exc:
                 raise UsageError(
                     f"prediction log {safe_url(url)} is not reachable ({type(exc.orig).__name__}); "
                     "check the URL, the server and the credentials"
                 ) from None
+
+    def create_tables(self) -> None:
+        """Create the log's tables where missing (raises the driver's error when the database is down)."""
+        metadata.create_all(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -457,7 +461,20 @@ class PredictionLog:
         max_batch: int = 256,
         flush_interval: float = 0.5,
     ):
-        self.store = LogStore(url)
+        # The server starts (and serves) even when the database is down: the tables are
+        # created by the writer once it answers, and what cannot be written is dropped and counted.
+        self.store = LogStore(url, create=False)
+        self._tables = False
+        try:
+            self.store.create_tables()
+            self._tables = True
+        except Exception as exc:
+            log.warning(
+                "prediction log %s not reachable at start (%s); predictions are dropped and counted "
+                "until it answers",
+                safe_url(url),
+                type(exc).__name__,
+            )
         self._key = key
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
         self.max_batch = max_batch
@@ -513,6 +530,9 @@ class PredictionLog:
                     break
             n = sum(i.proba.shape[0] for i in batch)
             try:
+                if not self._tables:
+                    self.store.create_tables()
+                    self._tables = True
                 self.store.write(batch, self._key, self._bins_of)
                 PREDICTION_LOG_WRITTEN.inc(n)
                 backoff = 0.0

@@ -135,3 +135,18 @@ def test_the_shipped_secret_placeholders_are_refused_naming_the_secret(tmp_path)
     url.write_text(f"sqlite:///{tmp_path / 'log.db'}\n")  # the mounted Secret's file holds the URL
     LogStore(f"@{url}").close()
     assert (tmp_path / "log.db").is_file()
+
+
+def test_a_log_whose_database_is_down_at_start_still_serves_and_counts(baseline_bundle, small_cohort):
+    from services import free_port
+
+    served = load_served_bundle(baseline_bundle, require_manifest=False)
+    log = PredictionLog(f"postgresql://cohortlm@127.0.0.1:{free_port()}/log", KEY, flush_interval=0.05)
+    before = _dropped("write_failed")
+    proba = _feed(log, served, instances(small_cohort.iloc[:3], served.schema.spec), None)
+    assert np.isfinite(proba).all()
+    deadline = time.monotonic() + 20
+    while _dropped("write_failed") - before < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _dropped("write_failed") - before == 3
+    log.close(timeout=5)
