@@ -235,7 +235,6 @@ def subgroup_cells(
         Cell(
             "sub_h0", "equal everywhere: false block", "subgroup", base, 0.05, "max", None, "subgroup_blocked"
         ),
-        Cell("sub_h0_promoted", "equal everywhere: false promotion", "subgroup", base, 0.05, "max"),
         Cell(
             "sub_better",
             "+0.02 on all 8 in every level: false block",
@@ -266,14 +265,6 @@ def subgroup_cells(
             "min",
             None,
             "subgroup_blocked",
-        ),
-        Cell(
-            "sub_men_promoted",
-            f"-0.10 among men on {which}, +0.02 overall on all 8: promoted",
-            "subgroup",
-            harmed,
-            math.nan,
-            "max",
         ),
     ]
 

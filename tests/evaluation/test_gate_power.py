@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from cohortlm.cli import main
-from cohortlm.evaluation.gate_power import design_table, markdown_table, standard_cells
+from cohortlm.evaluation.gate_power import design_table, markdown_table, standard_cells, subgroup_cells
 from cohortlm.evaluation.gates import GatePolicy
+from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
 
 
 def test_standard_cells_cover_the_targets() -> None:
@@ -62,3 +65,18 @@ def test_markdown_table_marks_missed_targets() -> None:
         "rates": {"p": {"promoted": 0.2, "reps": 10}},
     }
     assert "**no**" in markdown_table([row], ["p"])
+
+
+def test_subgroup_cells_harm_men_on_the_three_most_common_endpoints_and_gain_overall() -> None:
+    cells = {c.key: c for c in subgroup_cells()}
+    assert cells["sub_h0"].measure == "subgroup_blocked" and cells["sub_h0"].bound == "max"
+    assert cells["sub_men"].measure == "subgroup_blocked" and cells["sub_men"].target == 0.8
+    sc = cells["sub_men"].scenario
+    g, lv, men = sc.level_delta
+    share = sc.subgroup_shares[g][lv]
+    assert share == 0.15
+    common3 = sorted(range(8), key=lambda i: RA_PREVALENCES[i])[-3:]
+    for e in range(8):
+        overall = (1 - share) * sc.delta[e] + share * men[e]
+        assert overall == pytest.approx(0.02)
+        assert men[e] == (-0.10 if e in common3 else 0.02)
