@@ -50,13 +50,18 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from cohortlm.errors import DataError, UsageError
+from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, decision_curve, threshold_grid
+from cohortlm.evaluation.intervals import THRESHOLD_METRICS, threshold_metric_intervals, wilson_interval
+from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS, calibration_summary
 from cohortlm.evaluation.stats.delong import AUCResult, DeLongWarning, _as_labels, _as_scores, auc_ci
 
 __all__ = [
+    "DECLARED_SOURCE",
     "TABLE1_COLUMNS",
     "THRESHOLD_METHODS",
     "Evaluation",
     "ThresholdMetrics",
+    "ThresholdPool",
     "brier_score",
     "calibration_data",
     "choose_threshold",
@@ -68,6 +73,8 @@ __all__ = [
 ]
 
 DEFAULT_SERVING_THRESHOLD = 0.5
+#: ``threshold_source`` of a threshold the study spec declares (``decision_threshold``)
+DECLARED_SOURCE = "study spec (declared risk)"
 
 THRESHOLD_METHODS: tuple[str, ...] = ("youden", "closest_topleft", "max_f1")
 
@@ -94,6 +101,7 @@ TABLE1_COLUMNS: tuple[str, ...] = (
     "tn",
     "fn",
     "threshold_source",
+    *(f"{m}_ci_{side}" for m in THRESHOLD_METRICS for side in ("low", "high")),
 )
 
 
@@ -253,7 +261,8 @@ def calibration_data(
         strategy: ``"quantile"`` (equal counts) or ``"uniform"`` (equal widths on [0, 1]).
 
     Returns:
-        A DataFrame with columns ``bin``, ``mean_predicted``, ``observed_rate``, ``n``;
+        A DataFrame with columns ``bin``, ``mean_predicted``, ``observed_rate``, ``n``,
+        ``cases`` and the observed rate's 95 % Wilson interval ``ci_low``, ``ci_high``;
         empty bins are left out.
 
     Raises:
@@ -264,7 +273,7 @@ def calibration_data(
     if strategy not in ("quantile", "uniform"):
         raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
     labels, score = _arrays(y_true, y_score)
-    columns = ["bin", "mean_predicted", "observed_rate", "n"]
+    columns = ["bin", "mean_predicted", "observed_rate", "n", "cases", "ci_low", "ci_high"]
     if labels.shape[0] == 0:
         return pd.DataFrame(columns=columns)
     if strategy == "quantile":
@@ -275,8 +284,12 @@ def calibration_data(
     idx = np.digitize(score, edges[1:-1], right=True) if edges.size > 2 else np.zeros(score.shape, int)
     frame = pd.DataFrame({"bin": idx, "p": score, "y": labels.astype(float)})
     out = frame.groupby("bin", sort=True).agg(
-        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size")
+        mean_predicted=("p", "mean"), observed_rate=("y", "mean"), n=("y", "size"), cases=("y", "sum")
     )
+    out["cases"] = out["cases"].astype(int)
+    bounds = [wilson_interval(int(k), int(m)) for k, m in zip(out["cases"], out["n"], strict=True)]
+    out["ci_low"] = [b[0] for b in bounds]
+    out["ci_high"] = [b[1] for b in bounds]
     return out.reset_index()[columns]
 
 
@@ -368,6 +381,13 @@ class Evaluation:
         notes: Warnings in words (e.g. an endpoint with one class in a split).
         thresholds: Per endpoint and model, the threshold and where it was chosen
             (``endpoint``, ``model``, ``threshold``, ``source``, ``n``, ``n_cases``).
+        calibration_table: Per endpoint and model on the evaluation split: calibration-in-the-large
+            and slope with intervals, O/E ratio, ICI, Brier (:data:`CALIBRATION_COLUMNS`).
+        decision_curve: Net benefit per endpoint, model (and ``treat_all``, ``treat_none``)
+            and threshold probability (:data:`DECISION_CURVE_COLUMNS`).
+        decision_thresholds: The study spec's declared decision threshold per endpoint.
+        eval_arrays: Per endpoint and model, the evaluation split's labels and scores
+            (for figures; not written to JSON).
     """
 
     table1: pd.DataFrame
@@ -379,13 +399,38 @@ class Evaluation:
     conf_level: float = 0.95
     notes: list[str] = field(default_factory=list)
     thresholds: list[dict[str, Any]] = field(default_factory=list)
+    calibration_table: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(CALIBRATION_COLUMNS))
+    )
+    decision_curve: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(DECISION_CURVE_COLUMNS))
+    )
+    decision_thresholds: dict[str, float] = field(default_factory=dict)
+    eval_arrays: dict[tuple[str, str], tuple[NDArray[np.int8], NDArray[np.float64]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def calibration_records(self) -> list[dict[str, Any]]:
+        """The calibration table's rows as JSON-ready dicts."""
+        return [
+            {k: _clean(v) for k, v in r.items()} for r in self.calibration_table.to_dict(orient="records")
+        ]
+
+    def decision_curve_records(self) -> list[dict[str, Any]]:
+        """The decision curves' rows as JSON-ready dicts."""
+        return [{k: _clean(v) for k, v in r.items()} for r in self.decision_curve.to_dict(orient="records")]
 
     def table1_records(self) -> list[dict[str, Any]]:
         """Table 1's rows as JSON-ready dicts (NaN as None, numpy scalars as Python)."""
         return [{k: _clean(v) for k, v in row.items()} for row in self.table1.to_dict(orient="records")]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: Table 1 rows, calibration bins, settings and notes (ROC points left out)."""
+        """JSON-ready form: Table 1 rows, calibration table and bins, decision curves, settings, notes.
+
+        ``calibration`` is the calibration table (``report/calibration.csv``'s rows),
+        ``calibration_bins`` the reliability bins per ``endpoint/model``, ``decision_curve``
+        ``report/decision_curve.csv``'s rows; ROC points are left out.
+        """
         rows = self.table1_records()
         calib = {
             f"{ep}/{model}": [{k: _clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
@@ -397,7 +442,10 @@ class Evaluation:
             "eval_split": self.eval_split,
             "conf_level": self.conf_level,
             "table1": rows,
-            "calibration": calib,
+            "calibration": self.calibration_records(),
+            "calibration_bins": calib,
+            "decision_curve": self.decision_curve_records(),
+            "decision_thresholds": dict(self.decision_thresholds),
             "thresholds": [{k: _clean(v) for k, v in t.items()} for t in self.thresholds],
             "notes": list(self.notes),
         }
@@ -410,6 +458,26 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return None if math.isnan(float(value)) else float(value)
     return value
+
+
+@dataclass(frozen=True)
+class ThresholdPool:
+    """Extra scored patients pooled with the threshold split's to choose a model's thresholds.
+
+    The pipeline's baseline brings its out-of-fold training scores
+    (:func:`cohortlm.models.baseline.out_of_fold_proba`): every training patient
+    scored by a regression fitted without them, so pooling them with validation
+    never chooses a threshold on patients the model was fitted on.
+
+    Attributes:
+        labels: Labels of the extra patients, one column per endpoint (0/1/NaN).
+        scores: ``{model: DataFrame}`` of those patients' scores (models absent here pool nothing).
+        name: What the rows are, for ``threshold_source`` (e.g. ``train (out-of-fold)``).
+    """
+
+    labels: pd.DataFrame
+    scores: Mapping[str, pd.DataFrame]
+    name: str = "train (out-of-fold)"
 
 
 def evaluate(
@@ -425,6 +493,8 @@ def evaluate(
     n_bins: int = 10,
     threshold_min_cases: int = 20,
     threshold_fallback_split: str | None = "train",
+    decision_thresholds: Mapping[str, float] | None = None,
+    threshold_pool: ThresholdPool | None = None,
 ) -> Evaluation:
     """Table 1, ROC and calibration for every endpoint and model.
 
@@ -443,6 +513,19 @@ def evaluate(
             ``threshold_split`` before the fallback split is pooled in.
         threshold_fallback_split: The split pooled in when the threshold split has
             too few cases and the model scored it; None never pools.
+        decision_thresholds: A declared clinical decision threshold (a risk) per endpoint;
+            every model's Table 1 row for that endpoint uses it (source :data:`DECLARED_SOURCE`),
+            and the decision curve has a point there.
+        threshold_pool: Out-of-fold scores pooled with the threshold split for the models
+            it holds, whatever the threshold split's case count (:class:`ThresholdPool`).
+
+    Where each threshold comes from, in order: the declared one; the threshold split
+    pooled with ``threshold_pool``; the threshold split alone when it has at least
+    ``threshold_min_cases`` cases and controls; the threshold split pooled with
+    ``threshold_fallback_split`` when the model scored it; else the threshold split
+    alone, its source marked unstable. Every interval of Table 1 is at ``conf_level``:
+    Wilson for proportions, a stratified bootstrap for F1
+    (:func:`cohortlm.evaluation.intervals.threshold_metric_intervals`).
 
     Returns:
         An :class:`Evaluation`.
@@ -467,12 +550,15 @@ def evaluate(
         n_bins,
         threshold_min_cases,
         threshold_fallback_split,
+        {str(k): float(v) for k, v in (decision_thresholds or {}).items()},
+        threshold_pool,
     )
     pairs = [
         _evaluate_pair(labels, frame, ep, model, setup, notes)
         for ep in eps
         for model, frame in scores.items()
     ]
+    calibration_rows = [p.calibration_row for p in pairs if p.calibration_row is not None]
     return Evaluation(
         table1=pd.DataFrame([p.row for p in pairs], columns=list(TABLE1_COLUMNS)),
         roc={(p.row["endpoint"], p.row["model"]): p.roc for p in pairs},
@@ -485,7 +571,32 @@ def evaluate(
         conf_level=conf_level,
         notes=notes,
         thresholds=[p.threshold for p in pairs],
+        calibration_table=pd.DataFrame(calibration_rows, columns=list(CALIBRATION_COLUMNS)),
+        decision_curve=_decision_curves(pairs, eps, setup.decision_thresholds),
+        decision_thresholds=dict(setup.decision_thresholds),
+        eval_arrays={(p.row["endpoint"], p.row["model"]): p.arrays for p in pairs},
     )
+
+
+def _decision_curves(
+    pairs: Sequence[_PairResult], endpoints: Sequence[str], declared: Mapping[str, float]
+) -> pd.DataFrame:
+    """Net benefit of every model with probabilities, per endpoint, on a grid fitted to its prevalence."""
+    frames = []
+    for ep in endpoints:
+        mine = [p for p in pairs if p.row["endpoint"] == ep and p.calibration_row is not None]
+        if not mine:
+            continue
+        y = mine[0].arrays[0]
+        if y.size == 0:
+            continue
+        grid = threshold_grid(float(y.mean()), decision_threshold=declared.get(ep))
+        # Every model was scored on the same patients (the gate's inputs); one not was left out.
+        same = [p for p in mine if p.arrays[0].shape == y.shape and np.array_equal(p.arrays[0], y)]
+        frames.append(decision_curve(y, {p.row["model"]: p.arrays[1] for p in same}, grid, endpoint=ep))
+    if not frames:
+        return pd.DataFrame(columns=list(DECISION_CURVE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _split_rows(
@@ -523,6 +634,8 @@ class _PairSetup:
     n_bins: int
     threshold_min_cases: int
     threshold_fallback_split: str | None
+    decision_thresholds: dict[str, float] = field(default_factory=dict)
+    threshold_pool: ThresholdPool | None = None
 
 
 @dataclass(frozen=True)
@@ -533,6 +646,8 @@ class _PairResult:
     threshold: dict[str, Any]
     roc: pd.DataFrame
     calibration: pd.DataFrame | None
+    calibration_row: dict[str, Any] | None
+    arrays: tuple[NDArray[np.int8], NDArray[np.float64]]
 
 
 def _evaluate_pair(
@@ -541,10 +656,15 @@ def _evaluate_pair(
     """Threshold, AUC, ROC, Table 1 row and calibration of one model on one endpoint (notes to ``notes``)."""
     y_fit, s_fit = endpoint_arrays(labels, frame, ep, model=model, rows=setup.fit_rows)
     y_ev, s_ev = endpoint_arrays(labels, frame, ep, model=model, rows=setup.eval_rows)
-    y_fit, s_fit, source = _pool_fallback(labels, frame, ep, model, setup, y_fit, s_fit)
+    declared = setup.decision_thresholds.get(ep)
+    if declared is not None:
+        y_fit, s_fit, source = y_fit[:0], s_fit[:0], DECLARED_SOURCE
+    else:
+        y_fit, s_fit, source = _pool_fallback(labels, frame, ep, model, setup, y_fit, s_fit)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeLongWarning)
-        thr = choose_threshold(y_fit, s_fit, method=setup.threshold_method)
+        method = declared if declared is not None else setup.threshold_method
+        thr = choose_threshold(y_fit, s_fit, method=method)
         auc = auc_ci(y_ev, s_ev, conf_level=setup.conf_level, method="logit")
         points = roc_points(y_ev, s_ev)
     for w in caught:
@@ -559,13 +679,15 @@ def _evaluate_pair(
             f"patient(s) on {setup.fit_name or 'the evaluated rows'}); Table 1 shows none"
         )
     elif (
-        isinstance(setup.threshold_method, str)
+        declared is None
+        and isinstance(setup.threshold_method, str)
         and min(fit_cases, y_fit.size - fit_cases) < setup.threshold_min_cases
     ):
         notes.append(
             f"{ep}/{model}: threshold chosen on {fit_cases} case(s) among {y_fit.size} patient(s) "
             f"({source}); fewer than {setup.threshold_min_cases}, so it is unstable"
         )
+        source = f"{source} (unstable: {min(fit_cases, y_fit.size - fit_cases)} cases or controls)"
     threshold = {
         "endpoint": ep,
         "model": model,
@@ -580,8 +702,26 @@ def _evaluate_pair(
     else:
         brier = brier_score(y_ev, s_ev)
     calibration = None if math.isnan(brier) else calibration_data(y_ev, s_ev, n_bins=setup.n_bins)
+    calibration_row = (
+        None
+        if math.isnan(brier)
+        else calibration_summary(y_ev, s_ev, conf_level=setup.conf_level, endpoint=ep, model=model)
+    )
     row = _table1_row(ep, model, y_ev, auc, tm, brier, source)
-    return _PairResult(row=row, threshold=threshold, roc=points, calibration=calibration)
+    if math.isfinite(thr):
+        intervals = threshold_metric_intervals(tm.to_dict(), conf_level=setup.conf_level)
+    else:
+        intervals = {m: (math.nan, math.nan) for m in THRESHOLD_METRICS}
+    for metric, (low, high) in intervals.items():
+        row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low, high
+    return _PairResult(
+        row=row,
+        threshold=threshold,
+        roc=points,
+        calibration=calibration,
+        calibration_row=calibration_row,
+        arrays=(y_ev, s_ev),
+    )
 
 
 def _pool_fallback(
@@ -593,8 +733,15 @@ def _pool_fallback(
     y_fit: NDArray[np.int8],
     s_fit: NDArray[np.float64],
 ) -> tuple[NDArray[np.int8], NDArray[np.float64], str]:
-    """The threshold's labels and scores, the fallback split pooled in on few cases, and their source."""
+    """The threshold's labels and scores (the pool or fallback split pooled in) and their source."""
     source = setup.fit_name or "evaluated rows"
+    pool = setup.threshold_pool
+    if pool is not None and model in pool.scores and ep in pool.labels.columns:
+        rows = pool.labels.index[pool.labels[ep].notna()].intersection(pool.scores[model].index)
+        rows = rows[pool.scores[model].loc[rows, ep].notna().to_numpy()] if len(rows) else rows
+        if len(rows):
+            y_x, s_x = endpoint_arrays(pool.labels, pool.scores[model], ep, model=model, rows=rows)
+            return np.concatenate([y_fit, y_x]), np.concatenate([s_fit, s_x]), f"{source}+{pool.name}"
     few = min(int(y_fit.sum()), int(y_fit.size - y_fit.sum())) < setup.threshold_min_cases
     fallback = setup.threshold_fallback_split
     if few and setup.split is not None and fallback and isinstance(setup.threshold_method, str):

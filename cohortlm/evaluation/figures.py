@@ -33,7 +33,14 @@ from cohortlm.evaluation.report import (
     small_sample_endpoints,
 )
 
-__all__ = ["MODEL_COLORS", "layout_problems", "model_styles", "plot_roc"]
+__all__ = [
+    "MODEL_COLORS",
+    "layout_problems",
+    "model_styles",
+    "plot_calibration",
+    "plot_decision_curve",
+    "plot_roc",
+]
 
 MODEL_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 _WARN_COLOR = "#b00020"
@@ -259,3 +266,207 @@ def layout_problems(fig: Figure, *, dpi: float | None = None, tolerance: float =
         if not inside(box):
             problems.append(f"{name} is clipped: it reaches outside the figure")
     return problems
+
+
+# ----------------------------------------------------------------------------- calibration, decision curves
+
+
+def _risk_limit(values: Sequence[Any]) -> float:
+    """An axis's top for predicted risks: the 99th percentile over the models, rounded up to 0.1."""
+    import numpy as np
+
+    tops = [float(np.quantile(v, 0.99)) for v in values if len(v)]
+    top = max(tops, default=1.0)
+    return float(min(1.0, max(0.1, math.ceil(top * 10.0 - 1e-9) / 10.0)))
+
+
+def _panels(
+    report: ReportData, *, legend_rows: int, strip: bool
+) -> tuple[Figure, list[tuple[str, Any, Any | None, Any]]]:
+    """A figure laid out like :func:`plot_roc`'s: per endpoint its axes, an optional strip, a legend."""
+    layout = panel_layout(report.endpoints)
+    nrows, ncols = len(layout), len(layout[0])
+    legend_h = 0.16 * legend_rows + 0.15
+    strip_h = 0.55 if strip else 0.0
+    width = max(3.7 * ncols, 5.5)
+    fig = Figure(figsize=(width, (3.35 + strip_h + legend_h) * nrows + 0.9), layout="constrained")
+    ratios = [3.0, strip_h, legend_h] if strip else [3.0, legend_h]
+    per = len(ratios)
+    grid = fig.add_gridspec(per * nrows, ncols, height_ratios=ratios * nrows)
+    out = []
+    for r, row in enumerate(layout):
+        for c, ep in enumerate(row):
+            if ep is None:
+                continue
+            ax = fig.add_subplot(grid[per * r, c])
+            strip_ax = fig.add_subplot(grid[per * r + 1, c], sharex=ax) if strip else None
+            legend_ax = fig.add_subplot(grid[per * r + per - 1, c])
+            legend_ax.set_axis_off()
+            out.append((ep, ax, strip_ax, legend_ax))
+    return fig, out
+
+
+def _suptitle(fig: Figure, report: ReportData, head: str) -> None:
+    split = report.evaluation.eval_split or "all rows"
+    warnings = _figure_warnings(report, small_sample_endpoints(report), split)
+    width = max(30, int(fig.get_figwidth() * 10))
+    lines = [part for line in [head, *warnings] for part in textwrap.wrap(line, width)]
+    fig.suptitle("\n".join(lines), fontsize=12, color=_WARN_COLOR if warnings else "black")
+
+
+def _n_title(report: ReportData, ep: str) -> tuple[str, bool]:
+    table = report.evaluation.table1
+    rows = table[table["endpoint"] == ep]
+    if rows.empty:
+        return "no patients", True
+    n, cases = int(rows["n"].max()), int(rows.loc[rows["n"].idxmax(), "n_cases"])
+    small = min(cases, n - cases) < MIN_CASES
+    return f"n = {n}, {cases} cases" + (f" (under {MIN_CASES}: imprecise)" if small else ""), small
+
+
+def plot_calibration(report: ReportData, *, labels: Mapping[str, str] | None = None) -> Figure:
+    """The calibration figure: per endpoint, observed against predicted risk for every model.
+
+    Each model has a lowess-smoothed curve (the curve behind the ICI,
+    :func:`~cohortlm.evaluation.stats.calibration.smoothed_calibration`) and its risk
+    deciles as points with 95 % Wilson intervals of the observed rate; the diagonal is
+    perfect calibration. The strip below each panel shows the distribution of predicted
+    risk per model (the share of patients per bin), so a reader sees where the curve
+    rests on few patients.
+    Colours and line styles are :func:`model_styles`', as in the ROC figure; the
+    legend gives each model's calibration slope and ICI.
+    """
+    import numpy as np
+
+    from cohortlm.evaluation.evaluate import calibration_data
+    from cohortlm.evaluation.stats.calibration import smoothed_calibration
+
+    ev = report.evaluation
+    names = {m: (labels or {}).get(m) or model_label(m) for m in report.models}
+    styles = model_styles(report.models)
+    cal = ev.calibration_table.set_index(["endpoint", "model"]) if len(ev.calibration_table) else None
+    fig, panels = _panels(report, legend_rows=len(report.models) + 2, strip=True)
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    for ep, ax, strip_ax, legend_ax in panels:
+        drawn = [
+            m for m in report.models if cal is not None and (ep, m) in cal.index and (ep, m) in ev.eval_arrays
+        ]
+        top = _risk_limit([ev.eval_arrays[(ep, m)][1] for m in drawn])
+        ax.plot([0, top], [0, top], linestyle="--", color="0.6", linewidth=0.8)
+        handles, texts = [], []
+        bins = np.linspace(0.0, top, 26)
+        for model in drawn:
+            color, dash = styles[model]
+            y, p = ev.eval_arrays[(ep, model)]
+            lo, hi = float(np.quantile(p, 0.01)), float(np.quantile(p, 0.99))
+            grid = np.linspace(lo, hi, 80)
+            curve = smoothed_calibration(y, p, at=grid)
+            ax.plot(grid, curve, color=color, linestyle=dash, linewidth=1.6, gid=model)
+            dec = calibration_data(y, p, n_bins=10)
+            err = np.vstack(
+                [dec["observed_rate"] - dec["ci_low"], dec["ci_high"] - dec["observed_rate"]]
+            ).clip(min=0)
+            ax.errorbar(
+                dec["mean_predicted"], dec["observed_rate"], yerr=err, fmt="o", markersize=2.8,
+                color=color, elinewidth=0.7, capsize=1.5, alpha=0.8,
+            )  # fmt: skip
+            share, _ = np.histogram(np.clip(p, 0, top), bins=bins)
+            if strip_ax is not None:
+                strip_ax.stairs(share / max(1, p.size), bins, color=color, linestyle=dash, linewidth=1.1)
+            row = cal.loc[(ep, model)] if cal is not None else None
+            slope = float(row["slope"]) if row is not None else math.nan
+            ici = float(row["ici"]) if row is not None else math.nan
+            handles.append(Line2D([], [], color=color, linestyle=dash, linewidth=1.6))
+            texts.append(f"{names[model]}  slope {slope:.2f}, ICI {ici:.3f}")
+        head, warn = _n_title(report, ep)
+        legend = legend_ax.legend(
+            handles, texts, title=head + "\nCalibration slope, ICI", loc="upper center", fontsize=7.5,
+            title_fontsize=7.5, frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
+        )  # fmt: skip
+        if warn:
+            legend.get_title().set_color(_WARN_COLOR)
+        ax.set_title(f"({next(letters)}) " + report.titles.get(ep, ep), fontsize=10, loc="left")
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_ylabel("Observed risk", fontsize=9)
+        ax.tick_params(labelsize=8, labelbottom=False)
+        ax.grid(True, linewidth=0.3, alpha=0.5)
+        if strip_ax is not None:
+            strip_ax.set_xlabel("Predicted risk", fontsize=9)
+            strip_ax.set_yticks([])
+            strip_ax.set_ylabel("share", fontsize=7)
+            strip_ax.tick_params(labelsize=8)
+    n_max = int(ev.table1["n"].max()) if len(ev.table1) else 0
+    split = ev.eval_split or "all rows"
+    _suptitle(
+        fig,
+        report,
+        f"Calibration on the {split} split ({n_max} patients): lowess curve, risk deciles with 95% CI",
+    )
+    return fig
+
+
+def plot_decision_curve(report: ReportData, *, labels: Mapping[str, str] | None = None) -> Figure:
+    """The decision-curve figure: net benefit against threshold probability, per endpoint.
+
+    Every model in :func:`model_styles`' colours and styles, treat-all (grey) and
+    treat-none (black, at 0), over each endpoint's threshold range
+    (:func:`cohortlm.evaluation.decision_curve.threshold_grid`); the study spec's
+    declared decision threshold is a dotted vertical line. A model helps at a
+    threshold where its curve is above both references.
+    """
+    from cohortlm.evaluation.decision_curve import TREAT_ALL, TREAT_NONE
+
+    ev = report.evaluation
+    names = {m: (labels or {}).get(m) or model_label(m) for m in report.models}
+    styles = model_styles(report.models)
+    curves = ev.decision_curve
+    fig, panels = _panels(report, legend_rows=len(report.models) + 5, strip=False)
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    for ep, ax, _, legend_ax in panels:
+        mine = curves[curves["endpoint"] == ep]
+        handles, texts = [], []
+        for model in [*report.models, TREAT_ALL, TREAT_NONE]:
+            pts = mine[mine["model"] == model]
+            if pts.empty:
+                continue
+            dash: Any
+            if model == TREAT_ALL:
+                color, dash, width, text = "0.55", "solid", 1.2, "Treat all"
+            elif model == TREAT_NONE:
+                color, dash, width, text = "black", "solid", 0.9, "Treat none"
+            else:
+                (color, dash), width, text = styles[model], 1.6, names[model]
+            ax.plot(
+                pts["threshold"], pts["net_benefit"], color=color, linestyle=dash, linewidth=width, gid=model
+            )
+            handles.append(Line2D([], [], color=color, linestyle=dash, linewidth=width))
+            texts.append(text)
+        declared = ev.decision_thresholds.get(ep)
+        if declared is not None:
+            ax.axvline(declared, color="#555555", linestyle=":", linewidth=1.2)
+            handles.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.2))
+            texts.append(f"Declared decision threshold {declared:g}")
+        head, warn = _n_title(report, ep)
+        legend = legend_ax.legend(
+            handles, texts, title=head + "\nNet benefit", loc="upper center", fontsize=7.5,
+            title_fontsize=7.5, frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
+        )  # fmt: skip
+        if warn:
+            legend.get_title().set_color(_WARN_COLOR)
+        if not mine.empty:
+            prev = float(mine.loc[mine["model"] == TREAT_ALL, "net_benefit"].max())
+            best = float(mine["net_benefit"].max())
+            high = max(best, prev, 0.01) * 1.15
+            ax.set_ylim(-0.25 * high, high)
+            ax.set_xlim(0, float(mine["threshold"].max()))
+        ax.set_title(f"({next(letters)}) " + report.titles.get(ep, ep), fontsize=10, loc="left")
+        ax.set_xlabel("Threshold probability", fontsize=9)
+        ax.set_ylabel("Net benefit", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, linewidth=0.3, alpha=0.5)
+    n_max = int(ev.table1["n"].max()) if len(ev.table1) else 0
+    split = ev.eval_split or "all rows"
+    _suptitle(fig, report, f"Decision curves on the {split} split ({n_max} patients)")
+    return fig

@@ -253,3 +253,115 @@ class BaselinePredictor:
     def predict_proba(self, rows: pd.DataFrame) -> pd.DataFrame:
         """P(case) per endpoint in (0, 1); columns in spec order, index of ``rows``."""
         return self.model.predict_proba(rows)
+
+
+#: folds of the out-of-fold training scores (:func:`out_of_fold_proba`)
+OOF_FOLDS = 5
+
+
+def _encoded_endpoints(
+    train_df: pd.DataFrame, spec: StudySpec, *, class_weight: str | None, seed: int
+) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Per endpoint: name, labelled-row mask, encoded design, outcomes and the regression's ``C``.
+
+    The encoding is :func:`build_pipeline`'s ColumnTransformer (imputation, scaling,
+    one-hot) fitted on the endpoint's labelled training rows; it uses no outcome.
+    """
+    X = check_feature_rows(train_df, spec)
+    labels = spec.labels(train_df)
+    out = []
+    for name in spec.endpoint_names:
+        y = labels[name]
+        keep = y.notna().to_numpy()
+        pipe = build_pipeline(spec, class_weight=class_weight, seed=seed)
+        features, model = pipe.steps[0][1], pipe.steps[-1][1]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Skipping features without any observed values.*")
+            design = features.fit_transform(X[keep])
+        design = design.toarray() if hasattr(design, "toarray") else np.asarray(design, dtype=float)
+        out.append((name, keep, design, y[keep].to_numpy() > 0.5, float(model.C)))
+    return out
+
+
+def out_of_fold_proba(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    *,
+    class_weight: str | None = None,
+    seed: int = 0,
+    folds: int = OOF_FOLDS,
+) -> pd.DataFrame:
+    """Out-of-fold P(case) for the training rows: each row scored by a regression not fitted on it.
+
+    Stratified folds (scikit-learn's ``StratifiedKFold``, shuffled with ``seed``);
+    in each, :func:`build_pipeline`'s regression (same ``C``, class weighting) is
+    refitted on the other folds by Newton–Raphson
+    (:func:`cohortlm.evaluation.optimism.fit_logistic`, scikit-learn's objective) on
+    the encoded features (:func:`_encoded_endpoints`: fitted once, with no
+    outcome). A threshold chosen on these scores (pooled with validation's) is
+    chosen on patients the scoring model never saw, which in-sample training
+    scores would not be.
+
+    Args:
+        train_df: The training rows (features and endpoint sources).
+        spec: The study.
+        class_weight: As :func:`train_baseline`.
+        seed: Seed of the fold assignment.
+        folds: Folds; fewer when an endpoint has fewer cases or controls.
+
+    Returns:
+        One column per endpoint, index of ``train_df``; NaN for rows without a label,
+        and for an endpoint with fewer than 2 cases or controls (no folds possible).
+    """
+    from scipy.special import expit
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    from cohortlm.evaluation.optimism import balanced_weights, fit_logistic
+
+    out = pd.DataFrame(index=train_df.index)
+    for name, keep, design, y, C in _encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed):
+        column = np.full(len(train_df), np.nan)
+        k = min(int(folds), int(y.sum()), int((~y).sum()))
+        if k >= 2:
+            scored = np.empty(y.shape)
+            start = None
+            folds_of = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(design, y)
+            with threadpool_limits(1):  # small products: one BLAS thread is fastest on a busy machine
+                for fit_rows, held_out in folds_of:
+                    weight = balanced_weights(y[fit_rows]) if class_weight == "balanced" else None
+                    start = fit_logistic(
+                        design[fit_rows], y[fit_rows], C=C, sample_weight=weight, start=start
+                    )
+                    scored[held_out] = expit(start[0] + design[held_out] @ start[1:])
+            column[keep] = clip_proba(scored)
+        out[name] = column
+    return out
+
+
+def internal_validation(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    *,
+    class_weight: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Harrell's bootstrap optimism correction of each endpoint's regression on the training rows.
+
+    The feature encoding of :func:`build_pipeline` is fitted once on the training
+    rows (:func:`_encoded_endpoints`); the regression (its ``C`` and class
+    weighting) is refitted on every resample
+    (:func:`cohortlm.evaluation.optimism.bootstrap_optimism`).
+
+    Returns:
+        ``{endpoint: OptimismResult.to_dict()}`` in spec order.
+    """
+    from cohortlm.evaluation.optimism import bootstrap_optimism
+
+    return {
+        name: bootstrap_optimism(
+            design, y, C=C, class_weight=class_weight, n_boot=n_boot, seed=seed
+        ).to_dict()
+        for name, _, design, y, C in _encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed)
+    }

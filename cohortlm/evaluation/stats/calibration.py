@@ -34,7 +34,15 @@ from scipy.stats import norm
 
 from cohortlm.evaluation.stats.delong import _as_labels, _as_scores
 
-__all__ = ["CalibrationResult", "recalibration", "recalibration_batch"]
+__all__ = [
+    "CALIBRATION_COLUMNS",
+    "CalibrationResult",
+    "calibration_summary",
+    "integrated_calibration_index",
+    "recalibration",
+    "recalibration_batch",
+    "smoothed_calibration",
+]
 
 _EPS = 1e-6
 _ITERATIONS = 50
@@ -87,7 +95,11 @@ def _loglik(y: NDArray[np.float64], eta: NDArray[np.float64]) -> NDArray[np.floa
 
 
 def recalibration_batch(
-    y: NDArray[np.bool_] | NDArray[np.float64], p: NDArray[np.float64], *, with_test: bool = True
+    y: NDArray[np.bool_] | NDArray[np.float64],
+    p: NDArray[np.float64],
+    *,
+    with_test: bool = True,
+    with_citl: bool = True,
 ) -> dict[str, NDArray[np.float64]]:
     """Recalibration fits for ``R`` replicates at once.
 
@@ -96,6 +108,8 @@ def recalibration_batch(
         p: Predicted probabilities, shape ``(R, N)``.
         with_test: Also compute Cox's likelihood-ratio test (the simulation of the
             gate, which does not use it, skips it).
+        with_citl: Also fit calibration-in-the-large (the bootstrap of the slope skips it;
+            ``citl`` and ``se_citl`` are then NaN).
 
     Returns:
         Arrays of shape ``(R,)``: ``citl``, ``se_citl``, ``slope``, ``se_slope`` and,
@@ -112,7 +126,7 @@ def recalibration_batch(
     # Slope fixed at 1: one-parameter Newton on the intercept (offset x).
     a = np.zeros(yf.shape[:-1])
     info = np.ones(yf.shape[:-1])
-    for _ in range(_ITERATIONS):
+    for _ in range(_ITERATIONS if with_citl else 0):
         mu = expit(a[..., None] + x)
         info = np.maximum(np.sum(mu * (1 - mu), axis=-1), 1e-12)
         step = np.clip(np.sum(yf - mu, axis=-1) / info, -5.0, 5.0)
@@ -138,6 +152,8 @@ def recalibration_batch(
         b0, b1 = b0 + d0, b1 + d1
         if not np.nanmax(np.where(degenerate, 0.0, np.abs(d0) + np.abs(d1)), initial=0.0) > _TOL:
             break
+    if not with_citl:
+        a = se_a = np.full(yf.shape[:-1], np.nan)
     out = {"citl": a, "se_citl": se_a, "slope": b1, "se_slope": np.sqrt(h00 / det)}
     if with_test:
         lr = np.maximum(2.0 * (_loglik(yf, b0[..., None] + b1[..., None] * x) - _loglik(yf, x)), 0.0)
@@ -196,3 +212,122 @@ def recalibration(y_true: ArrayLike, y_prob: ArrayLike, *, conf_level: float = 0
         conf_level=float(conf_level),
         n=n,
     )
+
+
+# ----------------------------------------------------------------------------- the calibration table
+
+#: span of the lowess smoother behind the ICI and the smoothed curve (R loess's default)
+LOWESS_FRAC = 0.75
+
+
+def smoothed_calibration(
+    y_true: ArrayLike, y_prob: ArrayLike, *, at: ArrayLike | None = None, frac: float = LOWESS_FRAC
+) -> NDArray[np.float64]:
+    """Observed risk as a smooth function of predicted risk (lowess of outcome on prediction).
+
+    The smoother is statsmodels' locally linear lowess with tricube weights, span
+    ``frac`` and no robustness iterations (they would treat rare cases as
+    outliers). Austin & Steyerberg (Stat Med 2019;38:4051) use R's loess, which is
+    locally quadratic; on the curves of a calibration plot they agree closely.
+
+    Args:
+        y_true: Outcomes, 1 = case, 0 = control.
+        y_prob: Predicted probabilities in [0, 1].
+        at: Predicted risks to evaluate the curve at; default each patient's own.
+        frac: Share of the patients in each local fit.
+
+    Returns:
+        The smoothed observed risk at ``at``, clipped to [0, 1]; NaN for no patients.
+    """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    labels = _as_labels(y_true, "y_true").astype(np.float64)
+    prob = _as_scores(y_prob, "y_prob", labels.shape[0])
+    where = prob if at is None else np.asarray(at, dtype=np.float64)
+    if labels.shape[0] == 0:
+        return np.full(where.shape, math.nan)
+    if np.ptp(prob) == 0:  # one predicted value: the curve is the observed rate there
+        return np.full(where.shape, float(labels.mean()))
+    # delta: points closer than 1 % of the range share one local fit (linear interpolation
+    # between them), which keeps the smoother linear in n without a visible change.
+    fit = lowess(labels, prob, frac=frac, it=0, delta=0.01 * float(np.ptp(prob)), return_sorted=True)
+    curve = np.interp(where, fit[:, 0], fit[:, 1])
+    return np.clip(curve, 0.0, 1.0)
+
+
+def integrated_calibration_index(y_true: ArrayLike, y_prob: ArrayLike, *, frac: float = LOWESS_FRAC) -> float:
+    """ICI: the mean absolute gap between predicted and smoothed observed risk (Austin & Steyerberg 2019).
+
+    Args:
+        y_true: Outcomes, 1 = case, 0 = control.
+        y_prob: Predicted probabilities in [0, 1].
+        frac: Span of the smoother (:func:`smoothed_calibration`).
+
+    Returns:
+        The ICI in [0, 1] (0 is perfect), weighted by the distribution of predicted
+        risk; NaN for no patients.
+    """
+    labels = _as_labels(y_true, "y_true")
+    prob = _as_scores(y_prob, "y_prob", labels.shape[0])
+    if labels.shape[0] == 0:
+        return math.nan
+    return float(np.mean(np.abs(smoothed_calibration(labels, prob, frac=frac) - prob)))
+
+
+#: the columns of ``report/calibration.csv``, in order
+CALIBRATION_COLUMNS: tuple[str, ...] = (
+    "endpoint",
+    "model",
+    "n",
+    "cases",
+    "citl",
+    "citl_ci_low",
+    "citl_ci_high",
+    "slope",
+    "slope_ci_low",
+    "slope_ci_high",
+    "oe_ratio",
+    "ici",
+    "brier",
+)
+
+
+def calibration_summary(
+    y_true: ArrayLike, y_prob: ArrayLike, *, conf_level: float = 0.95, endpoint: str = "", model: str = ""
+) -> dict[str, Any]:
+    """One row of the calibration table (:data:`CALIBRATION_COLUMNS`).
+
+    Calibration-in-the-large and slope with Wald intervals (:func:`recalibration`),
+    the observed/expected ratio (observed cases over the sum of predicted risks; 1
+    is ideal, above 1 the model under-predicts), the ICI and the Brier score.
+
+    Args:
+        y_true: Outcomes, 1 = case, 0 = control.
+        y_prob: Predicted probabilities in [0, 1].
+        conf_level: Level of the intervals.
+        endpoint: The endpoint's name, for the row.
+        model: The model's name, for the row.
+
+    Returns:
+        The row as a dict; NaN where a number does not exist (one class only).
+    """
+    labels = _as_labels(y_true, "y_true")
+    prob = _as_scores(y_prob, "y_prob", labels.shape[0])
+    fit = recalibration(labels, prob, conf_level=conf_level)
+    n, cases = int(labels.shape[0]), int(labels.sum())
+    expected = float(prob.sum())
+    return {
+        "endpoint": endpoint,
+        "model": model,
+        "n": n,
+        "cases": cases,
+        "citl": fit.citl,
+        "citl_ci_low": fit.citl_ci[0],
+        "citl_ci_high": fit.citl_ci[1],
+        "slope": fit.slope,
+        "slope_ci_low": fit.slope_ci[0],
+        "slope_ci_high": fit.slope_ci[1],
+        "oe_ratio": cases / expected if expected > 0 else math.nan,
+        "ici": integrated_calibration_index(labels, prob) if n else math.nan,
+        "brier": float(np.mean((prob - labels) ** 2)) if n else math.nan,
+    }
