@@ -56,6 +56,8 @@ FEW_CASES = 100
 #: outcome keys whose figures the card carries for the promoted model, when the gate step recorded them
 EVIDENCE_KEYS = ("calibration", "decision_curve", "subgroups", "internal_validation", "optimism")
 _DECISION_CURVE_REFERENCES = ("treat_all", "treat_none")
+#: the run's regression, the only model with an internal validation (bootstrap optimism)
+BASELINE_NAME = "baseline"
 
 
 def _number(value: Any) -> Any:
@@ -91,6 +93,64 @@ def _for_model(value: Any, model: str) -> Any:
         if value and all(isinstance(v, (Mapping, list)) for v in value.values()):
             return {k: _for_model(v, model) for k, v in value.items()}
     return value
+
+
+def decision_curve_summary(rows: Sequence[Mapping[str, Any]], model: str) -> dict[str, dict[str, Any]]:
+    """Per endpoint, where acting on ``model`` beats both treating everyone and treating no one.
+
+    Args:
+        rows: Decision-curve rows (``endpoint, model, threshold, net_benefit``; ``model`` also
+            ``treat_all`` and ``treat_none``), as report/decision_curve.csv holds them.
+        model: The model to summarise.
+
+    Returns:
+        ``{endpoint: {"thresholds": [lo, hi], "useful": [lo, hi] or None, "max_gain": g,
+        "max_gain_at": t}}``: the threshold range examined, the first and last threshold at
+        which the model's net benefit exceeds max(treat-all, 0), and the largest such excess.
+    """
+    by: dict[str, dict[float, dict[str, float]]] = {}
+    for r in rows:
+        nb = r.get("net_benefit")
+        if nb is None or r.get("model") not in (model, "treat_all", "treat_none"):
+            continue
+        by.setdefault(str(r["endpoint"]), {}).setdefault(float(r["threshold"]), {})[str(r["model"])] = float(
+            nb
+        )
+    out = {}
+    for ep, points in by.items():
+        thresholds = sorted(points)
+        gains = {
+            t: points[t][model] - max(points[t].get("treat_all", 0.0), 0.0)
+            for t in thresholds
+            if model in points[t]
+        }
+        useful = [t for t, g in gains.items() if g > 1e-12]
+        best = max(gains, key=lambda t: gains[t]) if gains else None
+        out[ep] = {
+            "thresholds": [thresholds[0], thresholds[-1]],
+            "useful": [min(useful), max(useful)] if useful else None,
+            "max_gain": gains[best] if best is not None else None,
+            "max_gain_at": best,
+        }
+    return out
+
+
+def _evidence(outcome: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """The outcome's further evidence about ``model``: its rows, the decision curve summarised."""
+    out: dict[str, Any] = {}
+    for key in EVIDENCE_KEYS:
+        value = outcome.get(key)
+        if value in (None, [], {}):
+            continue
+        if key == "decision_curve" and isinstance(value, list):
+            value = decision_curve_summary(value, model)  # the full curve is report/decision_curve.csv
+        elif key in ("internal_validation", "optimism") and model != BASELINE_NAME and model not in value:
+            continue  # the regression's internal validation says nothing of another model
+        else:
+            value = _for_model(value, model)
+        if value not in (None, [], {}):
+            out[key] = value
+    return out
 
 
 def _definition(endpoint: Mapping[str, Any]) -> str:
@@ -290,9 +350,7 @@ def build_model_card(meta: Mapping[str, Any], outcome: Mapping[str, Any]) -> dic
             "endpoints": {ep: dict(p) for ep, p in points.items()},
         },
         "calibration": _calibration_section(decision, _side(decision, model)),
-        "evidence": {
-            k: v for k in EVIDENCE_KEYS if (v := _for_model(outcome.get(k), model)) not in (None, [], {})
-        },
+        "evidence": _evidence(outcome, model),
         "gate": _gate_section(outcome, decision),
         "serving": {"thresholds": {ep: dict(t) for ep, t in thresholds.items()}},
     }
@@ -409,11 +467,7 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
                 for ep, c in card["calibration"].items()
             ],
         )
-    if card["evidence"]:
-        lines += ["## Further evidence", ""]
-        for key, value in card["evidence"].items():
-            lines += [f"- `{key}`: in model_card.json ({_size(value)})"]
-        lines += [""]
+    lines += _evidence_markdown(card["evidence"])
     gate = card["gate"]
     word = (
         "promoted (the candidate replaced the champion)"
@@ -459,6 +513,101 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         ],
     )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _ci(row: Mapping[str, Any], key: str) -> str:
+    return f"{_fmt(row.get(key))} ({_interval([row.get(f'{key}_ci_low'), row.get(f'{key}_ci_high')])})"
+
+
+def _evidence_markdown(evidence: Mapping[str, Any]) -> list[str]:
+    """Tables for the evidence kinds the card knows; a line for any other."""
+    lines: list[str] = []
+    rendered: set[str] = set()
+    rows = evidence.get("calibration")
+    if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+        rendered.add("calibration")
+        lines += ["## Calibration on the evaluation split", ""]
+        lines += _table(
+            ["endpoint", "n", "cases", "CITL (interval)", "slope (interval)", "O/E", "ICI", "Brier"],
+            [
+                [
+                    str(r.get("endpoint")),
+                    _fmt(r.get("n")),
+                    _fmt(r.get("cases")),
+                    _ci(r, "citl"),
+                    _ci(r, "slope"),
+                ]
+                + [_fmt(r.get(k)) for k in ("oe_ratio", "ici", "brier")]
+                for r in rows
+            ],
+        )
+    curve = evidence.get("decision_curve")
+    if isinstance(curve, Mapping) and curve:
+        rendered.add("decision_curve")
+        lines += [
+            "## Decision curve",
+            "",
+            "Where acting on the model's risk beats treating every patient and treating none "
+            "(net benefit; the full curves are in the run's report/decision_curve.csv).",
+            "",
+        ]
+        lines += _table(
+            ["endpoint", "thresholds examined", "model better at", "largest gain in net benefit (at)"],
+            [
+                [
+                    ep,
+                    _interval(c.get("thresholds")),
+                    _interval(c.get("useful")) if c.get("useful") else "no threshold",
+                    f"{_fmt(c.get('max_gain'), 4)} ({_fmt(c.get('max_gain_at'))})",
+                ]
+                for ep, c in curve.items()
+            ],
+        )
+    rows = evidence.get("subgroups")
+    if isinstance(rows, list) and rows and all(isinstance(r, Mapping) for r in rows):
+        rendered.add("subgroups")
+        lines += ["## Subgroups", ""]
+        lines += _table(
+            ["endpoint", "subgroup", "level", "n", "cases", "AUC (interval)", "slope"],
+            [
+                [
+                    *(str(r.get(k)) for k in ("endpoint", "subgroup", "level")),
+                    *(_fmt(r.get(k)) for k in ("n", "cases")),
+                    _ci(r, "auc"),
+                    _fmt(r.get("slope")),
+                ]
+                for r in rows
+            ],
+        )
+    key = "internal_validation" if "internal_validation" in evidence else "optimism"
+    internal = evidence.get(key)
+    if isinstance(internal, Mapping) and internal and all(isinstance(v, Mapping) for v in internal.values()):
+        rendered.add(key)
+        lines += ["## Internal validation (bootstrap optimism correction on the training split)", ""]
+        lines += _table(
+            [
+                "endpoint",
+                "resamples",
+                "AUC apparent",
+                "optimism",
+                "AUC corrected",
+                "AUC test",
+                "slope corrected",
+            ],
+            [
+                [ep, _fmt(v.get("n_boot"))]
+                + [
+                    _fmt(v.get(k))
+                    for k in ("auc_apparent", "auc_optimism", "auc_corrected", "auc_test", "slope_corrected")
+                ]
+                for ep, v in internal.items()
+            ],
+        )
+    others = [k for k in evidence if k not in rendered]
+    if others:
+        lines += ["## Further evidence", ""]
+        lines += [f"- `{k}`: in model_card.json ({_size(evidence[k])})" for k in others] + [""]
+    return lines
 
 
 def _size(value: Any) -> str:

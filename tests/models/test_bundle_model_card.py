@@ -14,6 +14,7 @@ from cohortlm.models.model_card import (
     MODEL_CARD_JSON,
     MODEL_CARD_MD,
     build_model_card,
+    decision_curve_summary,
     model_card_markdown,
     read_model_card,
 )
@@ -121,17 +122,41 @@ def test_the_card_takes_the_specs_intended_use_and_the_outcomes_extra_evidence(p
         {"endpoint": "readmitted", "model": "baseline", "oe_ratio": 1.02, "ici": 0.01},
         {"endpoint": "readmitted", "model": "tiny", "oe_ratio": 3.0, "ici": 0.2},
     ]
-    outcome["optimism"] = {"baseline": {"readmitted": {"auc_apparent": 0.71, "auc_corrected": 0.69}}}
+    outcome["internal_validation"] = {
+        "readmitted": {"n_boot": 200, "auc_apparent": 0.71, "auc_corrected": 0.69}
+    }
     point = outcome["points"]["baseline"]["readmitted"]
     point.update({"sensitivity": 0.5, "sensitivity_ci_low": 0.3, "sensitivity_ci_high": 0.7})
     card = build_model_card(meta, outcome)
     assert card["intended_use"]["text"].startswith("Triage of heart-failure")
     assert card["intended_use"]["source"] == "study spec (intended_use)"
     assert card["evidence"]["calibration"] == [outcome["calibration"][0]]  # the promoted model's rows only
-    assert card["evidence"]["optimism"] == {"readmitted": {"auc_apparent": 0.71, "auc_corrected": 0.69}}
+    assert card["evidence"]["internal_validation"] == outcome["internal_validation"]
     text = model_card_markdown(card)
     assert "0.500 (0.300 to 0.700)" in text  # an interval column appears in the performance table
-    assert "`calibration`" in text and "`optimism`" in text
+    assert "## Calibration on the evaluation split" in text and "1.020" in text
+    assert "## Internal validation" in text and "0.690" in text
+    # Another model's card does not borrow the regression's internal validation.
+    other = {**outcome, "promoted_model": "tiny+qlora"}
+    assert "internal_validation" not in build_model_card(meta, other)["evidence"]
+
+
+def test_the_decision_curve_is_summarised_where_the_model_beats_treating_all_and_none():
+    rows = []
+    for t in (0.1, 0.2, 0.3, 0.4):
+        treat_all = 0.3 - t  # falls with the threshold
+        model = {0.1: 0.15, 0.2: 0.12, 0.3: 0.05, 0.4: -0.01}[t]
+        rows += [
+            {"endpoint": "e", "model": "m", "threshold": t, "net_benefit": model},
+            {"endpoint": "e", "model": "other", "threshold": t, "net_benefit": 0.9},
+            {"endpoint": "e", "model": "treat_all", "threshold": t, "net_benefit": treat_all},
+            {"endpoint": "e", "model": "treat_none", "threshold": t, "net_benefit": 0.0},
+        ]
+    summary = decision_curve_summary(rows, "m")["e"]
+    # gains over max(treat_all, 0): 0.1: -0.05, 0.2: 0.02, 0.3: 0.05, 0.4: -0.01
+    assert summary["thresholds"] == [0.1, 0.4]
+    assert summary["useful"] == [0.2, 0.3]
+    assert summary["max_gain_at"] == 0.3 and summary["max_gain"] == pytest.approx(0.05)
 
 
 def test_a_spec_may_declare_its_intended_use_without_changing_its_hash():
