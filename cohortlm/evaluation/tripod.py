@@ -846,7 +846,15 @@ def report_evidence(
     return RunEvidence(
         endpoints=list(report.endpoints),
         models=list(report.models),
-        files=run_folder_files(run_dir, extra=written),
+        # The validate step's report travels as its own artifact; the run folder holds it as
+        # validation/ (README, the run folder), so given one, the checklist may cite it.
+        files=run_folder_files(
+            run_dir,
+            extra=[
+                *written,
+                *(("validation/validation.html", "validation/validation.json") if validation else ()),
+            ],
+        ),
         study=report.study,
         cohort=report.cohort,
         decision=decision,
