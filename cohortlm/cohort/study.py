@@ -93,6 +93,8 @@ _FEATURE_KEYS = {
     "false_values",
 }
 _ENDPOINT_KEYS = {"name", "column", "operator", "threshold", "description", "question"}
+#: An outcome column of text declares what it holds for a case and for a non-case.
+_ENDPOINT_KEYS = _ENDPOINT_KEYS | {"true_values", "false_values"}
 _SPLIT_KEYS = {"sizes", "seed"}
 
 
@@ -167,6 +169,10 @@ class Endpoint:
     threshold: float
     description: str | None = None
     question: str | None = None
+    #: what the outcome column holds for a case (``Yes``) besides 1 and true; with false_values
+    true_values: tuple[bool | int | float | str, ...] | None = None
+    #: what the outcome column holds for a non-case (``No``) besides 0 and false
+    false_values: tuple[bool | int | float | str, ...] | None = None
 
     def label(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Binary labels (1 = case) for source values; NaN stays NaN."""
@@ -257,7 +263,10 @@ class StudySpec:
             "version": self.version,
             "id_column": self.id_column,
             "features": feats,
-            "endpoints": [{k: v for k, v in asdict(e).items() if v is not None} for e in self.endpoints],
+            "endpoints": [
+                {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(e).items() if v is not None}
+                for e in self.endpoints
+            ],
             "split": {"sizes": dict(self.split.sizes), "seed": self.split.seed},
             "rules": list(self.rules),
         }
@@ -585,6 +594,7 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
     if not isinstance(op, str) or op not in OPERATORS:
         raise _err(source, f"{key}.operator", f"must be one of {', '.join(OPERATORS)}, got {_shown(op)}")
     threshold = _number(source, f"{key}.threshold", raw.get("threshold", 1))
+    true_values, false_values = _endpoint_values(source, key, raw)
     for text_key in ("description", "question"):
         if raw.get(text_key) is not None and not isinstance(raw[text_key], str):
             raise _err(source, f"{key}.{text_key}", "must be a string")
@@ -595,7 +605,33 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
         threshold=threshold,
         description=raw.get("description"),
         question=raw.get("question"),
+        true_values=true_values,
+        false_values=false_values,
     )
+
+
+def _endpoint_values(
+    source: str, key: str, raw: Mapping[str, Any]
+) -> tuple[tuple[bool | int | float | str, ...] | None, tuple[bool | int | float | str, ...] | None]:
+    """An outcome column's declared yes/no values (``true_values: [Yes], false_values: [No]``), or None."""
+    true_values = _parse_values(source, f"{key}.true_values", raw.get("true_values"), "binary")
+    false_values = _parse_values(source, f"{key}.false_values", raw.get("false_values"), "binary")
+    if (true_values is None) != (false_values is None):
+        given, other = (
+            ("true_values", "false_values") if false_values is None else ("false_values", "true_values")
+        )
+        raise _err(source, f"{key}.{other}", f"give {other} too: with {given} alone, the rest is ambiguous")
+    if true_values is None or false_values is None:
+        return None, None
+    # The column is the outcome itself (1 = a case): any other cut-off would mean something else.
+    if raw.get("operator", ">=") != ">=" or raw.get("threshold", 1) != 1:
+        raise _err(
+            source,
+            f"{key}.true_values",
+            "true_values/false_values make the column the outcome itself: leave out operator and threshold",
+        )
+    _check_binary_values(source, key, true_values, false_values)
+    return true_values, false_values
 
 
 def _parse_split(source: str, raw: Any) -> SplitSpec:
