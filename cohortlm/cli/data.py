@@ -176,6 +176,8 @@ def init_study(
         },
     )
     console.print(f"features: {kinds or 'none'}")
+    for line in draft.warnings:
+        console.print(f"warning: {line}", highlight=False)
     if not draft.endpoints:
         console.print("note: no --outcome given: add at least one endpoint before the spec loads")
     console.print(f"next: check the draft, then `cohortlm validate --study {target} --data {data}`")

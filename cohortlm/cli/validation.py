@@ -70,7 +70,10 @@ def _fix_for(outcome: object, spec: StudySpec) -> str:
     kind, column = outcome.kind, outcome.column  # type: ignore[attr-defined]
     if kind == "type":
         if column in spec.endpoint_columns:
-            return "the fix is in the data: an outcome column holds numbers or true/false"
+            return (
+                "an outcome column holds numbers or true/false; if it holds two words, declare them on "
+                "the endpoint (true_values: [Yes], false_values: [No]); otherwise the fix is in the data"
+            )
         feature = next((f for f in spec.features if f.name == column), None)
         if feature is not None and feature.type == "categorical":
             return "if the column holds codes, declare them: categories: {1: label, 2: label} (or [1, 2, 3])"

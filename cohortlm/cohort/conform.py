@@ -5,7 +5,8 @@ The study spec says how each column looks in the file (see :mod:`cohortlm.cohort
 * ``column:`` the file's header for a feature -> the column is renamed to the feature's name;
 * ``categories: {1: male, 2: female}`` (or ``[1, 2, 3]``) -> codes become labels;
 * ``true_values``/``false_values`` on a binary feature -> 1/0; true/false always become 1/0;
-* an outcome column of true/false -> 1/0.
+* an outcome column of true/false -> 1/0, and one of text -> 1/0 as its endpoint's
+  ``true_values``/``false_values`` declare (``Yes``/``No``).
 
 :func:`conform_table` is idempotent: a table it already conformed comes back
 unchanged, so ``cohortlm validate`` can take either the file as exported or the
@@ -157,7 +158,9 @@ def _conform_binary(series: pd.Series, f: Feature) -> tuple[pd.Series, str | Non
     return out, note
 
 
-def _conform_outcome(series: pd.Series, column: str) -> tuple[pd.Series, str | None]:
+def _conform_outcome(
+    series: pd.Series, column: str, true_values: Iterable[Any] | None, false_values: Iterable[Any] | None
+) -> tuple[pd.Series, str | None]:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.astype("int64"), None
     if pd.api.types.is_numeric_dtype(series.dtype):
@@ -165,10 +168,22 @@ def _conform_outcome(series: pd.Series, column: str) -> tuple[pd.Series, str | N
     present = series.dropna()
     if len(present) and all(isinstance(v, (bool, np.bool_)) for v in pd.unique(present)):
         return series.map({True: 1.0, False: 0.0}).astype(float), None
-    return series, (
-        f"outcome column {column} holds text; an outcome must be numbers or true/false. "
-        "The fix is in the data: export it as numbers (or 0/1) before the run"
-    )
+    if true_values is None or false_values is None:
+        return series, (
+            f"outcome column {column} holds text; an outcome must be numbers or true/false. The fix is "
+            "in the data, or, when the column holds one word for a case and one for a non-case, the "
+            "endpoint declares them: true_values: [Yes], false_values: [No]"
+        )
+    mapping: dict[Any, Any] = {("b", True): 1.0, ("b", False): 0.0, ("n", 1.0): 1.0, ("n", 0.0): 0.0}
+    mapping.update(dict.fromkeys(declared_keys(true_values), 1.0))
+    mapping.update(dict.fromkeys(declared_keys(false_values), 0.0))
+    out, unmapped = _map_unique(series, mapping)
+    if unmapped:
+        return out, (
+            f"outcome column {column}: {unmapped:,} row(s) hold a value in neither true_values nor "
+            "false_values; the fix is in the data (or add the value to one of the two lists)"
+        )
+    return pd.to_numeric(out, errors="coerce").astype(float), None
 
 
 def conform_table(table: pd.DataFrame, spec: StudySpec, *, what: str = "the data") -> ConformResult:
@@ -213,7 +228,13 @@ def conform_table(table: pd.DataFrame, spec: StudySpec, *, what: str = "the data
             notes.append(note)
     for column in spec.endpoint_columns:
         if column in out.columns:
-            out[column], note = _conform_outcome(out[column], column)
+            declared = next((e for e in spec.endpoints if e.column == column and e.true_values), None)
+            out[column], note = _conform_outcome(
+                out[column],
+                column,
+                declared.true_values if declared else None,
+                declared.false_values if declared else None,
+            )
             if note:
                 notes.append(note)
     return ConformResult(table=out, notes=notes, renamed=renames)

@@ -11,6 +11,17 @@ data as a spec needs: ranges lie strictly outside the data's on a coarse grid
 at least :data:`MIN_CATEGORY_ROWS` rows, and text columns with many distinct
 values (free text, names, identifiers) are left out with a comment. Nothing from the
 file is printed.
+
+A range is drafted from the bulk of a column, not from a single extreme value:
+values farther than :data:`FAR_IQR` interquartile ranges beyond the quartiles
+(a planted 1,000,000 among ages) are left outside it, the line says so, and
+:attr:`Draft.warnings` names the column (never the value) for the command to
+print; validation then counts those rows until the data or the range is fixed.
+
+An outcome column of text with two values becomes an endpoint with
+``true_values``/``false_values``: common pairs (yes/no, y/n, true/false,
+positive/negative, present/absent, 1/0, in any case) are recognised; any other
+two values are drafted with the rarer one as a case and a comment to check it.
 """
 
 from __future__ import annotations
@@ -33,6 +44,19 @@ FEW_CODES = 10
 _ID_NAME = re.compile(r"(^|_)(id|patient|subject|mrn|record|case)(_|$)")
 _YES_WORDS = {"yes", "y", "true", "t"}
 _NO_WORDS = {"no", "n", "false", "f"}
+#: Values this many interquartile ranges beyond the quartiles are far outside the rest.
+FAR_IQR = 10.0
+#: Outcome words for a case and for a non-case (case-folded), recognised in pairs.
+OUTCOME_PAIRS: tuple[tuple[str, str], ...] = (
+    ("yes", "no"),
+    ("y", "n"),
+    ("true", "false"),
+    ("t", "f"),
+    ("positive", "negative"),
+    ("pos", "neg"),
+    ("present", "absent"),
+    ("1", "0"),
+)
 
 
 @dataclass
@@ -44,6 +68,8 @@ class Draft:
     kinds: dict[str, int] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)
     endpoints: int = 0
+    #: lines for the person to read (column names and counts only, never a value)
+    warnings: list[str] = field(default_factory=list)
 
 
 def snake_name(header: str) -> str:
@@ -90,13 +116,39 @@ def _is_bool_column(values: pd.Series) -> bool:
     return bool(len(values)) and all(isinstance(v, (bool, np.bool_)) for v in pd.unique(values))
 
 
-def _feature(name: str, header: str, series: pd.Series) -> tuple[dict[str, Any] | None, str]:
-    """A feature entry and a comment for one column; (None, why) when it is left out."""
+def _far_outside(values: np.ndarray) -> np.ndarray:
+    """Which values lie more than :data:`FAR_IQR` interquartile ranges beyond the quartiles."""
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    spread = q3 - q1
+    if spread <= 0:
+        return np.zeros(len(values), dtype=bool)
+    return (values < q1 - FAR_IQR * spread) | (values > q3 + FAR_IQR * spread)
+
+
+def _feature(name: str, header: str, series: pd.Series) -> tuple[dict[str, Any] | None, str, int]:
+    """A feature entry, a comment and the count of far-out values for one column.
+
+    (None, why, 0) when the column is left out.
+    """
+    entry, comment, far = _feature_entry(name, series)
+    if entry is None:
+        return None, comment, 0
+    if header != name:
+        entry["column"] = header
+    missing = _missing_share(series)
+    if missing:
+        entry["max_missing"] = missing
+        comment = "; ".join(c for c in (comment, f"{missing:.0%} missing here") if c)
+    return entry, comment, far
+
+
+def _feature_entry(name: str, series: pd.Series) -> tuple[dict[str, Any] | None, str, int]:
     values = series.dropna()
     entry: dict[str, Any] = {"name": name}
     comment = ""
+    far_count = 0
     if values.empty:
-        return None, "every value is missing"
+        return None, "every value is missing", 0
     if _is_bool_column(values):
         entry["type"] = "binary"
     elif pd.api.types.is_numeric_dtype(values.dtype):
@@ -112,8 +164,17 @@ def _feature(name: str, header: str, series: pd.Series) -> tuple[dict[str, Any] 
             )
         else:
             entry["type"] = "integer" if whole else "numeric"
-            low, high = _range(float(values.min()), float(values.max()), whole=whole)
+            numbers = values.to_numpy(dtype=float)
+            far = _far_outside(numbers)
+            bulk = numbers[~far]
+            far_count = int(far.sum())
+            low, high = _range(float(bulk.min()), float(bulk.max()), whole=whole)
             entry["min"], entry["max"] = _number(low), _number(high)
+            if far_count:
+                comment = (
+                    f"check: {far_count} value(s) lie far outside the rest and outside this range "
+                    "(validate counts them): fix them in the data, or widen min/max if they are real"
+                )
             if whole and len(uniques) <= FEW_CODES:
                 comment = (
                     f"{len(uniques)} distinct values: if they are codes, make it "
@@ -129,21 +190,19 @@ def _feature(name: str, header: str, series: pd.Series) -> tuple[dict[str, Any] 
             no = sorted(w for w in words if w in _NO_WORDS)
             entry.update(type="binary", true_values=yes, false_values=no)
         elif _looks_like_dates(text):
-            return None, "dates (a timestamp_column, or a feature derived from it, is up to you)"
+            return None, "dates (a timestamp_column, or a feature derived from it, is up to you)", 0
         elif len(counts) <= MAX_CATEGORIES and int(counts.min()) >= MIN_CATEGORY_ROWS:
             entry.update(type="categorical", categories=sorted(counts.index.tolist()))
         else:
-            return None, (
-                f"text with {len(counts):,} distinct values (free text or identifiers); "
-                "a categorical feature lists its categories"
+            return (
+                None,
+                (
+                    f"text with {len(counts):,} distinct values (free text or identifiers); "
+                    "a categorical feature lists its categories"
+                ),
+                0,
             )
-    if header != name:
-        entry["column"] = header
-    missing = _missing_share(series)
-    if missing:
-        entry["max_missing"] = missing
-        comment = "; ".join(c for c in (comment, f"{missing:.0%} missing here") if c)
-    return entry, comment
+    return entry, comment, far_count
 
 
 def _looks_like_dates(text: pd.Series) -> bool:
@@ -187,13 +246,39 @@ def _endpoint(header: str, series: pd.Series, taken: set[str]) -> tuple[dict[str
     ):
         return {"name": name, "column": header}, "1 or true is a case"
     if not pd.api.types.is_numeric_dtype(values.dtype):
-        raise DataError(
-            f"--outcome {header}: the column holds text; an outcome must be numbers or true/false. "
-            "The fix is in the data"
-        )
+        return _text_endpoint(header, name, values)
     cut = _number(_range(float(values.median()), float(values.median()), whole=False)[1])
     entry = {"name": f"{name}_high", "column": header, "operator": ">", "threshold": cut}
     return entry, "choose the threshold that defines a case (this one is about the median)"
+
+
+def _text_endpoint(header: str, name: str, values: pd.Series) -> tuple[dict[str, Any], str]:
+    """An endpoint for a text outcome of two values (Yes/No): the column is the outcome, as declared."""
+    text = values.astype(str).str.strip()
+    spellings: dict[str, list[str]] = {}
+    for v in sorted(pd.unique(text)):
+        spellings.setdefault(v.casefold(), []).append(v)
+    if len(spellings) != 2:
+        raise DataError(
+            f"--outcome {header}: the column holds text with {len(spellings):,} distinct values; an outcome "
+            "must be numbers, true/false, or two values (yes/no). The fix is in the data"
+        )
+    words = set(spellings)
+    pair = next(((yes, no) for yes, no in OUTCOME_PAIRS if words == {yes, no}), None)
+    if pair is not None:
+        yes, no = pair
+        comment = f"{', '.join(spellings[yes])} is a case"
+    else:
+        counts = text.str.casefold().value_counts()
+        yes, no = counts.index[-1], counts.index[0]  # the rarer value as a case
+        if counts.iloc[0] == counts.iloc[-1]:
+            yes, no = sorted(words)
+        comment = (
+            f"check: two values, {', '.join(spellings[yes])} drafted as a case; "
+            "swap true_values and false_values if the other one is"
+        )
+    entry = {"name": name, "column": header, "true_values": spellings[yes], "false_values": spellings[no]}
+    return entry, comment
 
 
 def _unique_name(name: str, taken: set[str]) -> str:
@@ -249,7 +334,12 @@ def draft_study(
         if col == idc or col in outcomes:
             continue
         fname = _unique_name(snake_name(col), taken)
-        entry, comment = _feature(fname, str(col), table[col])
+        entry, comment, far = _feature(fname, str(col), table[col])
+        if far:
+            draft.warnings.append(
+                f"column {col}: {far} value(s) lie far outside the rest; the drafted range leaves them "
+                "out, so validate will count them: check them in the data (or widen min/max if real)"
+            )
         if entry is None:
             draft.left_out.append(str(col))
             lines.append(f"  # left out: {_flow({'column': str(col)})[1:-1]}: {comment}")
