@@ -92,7 +92,7 @@ _FEATURE_KEYS = {
     "true_values",
     "false_values",
 }
-_ENDPOINT_KEYS = {"name", "column", "operator", "threshold", "description", "question"}
+_ENDPOINT_KEYS = {"name", "column", "operator", "threshold", "description", "question", "decision_threshold"}
 #: An outcome column of text declares what it holds for a case and for a non-case.
 _ENDPOINT_KEYS = _ENDPOINT_KEYS | {"true_values", "false_values"}
 _SPLIT_KEYS = {"sizes", "seed"}
@@ -161,6 +161,10 @@ class Endpoint:
         description: what a case means, in words.
         question: the yes/no question asked of the LLM (derived from the
             description when omitted).
+        decision_threshold: optional clinical decision threshold, a risk in (0, 1): a
+            patient whose predicted risk is at least this is treated as a case (Table 1's
+            operating point for every model, marked on the decision curve). When unset,
+            each model's threshold is chosen on data (docs/cohorts.md).
     """
 
     name: str
@@ -173,6 +177,7 @@ class Endpoint:
     true_values: tuple[bool | int | float | str, ...] | None = None
     #: what the outcome column holds for a non-case (``No``) besides 0 and false
     false_values: tuple[bool | int | float | str, ...] | None = None
+    decision_threshold: float | None = None
 
     def label(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Binary labels (1 = case) for source values; NaN stays NaN."""
@@ -294,7 +299,11 @@ class StudySpec:
         """
         # Subgroups and the intended use change what is reported, not what a model reads or
         # predicts: not in the hash (a reworded intended use must not make bundles unservable).
+        # Nor an endpoint's decision threshold: it moves an operating point, not a prediction.
         content = {k: v for k, v in self.to_dict().items() if k not in ("subgroups", "intended_use")}
+        content["endpoints"] = [
+            {k: v for k, v in e.items() if k != "decision_threshold"} for e in content["endpoints"]
+        ]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -598,6 +607,15 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
     for text_key in ("description", "question"):
         if raw.get(text_key) is not None and not isinstance(raw[text_key], str):
             raise _err(source, f"{key}.{text_key}", "must be a string")
+    decision = raw.get("decision_threshold")
+    if decision is not None:
+        decision = _number(source, f"{key}.decision_threshold", decision)
+        if not 0.0 < decision < 1.0:
+            raise _err(
+                source,
+                f"{key}.decision_threshold",
+                f"must be a risk strictly between 0 and 1 (e.g. 0.10 to treat above 10 %), got {decision:g}",
+            )
     return Endpoint(
         name=name,
         column=column,
@@ -607,6 +625,7 @@ def _parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
         question=raw.get("question"),
         true_values=true_values,
         false_values=false_values,
+        decision_threshold=decision,
     )
 
 

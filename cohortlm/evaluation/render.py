@@ -179,6 +179,7 @@ def render_report(
     metrics["subgroups"] = _json_records(report.subgroups) if report.subgroups is not None else None
     if report.subgroups is not None:
         report.subgroups.to_csv(out / "subgroups.csv", index=False)
+    clinical_figures = _write_clinical_evidence(report, out, metrics)
     paths.metrics_json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, allow_nan=False))
     if paths.decision_json is not None and report.decision is not None:
         paths.decision_json.write_text(report.decision.to_json())
@@ -192,6 +193,7 @@ def render_report(
             validation=dict(validation) if validation is not None else None,
             study_name=study_name,
             tripod=tripod_html(tripod),
+            figures=clinical_figures,
         ),
         encoding="utf-8",
     )
@@ -220,3 +222,24 @@ def _write_tripod(
     entries = tripod_checklist(evidence)
     (out / TRIPOD_FILE).write_text(tripod_markdown(entries, study=study_name), encoding="utf-8")
     return entries
+
+
+def _write_clinical_evidence(report: ReportData, out: Path, metrics: dict[str, Any]) -> dict[str, bytes]:
+    """Calibration and decision curves (CSV + figure) and the internal validation into ``out``, ``metrics``.
+
+    ``metrics`` already holds ``calibration`` and ``decision_curve`` (:meth:`Evaluation.to_dict`);
+    this adds ``internal_validation``. Returns the figures' PNG bytes by name, for the page.
+    """
+    from cohortlm.evaluation.figures import plot_calibration, plot_decision_curve
+
+    ev = report.evaluation
+    ev.calibration_table.to_csv(out / "calibration.csv", index=False)
+    ev.decision_curve.to_csv(out / "decision_curve.csv", index=False)
+    metrics["internal_validation"] = report.internal_validation
+    figures: dict[str, bytes] = {}
+    for name, plot in (("calibration", plot_calibration), ("decision_curve", plot_decision_curve)):
+        buffer = io.BytesIO()
+        plot(report).savefig(buffer, dpi=150, format="png")
+        (out / f"{name}.png").write_bytes(buffer.getvalue())
+        figures[name] = buffer.getvalue()
+    return figures

@@ -67,7 +67,7 @@ from cohortlm.evaluation.comparisons import (
     FAMILY_ALPHA,
     comparison_families,
 )
-from cohortlm.evaluation.evaluate import Evaluation, evaluate
+from cohortlm.evaluation.evaluate import Evaluation, ThresholdPool, evaluate
 from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
 from cohortlm.evaluation.tripod import CohortSummary
 
@@ -157,6 +157,9 @@ class ReportData:
     cohort: CohortSummary | None = None
     #: per endpoint, model and declared subgroup level (:func:`cohortlm.evaluation.subgroups.subgroup_table`)
     subgroups: pd.DataFrame | None = None
+    #: the baseline's bootstrap optimism correction per endpoint
+    #: (:func:`cohortlm.models.baseline.internal_validation`), when the run computed it
+    internal_validation: dict[str, Any] | None = None
 
     @property
     def fine_tuning(self) -> pd.DataFrame | None:
@@ -411,6 +414,7 @@ def compute_report(
     decision: Decision | None = None,
     threshold_method: str | float = "youden",
     profile: str | None = None,
+    threshold_pool: ThresholdPool | None = None,
 ) -> ReportData:
     """Evaluate every model and, when a candidate and champion are named, decide the gate.
 
@@ -426,12 +430,24 @@ def compute_report(
         decision: An existing decision record; computed when None and both names are given.
         threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
         profile: The run profile, when known (a smoke run's report says its AUCs mean nothing).
+        threshold_pool: Out-of-fold scores pooled with validation to choose thresholds
+            (:class:`cohortlm.evaluation.evaluate.ThresholdPool`); the study's declared
+            decision thresholds (``decision_threshold`` per endpoint) come from ``study``.
 
     Returns:
         A :class:`ReportData`.
     """
     eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
-    ev = evaluate(labels, scores, split, endpoints=eps, threshold_method=threshold_method)
+    declared = {e.name: e.decision_threshold for e in study.endpoints} if study is not None else {}
+    ev = evaluate(
+        labels,
+        scores,
+        split,
+        endpoints=eps,
+        threshold_method=threshold_method,
+        decision_thresholds={k: v for k, v in declared.items() if v is not None and k in eps},
+        threshold_pool=threshold_pool,
+    )
     notes = list(ev.notes)
     if decision is None and candidate and champion:
         decision = decide(
@@ -617,9 +633,11 @@ def table1_cells(
         "n (cases)",
         f"AUC ({pct} CI)",
         "Threshold",
-        *(_TABLE1_METRICS[k][0] for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall")),
-        "F1",
-        "Accuracy",
+        "Threshold source",
+        *(
+            _TABLE1_METRICS[k][0] + (f" ({pct} CI)" if f"{k}_ci_low" in table.columns else "")
+            for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1", "accuracy")
+        ),
         "Brier",
     ]
     best = table1_best(table) if bold is not None else pd.Series("", index=table.index)
@@ -639,15 +657,33 @@ def table1_cells(
                     "auc", f"{_num(row['auc'])} ({_num(row['auc_ci_low'])}–{_num(row['auc_ci_high'])})", marks
                 ),
                 _num(row["threshold"]),
+                str(row.get("threshold_source") or "–"),
                 *(
-                    cell(k, _num(row[k]), marks)
-                    for k in ("sensitivity", "specificity", "ppv", "npv", "precision", "recall", "f1")
+                    cell(k, _with_ci(row, k), marks)
+                    for k in (
+                        "sensitivity",
+                        "specificity",
+                        "ppv",
+                        "npv",
+                        "precision",
+                        "recall",
+                        "f1",
+                        "accuracy",
+                    )
                 ),
-                cell("accuracy", _num(row["accuracy"]), marks),
                 cell("brier", _num(row["brier"], 4), marks),
             ]
         )
     return head, rows
+
+
+def _with_ci(row: Mapping[str, Any], metric: str) -> str:
+    """A threshold metric with its interval, ``0.812 (0.780–0.840)``, when Table 1 has one."""
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    text = _num(row[metric])
+    if low is None or high is None or not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        return text
+    return f"{text} ({_num(low)}–{_num(high)})"
 
 
 def table1_markdown(table: pd.DataFrame, *, conf_level: float = 0.95) -> str:

@@ -241,6 +241,96 @@ def _subgroups(report: ReportData) -> str:
     )
 
 
+_FIGURE_TEXT = {
+    "calibration": (
+        "Calibration curves, one panel per endpoint",
+        "Observed against predicted risk per endpoint: each model's lowess-smoothed curve (the curve "
+        "behind the ICI) and its risk deciles with 95% Wilson intervals; the dashed diagonal is perfect "
+        "calibration; the strip below each panel shows how predicted risk is distributed.",
+    ),
+    "decision_curve": (
+        "Decision curves, one panel per endpoint",
+        "Net benefit (TP/n − FP/n · t/(1 − t)) against the threshold probability t, for every model, "
+        "treating all and treating none; a dotted line marks the study's declared decision threshold. "
+        "A model helps where its curve lies above both references (decision_curve.csv).",
+    ),
+}
+
+
+def _clinical(report: ReportData, figures: Mapping[str, bytes]) -> str:
+    """Calibration (table and figure), decision curves and the baseline's internal validation."""
+    ev = report.evaluation
+    parts = []
+    cal = ev.calibration_table
+    if len(cal):
+        pct = f"{ev.conf_level * 100:g}%"
+        head = [
+            "Endpoint",
+            "Model",
+            "n (cases)",
+            f"CITL ({pct} CI)",
+            f"Slope ({pct} CI)",
+            "O/E",
+            "ICI",
+            "Brier",
+        ]
+        rows = [
+            [str(r["endpoint"]), model_label(str(r["model"])), f"{int(r['n'])} ({int(r['cases'])})",
+             f"{_num(r['citl'])} ({_num(r['citl_ci_low'])} to {_num(r['citl_ci_high'])})",
+             f"{_num(r['slope'])} ({_num(r['slope_ci_low'])} to {_num(r['slope_ci_high'])})",
+             _num(r["oe_ratio"]), _num(r["ici"], 4), _num(r["brier"], 4)]
+            for r in cal.to_dict(orient="records")
+        ]  # fmt: skip
+        parts.append(
+            "<section id='calibration'><h2>Calibration</h2><p>Calibration-in-the-large (CITL, 0 is "
+            "ideal; below 0 the model over-predicts) and slope (1 is ideal; below 1 the predictions are "
+            "too extreme) from a logistic recalibration with Wald intervals; O/E is observed over "
+            "expected cases; ICI the mean gap between predicted and smoothed observed risk (Austin "
+            "&amp; Steyerberg 2019) (calibration.csv).</p>" + _table(head, rows, left=2) + "</section>"
+        )
+    for name, png in figures.items():
+        alt, caption = _FIGURE_TEXT.get(name, (name, ""))
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(
+            f"<figure id='{_e(name)}'><img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
+        )
+    iv = report.internal_validation
+    if iv:
+        head = ["Endpoint", "n (cases)", "Resamples", "AUC apparent", "AUC optimism", "AUC corrected",
+                "AUC test", "Slope apparent", "Slope corrected", "Slope test"]  # fmt: skip
+        table = ev.table1.set_index(["endpoint", "model"]) if len(ev.table1) else None
+        cal_ix = cal.set_index(["endpoint", "model"]) if len(cal) else None
+        rows = []
+        for ep, r in iv.items():
+            test_auc = (
+                table.loc[(ep, "baseline"), "auc"]
+                if table is not None and (ep, "baseline") in table.index
+                else None
+            )
+            test_slope = (
+                cal_ix.loc[(ep, "baseline"), "slope"]
+                if cal_ix is not None and (ep, "baseline") in cal_ix.index
+                else None
+            )
+            rows.append(
+                [str(ep), f"{r.get('n')} ({r.get('cases')})", str(r.get("n_boot")),
+                 _num(r.get("auc_apparent")),
+                 _num(r.get("auc_optimism")), _num(r.get("auc_corrected")), _num(test_auc),
+                 _num(r.get("slope_apparent")), _num(r.get("slope_corrected")), _num(test_slope)]
+            )  # fmt: skip
+        parts.append(
+            "<section id='internal-validation'><h2>Internal validation of the logistic regression</h2>"
+            "<p>Harrell's bootstrap optimism correction on the training split: the regression refitted "
+            "on each resample, its AUC and calibration slope on the resample minus on the training "
+            "patients averaged into the optimism; corrected = apparent − optimism, beside the test "
+            f"split's figures ({_e(ev.eval_split or 'evaluated')}).</p>"
+            + _table(head, rows, left=1)
+            + "</section>"
+        )
+    return "".join(parts)
+
+
 def _validation(validation: Mapping[str, Any] | None) -> str:
     if validation is None:
         return (
@@ -277,6 +367,7 @@ def render_html(
     validation: Mapping[str, Any] | None = None,
     study_name: str | None = None,
     tripod: str = "",
+    figures: Mapping[str, bytes] | None = None,
 ) -> str:
     """The report page: verdict, warnings, figure, gate, comparison families, Table 1, validation.
 
@@ -287,6 +378,9 @@ def render_html(
         validation: The run folder's ``validation/validation.json``, if any.
         study_name: The study's name when ``run_info`` does not give it.
         tripod: The TRIPOD+AI checklist's section (:func:`cohortlm.evaluation.tripod.tripod_html`).
+        figures: The calibration and decision-curve figures as PNG bytes (``calibration``,
+            ``decision_curve``), inlined after Table 1 with the calibration table and the
+            baseline's internal validation.
 
     Returns:
         One HTML document that needs no other file.
@@ -314,6 +408,7 @@ def render_html(
         + _gate(report)
         + _families(report)
         + _table1(report)
+        + _clinical(report, figures or {})
         + _subgroups(report)
         + _validation(validation)
         + tripod

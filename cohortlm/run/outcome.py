@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 
 from cohortlm.errors import SpecError
+from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
 from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS
 from cohortlm.evaluation.subgroups import SUBGROUP_COLUMNS
 from cohortlm.evaluation.tripod import CohortSummary
 from cohortlm.models.training import TrainingFigures
@@ -37,6 +39,18 @@ _POINT_KEYS = ("n", "n_cases", "auc", "auc_ci_low", "auc_ci_high", "threshold", 
 _COUNT_KEYS = ("tp", "fp", "tn", "fn")
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+#: the figures of the baseline's internal validation per endpoint (optimism.OptimismResult, test beside)
+_OPTIMISM_FIGURES = (
+    "auc_apparent",
+    "auc_optimism",
+    "auc_corrected",
+    "slope_apparent",
+    "slope_optimism",
+    "slope_corrected",
+    "seconds",
+    "auc_test",
+    "slope_test",
+)
 _ROC = {
     "type": "object",
     "required": ["endpoint", "model", "fpr", "tpr", "thresholds"],
@@ -137,6 +151,49 @@ OUTCOME_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
             },
         },
+        # optional: per endpoint and model, calibration on the evaluation split
+        # (report/calibration.csv's rows: CITL and slope with intervals, O/E, ICI, Brier)
+        "calibration": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": list(CALIBRATION_COLUMNS),
+                "properties": {
+                    "endpoint": {"type": "string"},
+                    "model": {"type": "string"},
+                    **{k: {"type": "integer", "minimum": 0} for k in ("n", "cases")},
+                    **{k: _NUMBER_OR_NULL for k in CALIBRATION_COLUMNS[4:]},
+                },
+                "additionalProperties": False,
+            },
+        },
+        # optional: net benefit per endpoint, gated model (and treat_all, treat_none) and threshold
+        "decision_curve": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": list(DECISION_CURVE_COLUMNS),
+                "properties": {
+                    "endpoint": {"type": "string"},
+                    "model": {"type": "string"},
+                    "threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                    "net_benefit": _NUMBER_OR_NULL,
+                },
+                "additionalProperties": False,
+            },
+        },
+        # optional: the baseline's bootstrap optimism correction per endpoint on the training split
+        "internal_validation": {
+            "type": ["object", "null"],
+            "additionalProperties": {
+                "type": "object",
+                "required": ["n_boot", "auc_apparent", "auc_optimism", "auc_corrected", "slope_corrected"],
+                "properties": {
+                    **{k: {"type": "integer", "minimum": 0} for k in ("n", "cases", "n_boot")},
+                    **{k: _NUMBER_OR_NULL for k in _OPTIMISM_FIGURES},
+                },
+            },
+        },
         # optional: patients and cases per split, the study period (CohortSummary.to_dict)
         "cohort": {
             "type": ["object", "null"],
@@ -191,6 +248,21 @@ def _subgroup_rows(table: pd.DataFrame | None) -> list[dict[str, Any]]:
     return rows
 
 
+def _with_test_figures(
+    internal: Mapping[str, Mapping[str, Any]] | None, evaluation: Evaluation
+) -> dict[str, dict[str, Any]] | None:
+    """The baseline's optimism correction per endpoint, its test AUC and slope beside it."""
+    if internal is None:
+        return None
+    aucs = {r["endpoint"]: r.get("auc") for r in evaluation.table1_records() if r["model"] == "baseline"}
+    slopes = {
+        r["endpoint"]: r.get("slope") for r in evaluation.calibration_records() if r["model"] == "baseline"
+    }
+    return {
+        ep: {**dict(r), "auc_test": aucs.get(ep), "slope_test": slopes.get(ep)} for ep, r in internal.items()
+    }
+
+
 @dataclass(frozen=True)
 class GateOutcome:
     """What the gate step decided and every figure a later step needs, in one record.
@@ -216,6 +288,11 @@ class GateOutcome:
         subgroups: Per endpoint, model and declared subgroup level: n, cases, AUC with
             interval and calibration slope (``report/subgroups.csv``'s rows); the gate's
             test per level is in ``decision.subgroups``.
+        calibration: Per endpoint and model, ``report/calibration.csv``'s row.
+        decision_curve: Net benefit per endpoint and threshold of the gated models (candidate,
+            baseline, champion), treat-all and treat-none (``report/decision_curve.csv``'s rows).
+        internal_validation: The baseline's bootstrap optimism correction per endpoint (apparent,
+            optimism and corrected AUC and slope), with its test AUC and slope beside them.
     """
 
     study: str
@@ -234,6 +311,9 @@ class GateOutcome:
     recipe: Mapping[str, Any] = field(default_factory=dict)
     cohort: CohortSummary | None = None
     subgroups: tuple[Mapping[str, Any], ...] = ()
+    calibration: tuple[Mapping[str, Any], ...] = ()
+    decision_curve: tuple[Mapping[str, Any], ...] = ()
+    internal_validation: Mapping[str, Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.winner not in WINNERS:
@@ -255,6 +335,7 @@ class GateOutcome:
         recipe: Mapping[str, Any] | None = None,
         cohort: CohortSummary | None = None,
         subgroups: pd.DataFrame | None = None,
+        internal_validation: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> GateOutcome:
         """The outcome of a decision and the evaluation it was reported with.
 
@@ -269,6 +350,8 @@ class GateOutcome:
             recipe: The resolved recipe (:meth:`cohortlm.run.profiles.Profile.to_dict`).
             cohort: Patients and cases per split (:func:`cohortlm.evaluation.tripod.cohort_summary`).
             subgroups: The subgroup table (:func:`cohortlm.evaluation.subgroups.subgroup_table`).
+            internal_validation: The baseline's optimism correction
+                (:func:`cohortlm.models.baseline.internal_validation`).
         """
         if decision.promote:
             winner, promoted = "candidate", decision.candidate
@@ -306,6 +389,15 @@ class GateOutcome:
             recipe=dict(recipe or {}),
             cohort=cohort,
             subgroups=tuple(_subgroup_rows(subgroups)),
+            calibration=tuple(
+                {**r, "n": int(r["n"]), "cases": int(r["cases"])} for r in evaluation.calibration_records()
+            ),
+            decision_curve=tuple(
+                r
+                for r in evaluation.decision_curve_records()
+                if r["model"] in gated or r["model"] in (TREAT_ALL, TREAT_NONE)
+            ),
+            internal_validation=_with_test_figures(internal_validation, evaluation),
         )
 
     @property
@@ -353,6 +445,13 @@ class GateOutcome:
             "recipe": dict(self.recipe) or None,
             "cohort": self.cohort.to_dict() if self.cohort is not None else None,
             "subgroups": [dict(r) for r in self.subgroups],
+            "calibration": [dict(r) for r in self.calibration],
+            "decision_curve": [dict(r) for r in self.decision_curve],
+            "internal_validation": (
+                {ep: dict(r) for ep, r in self.internal_validation.items()}
+                if self.internal_validation is not None
+                else None
+            ),
         }
 
     @classmethod
@@ -401,6 +500,9 @@ class GateOutcome:
             recipe=dict(data.get("recipe") or {}),
             cohort=CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None,
             subgroups=tuple(data.get("subgroups") or ()),
+            calibration=tuple(data.get("calibration") or ()),
+            decision_curve=tuple(data.get("decision_curve") or ()),
+            internal_validation=data.get("internal_validation"),
         )
 
     def write(self, folder: str | Path) -> Path:

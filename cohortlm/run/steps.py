@@ -31,6 +31,7 @@ import yaml
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.errors import DataError, SpecError
+from cohortlm.evaluation.evaluate import ThresholdPool
 from cohortlm.models.training import TrainingFigures
 from cohortlm.run.outcome import GateOutcome
 from cohortlm.yamlsafe import load_yaml_text
@@ -146,14 +147,27 @@ def scores_frame(df: pd.DataFrame, probabilities: pd.DataFrame, spec: StudySpec)
 def train_baseline_step(
     split_table: str, spec: StudySpec, bundle_dir: str, scores_out: str
 ) -> dict[str, Any]:
-    """Logistic regression per endpoint on the train split; scores for every split."""
-    from cohortlm.models.baseline import train_baseline
+    """Logistic regression per endpoint on the train split; scores for every split.
+
+    The training rows' scores are out of fold (:func:`~cohortlm.models.baseline.out_of_fold_proba`):
+    the gate pools them with validation's to choose the baseline's thresholds, which
+    in-sample scores of the patients it was fitted on would bias.
+    """
+    from cohortlm.models.baseline import out_of_fold_proba, train_baseline
 
     df = read_table(split_table, what="split table")
-    model = train_baseline(df[df["split"] == "train"], spec)
+    train = df["split"] == "train"
+    model = train_baseline(df[train], spec)
     model.save(bundle_dir)
-    write_table(scores_frame(df, model.predict_proba(df), spec), scores_out)
-    return {"kind": "baseline", "model": "baseline", "n_train": int((df["split"] == "train").sum())}
+    probabilities = model.predict_proba(df)
+    probabilities.loc[train.to_numpy(), spec.endpoint_names] = out_of_fold_proba(df[train], spec).to_numpy()
+    write_table(scores_frame(df, probabilities, spec), scores_out)
+    return {
+        "kind": "baseline",
+        "model": "baseline",
+        "n_train": int(train.sum()),
+        "train_scores": "out-of-fold",
+    }
 
 
 def eval_rows(df: pd.DataFrame, profile: str | Profile) -> pd.DataFrame:
@@ -362,6 +376,10 @@ class _GateInputs:
     champion_version: str | None = None
     #: patients and cases per split, every split (the report and model card cite them)
     cohort: CohortSummary | None = None
+    #: the baseline's out-of-fold training scores, pooled with validation for its thresholds
+    threshold_pool: ThresholdPool | None = None
+    #: the training rows (features and endpoint sources), for the baseline's internal validation
+    train: pd.DataFrame | None = None
 
 
 def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> _GateInputs:
@@ -381,6 +399,9 @@ def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -
         raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
     if "baseline" not in model_scores:
         raise DataError("no champion to gate against: the baseline scores are missing")
+    train_ids = df.index[df["split"] == "train"]
+    oof = model_scores["baseline"]
+    pool_ids = train_ids.intersection(oof.index)
     return _GateInputs(
         table=df.loc[common],
         labels=labels.loc[common],
@@ -388,6 +409,12 @@ def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -
         scores={name: frame.loc[common] for name, frame in model_scores.items()},
         pairs=pairs,
         cohort=cohort_summary(raw, spec),
+        threshold_pool=(
+            ThresholdPool(labels.loc[pool_ids], {"baseline": oof.loc[pool_ids]}, "train (out-of-fold)")
+            if len(pool_ids)
+            else None
+        ),
+        train=df.loc[train_ids].reset_index(),
     )
 
 
@@ -490,6 +517,15 @@ def _subgroup_table(
     return subgroup_table(inputs.labels, scores, levels, endpoints=spec.endpoint_names, rows=rows)
 
 
+def _internal_validation(inputs: _GateInputs, spec: StudySpec) -> dict[str, Any] | None:
+    """The baseline's bootstrap optimism correction on the training rows (None without any)."""
+    from cohortlm.models.baseline import internal_validation
+
+    if inputs.train is None or len(inputs.train) == 0:
+        return None
+    return internal_validation(inputs.train, spec)
+
+
 def _write_run_files(
     out: Path, inputs: _GateInputs, spec: StudySpec, models: list[str], decision: Decision
 ) -> None:
@@ -561,6 +597,7 @@ def evaluate_step(
         study=spec,
         decision=decision,
         profile=profile,
+        threshold_pool=inputs.threshold_pool,
     )
     # The record's families are on the gating split: the report's when it is the evaluation split.
     families = report.families
@@ -571,7 +608,13 @@ def evaluate_step(
         )
     decision = replace(decision, comparisons=family_records(families))
     subgroups = _subgroup_table(inputs, spec, models, report.evaluation.eval_split or decision.policy.split)
-    report = replace(report, decision=decision, cohort=inputs.cohort, subgroups=subgroups)
+    report = replace(
+        report,
+        decision=decision,
+        cohort=inputs.cohort,
+        subgroups=subgroups,
+        internal_validation=_internal_validation(inputs, spec),
+    )
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
     (out / "decision.json").write_text(decision.to_json())
@@ -586,6 +629,7 @@ def evaluate_step(
         recipe=recipe,
         cohort=inputs.cohort,
         subgroups=subgroups,
+        internal_validation=report.internal_validation,
     )
     outcome.write(out)
     validation = Path(validation_dir) / "validation.json" if validation_dir else None

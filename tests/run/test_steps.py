@@ -289,7 +289,9 @@ def test_evaluate_step_aucs_and_thresholds_match_table1(which, request):
     assert set(outcome.serving_thresholds) == set(outcome.endpoints)
     for ep, record in outcome.serving_thresholds.items():
         assert record["threshold"] == pytest.approx(promoted.loc[ep, "threshold"])
-        assert record["source"] == "validation"
+        assert record["source"] == promoted.loc[ep, "threshold_source"]
+        if outcome.promoted_model == "baseline":  # its out-of-fold training scores are pooled in
+            assert record["source"] == "validation+train (out-of-fold)"
     # The candidate's ROC curve is there for every endpoint (the KFP UI shows it).
     for ep in outcome.endpoints:
         curve = outcome.roc_of(outcome.candidate, ep)
