@@ -207,3 +207,23 @@ def test_runs_compare_shows_what_the_recipes_changed(tmp_path, capsys):
     assert f"recipe: {shown}" in capsys.readouterr().out
     assert main(["runs", "compare", a, a, "--dir", str(tmp_path)]) == 0
     assert "recipe: the same in both runs" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_optimizer_named_in_the_recipe_is_the_one_that_trains(study_run, tmp_path):
+    """Same data, seed and first loss; the second step's loss differs when --set names another optimizer."""
+    from cohortlm.models.bundle import read_bundle_metadata
+    from cohortlm.run import steps
+
+    losses = {}
+    for name in ("adamw", "sgd"):
+        recipe = resolve_recipe(
+            "smoke", ["qlora.max_steps=3", f"qlora.optimizer={name}", "qlora.warmup_ratio=0"]
+        )
+        out = tmp_path / name
+        steps.train_llm_step(str(study_run.split), study_run.spec, recipe, "", str(out / "b"), str(out / "w"))
+        training = read_bundle_metadata(out / "b")["training"]
+        assert training["config"]["optimizer"] == name
+        losses[name] = training["losses"]
+    assert losses["adamw"][0] == pytest.approx(losses["sgd"][0])  # before any update: the same model
+    assert losses["adamw"][1:] != pytest.approx(losses["sgd"][1:], abs=1e-6)
