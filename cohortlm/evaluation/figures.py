@@ -22,6 +22,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Bbox
 
 from cohortlm.evaluation.report import (
@@ -272,10 +273,10 @@ def layout_problems(fig: Figure, *, dpi: float | None = None, tolerance: float =
 
 
 def _risk_limit(values: Sequence[Any]) -> float:
-    """An axis's top for predicted risks: the 99th percentile over the models, rounded up to 0.1."""
+    """An axis's top for predicted risks: the highest 97.5th percentile of the models, rounded up to 0.1."""
     import numpy as np
 
-    tops = [float(np.quantile(v, 0.99)) for v in values if len(v)]
+    tops = [float(np.quantile(v, 0.975)) for v in values if len(v)]
     top = max(tops, default=1.0)
     return float(min(1.0, max(0.1, math.ceil(top * 10.0 - 1e-9) / 10.0)))
 
@@ -464,6 +465,7 @@ def plot_decision_curve(report: ReportData, *, labels: Mapping[str, str] | None 
         ax.set_title(f"({next(letters)}) " + report.titles.get(ep, ep), fontsize=10, loc="left")
         ax.set_xlabel("Threshold probability", fontsize=9)
         ax.set_ylabel("Net benefit", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.tick_params(labelsize=8)
         ax.grid(True, linewidth=0.3, alpha=0.5)
     n_max = int(ev.table1["n"].max()) if len(ev.table1) else 0
