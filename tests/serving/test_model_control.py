@@ -13,6 +13,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from serving_testlib import free_port, patient_instance
@@ -45,6 +46,14 @@ def token_file(tmp_path):
     path.write_text(TOKEN + "\n")
     os.chmod(path, 0o600)
     return path
+
+
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process, in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def _predict(url: str, rows: list[dict]) -> tuple[int, dict]:
@@ -87,6 +96,7 @@ def test_rest_unload_then_load_then_predict_twenty_times(
 
     # Many cycles in a row, no restart.
     unload_s, load_s = [], []
+    rss_before = _rss_mib(server.proc.pid)
     for _ in range(CYCLES):
         t0 = time.monotonic()
         assert _call(server.url, "/v2/repository/models/ra_iorra/unload")[0] == 200
@@ -98,9 +108,12 @@ def test_rest_unload_then_load_then_predict_twenty_times(
         unload_s.append(t1 - t0)
         status, again = _predict(server.url, rows)
         assert status == 200 and again == before
+    rss_after = _rss_mib(server.proc.pid)
+    # Each load builds a new bundle and drops the old one: memory must not grow by a bundle a cycle.
+    assert rss_after - rss_before < 150, (rss_before, rss_after)
     with capsys.disabled():
         print(
-            f"\nREST {CYCLES} unload/load cycles: "
+            f"\nREST {CYCLES} unload/load cycles: RSS {rss_before:.0f} -> {rss_after:.0f} MiB, "
             f"unload median {sorted(unload_s)[CYCLES // 2] * 1000:.1f} ms, "
             f"load median {sorted(load_s)[CYCLES // 2] * 1000:.1f} ms, max {max(load_s) * 1000:.1f} ms"
         )
