@@ -282,7 +282,7 @@ def _clinical(report: ReportData, figures: Mapping[str, bytes]) -> str:
             for r in cal.to_dict(orient="records")
         ]  # fmt: skip
         parts.append(
-            "<section id='calibration'><h2>Calibration</h2><p>Calibration-in-the-large (CITL, 0 is "
+            "<section id='calibration-table'><h2>Calibration</h2><p>Calibration-in-the-large (CITL, 0 is "
             "ideal; below 0 the model over-predicts) and slope (1 is ideal; below 1 the predictions are "
             "too extreme) from a logistic recalibration with Wald intervals; O/E is observed over "
             "expected cases; ICI the mean gap between predicted and smoothed observed risk (Austin "

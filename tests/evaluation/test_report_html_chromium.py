@@ -222,5 +222,23 @@ def test_report_opens_with_no_errors_and_shows_figure_and_verdict(
         figure = shot[int(f["top"]) : int(f["bottom"]), int(f["left"]) : int(f["right"])]
         for curve in ("#1f77b4", "#d62728"):
             assert _colour_share(figure, curve) > 0.001, curve
+        # The calibration and decision-curve figures are on the page too, drawn and in colour.
+        for name in ("calibration", "decision_curve"):
+            loaded = (
+                f"(() => {{const i = document.querySelector('#{name} img'); "
+                "return i.complete && i.naturalWidth})()"
+            )
+            assert page.evaluate(loaded) > 1000, name
+            page.evaluate(f"document.querySelector('#{name} img').scrollIntoView()")
+            shot = _screenshot(page, f"report-{profile}-{name}.png")
+            r = _rect(page, f"#{name} img")
+            top, bottom = max(0, int(r["top"])), min(VIEWPORT[1], int(r["bottom"]))
+            assert bottom - top > 300 and r["width"] > 600, (name, r)
+            seen = shot[top:bottom, int(r["left"]) : int(r["right"])]
+            for curve in ("#1f77b4", "#d62728"):
+                assert _colour_share(seen, curve) > 0.0005, (name, curve)
+        table1 = page.evaluate("document.querySelector('#table1').innerText")
+        assert "Threshold source" in table1 and "Sensitivity (95% CI)" in table1
+        assert "O/E" in page.evaluate("document.querySelector('#calibration-table').innerText")
     finally:
         page.ws.close()
