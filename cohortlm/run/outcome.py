@@ -22,6 +22,7 @@ from cohortlm.errors import SpecError
 from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
 from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS
 from cohortlm.evaluation.subgroups import SUBGROUP_COLUMNS
 from cohortlm.evaluation.tripod import CohortSummary
@@ -35,7 +36,18 @@ OUTCOME_SCHEMA_VERSION = 1
 #: failed, so this run's baseline becomes the first champion; ``none``: keep the champion.
 WINNERS = ("candidate", "baseline", "none")
 #: Table 1 columns an operating point keeps (the rest of Table 1 is in the report).
-_POINT_KEYS = ("n", "n_cases", "auc", "auc_ci_low", "auc_ci_high", "threshold", "threshold_source")
+#: (Each threshold metric with its 95 % interval too: the promoted bundle's model card reports them.)
+_POINT_KEYS = (
+    "n",
+    "n_cases",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "threshold",
+    "threshold_source",
+    *(k for m in THRESHOLD_METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")),
+    "brier",
+)
 _COUNT_KEYS = ("tp", "fp", "tn", "fn")
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}

@@ -61,6 +61,10 @@ def test_the_card_says_what_the_run_measured(promoted):
         point = outcome.points["baseline"][ep]
         got = card["performance"]["endpoints"][ep]
         assert got["auc"] == pytest.approx(point["auc"])
+        # Threshold metrics travel with their intervals (Wilson or bootstrap, Table 1's).
+        for metric in ("sensitivity", "specificity", "ppv", "npv"):
+            assert got[metric] == pytest.approx(point[metric], nan_ok=True)
+            assert f"{metric}_ci_low" in got and f"{metric}_ci_high" in got
         assert (got["auc_ci_low"], got["auc_ci_high"]) == pytest.approx(
             (point["auc_ci_low"], point["auc_ci_high"])
         )
@@ -83,7 +87,7 @@ def test_the_card_says_what_the_run_measured(promoted):
         "## Limitations",
     ):
         assert heading in text
-    assert "auc" in text and "readmissions_1y >= 1" in text
+    assert "auc" in text and "sensitivity" in text and "readmissions_1y >= 1" in text
 
 
 @pytest.mark.parametrize("name", [MODEL_CARD_JSON, MODEL_CARD_MD])
