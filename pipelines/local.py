@@ -429,16 +429,19 @@ def run_local(
             nothing. Either way each task's output goes to ``logs/<task>.log``.
     """
     from cohortlm.cohort.study import load_study
+
+    # Usage and spec errors are found first, before the heavy imports, the base models'
+    # checks, the run folder and any step (exit 2).
+    spec = load_study(study)
+    _check_policy(policy, spec)
+    _check_data(data, out, spec)
+
     from cohortlm.run.profiles import as_profile
     from cohortlm.run.steps import report_run_outcome_step, study_text
     from pipelines.train_evaluate_promote import build_run_pipeline
 
     recipe = as_profile(profile)
     bases = _checked_bases(recipe, base_models)
-    spec = load_study(study)
-    # Usage and spec errors are found here, before the run folder and any step (exit 2).
-    _check_policy(policy, spec)
-    _check_data(data, out, spec)
     study_yaml = study_text(spec)  # what the run validates in its study-spec step
     run_id = new_run_id()
     run_dir = Path(out) if out else Path("runs") / run_id

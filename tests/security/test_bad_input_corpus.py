@@ -796,7 +796,52 @@ CLI_CASES = [
         2,
         expect="is a file",
     ),
+    CliCase("gate-power: --n 1e9", lambda d, c: ["gate-power", "--n", "1000000000"], 2, expect="'--n'"),
+    CliCase(
+        "gate-power: --reps 1e9", lambda d, c: ["gate-power", "--reps", "1000000000"], 2, expect="'--reps'"
+    ),
+    CliCase(
+        "gate-power: policy names an endpoint the study lacks",
+        lambda d, c: ["gate-power", "--reps", "5", "--policy", _yaml(d, "primary: [nope]\n")],
+        2,
+        expect="does not have",
+    ),
+    CliCase(
+        "run: policy names an endpoint the study lacks",
+        lambda d, c: ["run", "--profile", "smoke", "--policy", _yaml(d, "margins: {nope: 0.05}\n")],
+        2,
+        expect="does not have: nope",
+        quick=30.0,
+    ),
+    CliCase(
+        "run: the RA study with a flat CSV",
+        lambda d, c: ["run", "--profile", "smoke", "--data", _csv(d, f"patient_id,age\n{PLANT_ID},{PV}\n")],
+        2,
+        expect="ra_visits",
+        quick=30.0,
+    ),
+    CliCase(
+        "run: --out equal to --data",
+        lambda d, c: ["run", "--profile", "smoke", "--data", str(d), "--out", str(d)],
+        2,
+        expect="overlaps --data",
+        quick=30.0,
+    ),
+    CliCase(
+        "runs compare: truncated summary.json",
+        lambda d, c: ["runs", "compare", str(_damaged_run(d, "a")), str(_damaged_run(d, "b")), "--json"],
+        2,
+        expect="summary.json",
+    ),
 ]
+
+
+def _damaged_run(folder: Path, name: str) -> Path:
+    """A run folder whose summary.json was cut off mid-way."""
+    run = folder / name
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"run_id": PLANT_ID, "study": "ra_iorra"})[:20])
+    return run
 
 
 def _files_text(folder: Path, skip: set[str]) -> str:
