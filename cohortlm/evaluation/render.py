@@ -92,7 +92,9 @@ def write_report(
         decision=run.decision,
         threshold_method=threshold_method,
         profile=(run.run_info or {}).get("profile"),
+        threshold_pool=run.threshold_pool,
     )
+    report = replace(report, internal_validation=_outcome_internal_validation(Path(run_dir)))
     cohort = _outcome_cohort(Path(run_dir))
     if cohort is not None:
         report = replace(report, cohort=cohort)
@@ -104,6 +106,24 @@ def write_report(
         validation=run.validation,
         study_name=run.study.name if run.study is not None else None,
     )
+
+
+def _outcome_internal_validation(run_dir: Path) -> dict[str, Any] | None:
+    """The regression's optimism correction the gate step recorded in ``outcome.json`` (if any)."""
+    path = run_dir / "outcome.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    found = data.get("internal_validation") if isinstance(data, dict) else None
+    if not isinstance(found, dict):
+        return None
+    # The test figures are the report's own (Table 1, calibration): not carried over.
+    return {
+        ep: {k: v for k, v in r.items() if k not in ("auc_test", "slope_test")} for ep, r in found.items()
+    }
 
 
 def _outcome_cohort(run_dir: Path) -> CohortSummary | None:

@@ -21,6 +21,9 @@ Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` read
       validation/validation.json
                             optional: the validation step's report; its summary goes into
                             index.html (expectation names and row counts, never values).
+      threshold_pool/       optional: labels.parquet and scores/<model>.parquet of the patients pooled
+                            with validation to choose thresholds (the regression's out-of-fold
+                            training scores, written by the gate step)
       decision.json         optional: the gate's Decision record (cohortlm.evaluation.gates). When it is
                             absent and run.json names a candidate and a champion, the report
                             computes the decision and writes it to report/decision.json.
@@ -135,6 +138,8 @@ class RunData:
     run_info: dict[str, Any] | None = None
     #: validation/validation.json, when the run folder has one
     validation: dict[str, Any] | None = None
+    #: threshold_pool/: the out-of-fold training scores the gate step pooled for thresholds
+    threshold_pool: ThresholdPool | None = None
 
 
 @dataclass
@@ -263,7 +268,20 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         decision=decision,
         run_info=_optional_json(root / "summary.json"),
         validation=_optional_json(root / "validation" / "validation.json"),
+        threshold_pool=_read_threshold_pool(root, id_col),
     )
+
+
+def _read_threshold_pool(root: Path, id_col: str) -> ThresholdPool | None:
+    """``threshold_pool/`` (labels and out-of-fold scores by patient id), when the run folder has it."""
+    folder = root / "threshold_pool"
+    if not (folder / "labels.parquet").is_file():
+        return None
+    labels = _read_table(folder / "labels", "the threshold pool's labels")
+    if id_col not in labels.columns:
+        raise DataError(f"{folder / 'labels.parquet'}: no '{id_col}' column")
+    scores = _read_scores(folder, id_col) if (folder / "scores").is_dir() else {}
+    return ThresholdPool(labels.set_index(id_col), scores, "train (out-of-fold)")
 
 
 def _read_labels(

@@ -517,6 +517,25 @@ def _subgroup_table(
     return subgroup_table(inputs.labels, scores, levels, endpoints=spec.endpoint_names, rows=rows)
 
 
+def _write_threshold_pool(out: Path, inputs: _GateInputs, spec: StudySpec) -> None:
+    """``threshold_pool/``: the labels and out-of-fold scores pooled with validation for thresholds.
+
+    ``cohortlm report RUN_DIR`` reads them back, so a re-rendered Table 1 chooses the
+    same thresholds as the gate step did (layout: ``labels.parquet``, ``scores/<model>.parquet``).
+    """
+    pool = inputs.threshold_pool
+    if pool is None:
+        return
+    (out / "threshold_pool" / "scores").mkdir(parents=True, exist_ok=True)
+    pool.labels.rename_axis(spec.id_column).reset_index().to_parquet(
+        out / "threshold_pool" / "labels.parquet", index=False
+    )
+    for name, frame in pool.scores.items():
+        frame.rename_axis(spec.id_column).reset_index().to_parquet(
+            out / "threshold_pool" / "scores" / f"{name}.parquet", index=False
+        )
+
+
 def _internal_validation(inputs: _GateInputs, spec: StudySpec) -> dict[str, Any] | None:
     """The baseline's bootstrap optimism correction on the training rows (None without any)."""
     from cohortlm.models.baseline import internal_validation
@@ -617,6 +636,7 @@ def evaluate_step(
     )
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
+    _write_threshold_pool(out, inputs, spec)
     (out / "decision.json").write_text(decision.to_json())
     outcome = GateOutcome.build(
         study=spec.name,
