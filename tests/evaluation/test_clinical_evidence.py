@@ -329,3 +329,42 @@ def test_calibration_and_decision_curve_figures_are_readable(tmp_path: Path, plo
     assert set(report.models) <= drawn
     fig.savefig(tmp_path / "figure.png", dpi=150)
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_re_rendered_report_pools_the_run_folders_threshold_pool_and_shows_the_internal_validation(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from cohortlm.evaluation.render import write_report
+
+    root = make_run_folder(tmp_path / "run", sizes=(600, 200, 800))
+    labels = pd.read_parquet(root / "labels.parquet")
+    train = labels["split"] == "train"
+    (root / "threshold_pool" / "scores").mkdir(parents=True)
+    labels[train].drop(columns="split").to_parquet(root / "threshold_pool" / "labels.parquet", index=False)
+    for name in ("logistic_regression", "smollm2_qlora"):
+        scores = pd.read_parquet(root / "scores" / f"{name}.parquet")
+        scores[~train].to_parquet(root / "scores" / f"{name}.parquet", index=False)
+        if name == "logistic_regression":  # only the regression has out-of-fold training scores
+            scores[train].to_parquet(root / "threshold_pool" / "scores" / f"{name}.parquet", index=False)
+    labels[~train].to_parquet(root / "labels.parquet", index=False)
+    figures = {"n": 600, "cases": 50, "n_boot": 200, "auc_apparent": 0.8, "auc_optimism": 0.01}
+    figures.update({"auc_corrected": 0.79, "slope_apparent": 1.0, "slope_optimism": 0.05})
+    figures.update({"slope_corrected": 0.95, "seconds": 1.0, "auc_test": 0.7, "slope_test": 0.9})
+    (root / "outcome.json").write_text(json.dumps({"internal_validation": {"das28_esr_high": figures}}))
+    paths = write_report(root)
+    table = pd.read_csv(paths.table1_csv)
+    declared = table["threshold_source"] == DECLARED_SOURCE
+    pooled = table.loc[~declared & (table["model"] == "logistic_regression"), "threshold_source"]
+    assert set(pooled) == {"validation+train (out-of-fold)"}
+    assert declared.sum() == 8  # four endpoints declare one, two models each
+    page = paths.index_html.read_text(encoding="utf-8")
+    assert "id='internal-validation'" in page and "0.790" in page
+    for name in ("calibration", "decision_curve"):
+        assert (paths.index_html.parent / f"{name}.png").is_file()
+        assert (paths.index_html.parent / f"{name}.csv").is_file()
+    metrics = json.loads(paths.metrics_json.read_text())
+    assert metrics["internal_validation"]["das28_esr_high"]["auc_corrected"] == 0.79
+    assert {r["model"] for r in metrics["decision_curve"]} >= {"treat_all", "treat_none"}
+    assert len(metrics["calibration"]) == 16
