@@ -192,7 +192,9 @@ def run(
     model_store: Path = typer.Option(
         Path("models"),
         "--model-store",
-        help="Local model store (champion registry); smoke runs use its smoke-runs/ folder.",
+        envvar="COHORTLM_MODEL_STORE",
+        help="Local model store (champion registry; default $COHORTLM_MODEL_STORE or ./models); "
+        "smoke runs use its smoke-runs/ folder.",
     ),
     policy: Path | None = typer.Option(
         None, "--policy", help="GatePolicy YAML; default: the packaged policy."

@@ -142,3 +142,17 @@ def test_store_from_environment(monkeypatch, tmp_path):
 def test_not_a_bundle(tmp_path, store):
     with pytest.raises(UsageError, match="not a model bundle"):
         registry.promote(tmp_path, store)
+
+
+def test_cohortlm_run_uses_the_store_of_the_environment(monkeypatch, tmp_path, capsys):
+    """`cohortlm run` gates against and promotes into the store `promote`/`rollback` use."""
+    from cohortlm.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a store")
+    monkeypatch.setenv("COHORTLM_MODEL_STORE", str(blocker))
+    # A missing base model stops a run that ignored the environment before any step runs.
+    argv = ["run", "--profile", "smoke", "--out", str(tmp_path / "run")]
+    argv += ["--base-model", str(tmp_path / "none")]
+    assert main(argv) == 2
+    assert f"--model-store {blocker}/smoke-runs" in capsys.readouterr().err
