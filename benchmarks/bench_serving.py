@@ -23,6 +23,15 @@ does not depend on how well it was trained): latency per patient for all 8
 endpoints, over HTTP (V1, one instance per request, sequential, ``--llm-requests``)
 and, as its reference, the bundle's ``predict_proba`` on one row in process.
 
+With ``--log-compare`` (writes ``benchmarks/results/serving_log.json`` and runs nothing
+else): two ``cohortlm serve`` of the same bundle, the prediction log off and on (SQLite,
+``--pseudonym-key-file``; each request carries the patient id beside the features), at 1 and
+4 clients, in alternating rounds (off, on, off, on, ...; ``--rounds``) so that load drift on
+a shared machine hits both alike; the median p50 and p99 of the rounds, and their ratio
+(target: on within 1.1x of off). A third server logs to a PostgreSQL URL nobody listens on:
+every request must still answer 200, and ``cohortlm_prediction_log_dropped_total`` counts
+the dropped predictions.
+
 With ``--flood N`` (``--flood-only`` skips everything else and writes
 ``benchmarks/results/serving_flood.json``): N bad requests (structural V1/V2
 errors, unknown keys, planted values, invalid JSON, wrong model names) from 4
@@ -366,6 +375,132 @@ def _flood(port: int, pid: int, log_path: Path, n: int, clients: int = 4) -> dic
     }
 
 
+def _start_server(work: Path, bundle: Path, port: int, extra: list[str], name: str) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("COHORTLM_FEATURE_SERVER_URL", None)
+    log = (work / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [
+            str(COHORTLM),
+            "serve",
+            "--bundle",
+            str(bundle),
+            "--http-port",
+            str(port),
+            "--watch-interval",
+            "0",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def _metric(port: int, name: str) -> float:
+    """The sum of a metric's samples on the server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def _log_compare(
+    args: argparse.Namespace, work: Path, procs: list[subprocess.Popen], body: bytes, version: str, n: int
+) -> None:
+    """The prediction log on vs off, same bundle and body, alternating rounds; and a database that is down."""
+    bundle = work / "store" / "ra_iorra" / "champion"
+    key = work / "pseudonym.key"
+    key.write_text("YmVuY2htYXJrLWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=\n")
+    ports = {"off": _free_port(), "on": _free_port(), "database down": _free_port()}
+    dead = _free_port()  # nothing listens there
+    extra = {
+        "off": [],
+        "on": ["--prediction-log", f"sqlite:///{work / 'log.db'}", "--pseudonym-key-file", str(key)],
+        "database down": [
+            "--prediction-log",
+            f"postgresql://cohortlm@127.0.0.1:{dead}/log",
+            "--pseudonym-key-file",
+            str(key),
+        ],
+    }
+    # the database-down server must start even though the database is unreachable at start
+    for name in ("off", "on"):
+        procs.append(_start_server(work, bundle, ports[name], extra[name], name.replace(" ", "-")))
+        _wait_ready(f"http://127.0.0.1:{ports[name]}/v2/health/ready", procs[-1])
+    tool = "wrk" if shutil.which("wrk") else "python keep-alive client"
+    urls = {k: f"http://127.0.0.1:{p}/v1/models/ra_iorra:predict" for k, p in ports.items()}
+
+    def load(url: str, clients: int) -> dict[str, Any]:
+        if tool == "wrk":
+            return _wrk(url, body, clients=clients, duration=args.duration, workdir=work)
+        return _python_load(url, body, clients=clients, duration=args.duration)
+
+    for name in ("off", "on"):
+        req = urllib.request.Request(urls[name], data=body, headers={"Content-Type": "application/json"})
+        for _ in range(100):
+            urllib.request.urlopen(req, timeout=10).read()
+    results: dict[str, Any] = {}
+    for clients in (1, 4):
+        rounds: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            for name in ("off", "on"):
+                rounds[name].append(load(urls[name], clients))
+                print(f"{clients} client(s) log {name:3s} {rounds[name][-1]}", flush=True)
+        entry: dict[str, Any] = {"rounds": rounds}
+        for name in ("off", "on"):
+            entry[name] = {
+                q: float(np.median([r[q] for r in rounds[name]]))
+                for q in ("p50_ms", "p99_ms", "throughput_rps")
+            }
+        entry["ratio_p50_on_vs_off"] = round(entry["on"]["p50_ms"] / entry["off"]["p50_ms"], 3)
+        entry["ratio_p99_on_vs_off"] = round(entry["on"]["p99_ms"] / entry["off"]["p99_ms"], 3)
+        entry["within_1.1x"] = entry["ratio_p50_on_vs_off"] <= 1.1 and entry["ratio_p99_on_vs_off"] <= 1.1
+        results[f"{clients} client{'s' if clients > 1 else ''}"] = entry
+    logged = _metric(ports["on"], "cohortlm_prediction_log_written_total")
+    # the database is down: every request answers, the predictions are dropped and counted
+    try:
+        procs.append(_start_server(work, bundle, ports["database down"], extra["database down"], "db-down"))
+        _wait_ready(f"http://127.0.0.1:{ports['database down']}/v2/health/ready", procs[-1], timeout=60)
+        statuses: dict[int, int] = {}
+        req = urllib.request.Request(
+            urls["database down"], data=body, headers={"Content-Type": "application/json"}
+        )
+        for _ in range(500):
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        time.sleep(15)  # the writer retries with a back-off of up to 10 s, then counts the drop
+        down = {
+            "requests": 500,
+            "statuses": statuses,
+            "dropped_counted": _metric(ports["database down"], "cohortlm_prediction_log_dropped_total"),
+            "started": True,
+        }
+    except SystemExit as exc:
+        down = {"started": False, "why": str(exc)}
+    report = {
+        "benchmark": "serving with the prediction log on vs off",
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "load_tool": tool,
+        "duration_s_per_round": args.duration,
+        "rounds": args.rounds,
+        "bundle": {"kind": "baseline", "version": version, "patients": n},
+        "target": "p50 and p99 with the log on within 1.1x of off, at 1 and 4 clients",
+        "scenarios": results,
+        "meets_target": all(e["within_1.1x"] for e in results.values()),
+        "predictions_logged_by_the_on_server": logged,
+        "database_down": down,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     """Build the bundle, start both servers, run the scenarios, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -376,7 +511,15 @@ def main() -> None:
     parser.add_argument("--llm-requests", type=int, default=5, help="sequential LLM requests to time")
     parser.add_argument("--flood", type=int, default=0, help="bad requests to send (RSS and log check)")
     parser.add_argument("--flood-only", action="store_true", help="run only the flood (serving_flood.json)")
+    parser.add_argument(
+        "--log-compare", action="store_true", help="only the prediction log on vs off (serving_log.json)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds per scenario (--log-compare)"
+    )
     args = parser.parse_args()
+    if args.log_compare and args.out == parser.get_default("out"):
+        args.out = ROOT / "benchmarks" / "results" / "serving_log.json"
     if args.flood_only and args.out == parser.get_default("out"):
         args.out = ROOT / "benchmarks" / "results" / "serving_flood.json"
 
@@ -405,6 +548,10 @@ def main() -> None:
             instances.append(row)
         one = json.dumps({"instances": instances[:1]}).encode()
         batch = json.dumps({"instances": instances}).encode()
+        if args.log_compare:
+            with_id = json.dumps({"instances": [{**instances[0], spec.id_column: "P000001"}]}).encode()
+            _log_compare(args, work, procs, with_id, version, len(table))
+            return
 
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         env.pop("COHORTLM_FEATURE_SERVER_URL", None)

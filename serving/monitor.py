@@ -108,6 +108,26 @@ def _dense(counts: Mapping[int, int], size: int) -> np.ndarray:
     return out
 
 
+def long_frame(
+    endpoints: list[str], served: Mapping[str, np.ndarray], outcomes: list[tuple[str, str, int]]
+) -> pd.DataFrame:
+    """One row per prediction and endpoint, with the outcome where it arrived (NaN otherwise)."""
+    n, k = served["probabilities"].shape
+    frame = pd.DataFrame(
+        {
+            "pseudonym": np.repeat(served["pseudonym"], k),
+            "endpoint": np.tile(np.array(endpoints, dtype=object), n),
+            "probability": served["probabilities"].reshape(-1),
+            "served_at": np.repeat(served["served_at"], k),
+        }
+    )
+    if not outcomes:
+        frame["outcome"] = np.nan
+        return frame
+    known = pd.DataFrame(outcomes, columns=["pseudonym", "endpoint", "outcome"]).astype({"outcome": float})
+    return frame.merge(known, on=["pseudonym", "endpoint"], how="left")
+
+
 def run_monitor(
     store: LogStore,
     bundle: str | Path,
@@ -123,7 +143,11 @@ def run_monitor(
     since = now - window_days * 86400 if window_days > 0 else 0.0
     if reference is not None:
         store.set_reference(version, reference_counts(spec, reference))
-    served = pd.DataFrame(store.served(version, since, now + 1))
+    served = long_frame(
+        spec.endpoint_names,
+        store.served(version, since, now + 1, len(spec.endpoint_names)),
+        store.outcomes_of(version, since, now + 1),
+    )
     bins = spec_bins(spec)
     first_day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
     last_day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
@@ -169,9 +193,10 @@ def assess(
     endpoints = spec.endpoint_names
     alpha_endpoint = FAMILY_ALPHA / 2 / (3 * max(len(endpoints), 1))
     frame = served
+    groups = dict(iter(frame.groupby("endpoint", sort=False))) if len(frame) else {}
     out_endpoints: dict[str, Any] = {}
     for endpoint in endpoints:
-        rows = frame[frame["endpoint"] == endpoint] if len(frame) else frame
+        rows = groups.get(endpoint, frame.iloc[:0])
         probs = rows["probability"].to_numpy(dtype=float) if len(rows) else np.array([])
         linked = rows[rows["pseudonym"].notna() & rows["outcome"].notna()] if len(rows) else rows
         if len(linked):

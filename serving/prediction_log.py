@@ -1,10 +1,12 @@
 """The prediction log: what was predicted for whom, without a patient's identity or values.
 
-Each prediction the server answers becomes, per endpoint, one row of
-``predictions``: a keyed pseudonym of the patient (HMAC-SHA-256 of the study's id
-with a secret key read from a file, the mounted Secret on the cluster; the id in
-clear is never stored), the model version, the time, the probability and the
-decision. No feature value is stored per patient: the server keeps only counts per
+Each prediction the server answers becomes one row of ``predictions``: a keyed
+pseudonym of the patient (HMAC-SHA-256 of the study's id with a secret key read from
+a file, the mounted Secret on the cluster; the id in clear is never stored), the
+model version, the time, and per endpoint (in the spec's order) the probability and
+the decision, packed as ``probabilities`` (float64, little-endian) and ``decisions``
+(one byte each): one row per patient keeps the writer's cost per prediction small.
+No feature value is stored per patient: the server keeps only counts per
 feature bin and day (``feature_bins``; bins from the spec, :mod:`cohortlm.monitoring.bins`),
 which the monitor merges so that no reported group holds fewer than 10 patients.
 
@@ -38,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from cohortlm.cohort.study import StudySpec
@@ -61,9 +64,9 @@ predictions = sa.Table(
     sa.Column("pseudonym", sa.String(64), nullable=True),
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("served_at", sa.Float, nullable=False),  # seconds since the epoch, UTC
-    sa.Column("endpoint", sa.String(64), nullable=False),
-    sa.Column("probability", sa.Float, nullable=False),
-    sa.Column("decision", sa.Boolean, nullable=False),
+    # per endpoint, in the study spec's order: float64 little-endian, and 0/1 bytes
+    sa.Column("probabilities", sa.LargeBinary, nullable=False),
+    sa.Column("decisions", sa.LargeBinary, nullable=False),
     sa.Index("ix_predictions_version_time", "model_version", "served_at"),
     sa.Index("ix_predictions_pseudonym", "pseudonym"),
 )
@@ -214,8 +217,6 @@ def _upsert(
     """Insert rows; on a key already present add ``add`` to it (counts) or leave the row as it is."""
     if not rows:
         return
-    from sqlalchemy.dialects import postgresql, sqlite
-
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     if add is None:
@@ -250,43 +251,56 @@ class LogStore:
     # -------------------------------------------------------------- writing (the server)
 
     def write(self, batch: Sequence[_Item], key: bytes, bins_of: Any) -> int:
-        """Write queued batches in one transaction; returns the predictions written."""
-        rows: list[dict[str, Any]] = []
-        counts: dict[tuple[str, str, str, int], int] = {}
+        """Write queued batches in one transaction; returns the predictions written.
+
+        The rows go through the driver's ``executemany`` as tuples, and each feature's
+        bins are counted once per (version, day) over the whole batch: the writer shares
+        the server's CPU and GIL, so its cost per prediction is kept small.
+        """
+        rows: list[tuple[Any, ...]] = []
+        groups: dict[tuple[str, str], list[_Item]] = {}
         n = 0
         for item in batch:
-            pseud = [pseudonym(key, i) if _present(i) else None for i in item.ids] if item.ids else None
-            k = item.proba.shape[0]
+            k, m = item.proba.shape
             n += k
-            for r in range(k):
-                p = pseud[r] if pseud is not None else None
-                for j, endpoint in enumerate(item.endpoints):
-                    rows.append(
-                        {
-                            "pseudonym": p,
-                            "model_version": item.version,
-                            "served_at": item.ts,
-                            "endpoint": endpoint,
-                            "probability": float(item.proba[r, j]),
-                            "decision": bool(item.decisions[r, j]),
-                        }
-                    )
+            pseud = [pseudonym(key, i) if _present(i) else None for i in item.ids] if item.ids else [None] * k
+            probs = np.ascontiguousarray(item.proba, dtype="<f8").tobytes()
+            decs = np.ascontiguousarray(item.decisions, dtype=np.uint8).tobytes()
+            version, ts = item.version, item.ts
+            rows += [
+                (pseud[r], version, ts, probs[r * m * 8 : (r + 1) * m * 8], decs[r * m : (r + 1) * m])
+                for r in range(k)
+            ]
             day = datetime.fromtimestamp(item.ts, UTC).strftime("%Y-%m-%d")
-            bins: Mapping[str, FeatureBins] = bins_of(item.version, item.spec)
+            groups.setdefault((item.version, day), []).append(item)
+            time.sleep(0)  # yield the GIL: a request waiting on the event loop goes first
+        bin_rows = []
+        for (version, day), items in groups.items():
+            bins: Mapping[str, FeatureBins] = bins_of(version, items[0].spec)
             for name, b in bins.items():
-                if name not in item.columns:
+                parts = [i.columns[name] for i in items if name in i.columns]
+                if not parts:
                     continue
-                c = b.counts(item.columns[name])
-                for idx in np.flatnonzero(c):
-                    kk = (item.version, day, name, int(idx))
-                    counts[kk] = counts.get(kk, 0) + int(c[idx])
-        bin_rows = [
-            {"model_version": v, "day": d, "feature": f, "bin": b, "count": c}
-            for (v, d, f, b), c in counts.items()
-        ]
+                c = b.counts(np.concatenate(parts) if len(parts) > 1 else parts[0])
+                bin_rows += [
+                    {
+                        "model_version": version,
+                        "day": day,
+                        "feature": name,
+                        "bin": int(idx),
+                        "count": int(c[idx]),
+                    }
+                    for idx in np.flatnonzero(c)
+                ]
+                time.sleep(0)
         with self.engine.begin() as conn:
             if rows:
-                conn.execute(predictions.insert(), rows)
+                mark = "%s" if conn.dialect.name == "postgresql" else "?"
+                columns = "pseudonym, model_version, served_at, probabilities, decisions"
+                sql = f"INSERT INTO predictions ({columns}) VALUES ({', '.join([mark] * 5)})"
+                for start in range(0, len(rows), 512):  # in slices, yielding the GIL between them
+                    conn.exec_driver_sql(sql, rows[start : start + 512])
+                    time.sleep(0)
             _upsert(conn, feature_bins, bin_rows, ["model_version", "day", "feature", "bin"], add="count")
         return n
 
@@ -322,50 +336,56 @@ class LogStore:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(predictions.c.model_version).distinct())]
 
-    def served(self, version: str, since: float, until: float) -> dict[str, np.ndarray]:
-        """Columns of the logged predictions of one version in ``[since, until)``, joined to outcomes."""
-        q = (
-            sa.select(
-                predictions.c.pseudonym,
-                predictions.c.endpoint,
-                predictions.c.probability,
-                predictions.c.served_at,
-                outcomes.c.value,
-            )
-            .select_from(
-                predictions.outerjoin(
-                    outcomes,
-                    sa.and_(
-                        outcomes.c.pseudonym == predictions.c.pseudonym,
-                        outcomes.c.endpoint == predictions.c.endpoint,
-                    ),
-                )
-            )
-            .where(
-                predictions.c.model_version == version,
-                predictions.c.served_at >= since,
-                predictions.c.served_at < until,
-            )
+    def served(self, version: str, since: float, until: float, n_endpoints: int) -> dict[str, np.ndarray]:
+        """The logged predictions of one version in ``[since, until)``.
+
+        Returns:
+            ``pseudonym`` (object, None where the request had no id), ``served_at`` (float)
+            and ``probabilities`` (float, shape ``(n, n_endpoints)``, the spec's order).
+        """
+        q = sa.select(predictions.c.pseudonym, predictions.c.served_at, predictions.c.probabilities).where(
+            predictions.c.model_version == version,
+            predictions.c.served_at >= since,
+            predictions.c.served_at < until,
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
-            empty = np.array([], dtype=object)
             return {
-                "pseudonym": empty,
-                "endpoint": empty,
-                "probability": np.array([]),
+                "pseudonym": np.array([], dtype=object),
                 "served_at": np.array([]),
-                "outcome": np.array([]),
+                "probabilities": np.zeros((0, n_endpoints)),
             }
-        pseud, endpoint, prob, ts, value = zip(*rows, strict=True)
+        pseud, ts, blobs = zip(*rows, strict=True)
+        probs = np.frombuffer(b"".join(bytes(b) for b in blobs), dtype="<f8")
+        if probs.size != len(rows) * n_endpoints:
+            raise UsageError(
+                f"the prediction log's rows of model {version} do not hold {n_endpoints} endpoints each; "
+                "is the bundle the one that served them?"
+            )
         return {
             "pseudonym": np.array(pseud, dtype=object),
-            "endpoint": np.array(endpoint, dtype=object),
-            "probability": np.array(prob, dtype=float),
             "served_at": np.array(ts, dtype=float),
-            "outcome": np.array([math.nan if v is None else float(v) for v in value], dtype=float),
+            "probabilities": probs.reshape(len(rows), n_endpoints).astype(float),
         }
+
+    def outcomes_of(self, version: str, since: float, until: float) -> list[tuple[str, str, int]]:
+        """(pseudonym, endpoint, value) of the outcomes of patients the version served in the window."""
+        served = (
+            sa.select(predictions.c.pseudonym)
+            .where(
+                predictions.c.model_version == version,
+                predictions.c.served_at >= since,
+                predictions.c.served_at < until,
+                predictions.c.pseudonym.is_not(None),
+            )
+            .distinct()
+        )
+        q = sa.select(outcomes.c.pseudonym, outcomes.c.endpoint, outcomes.c.value).where(
+            outcomes.c.pseudonym.in_(served)
+        )
+        with self.engine.connect() as conn:
+            return [(str(a), str(b), int(c)) for a, b, c in conn.execute(q)]
 
     def served_bins(self, version: str, first_day: str, last_day: str) -> dict[str, dict[int, int]]:
         """Counts per feature and bin of one version over days ``first_day..last_day``."""
