@@ -130,6 +130,37 @@ def load_yaml_text(text: str, *, source: str = "<yaml>") -> Any:
         loader.dispose()
 
 
+def load_yaml_documents(text: str, *, source: str = "<yaml>") -> list[Any]:
+    """Parse every document of a multi-document YAML stream (``---`` separated) safely.
+
+    The same refusals as :func:`load_yaml_text` apply to the stream as a whole
+    (a compiled KFP pipeline is its spec and its platform spec in one file).
+
+    Raises:
+        SpecError: the text is too large, not YAML, or uses something refused here.
+    """
+    if len(text.encode("utf-8", errors="replace")) > MAX_YAML_BYTES:
+        raise SpecError(f"{source}: larger than {MAX_YAML_BYTES // 1_000_000} MB")
+    loader = _BaseLoader(text)
+    docs: list[Any] = []
+    try:
+        _scan(text, source)
+        while loader.check_node():
+            node = loader.get_node()
+            _check_keys(node, source, "")
+            docs.append(loader.construct_document(node))
+        return docs
+    except yaml.MarkedYAMLError as exc:
+        problem = _QUOTED.sub("'...'", exc.problem or "syntax error")
+        raise SpecError(f"{source}: {_line(exc.problem_mark)}: not valid YAML ({problem})") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML ({type(exc).__name__})") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
 def load_yaml_file(path: str | Path, *, what: str = "file") -> Any:
     """Read and parse a YAML file safely; the size is checked before reading.
 

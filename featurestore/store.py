@@ -25,12 +25,12 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow.parquet as pq
-import yaml
 
 from cohortlm.cohort.features import ENTITY_NAME, EVENT_TIMESTAMP, OFFLINE_DATA_PATH, drift_problems
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.yamlsafe import load_yaml_text
 
 #: The repository shipped with the project (``<checkout>/feature_repo``).
 DEFAULT_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -98,7 +98,7 @@ def load_config(
     unset = sorted(set(_UNSET_VAR.findall("\n".join(ln.split("#", 1)[0] for ln in text.splitlines()))))
     if unset:
         raise UsageError(f"{path.name} needs the environment variable(s) {', '.join(unset)}")
-    raw = yaml.safe_load(text)
+    raw = load_yaml_text(text, source=str(path))
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: not a Feast configuration (a YAML mapping)")
     if online_store is not None:

@@ -344,9 +344,9 @@ def fine_tune_plan(ir_yaml: Path) -> list[str]:
     platform spec's node selector and tolerations), so it says what the cluster
     will run, not what was asked for.
     """
-    import yaml as _yaml
+    from cohortlm.yamlsafe import load_yaml_documents
 
-    docs = list(_yaml.safe_load_all(ir_yaml.read_text()))
+    docs = load_yaml_documents(ir_yaml.read_text(), source=str(ir_yaml))
     spec = docs[0]
     platform = docs[1] if len(docs) > 1 else {}
     params = spec["root"]["inputDefinitions"]["parameters"]

@@ -46,13 +46,13 @@ def trainjob_entry(
 
     if int(os.environ.get("RANK", os.environ.get("PET_NODE_RANK", "0"))) != 0:
         return
-    import yaml
-
     from cohortlm.cohort.study import study_from_dict
     from cohortlm.run.profiles import pipeline_recipe
     from cohortlm.run.steps import train_llm_step
+    from cohortlm.yamlsafe import load_yaml_text
 
-    spec = study_from_dict(yaml.safe_load(study_yaml), source="the TrainJob's study_yaml")
+    source = "the TrainJob's study_yaml"
+    spec = study_from_dict(load_yaml_text(study_yaml, source=source), source=source)
     prof = pipeline_recipe(profile, recipe)
     train_llm_step(split_table, spec, prof, base_model, bundle_dir, bundle_dir + ".work")
 

@@ -72,3 +72,13 @@ def test_study_types_are_checked(change, message):
     change(data)
     with pytest.raises(SpecError, match=message):
         study_from_dict(data, source="s.yaml")
+
+
+def test_a_multi_document_stream_is_read_with_the_same_refusals():
+    from cohortlm.yamlsafe import load_yaml_documents
+
+    assert load_yaml_documents("a: 1\n---\nb: [2]\n", source="ir.yaml") == [{"a": 1}, {"b": [2]}]
+    with pytest.raises(SpecError, match=r"ir\.yaml"):
+        load_yaml_documents("a: 1\n---\nb: &x [1]\nc: *x\n", source="ir.yaml")
+    with pytest.raises(SpecError, match=r"ir\.yaml"):
+        load_yaml_documents("a: 1\n---\nb: 1\nb: 2\n", source="ir.yaml")
