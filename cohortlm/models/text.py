@@ -21,8 +21,25 @@ Example (RA study, abridged)::
     Answer: Yes
 
 Any change to the wording changes what a fine-tuned model has learnt, so the
-text is versioned (:data:`PROMPT_VERSION`, recorded in LLM bundles) and pinned
-by golden tests.
+text is versioned (:data:`PROMPT_VERSIONS`; the version a model was trained with
+is recorded in its LLM bundle and scored with again) and pinned by golden tests.
+
+Version ``"1"`` is the wording above (the seed's: ~290 tokens of patient text
+and ~27 per question on the RA study with the default tokenizer, ~510 per
+patient). Version ``"2"`` is the compact one (:func:`patient_text` with
+``version="2"``): the same facts in about half the tokens, ~170 + 8 x 9:
+
+    age at baseline 51.9; sex female; ...; DAS28-ESR 3.21; J-HAQ disability index 1.12.
+    Yes: rheumatoid factor positive, methotrexate, oral glucocorticoid.
+    Unknown: body-mass index.
+    Question: das28 esr high?
+    Answer: Yes
+
+No header line, no group titles and no units (the label says what is
+measured), numbers to three significant digits, binary features listed by
+name when true (absent when false), missing values listed by name, and the
+endpoint's name in words as the question. Every token of it runs through the
+whole frozen trunk, so tokens are the trunk's cost (``benchmarks/bench_trunk.py``).
 """
 
 from __future__ import annotations
@@ -36,22 +53,40 @@ import pandas as pd
 
 from cohortlm.cohort.study import Endpoint, Feature, StudySpec
 
+#: The default prompt version (the seed's wording); profiles choose theirs (``qlora.prompt_version``).
 PROMPT_VERSION = "1"
+#: Every version a bundle may record; the text of each is pinned by golden tests.
+PROMPT_VERSIONS = ("1", "2")
 HEADER = "Patient at the baseline visit."
 ANSWERS = (" Yes", " No")  # the positive answer first
 MISSING = "unknown"
 
 
-def _format_number(value: float, feature: Feature) -> str:
+def check_version(version: str) -> str:
+    """``version`` if it is a known prompt version.
+
+    Raises:
+        ValueError: naming the version and the known ones.
+    """
+    if version not in PROMPT_VERSIONS:
+        raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
+    return version
+
+
+def _format_number(value: float, feature: Feature, digits: int = 4) -> str:
     if feature.type == "integer":
         return str(round(value))
-    # four significant digits: laboratory precision, and few tokens
-    return f"{value:.4g}"
+    # four significant digits: laboratory precision, and few tokens (three in the compact text)
+    return f"{value:.{digits}g}"
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
 def format_value(feature: Feature, value: Any) -> str:
     """One feature value as text: numbers with their unit, binary as yes/no, missing as ``unknown``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if _is_missing(value):
         return MISSING
     if feature.type == "categorical":
         return str(value)
@@ -82,13 +117,42 @@ def feature_label(feature: Feature) -> str:
     return feature.name.replace("_", " ")
 
 
-def patient_text(row: Mapping[str, Any] | pd.Series, spec: StudySpec) -> str:
+def _compact_patient_text(row: Mapping[str, Any] | pd.Series, spec: StudySpec) -> str:
+    values: list[str] = []
+    true: list[str] = []
+    unknown: list[str] = []
+    for f in spec.features:
+        value: Any = row.get(f.name)
+        label = feature_label(f)
+        if _is_missing(value):
+            unknown.append(label)
+        elif f.type == "binary":
+            if float(value) >= 0.5:
+                true.append(label)
+        elif f.type == "categorical":
+            values.append(f"{label} {value}")
+        else:
+            values.append(f"{label} {_format_number(float(value), f, digits=3)}")
+    lines = [f"{'; '.join(values)}."] if values else []
+    if true:
+        lines.append(f"Yes: {', '.join(true)}.")
+    if unknown:
+        lines.append(f"Unknown: {', '.join(unknown)}.")
+    return "\n".join(lines) + "\n"
+
+
+def patient_text(
+    row: Mapping[str, Any] | pd.Series, spec: StudySpec, *, version: str = PROMPT_VERSION
+) -> str:
     """The patient part of the prompt (ends with a newline), from the spec's features only.
 
     Args:
         row: one patient's values by column name; other columns are ignored.
         spec: the study; its feature order, groups, units and descriptions shape the text.
+        version: the prompt version (:data:`PROMPT_VERSIONS`).
     """
+    if check_version(version) == "2":
+        return _compact_patient_text(row, spec)
     groups: dict[str, list[str]] = {}
     for f in spec.features:
         groups.setdefault(f.group, []).append(f"{feature_label(f)}: {format_value(f, row.get(f.name))}")
@@ -97,8 +161,10 @@ def patient_text(row: Mapping[str, Any] | pd.Series, spec: StudySpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def question_text(endpoint: Endpoint) -> str:
+def question_text(endpoint: Endpoint, *, version: str = PROMPT_VERSION) -> str:
     """The question for one endpoint, ending in ``Answer:`` (the answer token follows)."""
+    if check_version(version) == "2":
+        return f"Question: {endpoint.name.replace('_', ' ')}?\nAnswer:"
     if endpoint.question:
         question = endpoint.question.strip()
     elif endpoint.description:
@@ -108,18 +174,21 @@ def question_text(endpoint: Endpoint) -> str:
     return f"Question: {question}\nAnswer:"
 
 
-def questions(spec: StudySpec) -> list[str]:
+def questions(spec: StudySpec, *, version: str = PROMPT_VERSION) -> list[str]:
     """The question text of every endpoint, in spec order."""
-    return [question_text(e) for e in spec.endpoints]
+    return [question_text(e, version=version) for e in spec.endpoints]
 
 
-def patient_texts(df: pd.DataFrame, spec: StudySpec) -> list[str]:
+def patient_texts(df: pd.DataFrame, spec: StudySpec, *, version: str = PROMPT_VERSION) -> list[str]:
     """:func:`patient_text` for every row of ``df``, in row order."""
+    check_version(version)
     cols = [c for c in spec.feature_names if c in df.columns]
     records = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
-    return [patient_text(r, spec) for r in records]
+    return [patient_text(r, spec, version=version) for r in records]
 
 
-def full_prompt(row: Mapping[str, Any] | pd.Series, spec: StudySpec, endpoint: Endpoint) -> str:
+def full_prompt(
+    row: Mapping[str, Any] | pd.Series, spec: StudySpec, endpoint: Endpoint, *, version: str = PROMPT_VERSION
+) -> str:
     """The whole prompt for one endpoint: patient text then question (what a naive scorer feeds)."""
-    return patient_text(row, spec) + question_text(endpoint)
+    return patient_text(row, spec, version=version) + question_text(endpoint, version=version)

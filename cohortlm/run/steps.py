@@ -215,6 +215,9 @@ def score_zero_shot_step(
         spec,
         compute_dtype=prof.qlora.compute_dtype,
         lora_layers=prof.qlora.lora_layers if prof.qlora.cache_trunk else None,
+        prompt_version=prof.qlora.prompt_version,
+        quantization=prof.qlora.quantization,
+        blocks=prof.qlora.base_blocks,
     )
     probs = scorer.score(df, batch_size=prof.score_batch_size, progress=True)
     write_table(scores_frame(df, probs, spec), scores_out)

@@ -108,12 +108,44 @@ def test_qlora_nf4_steps_lower_the_loss(train_rows, frac_spec, tiny_base, tmp_pa
     assert ((probs.to_numpy() > 0) & (probs.to_numpy() < 1)).all()
 
 
-def test_auto_quantization_on_cpu_falls_back_to_plain_lora(caplog):
-    from cohortlm.models.llm.qlora import choose_quantization
+def test_auto_quantization_is_nf4_wherever_bitsandbytes_runs_it(caplog, monkeypatch):
+    from cohortlm.models.llm import loading
 
+    assert four_bit_available("cpu")[0], "bitsandbytes 0.50 runs NF4 forward and backward on a CPU"
+    assert loading.choose_quantization("auto", "cpu") == "nf4"
+    assert loading.choose_quantization("none", "cpu") == "none"
+    monkeypatch.setattr(loading, "four_bit_available", lambda device: (False, "no 4-bit kernels"))
     with caplog.at_level("WARNING"):
-        assert choose_quantization("auto", "cpu") == "none"
-    assert "NON-QUANTISED" in caplog.text
+        assert loading.choose_quantization("auto", "cpu") == "none"
+    assert "NON-QUANTISED" in caplog.text and "no 4-bit kernels" in caplog.text
+
+
+def test_smoke_recipe_trains_and_scores_nf4_on_cpu(
+    train_rows, frac_spec, tiny_base, split_cohort, tmp_path, monkeypatch
+):
+    """The smoke profile's fine-tune on a CPU is QLoRA: NF4 base, cached NF4 trunk, scored on the NF4 base."""
+    from cohortlm.run.profiles import get_profile
+
+    monkeypatch.setenv("COHORTLM_CACHE", str(tmp_path / "cache"))
+    cfg = get_profile("smoke").qlora.with_overrides(max_steps=2)
+    assert cfg.quantization == "auto"
+    out = train_qlora(
+        train_rows, frac_spec, cfg, out_dir=tmp_path / "b", base_model=tiny_base, progress=False
+    )
+    meta = read_bundle_metadata(out)
+    assert meta["training"]["quantization"] == "nf4" and meta["training"]["method"] == "qlora"
+    assert meta["training"]["trunk_split_at"] == 1  # the frozen trunk ran on the NF4 base, cached
+    predictor = load_bundle(out, spec=frac_spec)
+    assert predictor.scorer.quantization == "nf4"
+    assert "Linear4bit" in {type(m).__name__ for m in predictor.scorer.model.modules()}
+    rows = split_cohort[split_cohort["split"] == "test"].head(6)
+    plain = predictor.predict_proba(rows).to_numpy()
+    predictor.scorer.enable_trunk_cache()
+    cached = predictor.predict_proba(rows).to_numpy()
+    np.testing.assert_allclose(cached, plain, atol=1e-5)  # the cached NF4 trunk is exact
+    # the zero-shot scorer of the same recipe holds its base in NF4 too and shares the trunk entries
+    zero = scoring.zero_shot_scorer(tiny_base, frac_spec, lora_layers=1, quantization=cfg.quantization)
+    assert zero.quantization == "nf4"
 
 
 class _KilledError(Exception):

@@ -93,3 +93,47 @@ def test_ra_study_text_names_every_feature_group(ra_spec, small_cohort):
         for group in ("Demographics:", "Treatment:", "Comorbidity:", "Disease activity:"):
             assert group in t
     assert len(text.questions(ra_spec)) == len(ra_spec.endpoints)
+
+
+# The compact text (version 2): the same facts in about half the tokens.
+GOLDEN_PATIENT_V2 = "age 63.2; sex female; tender joint count 4.\nYes: methotrexate.\nUnknown: crp.\n"
+GOLDEN_QUESTIONS_V2 = [
+    "Question: high?\nAnswer:",
+    "Question: remission?\nAnswer:",
+    "Question: bare?\nAnswer:",
+]
+
+
+def test_golden_compact_text():
+    assert text.PROMPT_VERSIONS == ("1", "2")
+    assert text.patient_text(ROW, SPEC, version="2") == GOLDEN_PATIENT_V2
+    assert text.questions(SPEC, version="2") == GOLDEN_QUESTIONS_V2
+    prompt = text.full_prompt(ROW, SPEC, SPEC.endpoints[1], version="2")
+    assert prompt == GOLDEN_PATIENT_V2 + GOLDEN_QUESTIONS_V2[1]
+    # version 1 stays the default and unchanged
+    assert text.patient_text(ROW, SPEC) == GOLDEN_PATIENT
+
+
+def test_compact_text_lists_true_binaries_and_missing_values_by_name():
+    df = pd.DataFrame([ROW, {**ROW, "sex": None, "mtx": 0, "age": math.nan, "das_2y": 6.789}])
+    texts = text.patient_texts(df, SPEC, version="2")
+    assert texts[0] == GOLDEN_PATIENT_V2
+    assert texts[1] == "tender joint count 4.\nUnknown: age, sex, crp.\n"  # a false binary is left out
+    assert all("SECRET-ID-42" not in t and "6.789" not in t for t in texts)
+
+
+def test_unknown_prompt_version_is_refused():
+    with pytest.raises(ValueError, match="unknown prompt version '3'; known: 1, 2"):
+        text.patient_text(ROW, SPEC, version="3")
+    from cohortlm.models.llm.qlora import QLoRAConfig
+
+    with pytest.raises(ValueError, match="prompt_version"):
+        QLoRAConfig(prompt_version="3")
+
+
+def test_compact_ra_text_is_about_half_as_long(ra_spec, small_cohort):
+    rows = small_cohort.head(20)
+    old = text.patient_texts(rows, ra_spec)
+    new = text.patient_texts(rows, ra_spec, version="2")
+    assert sum(map(len, new)) < 0.6 * sum(map(len, old))
+    assert len(text.questions(ra_spec, version="2")) == len(ra_spec.endpoints)

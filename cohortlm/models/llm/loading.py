@@ -419,6 +419,102 @@ def load_tokenizer(ref: BaseModelRef) -> Any:
     return tokenizer
 
 
+@functools.lru_cache(maxsize=8)
+def four_bit_available(device: str) -> tuple[bool, str]:
+    """Whether bitsandbytes can run a 4-bit NF4 layer forward and backward on ``device``.
+
+    Returns:
+        (ok, reason): reason says why not, for the log.
+    """
+    try:
+        import bitsandbytes as bnb
+        import torch
+    except Exception as exc:  # an unusable install raises more than ImportError
+        return False, f"bitsandbytes cannot be imported ({type(exc).__name__})"
+    try:
+        layer = bnb.nn.Linear4bit(64, 64, bias=False, quant_type="nf4", compute_dtype=compute_dtype(device))
+        layer = layer.to(device)
+        x = torch.randn(2, 64, device=device, dtype=compute_dtype(device), requires_grad=True)
+        layer(x).sum().backward()
+    except Exception as exc:
+        return False, f"bitsandbytes 4-bit does not run on {device} ({type(exc).__name__})"
+    return True, "ok"
+
+
+def choose_quantization(requested: str, device: str) -> str:
+    """The quantisation actually used for ``requested`` (``auto``, ``nf4``, ``none``) on ``device``.
+
+    ``auto`` and ``nf4`` give NF4 wherever bitsandbytes runs a 4-bit layer forward and
+    backward (CUDA, and this CPU with bitsandbytes 0.50), else ``none`` with a warning.
+    """
+    if requested == "none":
+        return "none"
+    ok, reason = four_bit_available(device)
+    if not ok:
+        log.warning("4-bit NF4 unavailable: %s; training a NON-QUANTISED LoRA instead", reason)
+        return "none"
+    return "nf4"
+
+
+def nf4_config(dtype: Any) -> Any:
+    """The QLoRA recipe's 4-bit quantisation: NF4 with double quantisation, computing in ``dtype``."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+
+
+def load_base(
+    ref: BaseModelRef, *, device: str, quantization: str = "none", blocks: int | None = None
+) -> Any:
+    """The base model as a fine-tune used it: NF4 (``quantization="nf4"``) or at full precision,
+    its first ``blocks`` transformer blocks only when set (:func:`keep_blocks`)."""
+    if quantization == "nf4":
+        dtype = compute_dtype(device)
+        model = load_causal_lm(ref, device=device, quantization_config=nf4_config(dtype), dtype=dtype)
+    else:
+        model = load_causal_lm(ref, device=device)
+    return keep_blocks(model, blocks)
+
+
+def keep_blocks(model: Any, blocks: int | None) -> Any:
+    """Keep the first ``blocks`` transformer blocks of ``model`` (None: all); the final norm and
+    the LM head then read block ``blocks``' output.
+
+    A shorter model for the read-out: the answer head of the quick profile is a
+    linear read-out of the last block's state at each question's end, and a
+    linear probe reads the endpoints as well after block 12 of SmolLM2's 30 as
+    after block 30 (``benchmarks/results/trunk_probe.md``), so the blocks above
+    cost time and add nothing. Every model of a run (zero-shot, fine-tune, the
+    bundle's scorer) is cut alike; the bundle records the number.
+
+    Raises:
+        UsageError: ``blocks`` is not between 1 and the model's number of blocks.
+    """
+    if blocks is None:
+        return model
+    from torch import nn
+
+    from cohortlm.models.llm.forward import causal_lm
+
+    lm = causal_lm(model)
+    layers = lm.model.layers
+    if not 0 < blocks <= len(layers):
+        raise UsageError(
+            f"base_blocks must be between 1 and {len(layers)} (the base model's blocks), got {blocks}"
+        )
+    if blocks < len(layers):
+        lm.model.layers = nn.ModuleList(list(layers)[:blocks])
+        lm.config.num_hidden_layers = blocks
+        if isinstance(getattr(lm.config, "layer_types", None), list):
+            lm.config.layer_types = lm.config.layer_types[:blocks]
+    return model
+
+
 def load_causal_lm(
     ref: BaseModelRef, *, device: str, quantization_config: Any = None, dtype: Any = None
 ) -> Any:

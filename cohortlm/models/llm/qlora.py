@@ -42,10 +42,14 @@ eight endpoints. The answer logits are read at each question's last token.
 
 Quantisation. ``quantization="nf4"`` loads the frozen base in 4-bit NF4 with
 double quantisation (BitsAndBytesConfig) and prepares it with
-``prepare_model_for_kbit_training``. ``"auto"`` does that on CUDA; on a CPU it
-trains a non-quantised LoRA instead and says so in the log: bitsandbytes'
-4-bit CPU path is a slow fallback (or missing), and a small default model fits
-in memory at full precision anyway. Compute dtype (``compute_dtype="auto"``):
+``prepare_model_for_kbit_training``. ``"auto"`` does that wherever bitsandbytes
+runs a 4-bit layer forward and backward (:func:`four_bit_available`: CUDA, and
+a CPU with bitsandbytes >= 0.45, which has NF4 CPU kernels), so a CPU smoke
+run takes the same quantised code path as a GPU node; elsewhere it trains a
+non-quantised LoRA and says so in the log. With NF4 the frozen trunk's states
+come from the NF4 base (and are cached under their own key), and the bundle is
+scored on the NF4 base with the adapters unmerged, as it was trained.
+Compute dtype (``compute_dtype="auto"``):
 bf16 weights on CUDA; on a CPU fp32 weights with bf16 autocast when the CPU
 multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 idle cores here
 (``benchmarks/results/dtype.json``) bf16 autocast is 2.8x fp32 forward and
@@ -106,7 +110,10 @@ from cohortlm.models.llm.loading import (
     BaseModelRef,
     autocast,
     autocast_dtype,
+    choose_quantization,
     compute_dtype,
+    four_bit_available,  # noqa: F401 (re-exported: the probe callers and tests know it here)
+    keep_blocks,
     load_causal_lm,
     load_tokenizer,
     pick_device,
@@ -151,7 +158,8 @@ class QLoRAConfig:
         lora_layers: adapt only the last N transformer blocks (None: all). The
             backward pass then stops at the lowest adapted block, so on a CPU
             training costs about forward + N/L of a full backward.
-        quantization: ``"auto"`` (NF4 on CUDA, none on CPU), ``"nf4"`` or ``"none"``.
+        quantization: ``"auto"`` (NF4 wherever bitsandbytes runs it, CPU included; else
+            none), ``"nf4"`` or ``"none"``.
         answer_loss: ``"yes_no"`` (cross-entropy over the two answer tokens) or
             ``"vocab"`` (over the whole vocabulary); see the module docstring.
         optimizer: ``"adamw"`` (default), ``"adam"`` or ``"sgd"`` (``torch.optim``).
@@ -186,6 +194,11 @@ class QLoRAConfig:
             :mod:`cohortlm.models.llm.head`).
         head_c: inverse L2 strength of the probe that starts the endpoint head
             (scikit-learn ``C`` on standardised features).
+        prompt_version: the prompt wording (``"1"`` the seed's, ``"2"`` the compact text at
+            about half the tokens; :mod:`cohortlm.models.text`), recorded in the bundle.
+        base_blocks: use the base model's first N transformer blocks only (None: all); the
+            answer is read after block N (:func:`cohortlm.models.llm.loading.keep_blocks`).
+            ``lora_layers`` then counts from block N down.
     """
 
     lora_r: int = 16
@@ -216,6 +229,8 @@ class QLoRAConfig:
     class_weight: str = "none"
     head: str = "lm"
     head_c: float = 0.01
+    prompt_version: str = text.PROMPT_VERSION
+    base_blocks: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, rule: str) -> ValueError:
@@ -264,6 +279,10 @@ class QLoRAConfig:
             raise bad("head", f"one of {', '.join(HEADS)}")
         if not (self.head_c > 0 and math.isfinite(self.head_c)):
             raise bad("head_c", "a positive number")
+        if self.base_blocks is not None and (isinstance(self.base_blocks, bool) or self.base_blocks < 1):
+            raise bad("base_blocks", "None or a positive integer")
+        if self.prompt_version not in text.PROMPT_VERSIONS:
+            raise bad("prompt_version", f"one of {', '.join(text.PROMPT_VERSIONS)}")
         if self.head == "endpoint" and self.answer_loss != "yes_no":
             raise bad("answer_loss", "'yes_no' with head='endpoint' (the head answers Yes or No only)")
 
@@ -317,45 +336,6 @@ def _check_optimizer_args(optimizer: str, args: Any) -> None:
 # ============================================================================ setup
 
 
-def four_bit_available(device: str) -> tuple[bool, str]:
-    """Whether bitsandbytes can run a 4-bit NF4 layer forward and backward on ``device``.
-
-    Returns:
-        (ok, reason): reason says why not, for the log.
-    """
-    try:
-        import bitsandbytes as bnb
-        import torch
-    except Exception as exc:  # an unusable install raises more than ImportError
-        return False, f"bitsandbytes cannot be imported ({type(exc).__name__})"
-    try:
-        layer = bnb.nn.Linear4bit(64, 64, bias=False, quant_type="nf4", compute_dtype=compute_dtype(device))
-        layer = layer.to(device)
-        x = torch.randn(2, 64, device=device, dtype=compute_dtype(device), requires_grad=True)
-        layer(x).sum().backward()
-    except Exception as exc:
-        return False, f"bitsandbytes 4-bit does not run on {device} ({type(exc).__name__})"
-    return True, "ok"
-
-
-def choose_quantization(requested: str, device: str) -> str:
-    """The quantisation actually used: ``"nf4"`` or ``"none"`` (see module docstring)."""
-    if requested == "none":
-        return "none"
-    if requested == "auto" and not device.startswith("cuda"):
-        log.warning(
-            "QLoRA on %s: training a NON-QUANTISED LoRA (fp32 base). 4-bit NF4 is for CUDA; "
-            "pass quantization='nf4' to force it on CPU",
-            device,
-        )
-        return "none"
-    ok, reason = four_bit_available(device)
-    if not ok:
-        log.warning("4-bit NF4 unavailable: %s; training a NON-QUANTISED LoRA instead", reason)
-        return "none"
-    return "nf4"
-
-
 def _seed_everything(seed: int) -> None:
     import torch
 
@@ -367,23 +347,19 @@ def _seed_everything(seed: int) -> None:
 def load_for_training(ref: BaseModelRef, config: QLoRAConfig, device: str) -> tuple[Any, Any, str]:
     """Base model (4-bit or not) with fresh LoRA adapters, its tokenizer, and the quantisation used."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import BitsAndBytesConfig
+
+    from cohortlm.models.llm.loading import nf4_config
 
     quant = choose_quantization(config.quantization, device)
     dtype = compute_dtype(device)
+    quant_config = nf4_config(dtype) if quant == "nf4" else None
+    model = load_causal_lm(ref, device=device, quantization_config=quant_config, dtype=dtype)
+    model = keep_blocks(model, config.base_blocks)
     if quant == "nf4":
-        bnb_config = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-        model = load_causal_lm(ref, device=device, quantization_config=bnb_config, dtype=dtype)
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
     else:
-        model = load_causal_lm(ref, device=device, dtype=dtype)
         for p in model.parameters():
             p.requires_grad_(False)
         if config.gradient_checkpointing:
@@ -614,9 +590,9 @@ def _run_identity(
     ref = resolve_base_model(base_model, spec=spec)
     rows = select_training_rows(train_df, spec, config)
     labels = spec.labels(rows).to_numpy(dtype=float)
-    texts = text.patient_texts(check_feature_rows(rows, spec), spec)
+    texts = text.patient_texts(check_feature_rows(rows, spec), spec, version=config.prompt_version)
     key = _fingerprint(
-        config.to_dict(), ref.sha256, spec.spec_hash, text.PROMPT_VERSION, texts, labels.tolist()
+        config.to_dict(), ref.sha256, spec.spec_hash, config.prompt_version, texts, labels.tolist()
     )
     return _RunIdentity(ref=ref, rows=rows, labels=labels, texts=texts, key=key)
 
@@ -628,15 +604,15 @@ def _setup(run: _RunIdentity, spec: StudySpec, config: QLoRAConfig, progress: bo
     device = pick_device(config.device)
     _seed_everything(config.seed)
     model, tokenizer, quant = load_for_training(ref, config, device)
-    tokens = PromptTokens.build(tokenizer, spec)
+    tokens = PromptTokens.build(tokenizer, spec, prompt_version=config.prompt_version)
     prefixes = tokens.encode_patients(tokenizer, texts)
     amp = autocast_dtype(device, config.compute_dtype)
     split_at = trunk.split_point(model, config.lora_layers) if config.cache_trunk else None
     states, trunk_seconds = None, 0.0
-    if split_at is not None and quant == "none":
+    if split_at is not None:
         t0 = time.perf_counter()
         states = trunk.cached_states(
-            model, prefixes, tokens.questions, model_sha256=ref.sha256, split_at=split_at,
+            model, prefixes, tokens.questions, model_sha256=ref.sha256, split_at=split_at, quantization=quant,
             pad_id=tokens.pad_id, device=device, amp=amp, batch_size=config.batch_size * 2,
             progress=progress, desc="frozen trunk (training patients)",
         )  # fmt: skip
@@ -884,7 +860,7 @@ def _training_record(
         "device": s.device,
         "compute_dtype": _dtype_name(s),
         "trunk_split_at": s.split_at,
-        "prompt_version": text.PROMPT_VERSION,
+        "prompt_version": config.prompt_version,
         "serializer": "peft-safetensors",
         "n_train": len(s.rows),
         "steps": t.total_steps,

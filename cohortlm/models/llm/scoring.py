@@ -86,9 +86,14 @@ class PromptTokens:
     pad_id: int
 
     @classmethod
-    def build(cls, tokenizer: Any, spec: StudySpec) -> PromptTokens:
+    def build(
+        cls, tokenizer: Any, spec: StudySpec, *, prompt_version: str = text.PROMPT_VERSION
+    ) -> PromptTokens:
         """Tokenise the questions (no special tokens: they continue the patient text)."""
-        qs = [tokenizer(q, add_special_tokens=False)["input_ids"] for q in text.questions(spec)]
+        qs = [
+            tokenizer(q, add_special_tokens=False)["input_ids"]
+            for q in text.questions(spec, version=prompt_version)
+        ]
         yes_id, no_id = answer_token_ids(tokenizer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return cls(questions=qs, yes_id=yes_id, no_id=no_id, pad_id=int(pad if pad is not None else 0))
@@ -182,6 +187,8 @@ class LLMScorer:
         amp: Any = None,
         split_at: int | None = None,
         model_sha256: str = "",
+        prompt_version: str = text.PROMPT_VERSION,
+        quantization: str = "none",
     ):
         """
         Args:
@@ -196,17 +203,21 @@ class LLMScorer:
                 :func:`cohortlm.models.llm.trunk.cached_states`, shared with every
                 other scorer and fine-tune of the same base and cut.
             model_sha256: the base model's content hash (the trunk cache key).
+            prompt_version: the prompt wording (:data:`cohortlm.models.text.PROMPT_VERSIONS`).
+            quantization: how the base's weights are held (``"none"`` or ``"nf4"``; the trunk cache key).
         """
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
         self.name = name or type(model).__name__
-        self.tokens = PromptTokens.build(tokenizer, spec)
+        self.prompt_version = text.check_version(prompt_version)
+        self.tokens = PromptTokens.build(tokenizer, spec, prompt_version=prompt_version)
         self.amp = amp
         self._trunk_split_at = split_at
         self.split_at = split_at if model_sha256 else None
         self.model_sha256 = model_sha256
+        self.quantization = quantization
 
     def score(
         self, df: pd.DataFrame, *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False
@@ -218,7 +229,7 @@ class LLMScorer:
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, got {batch_size}")
         rows = check_feature_rows(df, self.spec)
-        texts = text.patient_texts(rows, self.spec)
+        texts = text.patient_texts(rows, self.spec, version=self.prompt_version)
         prefixes = self.tokens.encode_patients(self.tokenizer, texts)
         # similar lengths in a batch waste less compute on padding
         order = np.argsort([len(p) for p in prefixes], kind="stable")
@@ -239,7 +250,8 @@ class LLMScorer:
                 states = cached_states(
                     self.model, prefixes, self.tokens.questions, model_sha256=self.model_sha256,
                     split_at=self.split_at, pad_id=self.tokens.pad_id, device=self.device, amp=self.amp,
-                    batch_size=batch_size, progress=progress, desc=f"frozen trunk ({len(prefixes)} patients)",
+                    quantization=self.quantization, batch_size=batch_size, progress=progress,
+                    desc=f"frozen trunk ({len(prefixes)} patients)",
                 )  # fmt: skip
         with torch.inference_mode(), autocast(self.device, self.amp):
             for start in range(0, len(order), batch_size):
@@ -277,7 +289,13 @@ class LLMScorer:
         device: str | None = None,
         cache_trunk: bool = False,
     ) -> LLMScorer:
-        """Base model + the bundle's LoRA adapter (merged into the weights when not quantised)."""
+        """Base model + the bundle's LoRA adapter (merged into the weights when not quantised).
+
+        A bundle trained on the NF4 base is scored on the NF4 base with its adapters
+        unmerged (as it was trained, and its frozen trunk is the NF4 one); where
+        bitsandbytes cannot run 4-bit, on the full-precision base with the adapters
+        merged, with a warning.
+        """
         import json
 
         from peft import PeftModel
@@ -285,7 +303,8 @@ class LLMScorer:
         from cohortlm.models.llm.head import HEAD_FILE
         from cohortlm.models.llm.head import load_into as load_head
         from cohortlm.models.llm.loading import (
-            load_causal_lm,
+            choose_quantization,
+            load_base,
             load_tokenizer,
             pick_device,
             resolve_recorded_base_model,
@@ -301,9 +320,15 @@ class LLMScorer:
             record = {**record, "hf_path": str(root / record["embedded"]), "source": None}
         ref = resolve_recorded_base_model(record, where=str(record_path))
         dev = pick_device(device)
-        model = load_causal_lm(ref, device=dev)
+        training = meta.get("training", {})
+        trained_quant = str(training.get("quantization", "none"))
+        quant = choose_quantization(trained_quant, dev) if trained_quant == "nf4" else "none"
+        blocks = training.get("config", {}).get("base_blocks")
+        model = load_base(ref, device=dev, quantization=quant, blocks=None if blocks is None else int(blocks))
         tokenizer = load_tokenizer(ref)
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if quant == "none":
+            model = model.merge_and_unload()
         if (root / HEAD_FILE).is_file():
             yes_id, no_id = answer_token_ids(tokenizer)
             try:
@@ -311,12 +336,12 @@ class LLMScorer:
             except ValueError as exc:
                 raise SpecError(str(exc)) from None
         model.eval()
-        training = meta.get("training", {})
         amp = autocast_dtype(dev, training.get("config", {}).get("compute_dtype", "fp32"))
         # The adapters sit above trunk_split_at, so the blocks below are the base model's own.
         scorer = cls(
             model, tokenizer, spec, device=dev, name=meta.get("model_name", ref.name), amp=amp,
             split_at=training.get("trunk_split_at"), model_sha256=ref.sha256,
+            prompt_version=str(training.get("prompt_version", "1")), quantization=quant,
         )  # fmt: skip
         if not cache_trunk:
             scorer.split_at = None
@@ -330,6 +355,9 @@ def zero_shot_scorer(
     device: str | None = None,
     compute_dtype: str = "fp32",
     lora_layers: int | None = None,
+    prompt_version: str = text.PROMPT_VERSION,
+    quantization: str = "none",
+    blocks: int | None = None,
 ) -> LLMScorer:
     """A scorer for a base model as it is (no fine-tuning): the zero-shot mode.
 
@@ -341,18 +369,31 @@ def zero_shot_scorer(
         compute_dtype: ``auto``, ``fp32`` or ``bf16`` (the fine-tune's, so both are scored alike).
         lora_layers: the fine-tune's adapted top blocks: when set, the blocks below
             are computed once and shared with the fine-tuned scorer (:mod:`cohortlm.models.llm.trunk`).
+        prompt_version: the prompt wording (the fine-tune's, so both read the same text).
+        quantization: the fine-tune's (``auto``, ``nf4``, ``none``): the zero-shot base is held
+            as the fine-tuned one is, so the two share their frozen trunk states.
+        blocks: the fine-tune's ``base_blocks``: the base model's first N blocks only
+            (:func:`cohortlm.models.llm.loading.keep_blocks`), so the two read the same block.
     """
-    from cohortlm.models.llm.loading import load_causal_lm, load_tokenizer, pick_device, resolve_base_model
+    from cohortlm.models.llm.loading import (
+        choose_quantization,
+        load_base,
+        load_tokenizer,
+        pick_device,
+        resolve_base_model,
+    )
     from cohortlm.models.llm.trunk import split_point
 
     ref = resolve_base_model(base_model, spec=spec)
     dev = pick_device(device)
-    model = load_causal_lm(ref, device=dev)
+    quant = choose_quantization(quantization, dev)
+    model = load_base(ref, device=dev, quantization=quant, blocks=blocks)
     split_at = split_point(model, lora_layers)
     return LLMScorer(
         model, load_tokenizer(ref), spec, device=dev, name=f"{ref.name} (zero-shot)",
         amp=autocast_dtype(dev, compute_dtype), split_at=split_at,
-        model_sha256=ref.sha256 if split_at is not None else "",
+        model_sha256=ref.sha256 if split_at is not None else "", prompt_version=prompt_version,
+        quantization=quant,
     )  # fmt: skip
 
 

@@ -445,6 +445,7 @@ def cached_states(
     device: str,
     amp: Any,
     batch_size: int,
+    quantization: str = "none",
     cache: TrunkCache | None = None,
     progress: bool = False,
     desc: str = "frozen trunk",
@@ -453,15 +454,16 @@ def cached_states(
 
     Args:
         amp: the autocast dtype the trunk runs under (None: the weights' dtype); part of the key.
+        quantization: how the base's weights are held (``"none"``, ``"nf4"``); part of the key,
+            so NF4 states never stand in for full-precision ones or the other way round.
         cache: where to look and store (default :meth:`TrunkCache.default`).
     """
     from cohortlm.models.llm.loading import autocast
 
     store = cache if cache is not None else TrunkCache.default()
     dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    context = context_key(
-        model_sha256=model_sha256, split_at=split_at, dtype=f"{dtype}/{amp}", questions=questions
-    )
+    held = f"{dtype}/{amp}/{quantization}"
+    context = context_key(model_sha256=model_sha256, split_at=split_at, dtype=held, questions=questions)
     keys = [patient_key(context, p) for p in prefixes]
     rejected_before = store.rejected_total
     states: list[Any] = [store.load(k) for k in keys]
