@@ -11,7 +11,7 @@ side, one GPU pod each; the gate collects every base's scores and bundle
 bundle to ``promote``. Only the QLoRA task asks for a GPU; its node pool
 (selector, tolerations, accelerator type and count) are pipeline parameters.
 Where one GPU is not enough, ``use_trainer=True`` hands the fine-tune to a
-Kubeflow Trainer TrainJob with ``trainer_gpus`` GPUs (``pipelines/trainer.py``);
+Kubeflow Trainer TrainJob with ``trainer_gpus`` GPUs (``components/trainer.py``);
 set ``gpu_count=0`` then, so the waiting pod holds no GPU.
 
 Everything on the cluster that the compiled pipeline mounts is shipped by

@@ -24,16 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from cohortlm.cohort.conform import conform_table
 from cohortlm.cohort.io import read_table
+from cohortlm.cohort.study import FEATURISER_NAMES, StudySpec
 from cohortlm.errors import DataError, UsageError
-
-if TYPE_CHECKING:  # the spec layer consults FEATURISERS when it parses; only the type is needed here
-    from cohortlm.cohort.study import StudySpec
 
 WINDOW_MONTHS = (21.0, 27.0)
 TARGET_MONTHS = 24.0
@@ -215,7 +213,6 @@ def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
     See :func:`cohortlm.cohort.conform.conform_table`; values it cannot map are
     left for validation to count, and the result's notes say how many.
     """
-    from cohortlm.cohort.conform import conform_table
 
     what = f"cohort file {Path(path).name}"
     conformed = conform_table(read_table(path, what="cohort file"), spec, what=what)
@@ -229,9 +226,10 @@ def featurise_flat(path: str | Path, spec: StudySpec) -> FeaturiseResult:
     return FeaturiseResult(table=table, n_input=len(table), exclusions={}, notes=conformed.notes)
 
 
-FEATURISERS: dict[str, Callable[[str | Path, StudySpec], FeaturiseResult]] = {
-    "ra_visits": featurise_ra_visits,
-}
+#: one function per name a spec may give (``strict``: a name without a function fails at import)
+FEATURISERS: dict[str, Callable[[str | Path, StudySpec], FeaturiseResult]] = dict(
+    zip(FEATURISER_NAMES, (featurise_ra_visits,), strict=True)
+)
 
 
 def _raw_tables(pid: str) -> dict[str, list[str]]:

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.subgroups import Subgroup, parse_subgroups
+from cohortlm.cohort.values import declared_keys
 from cohortlm.errors import DataError, SpecError
 from cohortlm.yamlsafe import load_yaml_file
 
@@ -62,6 +63,9 @@ OPERATORS: dict[str, Any] = {
     "<=": np.less_equal,
 }
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
+#: the featurisers a spec may name; :data:`cohortlm.cohort.featurise.FEATURISERS` maps each to its
+#: function (kept apart so that parsing a spec does not import the featurisers and their pandas code)
+FEATURISER_NAMES: tuple[str, ...] = ("ra_visits",)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _TOP_KEYS = {
@@ -550,9 +554,7 @@ def _parse_values(
 
 
 def _binary_keys(values: Iterable[Any]) -> set[tuple[str, Any]]:
-    """The data values a list of true/false values matches (see :func:`cohortlm.cohort.conform.value_key`)."""
-    from cohortlm.cohort.conform import declared_keys
-
+    """The data values a list of true/false values matches (see :func:`cohortlm.cohort.values.value_key`)."""
     return declared_keys(values)
 
 
@@ -783,16 +785,13 @@ def _check_column_names(
 
 
 def _parse_featuriser(source: str, featuriser: Any) -> Any:
-    """The featuriser's name, one of :data:`cohortlm.cohort.featurise.FEATURISERS`, or None."""
-    if featuriser is not None:
-        from cohortlm.cohort.featurise import FEATURISERS
-
-        if not isinstance(featuriser, str) or featuriser not in FEATURISERS:
-            raise _err(
-                source,
-                "featuriser",
-                f"unknown featuriser {_shown(featuriser)}; known: {', '.join(FEATURISERS)}",
-            )
+    """The featuriser's name, one of :data:`FEATURISER_NAMES`, or None."""
+    if featuriser is not None and (not isinstance(featuriser, str) or featuriser not in FEATURISER_NAMES):
+        raise _err(
+            source,
+            "featuriser",
+            f"unknown featuriser {_shown(featuriser)}; known: {', '.join(FEATURISER_NAMES)}",
+        )
     return featuriser
 
 

@@ -27,7 +27,7 @@ def train_qlora(
     """Fine-tune on the train split; checkpoints go to `checkpoint_dir` so a retried pod resumes.
 
     With `use_trainer`, a Kubeflow Trainer TrainJob with `trainer_gpus` GPUs does
-    the training (see pipelines.trainer) and this pod only waits and collects.
+    the training (see components.trainer) and this pod only waits and collects.
     `gpu_type` and `gpu_count` (this pod's accelerator) are recorded on the bundle;
     as inputs they also reach the exit handler's sub-DAG, which the KFP compiler
     does not do for values used only in `set_accelerator_*`.
@@ -62,7 +62,7 @@ def train_qlora(
                 training.log_metric(key, float(value))
 
     if use_trainer:
-        from pipelines.trainer import run_trainjob
+        from components.trainer import run_trainjob
 
         name = run_trainjob(
             split_table=split_table.path,

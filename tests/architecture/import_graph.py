@@ -100,9 +100,14 @@ def resolve(target: str, known: set[str]) -> str | None:
 
 def graph(root: Path, *, runtime_only: bool = True) -> dict[str, set[str]]:
     """Module -> the modules of the same tree it imports (itself and its parents excluded)."""
-    known = modules(root)
+    return graph_of([root], runtime_only=runtime_only)
+
+
+def graph_of(roots: list[Path], *, runtime_only: bool = True) -> dict[str, set[str]]:
+    """Module -> the modules of any of the trees ``roots`` it imports (itself and its parents excluded)."""
+    known = set().union(*(modules(root) for root in roots))
     edges: dict[str, set[str]] = {m: set() for m in known}
-    for imp in package_imports(root):
+    for imp in (i for root in roots for i in package_imports(root)):
         if runtime_only and imp.type_only:
             continue
         target = resolve(imp.target, known)

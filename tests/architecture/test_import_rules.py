@@ -5,6 +5,12 @@
   register from those packages through the ``cohortlm.commands`` entry points.
 * No import cycle, between modules or between the core's layers; the layers go
   one way: foundation -> cohort -> models -> store, evaluation -> run -> cli.
+* The same across all first-party packages (``cohortlm``, ``featurestore``,
+  ``serving``, ``components``, ``pipelines``), counting imports inside functions
+  and under ``TYPE_CHECKING`` (mypy follows those, and a cycle there is a cycle a
+  reader has to untangle): 0 cycles. ``pipelines`` imports ``components``, never
+  the other way (the Kubeflow Trainer hand-off both use is
+  :mod:`components.trainer`); ``featurestore`` imports only the core.
 """
 
 from __future__ import annotations
@@ -14,10 +20,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from import_graph import cycles, graph, imports_of, package_imports
+from import_graph import cycles, graph, graph_of, imports_of, package_imports
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "cohortlm"
+FIRST_PARTY = ["cohortlm", "featurestore", "serving", "components", "pipelines"]
+#: package -> the first-party packages it must not import (anywhere, functions included)
+NOT_IMPORTED = {
+    "components": {"pipelines"},
+    "featurestore": {"serving", "components", "pipelines"},
+}
 FORBIDDEN = {
     "kfp": "the KFP SDK",
     "kserve": "KServe",
@@ -82,6 +94,25 @@ def test_no_import_cycle_between_modules():
     assert cycles(graph(CORE)) == []
 
 
+def _all_edges(*, runtime_only: bool) -> dict[str, set[str]]:
+    return graph_of([REPO / p for p in FIRST_PARTY], runtime_only=runtime_only)
+
+
+def test_no_import_cycle_anywhere_counting_function_level_and_type_checking_imports():
+    found = cycles(_all_edges(runtime_only=False))
+    assert len(found) == 0, f"{len(found)} import cycle(s): {found}"
+
+
+@pytest.mark.parametrize("package", sorted(NOT_IMPORTED))
+def test_a_package_imports_only_the_packages_below_it(package):
+    wrong = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in package_imports(REPO / package)
+        if i.target.split(".")[0] in NOT_IMPORTED[package]
+    ]
+    assert wrong == []
+
+
 def test_the_cycle_check_sees_one(tmp_path):
     pkg = tmp_path / "cohortlm"
     pkg.mkdir()
@@ -93,6 +124,13 @@ def test_the_cycle_check_sees_one(tmp_path):
     )
     assert cycles(graph(pkg)) == [["cohortlm.a", "cohortlm.b"]]
     assert [i.type_only for i in imports_of(pkg, pkg / "c.py") if i.target.startswith("cohortlm")] == [True]
+    # a's type-only import of c closes a cycle only when type-only imports count
+    (pkg / "a.py").write_text(
+        "from cohortlm.b import x\nfrom typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    import cohortlm.c\n"
+    )
+    assert cycles(graph(pkg)) == [["cohortlm.a", "cohortlm.b"]]
+    assert cycles(graph(pkg, runtime_only=False)) == [["cohortlm.a", "cohortlm.b", "cohortlm.c"]]
 
 
 def test_the_layers_go_one_way():

@@ -71,7 +71,7 @@ def pipeline_references() -> set[tuple[str, str]]:
             for m in ex.get(key, []):
                 refs.add(("ConfigMap", _name(m, spec, "configMapName")))
     # The Kubeflow Trainer TrainJob (use_trainer=True) mounts the model cache as well.
-    from pipelines.trainer import SHARED_VOLUME
+    from components.trainer import SHARED_VOLUME
 
     refs.add(("PersistentVolumeClaim", SHARED_VOLUME))
     return refs

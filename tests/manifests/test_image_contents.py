@@ -35,7 +35,7 @@ IMAGES = {
     "Dockerfile.pipeline": [
         *sorted(str(p.relative_to(mc.REPO)) for p in (mc.REPO / "components").glob("*/component.py")),
         "pipelines/train_evaluate_promote.py",
-        "pipelines/trainer.py",
+        "components/trainer.py",
     ],
     "Dockerfile.serving": ["serving/cli.py", "serving/server.py", "serving/features.py"],
 }

@@ -10,7 +10,7 @@ from kubeflow.trainer.constants import constants
 from kubeflow.trainer.options.kubernetes import Labels, RuntimePatch, _patch_to_dict
 from kubeflow.trainer.types import types
 
-from pipelines.trainer import TRAINER_RUNTIME, build_options, build_trainer, trainjob_entry
+from components.trainer import TRAINER_RUNTIME, build_options, build_trainer, trainjob_entry
 
 
 def _runtime() -> types.Runtime:
