@@ -1,3 +1,6 @@
-"""The container image every component runs in (built from docker/Dockerfile.pipeline)."""
+"""The container image every component runs in (built from docker/Dockerfile.pipeline; named in
+:mod:`cohortlm.contracts`)."""
 
-PIPELINE_IMAGE = "ghcr.io/cohortlm/cohortlm-pipeline:0.1.0"
+from cohortlm.contracts import PIPELINE_IMAGE
+
+__all__ = ["PIPELINE_IMAGE"]

@@ -21,18 +21,19 @@ def promoted_record(model_store: str | Path, outcome: GateOutcome, version: str)
     Raises:
         FileNotFoundError: the version is not in the store (promotion did not happen).
     """
+    from cohortlm.store.registry import MANIFEST_FILE, SIGNATURE_FILE, VERSIONS
     from serving.isvc import store_uri
 
-    matches = sorted(Path(model_store).glob(f"*/versions/{version}/MANIFEST.json"))
+    matches = sorted(Path(model_store).glob(f"*/{VERSIONS}/{version}/{MANIFEST_FILE}"))
     if not matches:
-        raise FileNotFoundError(f"version {version} has no MANIFEST.json in the model store {model_store}")
+        raise FileNotFoundError(f"version {version} has no {MANIFEST_FILE} in the model store {model_store}")
     manifest = matches[0]
     study = manifest.parents[2].name
     record: dict[str, Any] = {
         "model_version": version,
         "study": study,
         "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest(),
-        "signed": (manifest.parent / "MANIFEST.sig").is_file(),
+        "signed": (manifest.parent / SIGNATURE_FILE).is_file(),
         "storage_uri": store_uri(study, version),
         # which model became champion (the gate's verdict is about the candidate)
         "model": outcome.promoted_model,

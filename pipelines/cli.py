@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cohortlm.cli._app import JSON_HELP, STATE, app, echo_json, err_console
+from cohortlm.contracts import SUMMARY_FILE
 from cohortlm.errors import UsageError
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ def _print_summary(run_dir: Path) -> None:
     from cohortlm.evaluation.gates import Decision
     from cohortlm.evaluation.report import decision_reasons, model_label
 
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     metrics_path = run_dir / "report" / "metrics.json"
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cohortlm.contracts import STUDY_FILE, SUMMARY_FILE
+
 if TYPE_CHECKING:
     from cohortlm.run.outcome import GateOutcome
     from cohortlm.run.profiles import Profile
@@ -446,7 +448,7 @@ def run_local(
     run_id = new_run_id()
     run_dir = Path(out) if out else Path("runs") / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "study.yaml").write_text(study_yaml)
+    (run_dir / STUDY_FILE).write_text(study_yaml)
     started = time.monotonic()
     data_path, split_override = _input_data(run_dir, data, recipe)
     pipeline_root = _init_kfp_local(run_dir, cache)
@@ -661,7 +663,7 @@ def _write_summary(
         "cached_steps": steps.cached,
         "logs": str(run_dir / "logs"),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
 
 def _raise_step_failure(message: str, run_dir: Path, failed: list[str]) -> None:

@@ -47,11 +47,12 @@ from kubernetes.client import (
     V1VolumeMount,
 )
 
+from cohortlm.contracts import SERVING_IMAGE
 from cohortlm.errors import DataError, UsageError
 
 API_VERSION = "serving.kserve.io/v1beta1"
 KIND = "InferenceService"
-DEFAULT_IMAGE = "ghcr.io/cohortlm/cohortlm-serving:0.1.0"
+DEFAULT_IMAGE = SERVING_IMAGE
 DEFAULT_NAMESPACE = "cohortlm"
 MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = 8080

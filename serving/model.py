@@ -56,6 +56,7 @@ import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from cohortlm.contracts import MANIFEST_FILE, THRESHOLDS_FILE
 from cohortlm.errors import CohortlmError, DataError, SpecError
 from cohortlm.models.bundle import Predictor, verify_bundle_signature
 from cohortlm.models.loaders import load_bundle
@@ -68,7 +69,6 @@ from serving.validation import Columns, FeatureLookup, FeatureStoreError, Reques
 
 log = logging.getLogger("cohortlm.serving")
 
-THRESHOLDS_FILE = "thresholds.json"
 DEFAULT_THRESHOLD = 0.5
 #: The states of a served model (module docstring): what the repository index reports.
 LOADING, LOADED, UNLOADING, UNLOADED, FAILED = "loading", "loaded", "unloading", "unloaded", "failed"
@@ -150,7 +150,7 @@ def load_served_bundle(
         DataError: the self-check failed.
     """
     folder = Path(os.path.realpath(path))
-    if require_manifest or (folder / "MANIFEST.json").exists():
+    if require_manifest or (folder / MANIFEST_FILE).exists():
         verify_manifest(folder)
     if verify_key is not None:
         verify_bundle_signature(folder, verify_key)

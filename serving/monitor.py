@@ -38,6 +38,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
 
 from cohortlm.cohort.study import StudySpec
+from cohortlm.contracts import DECISION_FILE
 from cohortlm.errors import UsageError
 from cohortlm.models.bundle import bundle_spec, read_bundle_metadata
 from cohortlm.monitoring.bins import spec_bins
@@ -60,7 +61,7 @@ def bundle_identity(bundle: str | Path) -> tuple[str, StudySpec, dict[str, Any]]
     meta = read_bundle_metadata(folder)
     spec = bundle_spec(meta, path=folder)
     decision: dict[str, Any] = {}
-    path = folder / "decision.json"
+    path = folder / DECISION_FILE
     if path.is_file():
         try:
             decision = json.loads(path.read_text(encoding="utf-8"))

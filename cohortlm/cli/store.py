@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cohortlm.cli._app import app
+from cohortlm.contracts import BUNDLE_FILE
 
 
 @app.command("signing-key")
@@ -58,7 +59,7 @@ def promote(
     if check:
         _self_check(bundle)
     version = registry.promote(bundle, store, decision=decision, signing_key=signing_key)
-    study = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))["study"]["name"]
+    study = json.loads((bundle / BUNDLE_FILE).read_text(encoding="utf-8"))["study"]["name"]
     typer.echo(f"champion of {study}: {version}")
     typer.echo(str(registry.champion(store, study)))
 

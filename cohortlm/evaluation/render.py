@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohortlm.contracts import DECISION_FILE, OUTCOME_FILE
 from cohortlm.evaluation.comparisons import family_records
 from cohortlm.evaluation.figures import plot_roc
 from cohortlm.evaluation.report import (
@@ -110,7 +111,7 @@ def write_report(
 
 def _outcome_internal_validation(run_dir: Path) -> dict[str, Any] | None:
     """The regression's optimism correction the gate step recorded in ``outcome.json`` (if any)."""
-    path = run_dir / "outcome.json"
+    path = run_dir / OUTCOME_FILE
     if not path.is_file():
         return None
     try:
@@ -129,7 +130,7 @@ def _outcome_internal_validation(run_dir: Path) -> dict[str, Any] | None:
 def _outcome_cohort(run_dir: Path) -> CohortSummary | None:
     """The split sizes the gate step recorded in ``outcome.json`` (absent in older runs)."""
     try:
-        data = json.loads((run_dir / "outcome.json").read_text())
+        data = json.loads((run_dir / OUTCOME_FILE).read_text())
         return CohortSummary.from_dict(data["cohort"]) if data.get("cohort") else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -164,7 +165,7 @@ def render_report(
         table1_csv=out / "table1.csv",
         metrics_json=out / "metrics.json",
         summary_md=out / "summary.md",
-        decision_json=out / "decision.json" if report.decision is not None else None,
+        decision_json=out / DECISION_FILE if report.decision is not None else None,
     )
     fig = plot_roc(report)
     png = io.BytesIO()

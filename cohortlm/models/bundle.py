@@ -43,6 +43,7 @@ import yaml
 
 from cohortlm.checksums import update_with_file
 from cohortlm.cohort.study import StudySpec, study_from_dict
+from cohortlm.contracts import BUNDLE_FILE, SIGNATURE_FILE, STUDY_FILE
 from cohortlm.errors import DataError, SpecError, UsageError
 
 
@@ -51,8 +52,6 @@ class BundleIntegrityError(DataError):
 
 
 BUNDLE_FORMAT_VERSION = 1
-BUNDLE_FILE = "bundle.json"
-STUDY_FILE = "study.yaml"
 KINDS = ("baseline", "llm")
 # Probabilities are kept strictly inside (0, 1) so that log-loss, logits and
 # the serving contract never meet an exact 0 or 1.
@@ -262,7 +261,6 @@ def bundle_spec(meta: dict[str, Any], *, path: str | Path) -> StudySpec:
 # offline with an elliptic-curve private key (PEM) at promotion. The server verifies it with
 # the public key before loading: a file changed after promotion, or a MANIFEST.json
 # regenerated without the private key, does not verify.
-SIGNATURE_FILE = "MANIFEST.sig"
 SIGNING_KEY_ENV = "COHORTLM_SIGNING_KEY"
 VERIFY_KEY_ENV = "COHORTLM_VERIFY_KEY"
 

@@ -36,7 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cohortlm.models.bundle import BUNDLE_FILE, read_bundle_metadata
+from cohortlm.contracts import BUNDLE_FILE, MODEL_CARD_JSON, MODEL_CARD_MD
+from cohortlm.models.bundle import read_bundle_metadata
 
 __all__ = [
     "CARD_SCHEMA_VERSION",
@@ -48,8 +49,6 @@ __all__ = [
     "write_model_card",
 ]
 
-MODEL_CARD_JSON = "model_card.json"
-MODEL_CARD_MD = "model_card.md"
 CARD_SCHEMA_VERSION = 1
 #: fewer cases (or controls) than this on the evaluation split: the card names the endpoint as imprecise
 FEW_CASES = 100

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from cohortlm.contracts import OUTCOME_FILE
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
@@ -30,7 +31,6 @@ from cohortlm.models.training import TrainingFigures
 
 __all__ = ["OUTCOME_FILE", "OUTCOME_SCHEMA", "OUTCOME_SCHEMA_VERSION", "WINNERS", "GateOutcome", "RocCurve"]
 
-OUTCOME_FILE = "outcome.json"
 OUTCOME_SCHEMA_VERSION = 1
 #: ``candidate``: promote the candidate; ``baseline``: no champion yet and the candidate
 #: failed, so this run's baseline becomes the first champion; ``none``: keep the champion.

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cohortlm.contracts import DECISION_FILE, RUN_FILE, SUMMARY_FILE
 from cohortlm.errors import UsageError
 
 #: Where ``cohortlm run`` writes run folders unless told otherwise.
@@ -159,7 +160,7 @@ def _int(value: Any) -> int | None:
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` looks like a run folder (it has one of the files a run writes)."""
     return path.is_dir() and any(
-        (path / name).exists() for name in ("summary.json", "run.json", "decision.json", ".kfp", "report")
+        (path / name).exists() for name in (SUMMARY_FILE, RUN_FILE, DECISION_FILE, ".kfp", "report")
     )
 
 
@@ -173,11 +174,11 @@ def read_run(path: str | Path) -> RunRecord:
     if not p.is_dir():
         raise UsageError(f"{p} is not a run folder")
     damaged: list[str] = []
-    summary = _json(p / "summary.json", damaged, p)
+    summary = _json(p / SUMMARY_FILE, damaged, p)
     # A pipeline run writes decision.json at the top; `cohortlm report` alone writes report/decision.json.
-    decision = _json(p / "decision.json", damaged, p) or _json(p / "report" / "decision.json", damaged, p)
+    decision = _json(p / DECISION_FILE, damaged, p) or _json(p / "report" / DECISION_FILE, damaged, p)
     metrics = _json(p / "report" / "metrics.json", damaged, p)
-    run = _json(p / "run.json", damaged, p)
+    run = _json(p / RUN_FILE, damaged, p)
     models = tuple(str(m) for m in metrics.get("models") or run.get("models") or ())
     verdicts = {str(e.get("endpoint")): e for e in decision.get("endpoints") or [] if isinstance(e, dict)}
     names = [str(e) for e in metrics.get("endpoints") or []] or list(verdicts)

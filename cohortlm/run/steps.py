@@ -30,6 +30,15 @@ import yaml
 
 from cohortlm.cohort.io import read_table, write_table
 from cohortlm.cohort.study import StudySpec, study_from_dict
+from cohortlm.contracts import (
+    DECISION_FILE,
+    LABELS_FILE,
+    RUN_FILE,
+    SCORES_DIR,
+    STUDY_FILE,
+    THRESHOLDS_FILE,
+    scores_file,
+)
 from cohortlm.errors import DataError, SpecError
 from cohortlm.evaluation.evaluate import ThresholdPool
 from cohortlm.models.training import TrainingFigures
@@ -529,13 +538,13 @@ def _write_threshold_pool(out: Path, inputs: _GateInputs, spec: StudySpec) -> No
     pool = inputs.threshold_pool
     if pool is None:
         return
-    (out / "threshold_pool" / "scores").mkdir(parents=True, exist_ok=True)
+    (out / "threshold_pool" / SCORES_DIR).mkdir(parents=True, exist_ok=True)
     pool.labels.rename_axis(spec.id_column).reset_index().to_parquet(
-        out / "threshold_pool" / "labels.parquet", index=False
+        out / "threshold_pool" / LABELS_FILE, index=False
     )
     for name, frame in pool.scores.items():
         frame.rename_axis(spec.id_column).reset_index().to_parquet(
-            out / "threshold_pool" / "scores" / f"{name}.parquet", index=False
+            out / "threshold_pool" / scores_file(name), index=False
         )
 
 
@@ -552,17 +561,17 @@ def _write_run_files(
     out: Path, inputs: _GateInputs, spec: StudySpec, models: list[str], decision: Decision
 ) -> None:
     """The run folder's data files, for people and ``cohortlm report`` (nothing here reads them back)."""
-    (out / "scores").mkdir(parents=True, exist_ok=True)
-    (out / "study.yaml").write_text(study_text(spec))
+    (out / SCORES_DIR).mkdir(parents=True, exist_ok=True)
+    (out / STUDY_FILE).write_text(study_text(spec))
     lab = inputs.labels.copy()
     lab.insert(0, "split", inputs.split)
-    lab.rename_axis(spec.id_column).reset_index().to_parquet(out / "labels.parquet", index=False)
+    lab.rename_axis(spec.id_column).reset_index().to_parquet(out / LABELS_FILE, index=False)
     for name, frame in inputs.scores.items():
         table = frame.rename_axis(spec.id_column).reset_index()
-        table.to_parquet(out / "scores" / f"{name}.parquet", index=False)
+        table.to_parquet(out / scores_file(name), index=False)
     llms = [{"zero_shot": z, "fine_tuned": f} for z, f in inputs.pairs]
     run = {"candidate": decision.candidate, "champion": decision.champion, "models": models, "llms": llms}
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2))
 
 
 def evaluate_step(
@@ -640,7 +649,7 @@ def evaluate_step(
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
     _write_threshold_pool(out, inputs, spec)
-    (out / "decision.json").write_text(decision.to_json())
+    (out / DECISION_FILE).write_text(decision.to_json())
     outcome = GateOutcome.build(
         study=spec.name,
         endpoints=spec.endpoint_names,
@@ -704,7 +713,7 @@ def promote_step(bundle_dir: str, model_store: str, outcome: GateOutcome) -> dic
         staged = copy_tree(bundle_dir, Path(tmp) / "bundle")  # inputs are never modified
         record = {ep: dict(outcome.serving_thresholds[ep]) for ep in outcome.endpoints}
         thresholds = {ep: float(r["threshold"]) for ep, r in record.items()}
-        (staged / "thresholds.json").write_text(json.dumps(thresholds, indent=2))
+        (staged / THRESHOLDS_FILE).write_text(json.dumps(thresholds, indent=2))
         (staged / "thresholds_record.json").write_text(json.dumps(record, indent=2))
         # Before the store's manifest and signature are made, so that both cover the card.
         write_model_card(staged, outcome.to_dict())

@@ -67,15 +67,11 @@ from pathlib import Path
 from typing import Any
 
 from cohortlm.checksums import file_sha256
+from cohortlm.contracts import BUNDLE_FILE, DECISION_FILE, MANIFEST_FILE, SIGNATURE_FILE
 from cohortlm.errors import CohortlmError, UsageError
 from cohortlm.models.bundle import BundleIntegrityError
 
-MANIFEST_FILE = "MANIFEST.json"
-SIGNATURE_FILE = (
-    "MANIFEST.sig"  # written by cohortlm.models.bundle.sign_bundle over the files and the manifest
-)
 MANIFEST_FORMAT_VERSION = 1
-DECISION_FILE = "decision.json"
 CHAMPION = "champion"
 HISTORY_FILE = "history.json"
 LEDGER_FILE = "looks.json"
@@ -348,7 +344,7 @@ def history(store: str | Path | None, study: str) -> list[str]:
 
 def _read_bundle_identity(bundle: Path) -> tuple[str, str]:
     """(study name, model version) from a bundle's ``bundle.json``."""
-    meta_path = bundle / "bundle.json"
+    meta_path = bundle / BUNDLE_FILE
     if not bundle.is_dir() or not meta_path.is_file():
         raise UsageError(f"{bundle} is not a model bundle (no bundle.json)")
     try:

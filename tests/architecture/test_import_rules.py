@@ -42,7 +42,7 @@ FORBIDDEN = {
 }
 #: each layer may import only the layers before it (and itself)
 LAYERS = [
-    {"cohortlm", "cohortlm.errors", "cohortlm.checksums", "cohortlm.yamlsafe"},
+    {"cohortlm", "cohortlm.errors", "cohortlm.checksums", "cohortlm.yamlsafe", "cohortlm.contracts"},
     {"cohortlm.cohort"},
     {"cohortlm.models"},
     {"cohortlm.store", "cohortlm.evaluation"},
