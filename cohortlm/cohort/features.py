@@ -75,11 +75,6 @@ def expected_views(spec: StudySpec) -> dict[str, list[tuple[str, StorageType]]]:
     }
 
 
-def feature_refs(spec: StudySpec) -> list[str]:
-    """Feature references (``view:feature``) in spec order."""
-    return [f"{feature_view_name(f.group)}:{f.name}" for f in spec.features]
-
-
 def drift_problems(
     spec: StudySpec,
     views: Mapping[str, Sequence[tuple[str, str]]],

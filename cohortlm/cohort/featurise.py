@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.conform import conform_table
@@ -308,9 +307,3 @@ def featurise(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
     if spec.featuriser is None:
         return featurise_flat(raw, spec)
     return FEATURISERS[spec.featuriser](raw, spec)
-
-
-def endpoint_prevalence(table: pd.DataFrame, spec: StudySpec) -> dict[str, float]:
-    """Share of cases per endpoint (ignoring missing source values)."""
-    labels = spec.labels(table)
-    return {c: float(np.nanmean(labels[c].to_numpy())) for c in labels.columns}

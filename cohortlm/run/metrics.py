@@ -33,7 +33,6 @@ names): no patient identifier or feature value can become a label.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Mapping
@@ -55,11 +54,6 @@ class MetricsPushError(CohortlmError):
     """The Pushgateway could not be reached or refused the metrics (exit code 1)."""
 
     exit_code = 1
-
-
-def pushgateway_from_env() -> str | None:
-    """The Pushgateway URL from ``$COHORTLM_PUSHGATEWAY_URL``, or None when unset."""
-    return os.environ.get(PUSHGATEWAY_ENV) or None
 
 
 def _label(kind: str, value: str) -> str:
