@@ -13,8 +13,8 @@ question sees the patient text and itself, never another question, and its
 tokens take the positions they would have right after the prefix. The patient
 text's keys and values are computed once and shared by all questions, which
 is what reusing a KV cache achieves, in one forward pass and without copying
-the cache E times (an earlier version did, and the copies cost more than the
-questions). Scores equal full recompute (tested to 1e-4); the cost is
+the cache E times (E copies of the prefix's cache would cost more than the
+questions themselves). Scores equal full recompute (tested to 1e-4); the cost is
 ``|P| + E*|Q|`` tokens instead of ``E*(|P|+|Q|)``.
 
 Only the last token of each question goes through the LM head
