@@ -378,9 +378,9 @@ def autocast_dtype(device: str, choice: str = "auto") -> Any:
     for fp32 on 4 patients. bf16 moves P(Yes) by up to 0.009 and, on the
     zero-shot model's near-chance scores, an AUC over 160 patients by up to
     0.03 (within that AUC's standard error of ~0.05); the LM head always runs
-    in fp32 (:func:`cohortlm.models.llm.forward.fp32_head`). (An earlier note here
-    said bf16 was ~35x slower on CPU: wrong for the first CPU, and the second
-    shows why the choice is measured.) On CUDA the weights are already bf16,
+    in fp32 (:func:`cohortlm.models.llm.forward.fp32_head`). The two CPUs
+    disagree although both have the flag, which is why the choice is measured
+    rather than read from the flags. On CUDA the weights are already bf16,
     so no autocast is needed.
 
     Args:

@@ -54,7 +54,8 @@ bf16 weights on CUDA; on a CPU fp32 weights with bf16 autocast when the CPU
 multiplies bf16 natively (AVX512-BF16/AMX). Measured on 2 idle cores here
 (``benchmarks/results/dtype.json``) bf16 autocast is 2.8x fp32 forward and
 1.75x forward+backward; P(Yes) moves by up to 0.009 (the LM head stays fp32).
-(An earlier note said bf16 was ~35x slower on CPU; that was wrong for this CPU.)
+Another CPU with the same flag ran bf16 2x slower, so whether autocast is used
+is measured per CPU (:func:`cohortlm.models.llm.loading.bf16_pays_off`).
 
 The frozen trunk. With ``lora_layers=n`` the adapters sit on the top ``n``
 blocks; the blocks below are frozen and see the same input every epoch, so
