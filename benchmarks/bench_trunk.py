@@ -123,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         "--probe-train", type=int, default=0, help="patients to train the probes on (0: no probes)"
     )
     parser.add_argument("--probe-test", type=int, default=0, help="patients to test the probes on")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/trunk.json"))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "trunk.json"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     split_full = trunk.split_point(model, prof.qlora.lora_layers) or trunk.num_layers(model) - 1
     cfg = causal_lm_config = trunk.causal_lm(model).config
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # one thread: no spin-waiting between threads in the CPU time
 
     encoded = {}
     for version in ("1", "2"):
@@ -263,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "batch_size": args.batch_size,
         "autocast": str(amp),
+        "threads": torch.get_num_threads(),
         "matmul_gflops_fp32": round(ceiling, 1),
         "matmul_shape": [
             args.batch_size * 300,
@@ -277,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2))
     lines = [
         f"# Frozen trunk per patient ({ref.name}, {args.patients} test patients, median of {args.rounds} "
-        f"interleaved rounds, batch {args.batch_size})",
+        f"interleaved rounds, batch {args.batch_size}, {torch.get_num_threads()} threads)",
         "",
         f"fp32 matmul ceiling in the same process: {ceiling:.1f} GFLOP/s "
         f"({args.batch_size * 300}x{cfg.hidden_size} @ {cfg.hidden_size}x{cfg.intermediate_size}).",
