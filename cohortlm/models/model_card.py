@@ -383,13 +383,18 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
+#: the order a clinician reads operating points in; precision and recall repeat PPV and sensitivity
+_METRIC_ORDER = ("auc", "sensitivity", "specificity", "ppv", "npv", "f1", "accuracy")
+_ALIASES = {"precision": "ppv", "recall": "sensitivity"}
+
+
 def _interval_columns(points: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Metrics that carry ``<metric>_ci_low`` and ``<metric>_ci_high`` (AUC first)."""
+    """Metrics that carry ``<metric>_ci_low`` and ``<metric>_ci_high``, in :data:`_METRIC_ORDER`."""
     keys = {k for p in points.values() for k in p}
-    metrics = sorted(
-        k[: -len("_ci_low")] for k in keys if k.endswith("_ci_low") and f"{k[:-7]}_ci_high" in keys
-    )
-    return sorted(metrics, key=lambda m: (m != "auc", m))
+    metrics = {k[: -len("_ci_low")] for k in keys if k.endswith("_ci_low") and f"{k[:-7]}_ci_high" in keys}
+    metrics -= {m for m, same in _ALIASES.items() if same in metrics}
+    rank = {m: i for i, m in enumerate(_METRIC_ORDER)}
+    return sorted(metrics, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def model_card_markdown(card: Mapping[str, Any]) -> str:
