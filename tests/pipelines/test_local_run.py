@@ -69,6 +69,9 @@ def test_run_folder_holds_everything_a_person_reads(two_runs):
         "report/metrics.json",
         "summary.json",
         "promoted/bundle.json",
+        "report/tripod_ai.md",  # the TRIPOD+AI checklist
+        "promoted/model_card.md",  # the model card, under the promoted bundle's manifest
+        "promoted/model_card.json",
     ):
         assert (run1 / item).exists(), item
     assert (run1 / "report" / "roc.png").read_bytes()[:4] == b"\x89PNG"
