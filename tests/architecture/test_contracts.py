@@ -10,6 +10,7 @@ f-string path); messages and docstrings that mention a file are prose and may.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,22 @@ def test_the_step_and_the_server_read_the_same_names():
     assert model_card.MODEL_CARD_JSON is contracts.MODEL_CARD_JSON
     assert PIPELINE_IMAGE == "ghcr.io/cohortlm/cohortlm-pipeline:0.1.0"
     assert isvc.DEFAULT_IMAGE == "ghcr.io/cohortlm/cohortlm-serving:0.1.0"
+
+
+def test_the_manifests_and_dockerfiles_name_the_images_the_code_deploys():
+    """kustomize and the Dockerfiles' build lines cannot import a name: they must spell the same one."""
+    images = {contracts.PIPELINE_IMAGE, contracts.SERVING_IMAGE}
+    pattern = re.compile(rf"{re.escape(contracts.IMAGE_REGISTRY)}/[a-z-]+(?::[A-Za-z0-9._-]+)?")
+    files = [
+        path
+        for folder in ("manifests", "docker", "docs")
+        for path in sorted((REPO / folder).rglob("*"))
+        if path.is_file() and (path.suffix in (".yaml", ".md") or path.name.startswith("Dockerfile"))
+    ]
+    spelled = {
+        (str(path.relative_to(REPO)), ref.removesuffix("-cuda"))
+        for path in files
+        for ref in pattern.findall(path.read_text(encoding="utf-8", errors="replace"))
+    }
+    assert len(spelled) >= 4, "the images are no longer named in manifests/, docker/ and docs/"
+    assert [s for s in spelled if s[1] not in images] == []
