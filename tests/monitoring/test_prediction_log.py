@@ -68,7 +68,8 @@ def test_predictions_are_logged_with_pseudonyms_and_bin_counts_only(log_url, bas
     store = LogStore(log_url)
     try:
         with store.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT pseudonym, model_version, probabilities FROM predictions")).all()
+            query = "SELECT pseudonym, model_version, probabilities FROM predictions"
+            rows = conn.execute(sa.text(query)).all()
             assert len(rows) == 40 and {r[1] for r in rows} == {served.version}
             first = np.frombuffer(bytes(rows[0][2]), dtype="<f8")
             assert first.shape == (len(served.endpoints),) and ((first >= 0) & (first <= 1)).all()
