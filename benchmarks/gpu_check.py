@@ -65,7 +65,13 @@ def default_model_stage(spec: Any, cuda: bool, n_train: int, n_test: int, steps:
         class_weight="balanced", head="endpoint",
     )  # fmt: skip
     t0 = time.perf_counter()
-    zs = zero_shot_scorer(None, spec, compute_dtype=cfg.compute_dtype, lora_layers=cfg.lora_layers)
+    zs = zero_shot_scorer(
+        None,
+        spec,
+        compute_dtype=cfg.compute_dtype,
+        lora_layers=cfg.lora_layers,
+        quantization=cfg.quantization,
+    )  # the zero-shot base held as the fine-tuned one (NF4 on CUDA)
     zero = zs.score(test, batch_size=16, progress=True)
     zero_s = time.perf_counter() - t0
     del zs
