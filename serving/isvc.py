@@ -60,6 +60,12 @@ GRPC_PORT = 8081
 RUN_AS = 10001
 VERIFY_KEY_SECRET = "cohortlm-bundle-verify-key"
 VERIFY_KEY_MOUNT = "/var/run/secrets/cohortlm/bundle-verify-key"
+#: The prediction log's pseudonym key and database URL (manifests/base/monitoring.yaml): the
+#: canary a promotion deploys logs its predictions like the base InferenceService does.
+PSEUDONYM_KEY_SECRET = "cohortlm-pseudonym-key"
+PSEUDONYM_KEY_MOUNT = "/var/run/secrets/cohortlm/pseudonym-key"
+PREDICTION_LOG_SECRET = "cohortlm-prediction-log"
+PREDICTION_LOG_MOUNT = "/var/run/secrets/cohortlm/prediction-log"
 #: The PersistentVolumeClaim holding the model store (manifests/base/volumes.yaml).
 MODEL_STORE_CLAIM = "cohortlm-models"
 
@@ -206,6 +212,10 @@ def _predictor_container(
             str(GRPC_PORT),
             "--verify-key",
             f"{VERIFY_KEY_MOUNT}/verify-key.pem",
+            "--prediction-log",
+            f"@{PREDICTION_LOG_MOUNT}/url",
+            "--pseudonym-key-file",
+            f"{PSEUDONYM_KEY_MOUNT}/pseudonym.key",
         ],
         env=env,
         ports=[V1ContainerPort(name="http1", container_port=HTTP_PORT, protocol="TCP")],
@@ -234,6 +244,8 @@ def _predictor_container(
         volume_mounts=[
             V1VolumeMount(name="tmp", mount_path="/tmp"),
             V1VolumeMount(name="bundle-verify-key", mount_path=VERIFY_KEY_MOUNT, read_only=True),
+            V1VolumeMount(name="pseudonym-key", mount_path=PSEUDONYM_KEY_MOUNT, read_only=True),
+            V1VolumeMount(name="prediction-log", mount_path=PREDICTION_LOG_MOUNT, read_only=True),
         ],
     )
 
@@ -268,6 +280,14 @@ def _predictor_spec(
             V1Volume(
                 name="bundle-verify-key",
                 secret=V1SecretVolumeSource(secret_name=verify_key_secret, default_mode=0o440),
+            ),
+            V1Volume(
+                name="pseudonym-key",
+                secret=V1SecretVolumeSource(secret_name=PSEUDONYM_KEY_SECRET, default_mode=0o440),
+            ),
+            V1Volume(
+                name="prediction-log",
+                secret=V1SecretVolumeSource(secret_name=PREDICTION_LOG_SECRET, default_mode=0o440),
             ),
         ],
         # No `logger`: payload logging stays off (privacy); never set it here.
