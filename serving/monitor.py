@@ -22,11 +22,9 @@ output holds only figures per endpoint and per feature name.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import math
-import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -332,6 +330,11 @@ def maybe_retrain(
     return info
 
 
+#: Where the retraining submitter registers: the pipelines package (the pipeline image)
+#: provides it, so the server image, which ships no pipeline, needs no KFP SDK.
+RETRAIN_ENTRY_POINTS = "cohortlm.retrain"
+
+
 def kfp_submitter(
     host: str,
     *,
@@ -341,39 +344,29 @@ def kfp_submitter(
     namespace: str | None,
     token: str | None,
 ) -> Any:
-    """A ``submit(reasons) -> run_id`` that starts the training pipeline through the KFP API."""
+    """A ``submit(reasons) -> run_id`` that starts the training pipeline through the KFP API.
 
-    def submit(why: list[str]) -> str:
-        import kfp
+    The submitter lives with the pipeline it submits (``pipelines.retrain``) and is found
+    through the ``cohortlm.retrain`` entry point; where the pipelines are not installed
+    (the serving image) asking for a retraining run is a usage error that says so.
+    """
+    from importlib.metadata import entry_points
 
-        from pipelines.train_evaluate_promote import (
-            DEFAULT_PUSHGATEWAY,
-            MODEL_STORE_MOUNT,
-            train_evaluate_promote,
+    found = [ep for ep in entry_points(group=RETRAIN_ENTRY_POINTS) if ep.name == "kfp"]
+    if not found:
+        raise UsageError(
+            "--kfp-host: submitting a retraining run needs the pipelines (the pipeline image, or "
+            "pip install 'cohortlm[pipeline]'); run the monitor there, or leave out --kfp-host"
         )
-
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        # the kfp client prints links on stdout; --json's stdout holds one object only
-        with contextlib.redirect_stdout(sys.stderr):
-            client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
-            result = client.create_run_from_pipeline_func(
-                train_evaluate_promote,
-                arguments={
-                    "raw_data": raw_data,
-                    "study_yaml": study_text,
-                    "profile": "paper",
-                    "model_store": MODEL_STORE_MOUNT,
-                    "isvc_namespace": namespace or "cohortlm",
-                    "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
-                },
-                run_name=f"retrain-{stamp}",
-                experiment_name="cohortlm-retraining",
-                namespace=namespace,
-                enable_caching=False,
-            )
-        return str(result.run_id)
-
-    return submit
+    factory = found[0].load()
+    return factory(
+        host,
+        raw_data=raw_data,
+        study_text=study_text,
+        pushgateway=pushgateway,
+        namespace=namespace,
+        token=token,
+    )
 
 
 def build_monitor_registry(

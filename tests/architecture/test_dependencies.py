@@ -30,10 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 FIRST_PARTY = {"cohortlm", "components", "pipelines", "serving", "featurestore", "feature_repo"}
 #: imports an environment ships but never runs, each with the reason
-NOT_RUN_THERE = {
-    # the monitor's retraining submitter runs in the pipeline image (manifests/base/monitoring.yaml)
-    ("Dockerfile.serving", "kfp"): "serving.monitor.kfp_submitter",
-}
+NOT_RUN_THERE: dict[tuple[str, str], str] = {}
 
 
 def _dockerfile_extras(name: str) -> list[str]:
