@@ -30,28 +30,33 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from cohortlm.evaluation.stats.calibration import recalibration_batch
+from cohortlm.models.baseline import encoded_endpoints
+from cohortlm.models.logistic import balanced_weights, fit_logistic
+
+if TYPE_CHECKING:
+    from cohortlm.cohort.study import StudySpec
 
 __all__ = [
     "OptimismResult",
     "balanced_weights",
     "bootstrap_optimism",
     "fit_logistic",
+    "internal_validation",
     "rank_auc",
     "weighted_auc",
 ]
 
-_MAX_STEPS = 50
 _DECREMENT = 1e-12
-_TOL = 1e-8
 
 
 @dataclass(frozen=True)
@@ -85,61 +90,6 @@ class OptimismResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (NaN as None)."""
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
-
-
-def balanced_weights(y: ArrayLike) -> NDArray[np.float64]:
-    """scikit-learn's ``class_weight="balanced"`` per patient: ``n / (2 · count of its class)``."""
-    labels = np.asarray(y).astype(bool)
-    m = int(labels.sum())
-    return np.where(labels, labels.size / (2.0 * max(m, 1)), labels.size / (2.0 * max(labels.size - m, 1)))
-
-
-def fit_logistic(
-    X: ArrayLike,
-    y: ArrayLike,
-    *,
-    C: float = 1.0,
-    sample_weight: ArrayLike | None = None,
-    start: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
-    """L2-penalised logistic regression by Newton–Raphson; returns ``[intercept, coef...]``.
-
-    Args:
-        X: Design, shape ``(n, d)`` (no intercept column).
-        y: Outcomes 0/1.
-        C: Inverse penalty strength, as scikit-learn's ``C``.
-        sample_weight: Weight per patient (class weighting); default 1.
-        start: Coefficients to start from (a warm start); default zeros.
-
-    Returns:
-        Coefficients, shape ``(d + 1,)``.
-    """
-    Xa = np.asarray(X, dtype=np.float64)
-    yf = np.asarray(y, dtype=np.float64)
-    w = np.ones(yf.shape) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    if not C > 0:
-        raise ValueError(f"C must be positive, got {C!r}")
-    d = Xa.shape[1]
-    penalty = np.full(d + 1, 1.0 / C)
-    penalty[0] = 0.0
-    beta = np.zeros(d + 1) if start is None else np.array(start, dtype=np.float64)
-    for _ in range(_MAX_STEPS):
-        eta = beta[0] + Xa @ beta[1:]
-        mu = expit(eta)
-        r = w * (mu - yf)
-        grad = np.concatenate([[r.sum()], Xa.T @ r]) + penalty * beta
-        h = w * mu * (1.0 - mu)
-        hx = Xa * h[:, None]
-        hess = np.empty((d + 1, d + 1))
-        hess[0, 0] = h.sum()
-        hess[0, 1:] = hess[1:, 0] = hx.sum(axis=0)
-        hess[1:, 1:] = Xa.T @ hx
-        hess[np.diag_indices(d + 1)] += penalty
-        step = np.linalg.solve(hess + 1e-10 * np.eye(d + 1), grad)
-        beta = beta - step
-        if np.max(np.abs(step)) < _TOL:
-            break
-    return beta
 
 
 def _refit_all(
@@ -337,3 +287,29 @@ def bootstrap_optimism(
         slope_corrected=apparent_slope - slope_opt,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def internal_validation(
+    train_df: pd.DataFrame,
+    spec: StudySpec,
+    *,
+    class_weight: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Harrell's bootstrap optimism correction of each endpoint's baseline regression on the training rows.
+
+    The feature encoding of :func:`cohortlm.models.baseline.build_pipeline` is fitted
+    once on the training rows (:func:`cohortlm.models.baseline.encoded_endpoints`); the
+    regression (its ``C`` and class weighting) is refitted on every resample
+    (:func:`bootstrap_optimism`).
+
+    Returns:
+        ``{endpoint: OptimismResult.to_dict()}`` in spec order.
+    """
+    return {
+        name: bootstrap_optimism(
+            design, y, C=C, class_weight=class_weight, n_boot=n_boot, seed=seed
+        ).to_dict()
+        for name, _, design, y, C in encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed)
+    }

@@ -259,7 +259,7 @@ class BaselinePredictor:
 OOF_FOLDS = 5
 
 
-def _encoded_endpoints(
+def encoded_endpoints(
     train_df: pd.DataFrame, spec: StudySpec, *, class_weight: str | None, seed: int
 ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]:
     """Per endpoint: name, labelled-row mask, encoded design, outcomes and the regression's ``C``.
@@ -296,8 +296,8 @@ def out_of_fold_proba(
     Stratified folds (scikit-learn's ``StratifiedKFold``, shuffled with ``seed``);
     in each, :func:`build_pipeline`'s regression (same ``C``, class weighting) is
     refitted on the other folds by Newton–Raphson
-    (:func:`cohortlm.evaluation.optimism.fit_logistic`, scikit-learn's objective) on
-    the encoded features (:func:`_encoded_endpoints`: fitted once, with no
+    (:func:`cohortlm.models.logistic.fit_logistic`, scikit-learn's objective) on
+    the encoded features (:func:`encoded_endpoints`: fitted once, with no
     outcome). A threshold chosen on these scores (pooled with validation's) is
     chosen on patients the scoring model never saw, which in-sample training
     scores would not be.
@@ -317,10 +317,10 @@ def out_of_fold_proba(
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    from cohortlm.evaluation.optimism import balanced_weights, fit_logistic
+    from cohortlm.models.logistic import balanced_weights, fit_logistic
 
     out = pd.DataFrame(index=train_df.index)
-    for name, keep, design, y, C in _encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed):
+    for name, keep, design, y, C in encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed):
         column = np.full(len(train_df), np.nan)
         k = min(int(folds), int(y.sum()), int((~y).sum()))
         if k >= 2:
@@ -337,31 +337,3 @@ def out_of_fold_proba(
             column[keep] = clip_proba(scored)
         out[name] = column
     return out
-
-
-def internal_validation(
-    train_df: pd.DataFrame,
-    spec: StudySpec,
-    *,
-    class_weight: str | None = None,
-    n_boot: int = 200,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Harrell's bootstrap optimism correction of each endpoint's regression on the training rows.
-
-    The feature encoding of :func:`build_pipeline` is fitted once on the training
-    rows (:func:`_encoded_endpoints`); the regression (its ``C`` and class
-    weighting) is refitted on every resample
-    (:func:`cohortlm.evaluation.optimism.bootstrap_optimism`).
-
-    Returns:
-        ``{endpoint: OptimismResult.to_dict()}`` in spec order.
-    """
-    from cohortlm.evaluation.optimism import bootstrap_optimism
-
-    return {
-        name: bootstrap_optimism(
-            design, y, C=C, class_weight=class_weight, n_boot=n_boot, seed=seed
-        ).to_dict()
-        for name, _, design, y, C in _encoded_endpoints(train_df, spec, class_weight=class_weight, seed=seed)
-    }

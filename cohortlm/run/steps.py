@@ -550,7 +550,7 @@ def _write_threshold_pool(out: Path, inputs: _GateInputs, spec: StudySpec) -> No
 
 def _internal_validation(inputs: _GateInputs, spec: StudySpec) -> dict[str, Any] | None:
     """The baseline's bootstrap optimism correction on the training rows (None without any)."""
-    from cohortlm.models.baseline import internal_validation
+    from cohortlm.evaluation.optimism import internal_validation
 
     if inputs.train is None or len(inputs.train) == 0:
         return None
