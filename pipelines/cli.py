@@ -135,14 +135,23 @@ def _print_families(families: dict[str, list[dict]] | None) -> None:
     for family in [f for f in order if families.get(f)]:
         rows = families[family]
         title, what, _ = FAMILIES[family]
-        table = Table(title=f"{title}: {what.split('? ')[-1]}, Holm over the family")
-        for col in ("model A", "model B", "endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC (95% CI)", "p",
-                    "p Holm"):  # fmt: skip
-            table.add_column(col, justify="left" if col in ("model A", "model B", "endpoint") else "right")
+        pairs = {(r["model_a"], r["model_b"]) for r in rows}
+        # One pair of models (the usual case): named once in the title, not on every row, so
+        # that a comparison stays on one line of an 80-column terminal.
+        one_pair = len(pairs) == 1
+        heading = f"{title}: {what.split('? ')[-1]}, Holm over the family"
+        if one_pair:
+            a, b = next(iter(pairs))
+            heading = f"{title} (A {model_label(a)}, B {model_label(b)}): {what.split('? ')[-1]}, Holm"
+        table = Table(title=heading)
+        columns = ["endpoint", "n (cases)", "AUC A", "AUC B", "ΔAUC (95% CI)", "p", "p Holm"]
+        if not one_pair:
+            columns = ["model A", "model B", *columns]
+        for col in columns:
+            text = col in ("model A", "model B", "endpoint")
+            table.add_column(col, justify="left" if text else "right", no_wrap=not text)
         for r in rows:
-            table.add_row(
-                model_label(r["model_a"]),
-                model_label(r["model_b"]),
+            cells = [
                 r["endpoint"],
                 f"{r['n']} ({r['n_cases']})",
                 num(r["auc_a"]),
@@ -150,7 +159,10 @@ def _print_families(families: dict[str, list[dict]] | None) -> None:
                 f"{num(r['delta'], '+.3f')} ({num(r['ci_low'], '+.2f')} to {num(r['ci_high'], '+.2f')})",
                 pval(r["p"]),
                 pval(r["p_adjusted"]) + (" *" if r["significant"] else ""),
-            )
+            ]
+            if not one_pair:
+                cells = [model_label(r["model_a"]), model_label(r["model_b"]), *cells]
+            table.add_row(*cells)
         console.print(table)
         n_sig = sum(bool(r["significant"]) for r in rows)
         if family == "fine_tuned_vs_base":
