@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv run test lint format typecheck services clean
+.PHONY: venv run test check lint format typecheck services clean
 
 venv: $(STAMP)
 
@@ -41,8 +41,19 @@ typecheck: venv
 services:
 	bash scripts/install-services.sh
 
+# Tests run in $(WORKERS) processes (pytest-xdist), a test file per process at a time
+# (--dist loadfile), so a module's fixture (a smoke pipeline run, a server) is built once.
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadfile
+
+# The whole suite, services and pipeline runs included: what CI runs (.ci/run).
 test: venv services lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
+
+# The inner loop: lint, types and the unit tests (no servers, no pipeline runs, nothing
+# marked slow); a few minutes on 2 cores.
+check: venv lint typecheck
+	$(BIN)/pytest $(XDIST) -q -m "not slow and not service"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -102,6 +102,7 @@ def test_a_spec_error_inside_a_step_exits_2(tmp_path):
         _raise_step_failure("Inner task failed: 'split'", tmp_path, ["split"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damaged", ["summary.json", "decision.json", "report/metrics.json"])
 def test_runs_compare_refuses_a_run_with_a_truncated_json_file(damaged, tmp_path, capsys):
     root = tmp_path / "runs"

@@ -68,6 +68,7 @@ def _cohortlm(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_schedule_creates_a_weekly_recurring_run_that_pushes_metrics(kfp_api, tmp_path):
     host, requests = kfp_api
     res = _cohortlm("schedule", "--host", host, "--raw-data", "/data/raw", "--json", cwd=tmp_path)
@@ -89,6 +90,7 @@ def test_schedule_creates_a_weekly_recurring_run_that_pushes_metrics(kfp_api, tm
     assert "report-run-outcome" in spec["root"]["dag"]["tasks"]
 
 
+@pytest.mark.slow
 def test_schedule_refuses_a_bad_cron_and_no_host(kfp_api, tmp_path):
     host, requests = kfp_api
     res = _cohortlm("schedule", "--host", host, "--raw-data", "/d", "--cron", "every monday", cwd=tmp_path)
@@ -106,6 +108,7 @@ def test_kfp_cron(given, want):
         kfp_cron("* * *")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("given", [None, "http://pgw.example.org:9091"])
 def test_submit_passes_the_pushgateway(kfp_api, tmp_path, given):
     host, requests = kfp_api
@@ -126,6 +129,7 @@ def test_submit_passes_the_pushgateway(kfp_api, tmp_path, given):
     assert "importer" in spec["deploymentSpec"]["executors"]["exec-importer"]
 
 
+@pytest.mark.slow
 def test_submit_refuses_a_pushgateway_that_is_not_a_url(kfp_api, tmp_path):
     host, requests = kfp_api
     res = _cohortlm("submit", "--host", host, "--raw-data", "/d", "--pushgateway", "pgw:9091", cwd=tmp_path)

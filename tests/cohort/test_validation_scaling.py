@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import cohortlm.cohort.validation as validation
 from benchmarks.bench_validation import wide_cohort
@@ -19,6 +20,7 @@ def _cpu_seconds(df: pd.DataFrame, spec) -> float:
     return time.process_time() - start
 
 
+@pytest.mark.slow
 def test_cost_per_feature_is_flat_from_25_to_250_features():
     # CPU time, not wall time: other processes on the machine do not count.
     # One GX suite built with add_expectation, or one batch holding every

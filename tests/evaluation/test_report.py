@@ -67,6 +67,7 @@ def test_report_writes_png_tables_and_decision(run_dir: Path) -> None:
     assert row["auc"] == pytest.approx(r.auc_a)
 
 
+@pytest.mark.slow
 def test_report_uses_an_existing_decision(run_dir: Path) -> None:
     first = write_report(run_dir)
     (run_dir / "decision.json").write_text(first.decision_json.read_text())  # type: ignore[union-attr]
@@ -95,6 +96,7 @@ def test_report_errors(tmp_path: Path) -> None:
         write_report(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_cli_report(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(run_dir), "--threshold", "max_f1"]) == 0
     out = capsys.readouterr().out

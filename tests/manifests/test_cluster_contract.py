@@ -189,6 +189,7 @@ def test_secrets_are_placeholders_every_consumer_refuses(overlay):
     assert text.count("still holds the shipped placeholder") >= 2
 
 
+@pytest.mark.slow
 def test_storage_uri_and_isvc_follow_the_model_store_layout(tmp_path):
     """A real promotion into a scratch store: the default STORAGE_URI and isvc.store_uri resolve in it."""
     from cohortlm.store.registry import champion, promote

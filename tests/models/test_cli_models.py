@@ -13,6 +13,7 @@ def data_file(split_cohort, tmp_path_factory):
     return write_table(split_cohort, tmp_path_factory.mktemp("data") / "cohort.parquet")
 
 
+@pytest.mark.slow
 def test_train_and_score_all_modes(data_file, frac_spec, tmp_path, capsys):
     study = tmp_path / "study.yaml"
     import yaml

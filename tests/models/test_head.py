@@ -65,6 +65,7 @@ def test_probe_fit_separates_a_linear_signal_and_skips_one_class_endpoints():
     assert ((z[keep] > 0) == (y[keep, 0] > 0.5)).mean() > 0.9
 
 
+@pytest.mark.slow
 def test_endpoint_head_learns_a_toy_rule_and_travels_in_the_bundle(
     tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch
 ):

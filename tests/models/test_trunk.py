@@ -295,6 +295,7 @@ def _toy_rows(rows, spec, rng):
     return out, signal.astype(int)
 
 
+@pytest.mark.slow
 def test_a_few_fine_tuning_steps_learn_a_toy_rule(tiny_base, frac_spec, split_cohort, tmp_path, monkeypatch):
     """LoRA on the top block over the cached trunk learns what the text says: held-out AUC rises."""
     from sklearn.metrics import roc_auc_score

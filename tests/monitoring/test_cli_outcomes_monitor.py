@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from monitor_testlib import instances
 
 from serving.model import load_served_bundle
@@ -31,6 +32,7 @@ def _log(url: str, key_file: Path, bundle: Path, table: pd.DataFrame) -> None:
     log.close()
 
 
+@pytest.mark.slow
 def test_outcomes_then_monitor_json(tmp_path, key_file, baseline_bundle, small_cohort):
     url = f"sqlite:///{tmp_path / 'log.db'}"
     served = small_cohort.iloc[:150]
@@ -63,6 +65,7 @@ def test_outcomes_then_monitor_json(tmp_path, key_file, baseline_bundle, small_c
     assert (tmp_path / "r" / "index.html").is_file() and (tmp_path / "r" / "monitor.json").is_file()
 
 
+@pytest.mark.slow
 def test_usage_errors_exit_2_naming_what_is_wrong(tmp_path, key_file, baseline_bundle, small_cohort):
     url = f"sqlite:///{tmp_path / 'log.db'}"
     small_cohort[["age"]].to_csv(tmp_path / "noid.csv", index=False)

@@ -57,6 +57,7 @@ def test_recipe_prints_the_resolved_recipe_a_profile_file_reads_back(tmp_path):
     assert recipe["name"] == "quick" and recipe["qlora"]["lora_r"] == 8 and recipe["qlora"]["epochs"] == 3.0
 
 
+@pytest.mark.slow
 def test_submit_sends_the_resolved_recipe(kfp_api, tmp_path):  # noqa: F811
     host, requests = kfp_api
     res = _cohortlm(
@@ -72,6 +73,7 @@ def test_submit_sends_the_resolved_recipe(kfp_api, tmp_path):  # noqa: F811
     assert recipe["qlora"]["quantization"] == "nf4"  # the rest is paper's
 
 
+@pytest.mark.slow
 def test_submit_refuses_a_bad_override_before_any_request(kfp_api, tmp_path):  # noqa: F811
     host, requests = kfp_api
     res = _cohortlm(

@@ -171,6 +171,7 @@ def test_set_reaches_the_trained_bundle(study_run, tmp_path):
     assert adapter["r"] == 2
 
 
+@pytest.mark.slow
 def test_runs_compare_shows_what_the_recipes_changed(tmp_path, capsys):
     """Two run folders whose summaries record the recipe: compare names each changed key with both values."""
     import json

@@ -49,6 +49,7 @@ def test_the_server_module_and_the_function_bound_ports_too(promoted):
         serve(promoted, http_port=-5)
 
 
+@pytest.mark.slow
 def test_grpc_port_0_picks_a_free_port_and_logs_it(promoted, start_server, tmp_path):
     server = start_server(promoted, "--watch-interval", "0", "--grpc-port", "0")
     deadline = time.monotonic() + 30
