@@ -81,6 +81,7 @@ from cohortlm.evaluation.comparisons import (
 )
 from cohortlm.evaluation.evaluate import Evaluation, ThresholdPool, evaluate
 from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
+from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.tripod import CohortSummary
 
 __all__ = [
@@ -685,19 +686,7 @@ def table1_cells(
                 ),
                 _num(row["threshold"]),
                 str(row.get("threshold_source") or "–"),
-                *(
-                    cell(k, _with_ci(row, k), marks)
-                    for k in (
-                        "sensitivity",
-                        "specificity",
-                        "ppv",
-                        "npv",
-                        "precision",
-                        "recall",
-                        "f1",
-                        "accuracy",
-                    )
-                ),
+                *(cell(k, _with_ci(row, k), marks) for k in THRESHOLD_METRICS),
                 cell("brier", _num(row["brier"], 4), marks),
             ]
         )
