@@ -18,7 +18,8 @@ V2 (``POST /v2/models/<name>/infer``): one input tensor per feature, named like
 the feature, shape ``[n]`` or ``[n, 1]`` (numbers as FP64/FP32/INT*, binary as
 BOOL or 0/1, categorical as BYTES with "" for missing); or only a ``patient_id``
 BYTES tensor. Outputs: one FP64 tensor per endpoint (probabilities) and one BOOL
-tensor ``<endpoint>_decision``; ``model_version`` is the bundle version.
+tensor ``<endpoint>_decision``; ``model_version`` is the bundle version. Both
+protocols' outputs and the V2 metadata come from one :class:`serving.outputs.OutputSchema`.
 
 A request that breaks a rule of the spec gets 400 naming the field and the rule
 (:mod:`serving.validation`), and never reaches the model.
@@ -54,7 +55,7 @@ from typing import Any
 
 import numpy as np
 from kserve import Model
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from cohortlm.contracts import MANIFEST_FILE, THRESHOLDS_FILE
 from cohortlm.errors import CohortlmError, DataError, SpecError
@@ -64,6 +65,7 @@ from cohortlm.models.model_card import MODEL_CARD_JSON, read_model_card
 from cohortlm.store.registry import verify_manifest
 from serving.fastpath import compile_baseline
 from serving.metrics import MODEL_INFO, PREDICTED_PROBABILITY
+from serving.outputs import OutputSchema
 from serving.rest import SafeInferenceError, SafeInvalidInput
 from serving.validation import Columns, FeatureLookup, FeatureStoreError, RequestError, RequestSchema
 
@@ -88,6 +90,7 @@ class ServedBundle:
     kind: str
     endpoints: tuple[str, ...]
     observers: tuple[Any, ...]  # one histogram child per endpoint, in endpoint order
+    outputs: OutputSchema  # what V1, V2 (REST and gRPC) and the metadata answer, from the spec
     card: dict[str, Any] | None = None  # the bundle's model card (model_card.json), when it has one
 
 
@@ -184,6 +187,7 @@ def load_served_bundle(
         observers=tuple(
             PREDICTED_PROBABILITY.labels(endpoint=e, model_version=version) for e in spec.endpoint_names
         ),
+        outputs=OutputSchema.from_spec(spec),
         card=_read_card(folder),
     )
 
@@ -466,10 +470,8 @@ class CohortModel(Model):
             )
         if payload.v2 is not None:
             return self._v2_response(payload.v2, served, proba, decisions)
-        endpoints = served.endpoints
         return {
-            "predictions": [dict(zip(endpoints, map(float, row), strict=True)) for row in proba],
-            "decisions": [dict(zip(endpoints, map(bool, row), strict=True)) for row in decisions],
+            **served.outputs.v1_rows(proba, decisions),
             "thresholds": dict(served.thresholds),
             "threshold_source": served.threshold_source,
             "model_name": self.name,
@@ -480,20 +482,11 @@ class CohortModel(Model):
     def _v2_response(
         self, request: InferRequest, served: ServedBundle, proba: np.ndarray, decisions: np.ndarray
     ) -> InferResponse:
-        n = proba.shape[0]
-        outputs = []
-        for j, endpoint in enumerate(served.endpoints):
-            outputs.append(InferOutput(name=endpoint, shape=[n], datatype="FP64", data=proba[:, j].tolist()))
-            outputs.append(
-                InferOutput(
-                    name=f"{endpoint}_decision", shape=[n], datatype="BOOL", data=decisions[:, j].tolist()
-                )
-            )
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,
             model_version=served.version,
-            infer_outputs=outputs,
+            infer_outputs=served.outputs.v2_outputs(proba, decisions),
             parameters={"threshold_source": served.threshold_source},
             # gRPC: raw inputs get raw outputs (what Triton's client reads); REST stays JSON.
             use_binary_outputs=bool(request.from_grpc and request.use_binary_outputs),
@@ -509,14 +502,8 @@ class CohortModel(Model):
         return [{"name": r.name, "datatype": dtype[r.type], "shape": [-1]} for r in self.served.schema.rules]
 
     def get_output_types(self) -> list[dict[str, Any]]:
-        """V2 metadata: a probability and a decision per endpoint."""
-        if self.served is None:
-            return []
-        out: list[dict[str, Any]] = []
-        for e in self.served.endpoints:
-            out.append({"name": e, "datatype": "FP64", "shape": [-1]})
-            out.append({"name": f"{e}_decision", "datatype": "BOOL", "shape": [-1]})
-        return out
+        """V2 metadata: a probability and a decision per endpoint (:mod:`serving.outputs`)."""
+        return self.served.outputs.metadata() if self.served is not None else []
 
     def metadata_extension(self) -> dict[str, Any]:
         """What the model's metadata adds to KServe's (V1 and V2, :mod:`serving.metadata`).
