@@ -177,6 +177,7 @@ def build_grpc_server(
 
     class HostGRPCServer(GRPCServer):
         # kserve 0.21's GRPCServer.start with the listen address, the interceptor and the size limit changed.
+        # Pinned in tests/serving/test_kserve_pins.py: that test fails when kserve changes its start().
         async def start(self, max_workers: int) -> None:
             servicer = InferenceServicer(self._data_plane, self._model_repository_extension)
             self._server = aio.server(
