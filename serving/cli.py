@@ -9,7 +9,6 @@ the CLI never loads them.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -85,12 +84,10 @@ def serve(
     bundle changed after promotion is refused. Exit 2 at once when the port is
     in use.
     """
-    # kserve parses sys.argv when imported; hide our options from it.
-    saved, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        from serving.server import serve as run_server
-    finally:
-        sys.argv = saved
+    # kserve, imported when the server starts, parses sys.argv too and takes none of these options
+    # (tests/serving/test_server_parser.py checks every one of them).
+    from serving.server import serve as run_server
+
     log = None
     if prediction_log:
         from serving.prediction_log import PredictionLog, read_pseudonym_key

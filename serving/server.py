@@ -57,18 +57,21 @@ VERIFY_KEY_ENV = "COHORTLM_VERIFY_KEY"
 log = logging.getLogger("cohortlm.serving")
 
 
-def _import_kserve_server() -> Any:
-    """Import kserve's model_server without letting it parse our command line.
+#: kserve's model-server options (``kserve.model_server.parser``) passed on to its ModelServer.
+KSERVE_OPTIONS = ("max_threads", "max_asyncio_workers", "timeout_keep_alive", "event_loop")
+#: kserve's options that are also ours (the same destination): either spelling sets it, with our default.
+SHARED_OPTIONS = {"http_port": 8080, "grpc_port": None, "model_name": None}
 
-    ``kserve.model_server`` runs ``argparse.parse_known_args()`` on ``sys.argv``
-    at import; options of ours that look like its own would be taken by it.
+
+def _kserve_model_server() -> Any:
+    """``kserve.model_server``, imported when needed (the CLI's other commands never load kserve).
+
+    kserve runs ``parse_known_args`` on ``sys.argv`` at import. Our options take none of its
+    (tests/serving/test_server_parser.py checks every one), and its own spellings are part of
+    :func:`build_parser`, so both read the same command line the same way.
     """
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        import kserve.model_server as model_server
-    finally:
-        sys.argv = saved
+    import kserve.model_server as model_server
+
     return model_server
 
 
@@ -218,6 +221,7 @@ def serve(
     verify_key: str | Path | None = None,
     max_body_bytes: int | None = None,
     prediction_log: Any = None,
+    kserve_options: dict[str, Any] | None = None,
 ) -> None:
     """Load a bundle and serve it until the process is stopped (SIGTERM/SIGINT).
 
@@ -237,6 +241,7 @@ def serve(
         verify_key: public key (PEM) that must have signed the bundle; default ``$COHORTLM_VERIFY_KEY``.
         max_body_bytes: the largest request body accepted (default 16 MiB).
         prediction_log: a :class:`serving.prediction_log.PredictionLog` recording every prediction, or None.
+        kserve_options: kserve ModelServer arguments named in :data:`KSERVE_OPTIONS`.
 
     Raises:
         CohortlmError: the bundle or an option was refused; nothing was started.
@@ -283,6 +288,7 @@ def serve(
             },
             verify_key=verify_key,
             prediction_log=prediction_log,
+            kserve_options=kserve_options,
         )
     finally:
         listen_socket.close()
@@ -304,8 +310,14 @@ def _serve_on(
     options: dict[str, Any],
     verify_key: str | Path | None,
     prediction_log: Any = None,
+    kserve_options: dict[str, Any] | None = None,
 ) -> None:
-    model_server = _import_kserve_server()
+    unknown = sorted(set(kserve_options or {}) - set(KSERVE_OPTIONS))
+    if unknown:
+        raise UsageError(
+            f"kserve options {', '.join(unknown)} are not passed on; use {', '.join(KSERVE_OPTIONS)}"
+        )
+    model_server = _kserve_model_server()
     from serving.features import feast_lookup, lookup_from_env
     from serving.model import CohortModel
 
@@ -336,6 +348,7 @@ def _serve_on(
         enable_grpc=grpc_port is not None,
         enable_latency_logging=False,
         workers=1,
+        **(kserve_options or {}),
     )
     log.info(
         "serving %s version %s (%s) on %s:%d%s%s%s",
@@ -362,32 +375,63 @@ def _port(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The server's command-line options."""
-    p = argparse.ArgumentParser(prog="serving.server", description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True, help="promoted bundle folder, or the store's <study>/champion")
-    p.add_argument("--http-port", type=_port, default=8080, help="REST port (0: pick a free one)")
-    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)")
-    p.add_argument(
+    """The server's options, added to kserve's model-server options (``kserve.model_server.parser``).
+
+    Of kserve's, those in :data:`KSERVE_OPTIONS` are passed on to the ModelServer and those in
+    :data:`SHARED_OPTIONS` are aliases of ours (``--http_port`` for ``--http-port``); any other
+    given with a value other than its default is refused by :func:`parse_args` (exit 2).
+    """
+    p = argparse.ArgumentParser(
+        prog="serving.server",
+        description=__doc__.splitlines()[0],
+        parents=[_kserve_model_server().parser],
+    )
+    g = p.add_argument_group("cohortlm")
+    g.add_argument("--bundle", required=True, help="promoted bundle folder, or the store's <study>/champion")
+    g.add_argument("--http-port", type=_port, default=8080, help="REST port (0: pick a free one)")
+    g.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)")
+    g.add_argument(
         "--grpc-port", type=_port, default=None, help="V2 gRPC port (off when not given; 0: pick a free one)"
     )
-    p.add_argument("--model-name", default=None, help="served name (default: the study name)")
-    p.add_argument("--feature-repo", default=None, help="Feast repository for patient_id-only requests")
-    p.add_argument(
+    g.add_argument("--model-name", default=None, help="served name (default: the study name)")
+    g.add_argument("--feature-repo", default=None, help="Feast repository for patient_id-only requests")
+    g.add_argument(
         "--watch-interval", type=float, default=5.0, help="seconds between champion checks (0: off)"
     )
-    p.add_argument("--allow-unpromoted", action="store_true", help="serve a bundle without MANIFEST.json")
-    p.add_argument("--max-batch", type=int, default=1024)
-    p.add_argument("--auth-token-file", default=None, help="file with the bearer token predict routes need")
-    p.add_argument(
+    g.add_argument("--allow-unpromoted", action="store_true", help="serve a bundle without MANIFEST.json")
+    g.add_argument("--max-batch", type=int, default=1024)
+    g.add_argument("--auth-token-file", default=None, help="file with the bearer token predict routes need")
+    g.add_argument(
         "--enable-model-control", action="store_true", help="keep model load/unload routes (needs a token)"
     )
-    p.add_argument("--verify-key", default=None, help="public key (PEM) the bundle must be signed with")
+    g.add_argument("--verify-key", default=None, help="public key (PEM) the bundle must be signed with")
     return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line with :func:`build_parser`; exit 2 on a kserve option this server ignores."""
+    parser = build_parser()
+    # Our defaults for the options kserve shares (its grpc_port default 8081 would turn gRPC on).
+    args = parser.parse_args(argv, namespace=argparse.Namespace(**SHARED_OPTIONS))
+    kserve_defaults = vars(_kserve_model_server().parser.parse_args([]))
+    ignored = [
+        f"--{dest}"  # kserve spells every option this server ignores --<dest>
+        for dest, default in kserve_defaults.items()
+        if dest not in KSERVE_OPTIONS and dest not in SHARED_OPTIONS and getattr(args, dest) != default
+    ]
+    if ignored:
+        parser.error(
+            f"{', '.join(ignored)}: kserve option(s) this server does not use (it runs one worker, gRPC "
+            "only with --grpc-port, no latency or access log, TLS at the mesh); of kserve's options it "
+            "takes --http_port, --grpc_port, --model_name, --max_threads, --max_asyncio_workers, "
+            "--event-loop and --timeout-keep-alive"
+        )
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and serve; exit 1 or 2 with one line when the bundle or an option is refused."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         serve(
@@ -403,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             auth_token_file=args.auth_token_file,
             model_control=args.enable_model_control,
             verify_key=args.verify_key,
+            kserve_options={o: getattr(args, o) for o in KSERVE_OPTIONS},
         )
     except CohortlmError as exc:
         print(f"error: {exc}", file=sys.stderr)
