@@ -24,6 +24,7 @@ score of exactly 0 or 1 stays finite.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,6 +95,23 @@ def _loglik(y: NDArray[np.float64], eta: NDArray[np.float64]) -> NDArray[np.floa
     return np.sum(y * eta - np.logaddexp(0.0, eta), axis=-1)
 
 
+def _halved(loglik: Callable[[Any], NDArray[np.float64]], step: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per replicate, the largest of 1, 1/2, 1/4, ... whose step does not lower the log-likelihood.
+
+    ``loglik(t)`` is the log-likelihood of every replicate after a step scaled by the
+    array ``t``; a Newton step of a logistic fit can overshoot (far from the optimum, or
+    with a nearly singular information), and halving makes every iteration an ascent.
+    """
+    t = np.ones(np.shape(step))
+    base = loglik(np.zeros(np.shape(step)))
+    for _ in range(40):
+        worse = ~(loglik(t) >= base - 1e-12 * np.abs(base))
+        if not worse.any():
+            break
+        t = np.where(worse, t / 2.0, t)
+    return t
+
+
 def recalibration_batch(
     y: NDArray[np.bool_] | NDArray[np.float64],
     p: NDArray[np.float64],
@@ -123,35 +141,51 @@ def recalibration_batch(
     n_events = yf.sum(axis=-1)
     degenerate = (n_events == 0) | (n_events == yf.shape[-1])
 
-    # Slope fixed at 1: one-parameter Newton on the intercept (offset x).
+    # Slope fixed at 1: one-parameter Newton on the intercept (offset x), with step halving.
     a = np.zeros(yf.shape[:-1])
     info = np.ones(yf.shape[:-1])
     for _ in range(_ITERATIONS if with_citl else 0):
         mu = expit(a[..., None] + x)
         info = np.maximum(np.sum(mu * (1 - mu), axis=-1), 1e-12)
-        step = np.clip(np.sum(yf - mu, axis=-1) / info, -5.0, 5.0)
-        a = a + step
+        step = np.sum(yf - mu, axis=-1) / info
+        a = a + _halved(lambda t, a=a, step=step: _loglik(yf, (a + t * step)[..., None] + x), step) * step
         if not np.nanmax(np.abs(np.where(degenerate, 0.0, step)), initial=0.0) > _TOL:
             break
+    mu = expit(a[..., None] + x)
+    info = np.maximum(np.sum(mu * (1 - mu), axis=-1), 1e-12)
     se_a = 1.0 / np.sqrt(info)
 
-    # Two parameters (intercept, slope), damped Newton from the ideal (0, 1).
-    b0 = np.zeros(yf.shape[:-1])
+    # Two parameters (intercept, slope): Newton from the ideal (0, 1) with step halving, on
+    # the centred logit (a narrow band of predicted risks far from 1/2 makes the uncentred
+    # information nearly singular, and an undamped or merely clipped Newton then cycles).
+    centre = np.mean(x, axis=-1, keepdims=True)
+    xc = x - centre
+    c0 = centre[..., 0].copy()  # intercept on the centred scale: b0 + b1 · mean(x), at (0, 1)
     b1 = np.ones(yf.shape[:-1])
-    h00 = det = np.ones(yf.shape[:-1])
     for _ in range(_ITERATIONS):
-        mu = expit(b0[..., None] + b1[..., None] * x)
+        mu = expit(c0[..., None] + b1[..., None] * xc)
         w = mu * (1 - mu)
         r = yf - mu
-        wx = w * x
-        g0, g1 = r.sum(axis=-1), (r * x).sum(axis=-1)
-        h00, h01, h11 = w.sum(axis=-1), wx.sum(axis=-1), (wx * x).sum(axis=-1)
+        wx = w * xc
+        g0, g1 = r.sum(axis=-1), (r * xc).sum(axis=-1)
+        h00, h01, h11 = w.sum(axis=-1), wx.sum(axis=-1), (wx * xc).sum(axis=-1)
         det = np.maximum(h00 * h11 - h01 * h01, 1e-300)
-        d0 = np.clip((h11 * g0 - h01 * g1) / det, -5.0, 5.0)
-        d1 = np.clip((h00 * g1 - h01 * g0) / det, -5.0, 5.0)
-        b0, b1 = b0 + d0, b1 + d1
+        d0 = (h11 * g0 - h01 * g1) / det
+        d1 = (h00 * g1 - h01 * g0) / det
+        t = _halved(
+            lambda t, c0=c0, b1=b1, d0=d0, d1=d1: _loglik(
+                yf, (c0 + t * d0)[..., None] + (b1 + t * d1)[..., None] * xc
+            ),
+            d0,
+        )
+        c0, b1 = c0 + t * d0, b1 + t * d1
         if not np.nanmax(np.where(degenerate, 0.0, np.abs(d0) + np.abs(d1)), initial=0.0) > _TOL:
             break
+    mu = expit(c0[..., None] + b1[..., None] * xc)
+    w = mu * (1 - mu)
+    h00, h01, h11 = w.sum(axis=-1), (w * xc).sum(axis=-1), (w * xc * xc).sum(axis=-1)
+    det = np.maximum(h00 * h11 - h01 * h01, 1e-300)
+    b0 = c0 - b1 * centre[..., 0]
     if not with_citl:
         a = se_a = np.full(yf.shape[:-1], np.nan)
     out = {"citl": a, "se_citl": se_a, "slope": b1, "se_slope": np.sqrt(h00 / det)}
