@@ -32,6 +32,12 @@ uvicorn's access log are off; payload logging does not exist in this server
 sets). V2 gRPC is off unless ``--grpc-port`` (the cluster manifests turn it on);
 it listens on the same host, needs the same bearer token on ModelInfer and answers
 errors as safely (:mod:`serving.grpcv2`).
+
+The parser extends kserve's (``kserve.model_server.parser``, which kserve also runs on
+``sys.argv`` at import and which takes none of our options): ``--http_port``,
+``--grpc_port`` and ``--model_name`` are aliases of ours; ``--max_threads``,
+``--max_asyncio_workers``, ``--event-loop`` and ``--timeout-keep-alive`` reach the
+ModelServer; any other kserve option given is refused (exit 2).
 """
 
 from __future__ import annotations
