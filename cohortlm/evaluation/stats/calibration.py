@@ -24,7 +24,6 @@ score of exactly 0 or 1 stays finite.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,17 +94,19 @@ def _loglik(y: NDArray[np.float64], eta: NDArray[np.float64]) -> NDArray[np.floa
     return np.sum(y * eta - np.logaddexp(0.0, eta), axis=-1)
 
 
-def _halved(loglik: Callable[[Any], NDArray[np.float64]], step: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per replicate, the largest of 1, 1/2, 1/4, ... whose step does not lower the log-likelihood.
+def _halved(
+    y: NDArray[np.float64], eta: NDArray[np.float64], deta: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Per replicate, the largest t in 1, 1/2, 1/4, ... with loglik(eta + t·deta) >= loglik(eta).
 
-    ``loglik(t)`` is the log-likelihood of every replicate after a step scaled by the
-    array ``t``; a Newton step of a logistic fit can overshoot (far from the optimum, or
-    with a nearly singular information), and halving makes every iteration an ascent.
+    A Newton step of a logistic fit can overshoot (far from the optimum, or with a
+    nearly singular information); halving makes every iteration an ascent. ``eta``
+    and ``deta`` are the linear predictor and its Newton change, shape ``(R, N)``.
     """
-    t = np.ones(np.shape(step))
-    base = loglik(np.zeros(np.shape(step)))
+    t = np.ones(eta.shape[:-1])
+    base = _loglik(y, eta)
     for _ in range(40):
-        worse = ~(loglik(t) >= base - 1e-12 * np.abs(base))
+        worse = ~(_loglik(y, eta + t[..., None] * deta) >= base - 1e-12 * np.abs(base))
         if not worse.any():
             break
         t = np.where(worse, t / 2.0, t)
@@ -148,7 +149,7 @@ def recalibration_batch(
         mu = expit(a[..., None] + x)
         info = np.maximum(np.sum(mu * (1 - mu), axis=-1), 1e-12)
         step = np.sum(yf - mu, axis=-1) / info
-        a = a + _halved(lambda t, a=a, step=step: _loglik(yf, (a + t * step)[..., None] + x), step) * step
+        a = a + _halved(yf, a[..., None] + x, np.broadcast_to(step[..., None], x.shape)) * step
         if not np.nanmax(np.abs(np.where(degenerate, 0.0, step)), initial=0.0) > _TOL:
             break
     mu = expit(a[..., None] + x)
@@ -172,12 +173,7 @@ def recalibration_batch(
         det = np.maximum(h00 * h11 - h01 * h01, 1e-300)
         d0 = (h11 * g0 - h01 * g1) / det
         d1 = (h00 * g1 - h01 * g0) / det
-        t = _halved(
-            lambda t, c0=c0, b1=b1, d0=d0, d1=d1: _loglik(
-                yf, (c0 + t * d0)[..., None] + (b1 + t * d1)[..., None] * xc
-            ),
-            d0,
-        )
+        t = _halved(yf, c0[..., None] + b1[..., None] * xc, d0[..., None] + d1[..., None] * xc)
         c0, b1 = c0 + t * d0, b1 + t * d1
         if not np.nanmax(np.where(degenerate, 0.0, np.abs(d0) + np.abs(d1)), initial=0.0) > _TOL:
             break
