@@ -35,6 +35,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from cohortlm.cohort.study import load_study
+from cohortlm.evaluation.gate import legacy_policy_path, load_policy
 from cohortlm.evaluation.gate_power import (
     design_table,
     gate_power,
@@ -42,7 +43,6 @@ from cohortlm.evaluation.gate_power import (
     standard_cells,
     subgroup_cells,
 )
-from cohortlm.evaluation.gates import legacy_policy_path, load_policy
 from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
 
 POLICIES = {"default": None, "first default": legacy_policy_path()}

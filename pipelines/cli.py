@@ -30,7 +30,7 @@ if not console.is_terminal:  # logs and CI: wide enough for the AUC table on one
 
 def _print_summary(run_dir: Path) -> None:
     """One screen: AUC per endpoint and model with n and cases, the verdict, warnings, where the report is."""
-    from cohortlm.evaluation.gates import Decision
+    from cohortlm.evaluation.gate import Decision
     from cohortlm.evaluation.report import decision_reasons, model_label
 
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
@@ -225,7 +225,7 @@ def run(
     says of the run; ``--quiet`` prints only the run folder.
     """
     from cohortlm.cli.paths import check_output_dir
-    from cohortlm.evaluation.gates import load_policy
+    from cohortlm.evaluation.gate import load_policy
     from cohortlm.run.profiles import resolve_recipe
     from cohortlm.store.registry import store_for_profile
     from pipelines.local import run_local

@@ -553,7 +553,7 @@ def _check_policy(policy: str, spec: Any) -> None:
     if not policy:
         return
     from cohortlm.cli.checks import check_policy_endpoints
-    from cohortlm.evaluation.gates import load_policy
+    from cohortlm.evaluation.gate import load_policy
 
     check_policy_endpoints(load_policy(policy), spec, policy_name=str(policy))
 

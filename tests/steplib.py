@@ -32,7 +32,7 @@ def fake_scores(split_table: Path, spec, out: Path, *, quality: str, seed: int =
 
 def lenient_policy_text() -> str:
     """The default gate policy for a 60-patient test split: 10 cases suffice, no calibration test."""
-    from cohortlm.evaluation.gates import default_policy_path
+    from cohortlm.evaluation.gate import default_policy_path
 
     policy = yaml.safe_load(Path(default_policy_path()).read_text())
     policy.update({"min_cases": 10, "calibration": "none"})

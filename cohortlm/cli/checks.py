@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from cohortlm.cohort.study import StudySpec
-    from cohortlm.evaluation.gates import GatePolicy
+    from cohortlm.evaluation.gate import GatePolicy
 
 
 def check_policy_endpoints(

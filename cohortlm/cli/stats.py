@@ -298,7 +298,7 @@ def report_command(
     typer.echo(f"wrote {paths.metrics_json}")
     typer.echo(f"wrote {paths.summary_md}")
     if paths.decision_json is not None:
-        from cohortlm.evaluation.gates import Decision
+        from cohortlm.evaluation.gate import Decision
 
         decision = Decision.from_json(paths.decision_json.read_text(encoding="utf-8"))
         typer.echo("")
@@ -335,8 +335,8 @@ def gate_power_command(
     """
     from cohortlm.cli.checks import check_policy_endpoints
     from cohortlm.cohort.study import load_study
+    from cohortlm.evaluation.gate import load_policy
     from cohortlm.evaluation.gate_power import design_table, gate_power, markdown_table, standard_cells
-    from cohortlm.evaluation.gates import load_policy
     from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
 
     if n < 20:

@@ -24,7 +24,7 @@ Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` read
       threshold_pool/       optional: labels.parquet and scores/<model>.parquet of the patients pooled
                             with validation to choose thresholds (the regression's out-of-fold
                             training scores, written by the gate step)
-      decision.json         optional: the gate's Decision record (cohortlm.evaluation.gates). When it is
+      decision.json         optional: the gate's Decision record (cohortlm.evaluation.gate). When it is
                             absent and run.json names a candidate and a champion, the report
                             computes the decision and writes it to report/decision.json.
 
@@ -80,7 +80,7 @@ from cohortlm.evaluation.comparisons import (
     comparison_families,
 )
 from cohortlm.evaluation.evaluate import Evaluation, ThresholdPool, evaluate
-from cohortlm.evaluation.gates import Decision, GatePolicy, decide, load_policy
+from cohortlm.evaluation.gate import Decision, GatePolicy, decide, load_policy
 from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.tripod import CohortSummary
 

@@ -22,7 +22,7 @@ from cohortlm.contracts import OUTCOME_FILE
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
 from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
-from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.gate import Decision
 from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS
 from cohortlm.evaluation.subgroups import SUBGROUP_COLUMNS

@@ -46,7 +46,7 @@ from cohortlm.run.outcome import GateOutcome
 from cohortlm.yamlsafe import load_yaml_text
 
 if TYPE_CHECKING:
-    from cohortlm.evaluation.gates import Decision
+    from cohortlm.evaluation.gate import Decision
     from cohortlm.evaluation.tripod import CohortSummary
     from cohortlm.models.llm.bases import BaseModel
     from cohortlm.run.profiles import Profile
@@ -450,7 +450,7 @@ def _add_champion(inputs: _GateInputs, spec: StudySpec, model_store: str) -> Non
 
 def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_path: str) -> Decision:
     """Choose the candidate on validation, decide against the champion, count the look."""
-    from cohortlm.evaluation.gates import decide, load_policy
+    from cohortlm.evaluation.gate import decide, load_policy
 
     policy = load_policy(policy_path or None)
     contenders = [f for _, f in inputs.pairs] + (["baseline"] if inputs.champion_version is not None else [])
@@ -462,7 +462,7 @@ def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_pa
         gating_split=policy.split,
         endpoints=spec.endpoint_names,
     )
-    # Every decision is a look at the test split; the store's ledger counts them (gates.py).
+    # Every decision is a look at the test split; the store's ledger counts them (gate.decide).
     look, digest = 1, ""
     if model_store:
         from cohortlm.store.registry import next_look, split_hash

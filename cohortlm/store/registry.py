@@ -44,7 +44,7 @@ The **test-split ledger** (``looks.json``) records every look at a test split:
 the split's hash (:func:`split_hash`, SHA-256 of its sorted patient ids, so no
 id is stored), the candidate, the champion, the look number, the superiority
 level it spent and whether it promoted. The gate asks :func:`next_look` before
-deciding and spends its α across the looks (:mod:`cohortlm.evaluation.gates`): every model
+deciding and spends its α across the looks (:mod:`cohortlm.evaluation.gate`): every model
 gated on the same patients makes the next claim of superiority on them cheaper
 to get by chance, so the ledger is what keeps the chance of a false promotion
 over all looks at one split within α. :func:`record_look` appends under the

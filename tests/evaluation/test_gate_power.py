@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cohortlm.cli import main
+from cohortlm.evaluation.gate import GatePolicy
 from cohortlm.evaluation.gate_power import design_table, markdown_table, standard_cells, subgroup_cells
-from cohortlm.evaluation.gates import GatePolicy
 from cohortlm.evaluation.stats.simulate import RA_PREVALENCES
 
 

@@ -12,7 +12,7 @@ from stats_run_folder import make_run_folder
 
 from cohortlm.cli import main
 from cohortlm.errors import UsageError
-from cohortlm.evaluation.gates import Decision
+from cohortlm.evaluation.gate import Decision
 from cohortlm.evaluation.render import write_report
 from cohortlm.evaluation.report import decision_reasons, panel_layout, read_run_dir
 from cohortlm.evaluation.stats import delong_test

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from cohortlm.evaluation.gates import GatePolicy, apply_policy, load_policy, operating_characteristics
+from cohortlm.evaluation.gate import GatePolicy, apply_policy, load_policy, operating_characteristics
 from cohortlm.evaluation.stats.calibration import recalibration, recalibration_batch
 from cohortlm.evaluation.stats.delong import auc_ci, auc_interval, delong_test
 from cohortlm.evaluation.stats.simulate import (
