@@ -32,17 +32,8 @@ from typing import Any
 import grpc
 from grpc import aio
 from grpc_interceptor.server import AsyncServerInterceptor
-from kserve.errors import (
-    InferenceError,
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    ServerNotLive,
-    ServerNotReady,
-    UnsupportedProtocol,
-)
 
-from serving.rest import DEFAULT_MAX_BODY_BYTES, REJECTIONS, SafeInferenceError, SafeInvalidInput, log
+from serving.rest import DEFAULT_MAX_BODY_BYTES, REJECTIONS, log, safe_rejection
 
 _SERVICE = "/inference.GRPCInferenceService/"
 # Methods that carry patient data or change the server (the REST side's protected routes).
@@ -52,49 +43,22 @@ PROTECTED_METHODS = frozenset(
 AUTH_MESSAGE = "authorization: a valid bearer token is required (rule: auth)"
 
 
-def _status_for_http(status: int) -> grpc.StatusCode:
-    if status == 413:
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    if status == 503:
-        return grpc.StatusCode.UNAVAILABLE
-    if 400 <= status < 500:
-        return grpc.StatusCode.INVALID_ARGUMENT
-    return grpc.StatusCode.INTERNAL
+#: The gRPC code of the HTTP status REST answers for the same failure (other 4xx: INVALID_ARGUMENT).
+_GRPC_CODES = {
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
 
 
 def safe_status(
     exc: BaseException, served_names: Callable[[], list[str]]
 ) -> tuple[grpc.StatusCode, int, str]:
     """(gRPC code, the HTTP status REST would answer, a message without request content)."""
-    if isinstance(exc, SafeInvalidInput):
-        return grpc.StatusCode.INVALID_ARGUMENT, 400, str(exc)
-    if isinstance(exc, InvalidInput):
-        # KServe's own messages quote the request (input and model names).
-        return (
-            grpc.StatusCode.INVALID_ARGUMENT,
-            400,
-            "body: does not follow the inference protocol (rule: protocol)",
-        )
-    if isinstance(exc, ModelNotFound):
-        names = ", ".join(served_names()) or "none"
-        return (
-            grpc.StatusCode.NOT_FOUND,
-            404,
-            f"model: no model of that name is served here (served: {names})",
-        )
-    if isinstance(exc, ModelNotReady):
-        return grpc.StatusCode.UNAVAILABLE, 503, "model: not ready (the bundle is not loaded)"
-    if isinstance(exc, SafeInferenceError):
-        status = exc.status if isinstance(exc.status, int) else 500
-        return _status_for_http(status), status, str(exc.reason)
-    if isinstance(exc, InferenceError):
-        return grpc.StatusCode.INTERNAL, 500, "server: inference failed (InferenceError)"
-    if isinstance(exc, (NotImplementedError, UnsupportedProtocol)):
-        return grpc.StatusCode.UNIMPLEMENTED, 501, "route: not supported by this server"
-    if isinstance(exc, (ServerNotReady, ServerNotLive)):
-        return grpc.StatusCode.UNAVAILABLE, 503, "server: not ready (no model is loaded)"
-    # The message of an unexpected error can quote anything; its type is enough to look further.
-    return grpc.StatusCode.INTERNAL, 500, f"server: unexpected {type(exc).__name__}"
+    status, message = safe_rejection(exc, served_names)
+    fallback = grpc.StatusCode.INVALID_ARGUMENT if 400 <= status < 500 else grpc.StatusCode.INTERNAL
+    return _GRPC_CODES.get(status, fallback), status, message
 
 
 def _route(method_name: str) -> str:

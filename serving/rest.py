@@ -220,6 +220,35 @@ def _route(path: str) -> str:
     return "other"
 
 
+def safe_rejection(exc: BaseException, served_names: Callable[[], list[str]]) -> tuple[int, str]:
+    """The HTTP status of a failed call and a message cohortlm wrote (no request content), REST or gRPC.
+
+    Args:
+        exc: what the call raised (KServe's errors, cohortlm's safe ones, anything else).
+        served_names: the served model names, for the not-found message.
+    """
+    if isinstance(exc, SafeInvalidInput):
+        return 400, str(exc)
+    if isinstance(exc, InvalidInput):
+        # KServe's own messages quote the request (input and model names).
+        return 400, "body: does not follow the inference protocol (rule: protocol)"
+    if isinstance(exc, ModelNotFound):
+        names = ", ".join(served_names()) or "none"
+        return 404, f"model: no model of that name is served here (served: {names})"
+    if isinstance(exc, ModelNotReady):
+        return 503, "model: not ready (the bundle is not loaded)"
+    if isinstance(exc, SafeInferenceError):
+        return (exc.status if isinstance(exc.status, int) else 500), str(exc.reason)
+    if isinstance(exc, InferenceError):
+        return 500, "server: inference failed (InferenceError)"
+    if isinstance(exc, (NotImplementedError, UnsupportedProtocol)):
+        return 501, "route: not supported by this server"
+    if isinstance(exc, (ServerNotReady, ServerNotLive)):
+        return 503, "server: not ready (no model is loaded)"
+    # The message of an unexpected error can quote anything; its type is enough to look further.
+    return 500, f"server: unexpected {type(exc).__name__}"
+
+
 def exception_handlers(served_names: Callable[[], list[str]]) -> dict[Any, Callable[..., Any]]:
     """The app's exception handlers: safe messages, one rate-limited log line, no traceback."""
 
@@ -231,52 +260,30 @@ def exception_handlers(served_names: Callable[[], list[str]]) -> dict[Any, Calla
         return reject(request, 400, describe_validation_errors(exc.errors()))
 
     async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
-        if isinstance(exc, SafeInvalidInput):
-            return reject(request, 400, str(exc))
-        # KServe's own messages can quote the request; say what kind of problem it is instead.
-        if str(exc).startswith("Unrecognized request format"):
+        # KServe's JSON decoding of a REST body: say what kind of problem it is, not the parser's excerpt.
+        if not isinstance(exc, SafeInvalidInput) and str(exc).startswith("Unrecognized request format"):
             return reject(request, 400, "body: is not valid JSON (rule: json)")
-        return reject(request, 400, "body: does not follow the inference protocol (rule: protocol)")
+        return reject(request, *safe_rejection(exc, served_names))
 
-    async def model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
-        names = ", ".join(served_names()) or "none"
-        return reject(request, 404, f"model: no model of that name is served here (served: {names})")
-
-    async def model_not_ready(request: Request, exc: ModelNotReady) -> JSONResponse:
-        return reject(request, 503, "model: not ready (the bundle is not loaded)")
-
-    async def inference_error(request: Request, exc: InferenceError) -> JSONResponse:
-        if isinstance(exc, SafeInferenceError):
-            status = exc.status if isinstance(exc.status, int) else 500
-            return reject(request, status, str(exc.reason))
-        return reject(request, 500, "server: inference failed (InferenceError)")
-
-    async def not_implemented(request: Request, exc: Exception) -> JSONResponse:
-        return reject(request, 501, "route: not supported by this server")
-
-    async def not_ready(request: Request, exc: Exception) -> JSONResponse:
-        return reject(request, 503, "server: not ready (no model is loaded)")
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        return reject(request, *safe_rejection(exc, served_names))
 
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # Starlette's texts ("Not Found", "Method Not Allowed") quote nothing from the request.
         return reject(request, exc.status_code, f"route: {exc.detail}")
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The message of an unexpected error can quote anything; its type is enough to look further.
-        return reject(request, 500, f"server: unexpected {type(exc).__name__}")
-
     return {
         RequestValidationError: validation,
         InvalidInput: invalid_input,
-        ModelNotFound: model_not_found,
-        ModelNotReady: model_not_ready,
-        InferenceError: inference_error,
-        NotImplementedError: not_implemented,
-        UnsupportedProtocol: not_implemented,
-        ServerNotReady: not_ready,
-        ServerNotLive: not_ready,
+        ModelNotFound: failed,
+        ModelNotReady: failed,
+        InferenceError: failed,
+        NotImplementedError: failed,
+        UnsupportedProtocol: failed,
+        ServerNotReady: failed,
+        ServerNotLive: failed,
         StarletteHTTPException: http_error,
-        Exception: unexpected,
+        Exception: failed,
     }
 
 
