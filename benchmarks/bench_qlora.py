@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from cohortlm.models import text
     from cohortlm.models.llm import scoring
     from cohortlm.models.llm.loading import pick_device, resolve_base_model
-    from cohortlm.models.llm.qlora import QLoRAConfig, load_for_training, peak_memory_mb
+    from cohortlm.models.llm.qlora import load_for_training, peak_memory_mb
+    from cohortlm.models.llm.recipe import QLoRAConfig
     from cohortlm.run.profiles import PROFILES
 
     spec = load_study("ra_iorra")

@@ -55,7 +55,8 @@ def default_model_stage(spec: Any, cuda: bool, n_train: int, n_test: int, steps:
     """NF4 QLoRA (CUDA) or LoRA (CPU) on the default model; zero-shot and fine-tuned test AUCs."""
     import torch
 
-    from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
+    from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.models.llm.recipe import QLoRAConfig
     from cohortlm.models.llm.scoring import LLMScorer, zero_shot_scorer
 
     train, test = _cohort(spec, n_train, n_test)
@@ -108,7 +109,8 @@ def large_model_stage(spec: Any, layers: int, hidden: int, steps: int) -> dict[s
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from cohortlm.models.llm.loading import load_tokenizer, resolve_base_model
-    from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
+    from cohortlm.models.llm.qlora import train_qlora
+    from cohortlm.models.llm.recipe import QLoRAConfig
 
     tok = load_tokenizer(resolve_base_model(None, spec=spec))
     config = LlamaConfig(
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from cohortlm.cohort.study import load_study
-    from cohortlm.models.llm.qlora import four_bit_available
+    from cohortlm.models.llm.loading import four_bit_available
 
     started = time.perf_counter()
     cuda = torch.cuda.is_available()

@@ -2,7 +2,7 @@
 
 A profile is a YAML file: its sizes and budgets (test patients scored, batch
 size, base model) and, under ``qlora``, the fine-tune recipe (any field of
-:class:`~cohortlm.models.llm.qlora.QLoRAConfig`: rank, adapted blocks, epochs,
+:class:`~cohortlm.models.llm.recipe.QLoRAConfig`: rank, adapted blocks, epochs,
 target modules, the optimizer and the learning-rate schedule by name). Three ship
 in the package (``cohortlm/profiles/<name>.yaml``); a user passes their own with
 ``--profile path/to/recipe.yaml``. ``cohortlm run|compile|submit`` change single
@@ -66,7 +66,7 @@ import yaml
 
 from cohortlm.errors import SpecError, UsageError
 from cohortlm.models.llm.loading import TINY_BASE
-from cohortlm.models.llm.qlora import QLoRAConfig
+from cohortlm.models.llm.recipe import QLoRAConfig, RecipeError
 from cohortlm.yamlsafe import load_yaml_file, load_yaml_text
 
 #: The packaged profiles, one YAML file each in this folder.
@@ -178,7 +178,7 @@ class Profile:
         qkw = _check_keys(qdata, QLoRAConfig, where="qlora.", source=source)
         try:
             qlora = QLoRAConfig(**qkw)
-        except ValueError as exc:
+        except RecipeError as exc:
             raise SpecError(f"{source}: {str(exc).replace('QLoRAConfig.', 'qlora.', 1)}") from None
         try:
             return cls(**top, qlora=qlora)

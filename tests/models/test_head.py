@@ -11,7 +11,8 @@ import torch
 from cohortlm.models import text
 from cohortlm.models.llm import head as answer_head
 from cohortlm.models.llm import scoring, trunk
-from cohortlm.models.llm.qlora import QLoRAConfig, train_qlora
+from cohortlm.models.llm.qlora import train_qlora
+from cohortlm.models.llm.recipe import QLoRAConfig
 from cohortlm.models.loaders import load_bundle
 
 

@@ -12,8 +12,9 @@ from cohortlm.errors import SpecError, UsageError
 from cohortlm.models import loaders, text
 from cohortlm.models.bundle import read_bundle_metadata
 from cohortlm.models.llm import scoring
-from cohortlm.models.llm.loading import resolve_base_model
-from cohortlm.models.llm.qlora import QLoRAConfig, four_bit_available, train_qlora
+from cohortlm.models.llm.loading import four_bit_available, resolve_base_model
+from cohortlm.models.llm.qlora import train_qlora
+from cohortlm.models.llm.recipe import QLoRAConfig
 from cohortlm.models.loaders import load_bundle
 
 FAST = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "learning_rate": 5e-3, "checkpoint_every": 100}

@@ -125,7 +125,7 @@ def test_compact_text_lists_true_binaries_and_missing_values_by_name():
 def test_unknown_prompt_version_is_refused():
     with pytest.raises(ValueError, match="unknown prompt version '3'; known: 1, 2"):
         text.patient_text(ROW, SPEC, version="3")
-    from cohortlm.models.llm.qlora import QLoRAConfig
+    from cohortlm.models.llm.recipe import QLoRAConfig
 
     with pytest.raises(ValueError, match="prompt_version"):
         QLoRAConfig(prompt_version="3")

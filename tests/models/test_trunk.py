@@ -8,7 +8,8 @@ import torch
 
 from cohortlm.models import text
 from cohortlm.models.llm import scoring, trunk
-from cohortlm.models.llm.qlora import QLoRAConfig, class_weights, train_qlora
+from cohortlm.models.llm.qlora import class_weights, train_qlora
+from cohortlm.models.llm.recipe import QLoRAConfig
 
 
 @pytest.fixture(scope="module")

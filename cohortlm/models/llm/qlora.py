@@ -1,7 +1,8 @@
 """QLoRA fine-tuning: teach a causal LM to answer each endpoint's question about a patient.
 
-Read top to bottom: :class:`QLoRAConfig` -> setup (base model, 4-bit
-quantisation, LoRA, data) -> train loop -> save a bundle.
+Read top to bottom: setup (base model, 4-bit quantisation, LoRA, data) ->
+train loop -> save a bundle. The recipe, :class:`~cohortlm.models.llm.recipe.QLoRAConfig`,
+and the checkpoints (:mod:`cohortlm.models.llm.checkpoint`) live in their own modules.
 
 What is learnt. For every training patient and endpoint the model sees the
 patient text and the endpoint question and must put the answer token
@@ -88,7 +89,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,233 +106,29 @@ from cohortlm.models.bundle import (
     write_bundle_metadata,
 )
 from cohortlm.models.llm import head as answer_head
-from cohortlm.models.llm.head import HEADS
+from cohortlm.models.llm.checkpoint import CHECKPOINT_DIR, load_checkpoint, save_checkpoint
 from cohortlm.models.llm.loading import (
-    COMPUTE_DTYPES,
     BaseModelRef,
     autocast,
     autocast_dtype,
     choose_quantization,
     compute_dtype,
-    four_bit_available,  # noqa: F401 (re-exported: the probe callers and tests know it here)
     keep_blocks,
     load_causal_lm,
     load_tokenizer,
     pick_device,
     resolve_base_model,
 )
+from cohortlm.models.llm.recipe import LR_SCHEDULES, QLoRAConfig
 from cohortlm.models.llm.scoring import ADAPTER_DIR, BASE_MODEL_FILE, PromptTokens, endpoint_logits
 
 log = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("auto", "nf4", "none")
-ANSWER_LOSSES = ("yes_no", "vocab")
-CLASS_WEIGHTS = ("none", "balanced")
-#: learning-rate schedules after the linear warm-up -> their name in ``transformers.get_scheduler``
-LR_SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
-#: optimizers by name -> the ``optimizer_args`` each takes (learning rate and weight decay are fields)
-OPTIMIZERS: dict[str, tuple[str, ...]] = {
-    "adamw": ("betas", "eps", "amsgrad"),
-    "adam": ("betas", "eps", "amsgrad"),
-    "sgd": ("momentum", "dampening", "nesterov"),
-}
-CHECKPOINT_DIR = "checkpoint"
 EMBEDDED_BASE_DIR = "base"
 # Base models up to this size travel inside the bundle (the smoke model), so the
 # bundle works on a machine that never built them.
 EMBED_BASE_MAX_BYTES = 50 * 2**20
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "tokenizers", "numpy", "pandas", "cohortlm")
-
-
-# ============================================================================ config
-
-
-@dataclass(frozen=True)
-class QLoRAConfig:
-    """Everything that decides the fine-tune. Frozen and validated on creation.
-
-    Attributes:
-        lora_r: LoRA rank.
-        lora_alpha: LoRA scaling numerator (scale = alpha / r).
-        lora_dropout: dropout on the LoRA input.
-        target_modules: names of the linear layers that get adapters.
-        lora_layers: adapt only the last N transformer blocks (None: all). The
-            backward pass then stops at the lowest adapted block, so on a CPU
-            training costs about forward + N/L of a full backward.
-        quantization: ``"auto"`` (NF4 wherever bitsandbytes runs it, CPU included; else
-            none), ``"nf4"`` or ``"none"``.
-        answer_loss: ``"yes_no"`` (cross-entropy over the two answer tokens) or
-            ``"vocab"`` (over the whole vocabulary); see the module docstring.
-        optimizer: ``"adamw"`` (default), ``"adam"`` or ``"sgd"`` (``torch.optim``).
-        optimizer_args: the optimizer's other arguments: ``betas``, ``eps``, ``amsgrad``
-            for adamw/adam; ``momentum``, ``dampening``, ``nesterov`` for sgd ({}: torch's defaults).
-        learning_rate: the optimizer's peak learning rate.
-        weight_decay: the optimizer's weight decay.
-        warmup_ratio: fraction of steps with linear warm-up (then ``lr_schedule``).
-        lr_schedule: ``"cosine"`` (decay to 0), ``"linear"`` (decay to 0) or ``"constant"``
-            after the warm-up (``transformers.get_scheduler``).
-        epochs: passes over the training rows (fractions allowed).
-        max_steps: cap on optimizer steps (None: from epochs).
-        batch_size: patients per micro-batch (each brings all endpoints).
-        grad_accum: micro-batches per optimizer step.
-        max_train_rows: train on a seeded subset of this many patients (None: all).
-        seed: seeds data order, LoRA init, dropout and the subset.
-        checkpoint_every: optimizer steps between checkpoints.
-        gradient_checkpointing: recompute activations in the backward pass (saves memory).
-        max_grad_norm: gradient clipping norm.
-        device: ``"cpu"``, ``"cuda"``... (None: CUDA when available).
-        compute_dtype: ``"auto"`` (bf16 autocast on a CPU with native bf16, bf16
-            weights on CUDA), ``"fp32"`` or ``"bf16"``; see
-            :func:`cohortlm.models.llm.loading.autocast_dtype`.
-        cache_trunk: with ``lora_layers`` set, compute the frozen blocks below the
-            adapters once per patient and train through the top blocks only
-            (:mod:`cohortlm.models.llm.trunk`); the result equals the uncached loop.
-        class_weight: ``"none"`` or ``"balanced"`` (cases of each endpoint weighted
-            by controls/cases, see :func:`class_weights`).
-        head: ``"lm"`` (answer with the LM head's Yes/No rows, as zero-shot) or
-            ``"endpoint"`` (a per-endpoint answer head, first fitted as a linear
-            probe on the training patients, then trained with the adapters;
-            :mod:`cohortlm.models.llm.head`).
-        head_c: inverse L2 strength of the probe that starts the endpoint head
-            (scikit-learn ``C`` on standardised features).
-        prompt_version: the prompt wording (``"1"`` the seed's, ``"2"`` the compact text at
-            about half the tokens; :mod:`cohortlm.models.text`), recorded in the bundle.
-        base_blocks: use the base model's first N transformer blocks only (None: all); the
-            answer is read after block N (:func:`cohortlm.models.llm.loading.keep_blocks`).
-            ``lora_layers`` then counts from block N down.
-    """
-
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = DEFAULT_TARGETS
-    lora_layers: int | None = None
-    quantization: str = "auto"
-    answer_loss: str = "yes_no"
-    optimizer: str = "adamw"
-    optimizer_args: dict[str, Any] = field(default_factory=dict)
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.05
-    lr_schedule: str = "cosine"
-    epochs: float = 1.0
-    max_steps: int | None = None
-    batch_size: int = 4
-    grad_accum: int = 4
-    max_train_rows: int | None = None
-    seed: int = 0
-    checkpoint_every: int = 25
-    gradient_checkpointing: bool = False
-    max_grad_norm: float = 1.0
-    device: str | None = None
-    compute_dtype: str = "auto"
-    cache_trunk: bool = True
-    class_weight: str = "none"
-    head: str = "lm"
-    head_c: float = 0.01
-    prompt_version: str = text.PROMPT_VERSION
-    base_blocks: int | None = None
-
-    def __post_init__(self) -> None:
-        def bad(name: str, rule: str) -> ValueError:
-            return ValueError(f"QLoRAConfig.{name} must be {rule}, got {getattr(self, name)!r}")
-
-        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(name, "a positive integer")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise bad("lora_dropout", "in [0, 1)")
-        if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
-            raise bad("target_modules", "a non-empty tuple of module names")
-        if self.lora_layers is not None and (isinstance(self.lora_layers, bool) or self.lora_layers < 1):
-            raise bad("lora_layers", "None or a positive integer")
-        if self.quantization not in QUANTIZATIONS:
-            raise bad("quantization", f"one of {', '.join(QUANTIZATIONS)}")
-        if self.answer_loss not in ANSWER_LOSSES:
-            raise bad("answer_loss", f"one of {', '.join(ANSWER_LOSSES)}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise bad("learning_rate", "a positive number")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "non-negative")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise bad("warmup_ratio", "in [0, 1)")
-        if not self.epochs > 0:
-            raise bad("epochs", "positive")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise bad("max_steps", "None or a positive integer")
-        if self.max_train_rows is not None and self.max_train_rows < 1:
-            raise bad("max_train_rows", "None or a positive integer")
-        if self.seed < 0:
-            raise bad("seed", "non-negative")
-        if not self.max_grad_norm > 0:
-            raise bad("max_grad_norm", "positive")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise bad("compute_dtype", f"one of {', '.join(COMPUTE_DTYPES)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise bad("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
-        _check_optimizer_args(self.optimizer, self.optimizer_args)
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise bad("class_weight", f"one of {', '.join(CLASS_WEIGHTS)}")
-        if self.head not in HEADS:
-            raise bad("head", f"one of {', '.join(HEADS)}")
-        if not (self.head_c > 0 and math.isfinite(self.head_c)):
-            raise bad("head_c", "a positive number")
-        if self.base_blocks is not None and (isinstance(self.base_blocks, bool) or self.base_blocks < 1):
-            raise bad("base_blocks", "None or a positive integer")
-        if self.prompt_version not in text.PROMPT_VERSIONS:
-            raise bad("prompt_version", f"one of {', '.join(text.PROMPT_VERSIONS)}")
-        if self.head == "endpoint" and self.answer_loss != "yes_no":
-            raise bad("answer_loss", "'yes_no' with head='endpoint' (the head answers Yes or No only)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (tuples as lists) for bundle metadata."""
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        d["optimizer_args"] = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in self.optimizer_args.items()
-        }
-        return d
-
-    def with_overrides(self, **changes: Any) -> QLoRAConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-
-def _check_optimizer_args(optimizer: str, args: Any) -> None:
-    """``optimizer_args`` hold only arguments ``optimizer`` takes, each of the right kind.
-
-    Raises:
-        ValueError: naming the argument and the rule it breaks.
-    """
-    where = "QLoRAConfig.optimizer_args"
-    if not isinstance(args, dict):
-        raise ValueError(f"{where} must be a mapping of argument names to values, got {type(args).__name__}")
-    allowed = OPTIMIZERS[optimizer]
-    for key, value in args.items():
-        if key not in allowed:
-            raise ValueError(
-                f"{where}.{key} is not an argument of {optimizer}; it takes {', '.join(allowed)}"
-            )
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if key == "betas":
-            ok = (
-                isinstance(value, (list, tuple))
-                and len(value) == 2
-                and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
-            )
-            rule = "two numbers in [0, 1)"
-        elif key in ("amsgrad", "nesterov"):
-            ok, rule = isinstance(value, bool), "true or false"
-        elif key == "eps":
-            ok, rule = number and value > 0, "a positive number"
-        else:  # momentum, dampening
-            ok, rule = number and value >= 0, "a non-negative number"
-        if not ok:
-            raise ValueError(f"{where}.{key} must be {rule}, got {value!r}")
 
 
 # ============================================================================ setup
@@ -405,78 +202,6 @@ def select_training_rows(train_df: pd.DataFrame, spec: StudySpec, config: QLoRAC
 
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# ============================================================================ checkpoints
-
-
-def _trainable_state(model: Any) -> dict[str, Any]:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, step: int, key: str) -> None:
-    """Write LoRA weights, optimizer, scheduler, RNG states and step atomically."""
-    import torch
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(
-        {
-            "trainable": _trainable_state(model),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
-            "step": step,
-            "key": key,
-        },
-        tmp / "state.pt",
-    )
-    (tmp / "step.json").write_text(json.dumps({"step": step, "key": key}))
-    old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(folder: Path, *, model: Any, optimizer: Any, scheduler: Any, key: str) -> int:
-    """Restore a checkpoint; return its step (0 when there is none).
-
-    Raises:
-        UsageError: the checkpoint belongs to another configuration or data.
-    """
-    import torch
-
-    state_path = folder / "state.pt"
-    if not state_path.is_file():
-        return 0
-    # weights_only=False: the RNG states are numpy/python objects; the file is our own
-    state = torch.load(state_path, map_location="cpu", weights_only=False)
-    if state.get("key") != key:
-        raise UsageError(
-            f"{folder} holds a checkpoint of another configuration, base model or training data; "
-            "use another --out folder, or --no-resume to start over"
-        )
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state["trainable"].items():
-            params[name].copy_(value.to(params[name].device))
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    rng = state["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
-    if rng.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    return int(state["step"])
 
 
 # ============================================================================ train
@@ -628,34 +353,42 @@ def _setup(run: _RunIdentity, spec: StudySpec, config: QLoRAConfig, progress: bo
     )  # fmt: skip
 
 
-def _micro_batch_logits(s: _Setup, idx: np.ndarray) -> Any:
+def _micro_batch_logits(setup: _Setup, idx: np.ndarray) -> Any:
     """Logits after each question for the patients ``idx`` (top blocks only when the trunk is cached)."""
     from cohortlm.models.llm import trunk
 
-    with autocast(s.device, s.amp):
-        if s.states is not None and s.split_at is not None:
+    with autocast(setup.device, setup.amp):
+        if setup.states is not None and setup.split_at is not None:
             logits = trunk.top_logits(
-                s.model, [s.states[i] for i in idx], [s.prefixes[i] for i in idx], s.tokens.questions,
-                split_at=s.split_at, pad_id=s.tokens.pad_id, device=s.device,
-            )  # fmt: skip
+                setup.model,
+                [setup.states[i] for i in idx],
+                [setup.prefixes[i] for i in idx],
+                setup.tokens.questions,
+                split_at=setup.split_at,
+                pad_id=setup.tokens.pad_id,
+                device=setup.device,
+            )
         else:
             logits = endpoint_logits(
-                s.model, [s.prefixes[i] for i in idx], s.tokens.questions, pad_id=s.tokens.pad_id,
-                device=s.device,
-            )  # fmt: skip
+                setup.model,
+                [setup.prefixes[i] for i in idx],
+                setup.tokens.questions,
+                pad_id=setup.tokens.pad_id,
+                device=setup.device,
+            )
     return logits
 
 
-def _micro_batch_loss(s: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
+def _micro_batch_loss(setup: _Setup, idx: np.ndarray, config: QLoRAConfig) -> Any:
     """Weighted answer loss of one micro-batch."""
     import torch
 
-    logits = _micro_batch_logits(s, idx)
-    valid = ~np.isnan(s.labels[idx])
-    answers = np.where(s.labels[idx] >= 0.5, s.tokens.yes_id, s.tokens.no_id)[valid]
-    weights = torch.as_tensor(s.weights[idx][valid], dtype=torch.float32, device=s.device)
-    picked = logits[torch.as_tensor(valid, device=s.device)]
-    per_label = answer_loss(picked, answers, s.tokens, config.answer_loss, reduction="none")
+    logits = _micro_batch_logits(setup, idx)
+    valid = ~np.isnan(setup.labels[idx])
+    answers = np.where(setup.labels[idx] >= 0.5, setup.tokens.yes_id, setup.tokens.no_id)[valid]
+    weights = torch.as_tensor(setup.weights[idx][valid], dtype=torch.float32, device=setup.device)
+    picked = logits[torch.as_tensor(valid, device=setup.device)]
+    per_label = answer_loss(picked, answers, setup.tokens, config.answer_loss, reduction="none")
     return (per_label * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
@@ -697,24 +430,26 @@ def train_qlora(
     if not resume:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    s = _setup(run, spec, config, progress)
-    t = _setup_optimization(s, spec, config, out / CHECKPOINT_DIR, resume=resume, progress=progress)
+    setup = _setup(run, spec, config, progress)
+    opt = _setup_optimization(setup, spec, config, out / CHECKPOINT_DIR, resume=resume, progress=progress)
     # ---- train loop
-    losses, n_tokens, t0 = _train_loop(s, t, config, progress=progress, on_step=on_step)
-    if t.head is not None and config.class_weight == "balanced":
-        _correct_priors(s, t.head, t.probe)
+    losses, n_tokens, t0 = _train_loop(setup, opt, config, progress=progress, on_step=on_step)
+    if opt.head is not None and config.class_weight == "balanced":
+        _correct_priors(setup, opt.head, opt.probe)
     elapsed = time.perf_counter() - t0
     tokens_per_s = n_tokens / elapsed if elapsed > 0 else float("nan")
-    peak = peak_memory_mb(s.device)
+    peak = peak_memory_mb(setup.device)
     log.info(
         "trained %d steps in %.1f s (+ %.1f s frozen trunk): %.0f tokens/s, peak memory %.0f MiB (%s)",
-        t.total_steps - t.start, elapsed, s.trunk_seconds, tokens_per_s, peak,
-        "CUDA allocated" if s.device.startswith("cuda") else "RSS",
+        opt.total_steps - opt.start, elapsed, setup.trunk_seconds, tokens_per_s, peak,
+        "CUDA allocated" if setup.device.startswith("cuda") else "RSS",
     )  # fmt: skip
     # ---- save
-    training = _training_record(s, t, config, losses, tokens_per_s=tokens_per_s, peak=peak, elapsed=elapsed)
-    _save_bundle(out, s, spec, training, t.head)
-    shutil.rmtree(t.ckpt, ignore_errors=True)
+    training = _training_record(
+        setup, opt, config, losses, tokens_per_s=tokens_per_s, peak=peak, elapsed=elapsed
+    )
+    _save_bundle(out, setup, spec, training, opt.head)
+    shutil.rmtree(opt.ckpt, ignore_errors=True)
     return out
 
 
@@ -735,19 +470,19 @@ class _Optimization:
 
 
 def _setup_optimization(
-    s: _Setup, spec: StudySpec, config: QLoRAConfig, ckpt: Path, *, resume: bool, progress: bool
+    setup: _Setup, spec: StudySpec, config: QLoRAConfig, ckpt: Path, *, resume: bool, progress: bool
 ) -> _Optimization:
     """Install the answer head, build the optimizer and schedule, resume from ``ckpt``, fit the probe."""
     import torch
     from transformers import get_scheduler
 
-    model = s.model
+    model = setup.model
     head = (
-        answer_head.install(model, len(spec.endpoints), yes_id=s.tokens.yes_id, no_id=s.tokens.no_id)
+        answer_head.install(model, len(spec.endpoints), yes_id=setup.tokens.yes_id, no_id=setup.tokens.no_id)
         if config.head == "endpoint"
         else None
     )
-    batches = _Batches(len(s.rows), config.batch_size, config.seed)
+    batches = _Batches(len(setup.rows), config.batch_size, config.seed)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * batches.per_epoch / config.grad_accum))
     trainable = [p for p in model.parameters() if p.requires_grad]
     # The optimizer and the schedule by name (config.optimizer, config.lr_schedule), as a recipe says.
@@ -763,7 +498,7 @@ def _setup_optimization(
         num_training_steps=total_steps,
     )
     start = (
-        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=s.key)
+        load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler, key=setup.key)
         if resume
         else 0
     )
@@ -771,14 +506,14 @@ def _setup_optimization(
         log.info("resuming from checkpoint at step %d of %d", start, total_steps)
     probe: dict[str, Any] | None = None
     if head is not None and not start:
-        probe = _fit_probe(s, head, config, progress)
+        probe = _fit_probe(setup, head, config, progress)
     n_trainable = sum(p.numel() for p in trainable)
     log.info(
         "fine-tuning %s on %s (%s, quantization %s, trunk %s): %d patients x %d endpoints, %d steps, "
         "%s trainable parameters",
-        s.ref.name, s.device, _dtype_name(s), s.quant,
-        f"cached below block {s.split_at}" if s.split_at is not None else "not cached",
-        len(s.rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
+        setup.ref.name, setup.device, _dtype_name(setup), setup.quant,
+        f"cached below block {setup.split_at}" if setup.split_at is not None else "not cached",
+        len(setup.rows), len(spec.endpoints), total_steps, f"{n_trainable:,}",
     )  # fmt: skip
     return _Optimization(
         head, batches, total_steps, trainable, optimizer, scheduler, ckpt, start, probe, n_trainable
@@ -786,14 +521,14 @@ def _setup_optimization(
 
 
 def _train_loop(
-    s: _Setup,
-    t: _Optimization,
+    setup: _Setup,
+    opt: _Optimization,
     config: QLoRAConfig,
     *,
     progress: bool,
     on_step: Callable[[int, float], None] | None,
 ) -> tuple[list[float], int, float]:
-    """Steps ``t.start`` to ``t.total_steps``, checkpointing on the way.
+    """Steps ``opt.start`` to ``opt.total_steps``, checkpointing on the way.
 
     Returns:
         The loss of each step, the tokens seen and when the first step began (``time.perf_counter``).
@@ -801,31 +536,38 @@ def _train_loop(
     import torch
     from tqdm.auto import tqdm
 
-    s.model.train()
-    q_tokens = sum(len(q) for q in s.tokens.questions)
-    bar = tqdm(total=t.total_steps, initial=t.start, desc="fine-tuning", unit="step", disable=not progress)
+    setup.model.train()
+    q_tokens = sum(len(q) for q in setup.tokens.questions)
+    bar = tqdm(
+        total=opt.total_steps, initial=opt.start, desc="fine-tuning", unit="step", disable=not progress
+    )
     n_tokens = 0
     losses: list[float] = []
     t0 = time.perf_counter()
-    for step in range(t.start, t.total_steps):
-        t.optimizer.zero_grad(set_to_none=True)
+    for step in range(opt.start, opt.total_steps):
+        opt.optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for micro in range(config.grad_accum):
-            idx = t.batches.micro_batch(step * config.grad_accum + micro)
-            loss = _micro_batch_loss(s, idx, config)
+            idx = opt.batches.micro_batch(step * config.grad_accum + micro)
+            loss = _micro_batch_loss(setup, idx, config)
             (loss / config.grad_accum).backward()
             step_loss += loss.item() / config.grad_accum
-            n_tokens += sum(len(s.prefixes[i]) for i in idx) + q_tokens * len(idx)
-        torch.nn.utils.clip_grad_norm_(t.trainable, config.max_grad_norm)
-        t.optimizer.step()
-        t.scheduler.step()
+            n_tokens += sum(len(setup.prefixes[i]) for i in idx) + q_tokens * len(idx)
+        torch.nn.utils.clip_grad_norm_(opt.trainable, config.max_grad_norm)
+        opt.optimizer.step()
+        opt.scheduler.step()
         losses.append(step_loss)
         elapsed = time.perf_counter() - t0
         bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{n_tokens / elapsed:.0f}")
         bar.update(1)
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < t.total_steps:
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < opt.total_steps:
             save_checkpoint(
-                t.ckpt, model=s.model, optimizer=t.optimizer, scheduler=t.scheduler, step=step + 1, key=s.key
+                opt.ckpt,
+                model=setup.model,
+                optimizer=opt.optimizer,
+                scheduler=opt.scheduler,
+                step=step + 1,
+                key=setup.key,
             )
         if on_step is not None:
             on_step(step + 1, step_loss)
@@ -833,19 +575,19 @@ def _train_loop(
     return losses, n_tokens, t0
 
 
-def _correct_priors(s: _Setup, head: Any, probe: dict[str, Any] | None) -> None:
+def _correct_priors(setup: _Setup, head: Any, probe: dict[str, Any] | None) -> None:
     """Undo the balanced loss's shift of each endpoint's log-odds, recording it in ``probe``."""
     # The balanced loss shifts each endpoint's log-odds by log(controls/cases); undo it so that
     # the served probabilities sit on the prevalence's scale (AUCs are unchanged).
-    offsets = answer_head.prior_offsets(s.labels)
+    offsets = answer_head.prior_offsets(setup.labels)
     answer_head.shift_bias(head, offsets)
     if probe is not None:
         probe["prior_correction"] = [round(float(v), 4) for v in offsets]
 
 
 def _training_record(
-    s: _Setup,
-    t: _Optimization,
+    setup: _Setup,
+    opt: _Optimization,
     config: QLoRAConfig,
     losses: list[float],
     *,
@@ -855,34 +597,34 @@ def _training_record(
 ) -> dict[str, Any]:
     """The bundle's ``training`` record: method, configuration, losses, speed and memory with units."""
     return {
-        "method": "qlora" if s.quant == "nf4" else "lora",
+        "method": "qlora" if setup.quant == "nf4" else "lora",
         "config": config.to_dict(),
-        "quantization": s.quant,
-        "device": s.device,
-        "compute_dtype": _dtype_name(s),
-        "trunk_split_at": s.split_at,
+        "quantization": setup.quant,
+        "device": setup.device,
+        "compute_dtype": _dtype_name(setup),
+        "trunk_split_at": setup.split_at,
         "prompt_version": config.prompt_version,
         "serializer": "peft-safetensors",
-        "n_train": len(s.rows),
-        "steps": t.total_steps,
-        "resumed_from_step": t.start,
+        "n_train": len(setup.rows),
+        "steps": opt.total_steps,
+        "resumed_from_step": opt.start,
         "final_loss": losses[-1] if losses else None,
         "first_loss": losses[0] if losses else None,
         "losses": [round(v, 6) for v in losses],
         "tokens_per_s": tokens_per_s,
         "peak_memory_mib": peak,
         "train_seconds": elapsed,
-        "trunk_seconds": s.trunk_seconds,
-        "trainable_parameters": t.n_trainable,
+        "trunk_seconds": setup.trunk_seconds,
+        "trainable_parameters": opt.n_trainable,
         "head": config.head,
-        "probe": t.probe,
-        "run_key": s.key,
+        "probe": opt.probe,
+        "run_key": setup.key,
     }
 
 
-def _dtype_name(s: _Setup) -> str:
-    base = str(compute_dtype(s.device)).replace("torch.", "")
-    return f"{base} weights, bf16 autocast" if s.amp is not None else base
+def _dtype_name(setup: _Setup) -> str:
+    base = str(compute_dtype(setup.device)).replace("torch.", "")
+    return f"{base} weights, bf16 autocast" if setup.amp is not None else base
 
 
 def _holds_run(out: Path, key: str) -> bool:
@@ -892,25 +634,25 @@ def _holds_run(out: Path, key: str) -> bool:
     return bool(read_bundle_metadata(out).get("training", {}).get("run_key") == key)
 
 
-def _fit_probe(s: _Setup, head: Any, config: QLoRAConfig, progress: bool) -> dict[str, Any]:
+def _fit_probe(setup: _Setup, head: Any, config: QLoRAConfig, progress: bool) -> dict[str, Any]:
     """The linear-probe stage: answer-head features of every training patient, then one fit per endpoint."""
     import torch
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     head.captured = []
-    s.model.eval()
-    order = np.arange(len(s.rows))
+    setup.model.eval()
+    order = np.arange(len(setup.rows))
     try:
         with torch.no_grad():
             for b in tqdm(range(0, len(order), config.batch_size * 2), desc="answer-head features",
                           unit="batch", disable=not progress, leave=False):  # fmt: skip
-                _micro_batch_logits(s, order[b : b + config.batch_size * 2])
+                _micro_batch_logits(setup, order[b : b + config.batch_size * 2])
         features = torch.cat(head.captured).numpy()
     finally:
         head.captured = None
-    weight, bias, skipped_idx = answer_head.fit_probe(features, s.labels, s.weights, c=config.head_c)
-    skipped = [s.endpoint_names[e] for e in skipped_idx]
+    weight, bias, skipped_idx = answer_head.fit_probe(features, setup.labels, setup.weights, c=config.head_c)
+    skipped = [setup.endpoint_names[e] for e in skipped_idx]
     answer_head.set_weights(head, weight, bias)
     seconds = time.perf_counter() - t0
     log.info("answer head: linear probe on %d patients in %.1f s (C %g)", len(order), seconds, config.head_c)
@@ -920,14 +662,16 @@ def _fit_probe(s: _Setup, head: Any, config: QLoRAConfig, progress: bool) -> dic
     return {"seconds": round(seconds, 2), "c": config.head_c, "skipped_endpoints": skipped}
 
 
-def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any], head: Any = None) -> None:
+def _save_bundle(
+    out: Path, setup: _Setup, spec: StudySpec, training: dict[str, Any], head: Any = None
+) -> None:
     """Adapter, answer head, base-model record (small bases embedded) and bundle metadata."""
-    s.model.save_pretrained(str(out / ADAPTER_DIR))
-    record = s.ref.to_dict()
+    setup.model.save_pretrained(str(out / ADAPTER_DIR))
+    record = setup.ref.to_dict()
     files = [ADAPTER_DIR, BASE_MODEL_FILE]
     if head is not None:
         files.append(answer_head.save(head, out).name)
-    base_dir = Path(s.ref.hf_path)
+    base_dir = Path(setup.ref.hf_path)
     base_bytes = sum(f.stat().st_size for f in base_dir.rglob("*") if f.is_file())
     if base_bytes <= EMBED_BASE_MAX_BYTES:
         shutil.rmtree(out / EMBEDDED_BASE_DIR, ignore_errors=True)
@@ -938,7 +682,7 @@ def _save_bundle(out: Path, s: _Setup, spec: StudySpec, training: dict[str, Any]
     write_bundle_metadata(
         out,
         kind="llm",
-        model_name=f"{s.ref.name}+lora",
+        model_name=f"{setup.ref.name}+lora",
         spec=spec,
         model_files=files,
         training=training,
