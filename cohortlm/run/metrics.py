@@ -27,6 +27,11 @@ it passes or fails, so a failed validation is visible although nothing after
 it runs) and ``job="cohortlm-run"`` (pushed by the exit handler after every
 run; POSTed, so that a failed run keeps the last success time).
 
+Each ``push_*`` function returns False, building and pushing nothing, when no
+gateway is configured, and True once pushed. They raise ``UsageError`` when a
+name is not an identifier and ``MetricsPushError`` when the gateway could not
+be reached or refused the push.
+
 Label values are restricted to short identifiers (endpoint, model and rule
 names): no patient identifier or feature value can become a label.
 """
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, push_to_gateway, pushadd_to_gateway
 
@@ -79,6 +84,21 @@ def _run_info(registry: CollectorRegistry, run_id: str) -> None:
     Gauge(
         "cohortlm_run_info", "The pipeline run these metrics came from", ["run_id"], registry=registry
     ).labels(run_id=_run_id(run_id)).set(1)
+
+
+def _timestamp(registry: CollectorRegistry, name: str, documentation: str, at: float | None) -> None:
+    """A gauge holding a Unix time: ``at``, or now when None."""
+    Gauge(name, documentation, registry=registry).set(time.time() if at is None else float(at))
+
+
+def _last_success(registry: CollectorRegistry, at: float | None) -> None:
+    """``cohortlm_run_last_success_timestamp_seconds``: written by a run's results and by its outcome."""
+    _timestamp(
+        registry,
+        "cohortlm_run_last_success_timestamp_seconds",
+        "Unix time the last successful run finished",
+        at,
+    )
 
 
 def _validation_failures(registry: CollectorRegistry, failures: Mapping[str, int]) -> None:
@@ -143,11 +163,7 @@ def build_run_registry(
         Gauge(
             "cohortlm_training_tokens_per_second", "Fine-tuning throughput (tokens/s)", registry=registry
         ).set(float(tokens_per_second))
-    Gauge(
-        "cohortlm_run_last_success_timestamp_seconds",
-        "Unix time the last successful run finished",
-        registry=registry,
-    ).set(time.time() if finished_at is None else float(finished_at))
+    _last_success(registry, finished_at)
     return registry
 
 
@@ -176,24 +192,36 @@ def push_run_metrics(
         validation_failures: ``{rule: failing rows}``.
         job: the Pushgateway job name.
         timeout: seconds to wait for the gateway.
-
-    Returns:
-        True when pushed, False when no gateway is configured.
-
-    Raises:
-        UsageError: a name is not an identifier.
-        MetricsPushError: the gateway could not be reached or refused the push.
     """
+    return _push_if_configured(
+        gateway_url,
+        job=job,
+        study=study,
+        registry=lambda: build_run_registry(
+            run_id=run_id,
+            aucs=aucs,
+            decision_promoted=decision_promoted,
+            tokens_per_second=tokens_per_second,
+            validation_failures=validation_failures,
+        ),
+        add=False,
+        timeout=timeout,
+    )
+
+
+def _push_if_configured(
+    gateway_url: str | None,
+    *,
+    job: str,
+    study: str,
+    registry: Callable[[], CollectorRegistry],
+    add: bool,
+    timeout: float,
+) -> bool:
+    """Build and push ``registry()`` when a gateway is configured; without one nothing is built."""
     if not gateway_url:
         return False
-    registry = build_run_registry(
-        run_id=run_id,
-        aucs=aucs,
-        decision_promoted=decision_promoted,
-        tokens_per_second=tokens_per_second,
-        validation_failures=validation_failures,
-    )
-    _push(gateway_url, job=job, study=study, registry=registry, add=False, timeout=timeout)
+    _push(gateway_url, job=job, study=study, registry=registry(), add=add, timeout=timeout)
     return True
 
 
@@ -227,11 +255,12 @@ def build_validation_registry(
     registry = CollectorRegistry()
     _run_info(registry, run_id)
     _validation_failures(registry, failures)
-    Gauge(
+    _timestamp(
+        registry,
         "cohortlm_validation_last_timestamp_seconds",
         "Unix time the last data validation ran",
-        registry=registry,
-    ).set(time.time() if finished_at is None else float(finished_at))
+        finished_at,
+    )
     return registry
 
 
@@ -243,20 +272,15 @@ def push_validation_metrics(
     failures: Mapping[str, int],
     timeout: float = 10.0,
 ) -> bool:
-    """Push one run's validation counts, replacing the previous run's (group ``cohortlm-validation``).
-
-    Returns:
-        True when pushed, False when no gateway is configured.
-
-    Raises:
-        UsageError: a name is not an identifier.
-        MetricsPushError: the gateway could not be reached or refused the push.
-    """
-    if not gateway_url:
-        return False
-    registry = build_validation_registry(run_id=run_id, failures=failures)
-    _push(gateway_url, job=VALIDATION_JOB, study=study, registry=registry, add=False, timeout=timeout)
-    return True
+    """Push one run's validation counts, replacing the previous run's (group ``cohortlm-validation``)."""
+    return _push_if_configured(
+        gateway_url,
+        job=VALIDATION_JOB,
+        study=study,
+        registry=lambda: build_validation_registry(run_id=run_id, failures=failures),
+        add=False,
+        timeout=timeout,
+    )
 
 
 def build_outcome_registry(
@@ -269,17 +293,14 @@ def build_outcome_registry(
     Gauge(
         "cohortlm_run_failed", "1 when the last pipeline run failed, 0 when it succeeded", registry=registry
     ).set(0.0 if succeeded else 1.0)
-    Gauge(
+    _timestamp(
+        registry,
         "cohortlm_run_last_finish_timestamp_seconds",
         "Unix time the last pipeline run ended, succeeded or failed",
-        registry=registry,
-    ).set(now)
+        now,
+    )
     if succeeded:
-        Gauge(
-            "cohortlm_run_last_success_timestamp_seconds",
-            "Unix time the last successful run finished",
-            registry=registry,
-        ).set(now)
+        _last_success(registry, now)
     return registry
 
 
@@ -290,16 +311,12 @@ def push_run_outcome(
 
     POST (``pushadd``) replaces only the metrics pushed here, so a failed run
     leaves ``cohortlm_run_last_success_timestamp_seconds`` of the last good one.
-
-    Returns:
-        True when pushed, False when no gateway is configured.
-
-    Raises:
-        UsageError: a name is not an identifier.
-        MetricsPushError: the gateway could not be reached or refused the push.
     """
-    if not gateway_url:
-        return False
-    registry = build_outcome_registry(run_id=run_id, succeeded=succeeded)
-    _push(gateway_url, job=OUTCOME_JOB, study=study, registry=registry, add=True, timeout=timeout)
-    return True
+    return _push_if_configured(
+        gateway_url,
+        job=OUTCOME_JOB,
+        study=study,
+        registry=lambda: build_outcome_registry(run_id=run_id, succeeded=succeeded),
+        add=True,
+        timeout=timeout,
+    )
