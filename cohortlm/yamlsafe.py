@@ -19,6 +19,8 @@ wrong`` form and never quote the file's content (a line number at most).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,25 @@ def _check_keys(node: yaml.Node, source: str, where: str) -> None:
             _check_keys(item, source, f"{where}[{i}]")
 
 
+@contextmanager
+def _checked_loader(text: str, source: str) -> Iterator[Any]:
+    """A loader for ``text`` once aliases and deep nesting are refused; parse errors become SpecErrors."""
+    loader = _BaseLoader(text)
+    try:
+        _scan(text, source)
+        yield loader
+    except yaml.MarkedYAMLError as exc:
+        # The parser's words, with anything it quotes from the file (a tag, a character) left out.
+        problem = _QUOTED.sub("'...'", exc.problem or "syntax error")
+        raise SpecError(f"{source}: {_line(exc.problem_mark)}: not valid YAML ({problem})") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: not valid YAML ({type(exc).__name__})") from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
 def load_yaml_text(text: str, *, source: str = "<yaml>") -> Any:
     """Parse one YAML document safely (see the module docstring for what is refused).
 
@@ -110,24 +131,12 @@ def load_yaml_text(text: str, *, source: str = "<yaml>") -> Any:
         raise SpecError(
             f"{source}: larger than {MAX_YAML_BYTES // 1_000_000} MB; a spec or policy is far smaller"
         )
-    loader = _BaseLoader(text)
-    try:
-        _scan(text, source)
+    with _checked_loader(text, source) as loader:
         node = loader.get_single_node()
         if node is None:
             return None
         _check_keys(node, source, "")
         return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        # The parser's words, with anything it quotes from the file (a tag, a character) left out.
-        problem = _QUOTED.sub("'...'", exc.problem or "syntax error")
-        raise SpecError(f"{source}: {_line(exc.problem_mark)}: not valid YAML ({problem})") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML ({type(exc).__name__})") from None
-    except RecursionError:
-        raise SpecError(f"{source}: nested too deeply") from None
-    finally:
-        loader.dispose()
 
 
 def load_yaml_documents(text: str, *, source: str = "<yaml>") -> list[Any]:
@@ -141,24 +150,13 @@ def load_yaml_documents(text: str, *, source: str = "<yaml>") -> list[Any]:
     """
     if len(text.encode("utf-8", errors="replace")) > MAX_YAML_BYTES:
         raise SpecError(f"{source}: larger than {MAX_YAML_BYTES // 1_000_000} MB")
-    loader = _BaseLoader(text)
     docs: list[Any] = []
-    try:
-        _scan(text, source)
+    with _checked_loader(text, source) as loader:
         while loader.check_node():
             node = loader.get_node()
             _check_keys(node, source, "")
             docs.append(loader.construct_document(node))
-        return docs
-    except yaml.MarkedYAMLError as exc:
-        problem = _QUOTED.sub("'...'", exc.problem or "syntax error")
-        raise SpecError(f"{source}: {_line(exc.problem_mark)}: not valid YAML ({problem})") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: not valid YAML ({type(exc).__name__})") from None
-    except RecursionError:
-        raise SpecError(f"{source}: nested too deeply") from None
-    finally:
-        loader.dispose()
+    return docs
 
 
 def load_yaml_file(path: str | Path, *, what: str = "file") -> Any:
