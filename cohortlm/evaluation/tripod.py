@@ -311,16 +311,6 @@ def _title(ev: RunEvidence) -> _Answer:
     return _answered(ev, detail, "report/index.html", "study.yaml")
 
 
-@_rule("2")
-def _abstract(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
-        "no abstract: a run writes a report, not a paper; report/summary.md holds the verdict and "
-        "Table 1 a TRIPOD+AI abstract would draw on",
-        ev.cite("report/summary.md"),
-    )
-
-
 @_rule("3a")
 def _context(ev: RunEvidence) -> _Answer:
     text = (ev.study.description or "").strip() if ev.study else ""
@@ -392,11 +382,6 @@ def _dates(ev: RunEvidence) -> _Answer:
     return "not answered", "the data has no dates the run can summarise; state accrual dates in the paper", ()
 
 
-@_rule("6a")
-def _setting(ev: RunEvidence) -> _Answer:
-    return "not answered", "the spec does not record the setting or the number and location of centres", ()
-
-
 @_rule("6b")
 def _eligibility(ev: RunEvidence) -> _Answer:
     featuriser = ev.study.featuriser if ev.study else None
@@ -438,20 +423,6 @@ def _outcome(ev: RunEvidence) -> _Answer:
     return _answered(ev, f"endpoint definitions: {_endpoint_list(ev)}", "study.yaml", "report/table1.md")
 
 
-@_rule("8b")
-def _assessors(ev: RunEvidence) -> _Answer:
-    return (
-        "not applicable",
-        "each outcome is a threshold on a recorded value, computed by rule, not interpreted by an assessor",
-        (),
-    )
-
-
-@_rule("8c")
-def _blind_outcome(ev: RunEvidence) -> _Answer:
-    return "not answered", "blinding of the recorded outcome values is not recorded", ()
-
-
 @_rule("9a")
 def _choice(ev: RunEvidence) -> _Answer:
     n = len(ev.study.features) if ev.study else 0
@@ -473,11 +444,6 @@ def _predictors(ev: RunEvidence) -> _Answer:
     return _answered(ev, f"name, type, unit, range and description of each predictor{when}", "study.yaml")
 
 
-@_rule("9c")
-def _predictor_assessors(ev: RunEvidence) -> _Answer:
-    return "not answered", "who measured the predictors is not recorded", ()
-
-
 @_rule("10")
 def _sample_size(ev: RunEvidence) -> _Answer:
     small = (
@@ -487,16 +453,6 @@ def _sample_size(ev: RunEvidence) -> _Answer:
         "not applicable",
         f"no sample size calculation: the split sizes come from the spec ({_sizes(ev)}){small}",
         ev.cite("study.yaml", "report/index.html"),
-    )
-
-
-@_rule("11")
-def _missing(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
-        "a patient without a label is left out of that endpoint only; the regression imputes missing "
-        "predictors inside its pipeline; each feature's allowed missing fraction is validated",
-        ev.cite("validation/validation.html", "study.yaml"),
     )
 
 
@@ -510,16 +466,6 @@ def _partition(ev: RunEvidence) -> _Answer:
     return _answered(ev, detail, "outcome.json", "study.yaml")
 
 
-@_rule("12b")
-def _handling(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
-        "regression: scaling, one-hot encoding and imputation in one scikit-learn pipeline, linear terms; "
-        "LLMs: the predictors written as text",
-        ev.cite("study.yaml"),
-    )
-
-
 @_rule("12c")
 def _models(ev: RunEvidence) -> _Answer:
     internal = (
@@ -529,11 +475,6 @@ def _models(ev: RunEvidence) -> _Answer:
     )
     detail = f"models: {', '.join(ev.models)}; internal validation: {internal}"
     return _answered(ev, detail, "report/metrics.json", "report/index.html")
-
-
-@_rule("12d", "23b")
-def _clusters(ev: RunEvidence) -> _Answer:
-    return "not applicable", "one data source, no clusters (centres) declared", ()
 
 
 @_rule("12e")
@@ -550,20 +491,6 @@ def _measures(ev: RunEvidence) -> _Answer:
             paths.append(path)
     shown.append("paired DeLong tests with Holm adjustment for model comparison")
     return _answered(ev, "; ".join(shown), *paths, "report/families.csv")
-
-
-@_rule("12f", "24")
-def _updating(ev: RunEvidence) -> _Answer:
-    return "not applicable", "no model updating or recalibration after evaluation", ()
-
-
-@_rule("12g")
-def _predictions(ev: RunEvidence) -> _Answer:
-    return _answered(
-        ev,
-        "each model's bundle predicts a probability per endpoint; the scores per patient are in scores/",
-        "scores/",
-    )
 
 
 @_rule("13")
@@ -598,16 +525,6 @@ def _output(ev: RunEvidence) -> _Answer:
     return _answered(ev, detail, "report/table1.csv", "outcome.json")
 
 
-@_rule("16")
-def _differences(ev: RunEvidence) -> _Answer:
-    return _answered(
-        ev,
-        "development and evaluation data are random parts of one cohort: same setting, eligibility, "
-        "outcome and predictors",
-        "study.yaml",
-    )
-
-
 @_rule("17")
 def _ethics(ev: RunEvidence) -> _Answer:
     if ev.cohort is not None and ev.cohort.synthetic:
@@ -615,30 +532,11 @@ def _ethics(ev: RunEvidence) -> _Answer:
     return "not answered", "the run does not record ethics approval or consent; state them in the paper", ()
 
 
-@_rule("18a", "18b", "18c", "18d")
-def _paper_only(ev: RunEvidence) -> _Answer:
-    return "not answered", "not recorded by the run; state it in the paper", ()
-
-
 @_rule("18e")
 def _data_sharing(ev: RunEvidence) -> _Answer:
     if ev.cohort is not None and ev.cohort.synthetic:
         return "partial", "the synthetic cohort is regenerated from its seed (cohortlm synth)", ()
     return "not answered", "data availability is not recorded by the run", ()
-
-
-@_rule("18f")
-def _code(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
-        "the analysis is the cohortlm pipeline; each bundle records its library versions",
-        ev.cite("study.yaml"),
-    )
-
-
-@_rule("19")
-def _ppi(ev: RunEvidence) -> _Answer:
-    return "not answered", "patient and public involvement is not recorded by the run", ()
 
 
 @_rule("20a")
@@ -651,21 +549,6 @@ def _flow(ev: RunEvidence) -> _Answer:
         "no follow-up time",
         ev.cite("outcome.json"),
     )
-
-
-@_rule("20b")
-def _characteristics(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
-        "sample size and outcome events per split are reported; a table of baseline characteristics "
-        "and missing data is not",
-        ev.cite("outcome.json", "validation/validation.html"),
-    )
-
-
-@_rule("20c")
-def _compare_dev(ev: RunEvidence) -> _Answer:
-    return "not answered", "predictor distributions of development and evaluation data are not compared", ()
 
 
 @_rule("21")
@@ -721,29 +604,97 @@ def _limitations(ev: RunEvidence) -> _Answer:
     return "partial", "; ".join(parts), ev.cite("report/index.html")
 
 
-@_rule("27a")
-def _bad_input(ev: RunEvidence) -> _Answer:
-    return _answered(
-        ev,
-        "the server refuses a request breaking the spec's types and ranges (400 naming the field and "
-        "rule) and fills a patient from the feature store",
-        "study.yaml",
-    )
+_IN_THE_PAPER = "not recorded by the run; state it in the paper"
+_ONE_SOURCE = "one data source, no clusters (centres) declared"
+_NO_UPDATING = "no model updating or recalibration after evaluation"
 
+#: Items a report of a run cannot answer, and what is missing.
+_NOT_ANSWERED = {
+    "6a": "the spec does not record the setting or the number and location of centres",
+    "8c": "blinding of the recorded outcome values is not recorded",
+    "9c": "who measured the predictors is not recorded",
+    "18a": _IN_THE_PAPER,
+    "18b": _IN_THE_PAPER,
+    "18c": _IN_THE_PAPER,
+    "18d": _IN_THE_PAPER,
+    "19": "patient and public involvement is not recorded by the run",
+    "20c": "predictor distributions of development and evaluation data are not compared",
+    "27c": "next steps (external validation on another cohort) belong in the paper",
+}
 
-@_rule("27b")
-def _users(ev: RunEvidence) -> _Answer:
-    return (
-        "partial",
+#: Items that do not arise for this kind of study, and why.
+_NOT_APPLICABLE = {
+    "8b": "each outcome is a threshold on a recorded value, computed by rule, not interpreted by an assessor",
+    "12d": _ONE_SOURCE,
+    "23b": _ONE_SOURCE,
+    "12f": _NO_UPDATING,
+    "24": _NO_UPDATING,
+}
+
+#: Items every run answers in part, the same way: what it says, and the files that show it (cited
+#: when they exist).
+_PARTIAL = {
+    "2": (
+        "no abstract: a run writes a report, not a paper; report/summary.md holds the verdict and "
+        "Table 1 a TRIPOD+AI abstract would draw on",
+        ("report/summary.md",),
+    ),
+    "11": (
+        "a patient without a label is left out of that endpoint only; the regression imputes missing "
+        "predictors inside its pipeline; each feature's allowed missing fraction is validated",
+        ("validation/validation.html", "study.yaml"),
+    ),
+    "12b": (
+        "regression: scaling, one-hot encoding and imputation in one scikit-learn pipeline, linear terms; "
+        "LLMs: the predictors written as text",
+        ("study.yaml",),
+    ),
+    "18f": (
+        "the analysis is the cohortlm pipeline; each bundle records its library versions",
+        ("study.yaml",),
+    ),
+    "20b": (
+        "sample size and outcome events per split are reported; a table of baseline characteristics "
+        "and missing data is not",
+        ("outcome.json", "validation/validation.html"),
+    ),
+    "27b": (
         "a clinical service calls the model over HTTP and receives probabilities and decisions; the "
         "expertise users need is not stated",
         (),
-    )
+    ),
+}
+
+#: Items every run answers the same way, and the files that show it (``partial`` without them).
+_ANSWERED = {
+    "12g": (
+        "each model's bundle predicts a probability per endpoint; the scores per patient are in scores/",
+        ("scores/",),
+    ),
+    "16": (
+        "development and evaluation data are random parts of one cohort: same setting, eligibility, "
+        "outcome and predictors",
+        ("study.yaml",),
+    ),
+    "27a": (
+        "the server refuses a request breaking the spec's types and ranges (400 naming the field and "
+        "rule) and fills a patient from the feature store",
+        ("study.yaml",),
+    ),
+}
 
 
-@_rule("27c")
-def _next(ev: RunEvidence) -> _Answer:
-    return "not answered", "next steps (external validation on another cohort) belong in the paper", ()
+def _fixed(status: str, detail: str, files: tuple[str, ...] = ()) -> Callable[[RunEvidence], _Answer]:
+    """The rule of an item every run answers the same way, but for which of ``files`` exist."""
+    if status == "answered":
+        return lambda ev: _answered(ev, detail, *files)
+    return lambda ev: (status, detail, ev.cite(*files))
+
+
+_RULES.update({item: _fixed("not answered", detail) for item, detail in _NOT_ANSWERED.items()})
+_RULES.update({item: _fixed("not applicable", detail) for item, detail in _NOT_APPLICABLE.items()})
+_RULES.update({item: _fixed("partial", *answer) for item, answer in _PARTIAL.items()})
+_RULES.update({item: _fixed("answered", *answer) for item, answer in _ANSWERED.items()})
 
 
 def tripod_checklist(evidence: RunEvidence) -> list[ChecklistEntry]:
