@@ -78,23 +78,24 @@ outcomes = sa.Table(
     sa.Column("value", sa.SmallInteger, nullable=False),
     sa.Column("observed_on", sa.String(10), nullable=True),
 )
-feature_bins = sa.Table(
-    "feature_bins",
-    metadata,
-    sa.Column("model_version", sa.String(64), primary_key=True),
-    sa.Column("day", sa.String(10), primary_key=True),
-    sa.Column("feature", sa.String(64), primary_key=True),
-    sa.Column("bin", sa.Integer, primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-)
-reference_bins = sa.Table(
-    "reference_bins",
-    metadata,
-    sa.Column("model_version", sa.String(64), primary_key=True),
-    sa.Column("feature", sa.String(64), primary_key=True),
-    sa.Column("bin", sa.Integer, primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-)
+
+
+def _bin_counts(name: str, *keys: sa.Column[Any]) -> sa.Table:
+    """A table of patients per feature bin of one model version; ``keys`` follow the version."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("model_version", sa.String(64), primary_key=True),
+        *keys,
+        sa.Column("feature", sa.String(64), primary_key=True),
+        sa.Column("bin", sa.Integer, primary_key=True),
+        sa.Column("count", sa.BigInteger, nullable=False),
+    )
+
+
+#: the served patients' counts, per day; the training reference's counts (the drift reference)
+feature_bins = _bin_counts("feature_bins", sa.Column("day", sa.String(10), primary_key=True))
+reference_bins = _bin_counts("reference_bins")
 retraining_runs = sa.Table(
     "retraining_runs",
     metadata,
