@@ -40,18 +40,23 @@ class Rule:
 
 
 def _consistent(
-    index: str, compute: Callable[[pd.DataFrame], np.ndarray]
-) -> Callable[[pd.DataFrame], np.ndarray]:
+    index: str, words: str, compute: Callable[..., np.ndarray], components: tuple[str, ...]
+) -> Rule:
+    """``<index>_consistent``: the recorded index equals ``compute(*components)`` within its tolerance.
+
+    ``words`` names the index and its formula; the components are passed to
+    ``compute`` in the order given, and they are the columns the rule reads.
+    """
     tol = INDEX_TOLERANCE[index]
 
     def broken(df: pd.DataFrame) -> np.ndarray:
         recorded = df[index].to_numpy(dtype=float)
-        expected = compute(df)
+        expected = compute(*(df[c] for c in components))
         with np.errstate(invalid="ignore"):
             bad = np.abs(recorded - expected) > tol
         return np.asarray(bad & ~np.isnan(recorded) & ~np.isnan(expected))
 
-    return broken
+    return Rule(f"{index}_consistent", f"recorded {words} within {tol}", (index, *components), broken)
 
 
 def _jhaq_range(df: pd.DataFrame) -> np.ndarray:
@@ -78,29 +83,23 @@ def _visit_order(df: pd.DataFrame) -> np.ndarray:
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule(
-            "das28_esr_consistent",
-            f"recorded DAS28-ESR equals 0.56√TJC28 + 0.28√SJC28 + 0.70 ln(ESR) + 0.014·PtGA "
-            f"within {INDEX_TOLERANCE['das28_esr']}",
-            ("das28_esr", "tjc28", "sjc28", "esr", "ptga_mm"),
-            _consistent(
-                "das28_esr", lambda d: indices.das28_esr(d["tjc28"], d["sjc28"], d["esr"], d["ptga_mm"])
-            ),
+        _consistent(
+            "das28_esr",
+            "DAS28-ESR equals 0.56√TJC28 + 0.28√SJC28 + 0.70 ln(ESR) + 0.014·PtGA",
+            indices.das28_esr,
+            ("tjc28", "sjc28", "esr", "ptga_mm"),
         ),
-        Rule(
-            "das28_crp_consistent",
-            f"recorded DAS28-CRP equals 0.56√TJC28 + 0.28√SJC28 + 0.36 ln(CRP+1) + 0.014·PtGA + 0.96 "
-            f"within {INDEX_TOLERANCE['das28_crp']}",
-            ("das28_crp", "tjc28", "sjc28", "crp_mg_l", "ptga_mm"),
-            _consistent(
-                "das28_crp", lambda d: indices.das28_crp(d["tjc28"], d["sjc28"], d["crp_mg_l"], d["ptga_mm"])
-            ),
+        _consistent(
+            "das28_crp",
+            "DAS28-CRP equals 0.56√TJC28 + 0.28√SJC28 + 0.36 ln(CRP+1) + 0.014·PtGA + 0.96",
+            indices.das28_crp,
+            ("tjc28", "sjc28", "crp_mg_l", "ptga_mm"),
         ),
-        Rule(
-            "cdai_consistent",
-            f"recorded CDAI equals TJC28 + SJC28 + PtGA/10 + EvGA/10 within {INDEX_TOLERANCE['cdai']}",
-            ("cdai", "tjc28", "sjc28", "ptga_mm", "evga_mm"),
-            _consistent("cdai", lambda d: indices.cdai(d["tjc28"], d["sjc28"], d["ptga_mm"], d["evga_mm"])),
+        _consistent(
+            "cdai",
+            "CDAI equals TJC28 + SJC28 + PtGA/10 + EvGA/10",
+            indices.cdai,
+            ("tjc28", "sjc28", "ptga_mm", "evga_mm"),
         ),
         Rule("jhaq_range", "J-HAQ lies between 0 and 3", ("jhaq",), _jhaq_range),
         Rule(
