@@ -384,15 +384,27 @@ def delong_covariance(
     labels = _as_labels(y_true, "y_true")
     scores = [_as_scores(s, f"y_scores[{i}]", labels.shape[0]) for i, s in enumerate(y_scores)]
     k = len(scores)
+    m, n = _class_sizes(labels)
+    if m == 0 or n == 0:
+        return np.full(k, np.nan), np.full((k, k), np.nan)
+    aucs, v10, v01 = _placements(labels, scores)
+    return aucs, _covariance(v10, v01)
+
+
+def _class_sizes(labels: NDArray[np.bool_]) -> tuple[int, int]:
+    """Cases and controls of ``labels``.
+
+    Emits a :class:`DeLongWarning`, attributed to the caller of the public function that
+    called this one, when the AUC is undefined (one class) or its variance is (fewer than
+    two cases or controls).
+    """
     m = int(labels.sum())
     n = labels.shape[0] - m
     if m == 0 or n == 0:
-        warnings.warn(_one_class_message(m, n), DeLongWarning, stacklevel=2)
-        return np.full(k, np.nan), np.full((k, k), np.nan)
-    aucs, v10, v01 = _placements(labels, scores)
-    if m < 2 or n < 2:
-        warnings.warn(_few_message(m, n), DeLongWarning, stacklevel=2)
-    return aucs, _covariance(v10, v01)
+        warnings.warn(_one_class_message(m, n), DeLongWarning, stacklevel=3)
+    elif m < 2 or n < 2:
+        warnings.warn(_few_message(m, n), DeLongWarning, stacklevel=3)
+    return m, n
 
 
 def _one_class_message(m: int, n: int) -> str:
@@ -509,14 +521,10 @@ def auc_ci(
         raise ValueError(f"method must be 'logit' or 'wald', got {method!r}")
     labels = _as_labels(y_true, "y_true")
     score = _as_scores(y_score, "y_score", labels.shape[0])
-    m = int(labels.sum())
-    n = labels.shape[0] - m
+    m, n = _class_sizes(labels)
     if m == 0 or n == 0:
-        warnings.warn(_one_class_message(m, n), DeLongWarning, stacklevel=2)
         return AUCResult(math.nan, math.nan, math.nan, (math.nan, math.nan), level, m, n)
     aucs, v10, v01 = _placements(labels, [score])
-    if m < 2 or n < 2:
-        warnings.warn(_few_message(m, n), DeLongWarning, stacklevel=2)
     var = float(_covariance(v10, v01)[0, 0])
     auc = float(aucs[0])
     se = math.sqrt(max(var, 0.0)) if math.isfinite(var) else math.nan
@@ -562,14 +570,10 @@ def delong_test(
     labels = _as_labels(y_true, "y_true")
     a = _as_scores(y_score_a, "y_score_a", labels.shape[0])
     b = _as_scores(y_score_b, "y_score_b", labels.shape[0])
-    m = int(labels.sum())
-    n = labels.shape[0] - m
+    m, n = _class_sizes(labels)
     if m == 0 or n == 0:
-        warnings.warn(_one_class_message(m, n), DeLongWarning, stacklevel=2)
         return _nan_result(m, n, alternative, level, paired=True)
     aucs, v10, v01 = _placements(labels, [a, b])
-    if m < 2 or n < 2:
-        warnings.warn(_few_message(m, n), DeLongWarning, stacklevel=2)
     cov = _covariance(v10, v01)
     var_a, var_b, cov_ab = float(cov[0, 0]), float(cov[1, 1]), float(cov[0, 1])
     var_delta = var_a + var_b - 2.0 * cov_ab
@@ -693,25 +697,8 @@ def _result(
 
 
 def _nan_result(m: int, n: int, alternative: str, level: float, *, paired: bool) -> DeLongResult:
+    # NaN AUCs and variances make every derived number NaN; df is the test's (NaN for the unpaired one).
     nan = math.nan
-    return DeLongResult(
-        auc_a=nan,
-        auc_b=nan,
-        delta=nan,
-        var_delta=nan,
-        se_delta=nan,
-        z=nan,
-        p_value=nan,
-        ci_delta=(nan, nan),
-        ci_auc_a=(nan, nan),
-        ci_auc_b=(nan, nan),
-        var_auc_a=nan,
-        var_auc_b=nan,
-        cov_ab=nan,
-        n_cases=m,
-        n_controls=n,
-        alternative=alternative,
-        conf_level=level,
-        paired=paired,
-        df=math.inf if paired else math.nan,
+    return _result(
+        nan, nan, nan, nan, nan, nan, m, n, alternative, level, paired, df=math.inf if paired else nan
     )
