@@ -11,18 +11,15 @@ import contextlib
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Unpack
+
+if TYPE_CHECKING:
+    from serving.monitor import RetrainRequest
 
 
-def kfp_submitter(
-    host: str,
-    *,
-    raw_data: str,
-    study_text: str,
-    pushgateway: str | None,
-    namespace: str | None,
-    token: str | None,
-) -> Callable[[list[str]], str]:
+def kfp_submitter(host: str, **request: Unpack[RetrainRequest]) -> Callable[[list[str]], str]:
     """A ``submit(reasons) -> run_id`` that starts the training pipeline through the KFP API."""
+    namespace = request["namespace"]
 
     def submit(why: list[str]) -> str:
         import kfp
@@ -36,16 +33,16 @@ def kfp_submitter(
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         # the kfp client prints links on stdout; --json's stdout holds one object only
         with contextlib.redirect_stdout(sys.stderr):
-            client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
+            client = kfp.Client(host=host, existing_token=request["token"], namespace=namespace or "kubeflow")
             result = client.create_run_from_pipeline_func(
                 train_evaluate_promote,
                 arguments={
-                    "raw_data": raw_data,
-                    "study_yaml": study_text,
+                    "raw_data": request["raw_data"],
+                    "study_yaml": request["study_text"],
                     "profile": "paper",
                     "model_store": MODEL_STORE_MOUNT,
                     "isvc_namespace": namespace or "cohortlm",
-                    "pushgateway": pushgateway or DEFAULT_PUSHGATEWAY,
+                    "pushgateway": request["pushgateway"] or DEFAULT_PUSHGATEWAY,
                 },
                 run_name=f"retrain-{stamp}",
                 experiment_name="cohortlm-retraining",

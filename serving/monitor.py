@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -335,15 +335,17 @@ def maybe_retrain(
 RETRAIN_ENTRY_POINTS = "cohortlm.retrain"
 
 
-def kfp_submitter(
-    host: str,
-    *,
-    raw_data: str,
-    study_text: str,
-    pushgateway: str | None,
-    namespace: str | None,
-    token: str | None,
-) -> Any:
+class RetrainRequest(TypedDict):
+    """What a retraining run is submitted with, besides the KFP host: every submitter's keyword arguments."""
+
+    raw_data: str
+    study_text: str
+    pushgateway: str | None
+    namespace: str | None
+    token: str | None
+
+
+def kfp_submitter(host: str, **request: Unpack[RetrainRequest]) -> Any:
     """A ``submit(reasons) -> run_id`` that starts the training pipeline through the KFP API.
 
     The submitter lives with the pipeline it submits (``pipelines.retrain``) and is found
@@ -359,14 +361,7 @@ def kfp_submitter(
             "pip install 'cohortlm[pipeline]'); run the monitor there, or leave out --kfp-host"
         )
     factory = found[0].load()
-    return factory(
-        host,
-        raw_data=raw_data,
-        study_text=study_text,
-        pushgateway=pushgateway,
-        namespace=namespace,
-        token=token,
-    )
+    return factory(host, **request)
 
 
 def build_monitor_registry(
@@ -513,6 +508,7 @@ def default_report_dir(now: float | None = None) -> Path:
 
 
 __all__ = [
+    "RetrainRequest",
     "assess",
     "build_monitor_registry",
     "default_report_dir",
