@@ -185,12 +185,7 @@ def _draw_panel(
     n = int(table.loc[first]["n"]) if first in table.index else 0
     n_cases = int(table.loc[first]["n_cases"]) if n else 0
     legend_title, warn = _panel_legend_title(n, n_cases, min_cases=MIN_CASES, has_auc=bool(handles))
-    legend = legend_ax.legend(
-        handles, texts, title=legend_title, loc="upper center", fontsize=7.5, title_fontsize=7.5,
-        frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
-    )  # fmt: skip
-    if warn:
-        legend.get_title().set_color(_WARN_COLOR)
+    _panel_legend(legend_ax, handles, texts, legend_title, warn=warn)
     ax.set_title(title + report.titles.get(ep, ep), fontsize=10, loc="left")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
@@ -199,6 +194,16 @@ def _draw_panel(
     ax.set_ylabel("Sensitivity", fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(True, linewidth=0.3, alpha=0.5)
+
+
+def _panel_legend(legend_ax: Any, handles: list[Line2D], texts: list[str], title: str, *, warn: bool) -> None:
+    """A panel's legend, at the top of its own axes below the panel; a red title when ``warn``."""
+    legend = legend_ax.legend(
+        handles, texts, title=title, loc="upper center", fontsize=7.5, title_fontsize=7.5,
+        frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
+    )  # fmt: skip
+    if warn:
+        legend.get_title().set_color(_WARN_COLOR)
 
 
 def layout_problems(fig: Figure, *, dpi: float | None = None, tolerance: float = 0.5) -> list[str]:
@@ -380,12 +385,7 @@ def plot_calibration(report: ReportData, *, labels: Mapping[str, str] | None = N
             handles.append(Line2D([], [], color=color, linestyle=dash, linewidth=1.6))
             texts.append(f"{names[model]}  slope {slope:.2f}, ICI {ici:.3f}")
         head, warn = _n_title(report, ep)
-        legend = legend_ax.legend(
-            handles, texts, title=head + "\nCalibration slope, ICI", loc="upper center", fontsize=7.5,
-            title_fontsize=7.5, frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
-        )  # fmt: skip
-        if warn:
-            legend.get_title().set_color(_WARN_COLOR)
+        _panel_legend(legend_ax, handles, texts, head + "\nCalibration slope, ICI", warn=warn)
         ax.set_title(f"({next(letters)}) " + report.titles.get(ep, ep), fontsize=10, loc="left")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
@@ -450,12 +450,7 @@ def plot_decision_curve(report: ReportData, *, labels: Mapping[str, str] | None 
             handles.append(Line2D([], [], color="#555555", linestyle=":", linewidth=1.2))
             texts.append(f"Declared decision threshold {declared:g}")
         head, warn = _n_title(report, ep)
-        legend = legend_ax.legend(
-            handles, texts, title=head + "\nNet benefit", loc="upper center", fontsize=7.5,
-            title_fontsize=7.5, frameon=False, handlelength=1.6, borderaxespad=0.0, alignment="left",
-        )  # fmt: skip
-        if warn:
-            legend.get_title().set_color(_WARN_COLOR)
+        _panel_legend(legend_ax, handles, texts, head + "\nNet benefit", warn=warn)
         if not mine.empty:
             prev = float(mine.loc[mine["model"] == TREAT_ALL, "net_benefit"].max())
             best = float(mine["net_benefit"].max())
