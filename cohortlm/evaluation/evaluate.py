@@ -56,7 +56,9 @@ from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS, calibrati
 from cohortlm.evaluation.stats.delong import AUCResult, DeLongWarning, _as_labels, _as_scores, auc_ci
 
 __all__ = [
+    "COUNT_COLUMNS",
     "DECLARED_SOURCE",
+    "TABLE1_AUC_COLUMNS",
     "TABLE1_COLUMNS",
     "THRESHOLD_METHODS",
     "Evaluation",
@@ -78,21 +80,18 @@ DECLARED_SOURCE = "study spec (declared risk)"
 
 THRESHOLD_METHODS: tuple[str, ...] = ("youden", "closest_topleft", "max_f1")
 
+#: Table 1's patients and cases, the AUC with its 95 % interval, and the threshold
+#: the operating point is counted at: the head of every row and of every operating point.
+TABLE1_AUC_COLUMNS: tuple[str, ...] = ("n", "n_cases", "auc", "auc_ci_low", "auc_ci_high", "threshold")
+#: The confusion counts at the threshold.
+COUNT_COLUMNS: tuple[str, ...] = ("tp", "fp", "tn", "fn")
 TABLE1_COLUMNS: tuple[str, ...] = (
     "endpoint",
     "model",
-    "n",
-    "n_cases",
-    "auc",
-    "auc_ci_low",
-    "auc_ci_high",
-    "threshold",
+    *TABLE1_AUC_COLUMNS,
     *THRESHOLD_METRICS,
     "brier",
-    "tp",
-    "fp",
-    "tn",
-    "fn",
+    *COUNT_COLUMNS,
     "threshold_source",
     *(f"{m}_ci_{side}" for m in THRESHOLD_METRICS for side in ("low", "high")),
 )

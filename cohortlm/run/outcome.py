@@ -21,7 +21,7 @@ import pandas as pd
 from cohortlm.contracts import OUTCOME_FILE
 from cohortlm.errors import SpecError
 from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
-from cohortlm.evaluation.evaluate import Evaluation, serving_thresholds
+from cohortlm.evaluation.evaluate import COUNT_COLUMNS, TABLE1_AUC_COLUMNS, Evaluation, serving_thresholds
 from cohortlm.evaluation.gate import Decision
 from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS
@@ -38,17 +38,11 @@ WINNERS = ("candidate", "baseline", "none")
 #: Table 1 columns an operating point keeps (the rest of Table 1 is in the report).
 #: (Each threshold metric with its 95 % interval too: the promoted bundle's model card reports them.)
 _POINT_KEYS = (
-    "n",
-    "n_cases",
-    "auc",
-    "auc_ci_low",
-    "auc_ci_high",
-    "threshold",
+    *TABLE1_AUC_COLUMNS,
     "threshold_source",
     *(k for m in THRESHOLD_METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")),
     "brier",
 )
-_COUNT_KEYS = ("tp", "fp", "tn", "fn")
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 #: the figures of the baseline's internal validation per endpoint (optimism.OptimismResult, test beside)
@@ -116,7 +110,7 @@ OUTCOME_SCHEMA: dict[str, Any] = {
                     "properties": {
                         **{k: _NUMBER_OR_NULL for k in _POINT_KEYS if k != "threshold_source"},
                         "threshold_source": {"type": ["string", "null"]},
-                        **{k: {"type": ["integer", "null"]} for k in _COUNT_KEYS},
+                        **{k: {"type": ["integer", "null"]} for k in COUNT_COLUMNS},
                     },
                 },
             },
@@ -374,7 +368,7 @@ class GateOutcome:
         points: dict[str, dict[str, dict[str, Any]]] = {}
         for row in evaluation.table1_records():
             point = {k: row.get(k) for k in _POINT_KEYS}
-            point.update({k: None if row.get(k) is None else int(row[k]) for k in _COUNT_KEYS})
+            point.update({k: None if row.get(k) is None else int(row[k]) for k in COUNT_COLUMNS})
             points.setdefault(str(row["model"]), {})[str(row["endpoint"])] = point
         thresholds = serving_thresholds(evaluation.table1, promoted, endpoints)[1] if promoted else {}
         gated = dict.fromkeys([decision.candidate, "baseline", decision.champion])
