@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from cohortlm.cli._app import app, bounded
+from cohortlm.cli.options import ModelStore
 
 
 @app.command()
@@ -113,9 +114,7 @@ def serve(
 @app.command()
 def rollback(
     study: str = typer.Option("ra_iorra", "--study", help="Study whose champion to roll back."),
-    store: Path | None = typer.Option(
-        None, "--store", help="Model store (default: $COHORTLM_MODEL_STORE or ./models)."
-    ),
+    store: ModelStore = None,
     isvc: str | None = typer.Option(
         None, "--isvc", help="Roll back this InferenceService on the cluster instead of the local store."
     ),

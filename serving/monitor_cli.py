@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,11 @@ outcomes_app = typer.Typer(help="Outcomes that arrive after the predictions (joi
 app.add_typer(outcomes_app, name="outcomes")
 
 DATE_COLUMNS = ("observation_date", "observed_on", "outcome_date")
+
+PredictionLogUrl = Annotated[
+    str, typer.Option("--prediction-log", envvar="COHORTLM_PREDICTION_LOG", help="The log's database URL.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def _endpoint_values(spec: Any, table: Any) -> dict[str, Any]:
@@ -55,9 +60,7 @@ def _endpoint_values(spec: Any, table: Any) -> dict[str, Any]:
 
 @outcomes_app.command("add")
 def outcomes_add(
-    prediction_log: str = typer.Option(
-        ..., "--prediction-log", envvar="COHORTLM_PREDICTION_LOG", help="The log's database URL."
-    ),
+    prediction_log: PredictionLogUrl,
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file (id column, endpoints)."),
     data: Path = typer.Option(
         ...,
@@ -68,7 +71,7 @@ def outcomes_add(
     pseudonym_key_file: Path | None = typer.Option(
         None, "--pseudonym-key-file", envvar="COHORTLM_PSEUDONYM_KEY_FILE", help="The server's pseudonym key."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: AsJson = False,
 ) -> None:
     """Join outcomes to the logged predictions; re-adding the same file changes nothing.
 
@@ -129,13 +132,11 @@ def outcomes_add(
 
 @app.command()
 def monitor(
-    prediction_log: str = typer.Option(
-        ..., "--prediction-log", envvar="COHORTLM_PREDICTION_LOG", help="The log's database URL."
-    ),
+    prediction_log: PredictionLogUrl,
     bundle: Path = typer.Option(
         ..., "--bundle", help="The served champion's bundle (or the store's champion pointer)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: AsJson = False,
     window_days: float = typer.Option(
         0.0,
         "--window-days",

@@ -17,6 +17,7 @@ import typer
 
 from cohortlm.cli._app import JSON_HELP, MAX_PATIENTS, MAX_SEED, STATE, app, bounded, echo_json
 from cohortlm.cli._app import err_console as console
+from cohortlm.cli.options import CohortTable, Study
 from cohortlm.errors import UsageError
 
 if TYPE_CHECKING:
@@ -79,10 +80,8 @@ def _split_rows(table: pd.DataFrame, split: str) -> pd.DataFrame:
 
 @app.command("train-baseline")
 def train_baseline_cmd(
-    data: Path | None = typer.Option(
-        None, "--data", help="Featurised table (.parquet/.csv); default: the synthetic RA cohort."
-    ),
-    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    data: CohortTable = None,
+    study: Study = "ra_iorra",
     out: Path = typer.Option(DEFAULT_BASELINE_BUNDLE, "--out", help="Bundle folder to write."),
     class_weight: str = typer.Option("none", "--class-weight", help="'none' or 'balanced'."),
     seed: int = typer.Option(0, "--seed", callback=bounded(0, MAX_SEED), help="Solver random state."),
@@ -107,10 +106,8 @@ def train_llm_cmd(
     base_model: str | None = typer.Option(
         None, "--base-model", help="HF folder or .gguf file; default: the profile's (SmolLM2-135M for quick)."
     ),
-    data: Path | None = typer.Option(
-        None, "--data", help="Featurised table (.parquet/.csv); default: the synthetic RA cohort."
-    ),
-    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    data: CohortTable = None,
+    study: Study = "ra_iorra",
     out: Path | None = typer.Option(None, "--out", help="Bundle folder; default models/llm-<profile>."),
     max_steps: int | None = typer.Option(
         None, "--max-steps", callback=bounded(1, 1_000_000), help="Override the profile's steps."
@@ -170,10 +167,8 @@ def score_cmd(
         None, "--base-model", help="Zero-shot: HF folder or .gguf; default: the profile's."
     ),
     profile: str = typer.Option("quick", "--profile", help="Sets LLM batch size and the test subset size."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Featurised table (.parquet/.csv); default: the synthetic RA cohort."
-    ),
-    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
+    data: CohortTable = None,
+    study: Study = "ra_iorra",
     split: str = typer.Option("test", "--split", help="train, validation, test or all."),
     limit: int | None = typer.Option(
         None,

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cohortlm.cli._app import app
+from cohortlm.cli.options import ModelStore
 from cohortlm.contracts import BUNDLE_FILE
 
 
@@ -37,9 +38,7 @@ def signing_key_cmd(
 @app.command()
 def promote(
     bundle: Path = typer.Option(..., "--bundle", help="The bundle folder to make the champion."),
-    store: Path | None = typer.Option(
-        None, "--store", help="Model store (default: $COHORTLM_MODEL_STORE or ./models)."
-    ),
+    store: ModelStore = None,
     decision: Path | None = typer.Option(
         None, "--decision", help="Gate decision record (JSON) to keep with the promoted version."
     ),
@@ -91,9 +90,7 @@ def _self_check(bundle: Path) -> None:
 @app.command()
 def champion(
     study: str = typer.Option("ra_iorra", "--study", help="Study whose champion to show."),
-    store: Path | None = typer.Option(
-        None, "--store", help="Model store (default: $COHORTLM_MODEL_STORE or ./models)."
-    ),
+    store: ModelStore = None,
 ) -> None:
     """Print the folder of the current champion of a study (exit 1 when there is none)."""
     from cohortlm.store import registry
