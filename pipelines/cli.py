@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -190,6 +190,23 @@ BASE_MODEL_HELP = (
     "Each is scored zero-shot and fine-tuned on the same patients and named NAME and NAME+qlora "
     "in every output; default: the profile's model."
 )
+
+
+# The options of the commands that talk to a Kubeflow Pipelines server (submit, schedule).
+KfpHost = Annotated[
+    str,
+    typer.Option("--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."),
+]
+KfpToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
+    ),
+]
+CaBundle = Annotated[Path | None, typer.Option("--ssl-ca-cert", help="CA bundle for the KFP endpoint.")]
+Experiment = Annotated[str, typer.Option("--experiment", help="KFP experiment name.")]
+RawData = Annotated[str, typer.Option("--raw-data", help="Raw data URI or path as the pipeline pods see it.")]
+SentStudy = Annotated[str, typer.Option("--study", help="Study name or YAML file (sent as study_yaml).")]
 
 
 @app.command()
@@ -397,12 +414,10 @@ def _parse_params(params: list[str]) -> dict[str, object]:
 
 @app.command()
 def submit(
-    host: str = typer.Option(
-        ..., "--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."
-    ),
-    raw_data: str = typer.Option(..., "--raw-data", help="Raw data URI or path as the pipeline pods see it."),
-    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file (sent as study_yaml)."),
-    experiment: str = typer.Option("cohortlm", "--experiment", help="KFP experiment name."),
+    host: KfpHost,
+    raw_data: RawData,
+    study: SentStudy = "ra_iorra",
+    experiment: Experiment = "cohortlm",
     run_name: str | None = typer.Option(None, "--run-name", help="Run name; default: generated."),
     profile: str = typer.Option("paper", "--profile", help=PROFILE_HELP),
     overrides: list[str] = typer.Option([], "--set", help=SET_HELP),
@@ -416,13 +431,11 @@ def submit(
     namespace: str | None = typer.Option(
         None, "--namespace", help="Kubeflow profile namespace (multi-user)."
     ),
-    token: str | None = typer.Option(
-        None, "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
-    ),
+    token: KfpToken = None,
     cookies: str | None = typer.Option(
         None, "--cookies", envvar="KFP_COOKIES", help="Session cookie for Dex/IAP auth."
     ),
-    ssl_ca_cert: Path | None = typer.Option(None, "--ssl-ca-cert", help="CA bundle for the KFP endpoint."),
+    ssl_ca_cert: CaBundle = None,
     pushgateway: str = typer.Option(
         "",
         "--pushgateway",

@@ -17,6 +17,7 @@ import typer
 
 from cohortlm.cli._app import app, echo_json
 from cohortlm.errors import UsageError
+from pipelines.cli import CaBundle, Experiment, KfpHost, KfpToken, RawData, SentStudy, _parse_params
 
 #: Mondays at 03:00 (the cluster's time zone; KFP's cron has a seconds field first).
 DEFAULT_CRON = "0 0 3 * * 1"
@@ -70,16 +71,14 @@ def schedule_arguments(
 
 @app.command()
 def schedule(
-    host: str = typer.Option(
-        ..., "--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."
-    ),
-    raw_data: str = typer.Option(..., "--raw-data", help="Raw data URI or path as the pipeline pods see it."),
-    study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file (sent as study_yaml)."),
+    host: KfpHost,
+    raw_data: RawData,
+    study: SentStudy = "ra_iorra",
     cron: str = typer.Option(
         DEFAULT_CRON, "--cron", help="When to run (5 or 6 cron fields); weekly by default."
     ),
     name: str = typer.Option("cohortlm-weekly", "--name", help="Recurring run name."),
-    experiment: str = typer.Option("cohortlm", "--experiment", help="KFP experiment name."),
+    experiment: Experiment = "cohortlm",
     profile: str = typer.Option("paper", "--profile", help="smoke, quick or paper."),
     pushgateway: str = typer.Option(
         "", "--pushgateway", help="Pushgateway URL for run metrics; default: the in-cluster one."
@@ -89,10 +88,8 @@ def schedule(
     service_account: str = typer.Option(
         "cohortlm-pipeline-runner", "--service-account", help="ServiceAccount the run's pods use."
     ),
-    token: str | None = typer.Option(
-        None, "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
-    ),
-    ssl_ca_cert: Path | None = typer.Option(None, "--ssl-ca-cert", help="CA bundle for the KFP endpoint."),
+    token: KfpToken = None,
+    ssl_ca_cert: CaBundle = None,
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Create a recurring run of the pipeline on Kubeflow Pipelines (one run at a time, no catch-up)."""
@@ -101,7 +98,6 @@ def schedule(
 
     from cohortlm.cohort.study import load_study
     from cohortlm.run.steps import study_text
-    from pipelines.cli import _parse_params
     from pipelines.train_evaluate_promote import DEFAULT_PUSHGATEWAY, train_evaluate_promote
 
     cron6 = kfp_cron(cron)
