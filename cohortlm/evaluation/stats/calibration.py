@@ -81,6 +81,12 @@ class CalibrationResult:
     conf_level: float
     n: int
 
+    @classmethod
+    def undefined(cls, conf_level: float) -> CalibrationResult:
+        """No fit (no patients, one class, or scores that are no probabilities): NaN numbers, n = 0."""
+        nan = math.nan
+        return cls(nan, (nan, nan), nan, nan, (nan, nan), nan, nan, nan, nan, nan, float(conf_level), 0)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (lists for intervals)."""
         out = asdict(self)
@@ -216,10 +222,7 @@ def recalibration(y_true: ArrayLike, y_prob: ArrayLike, *, conf_level: float = 0
         raise ValueError("y_prob must hold probabilities in [0, 1]")
     n = int(labels.shape[0])
     if n == 0:
-        nan = math.nan
-        return CalibrationResult(
-            nan, (nan, nan), nan, nan, (nan, nan), nan, nan, nan, nan, nan, float(conf_level), 0
-        )
+        return CalibrationResult.undefined(conf_level)
     fit = {k: float(v[0]) for k, v in recalibration_batch(labels[None, :], prob[None, :]).items()}
     z = float(norm.ppf(0.5 + float(conf_level) / 2.0))
 

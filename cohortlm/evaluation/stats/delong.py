@@ -143,6 +143,12 @@ class AUCResult:
     n_cases: int
     n_controls: int
 
+    @classmethod
+    def undefined(cls, conf_level: float, n_cases: int = 0, n_controls: int = 0) -> AUCResult:
+        """No AUC (one class only): NaN numbers."""
+        nan = math.nan
+        return cls(nan, nan, nan, (nan, nan), conf_level, n_cases, n_controls)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (lists for intervals) for JSON."""
         out = asdict(self)
@@ -523,7 +529,7 @@ def auc_ci(
     score = _as_scores(y_score, "y_score", labels.shape[0])
     m, n = _class_sizes(labels)
     if m == 0 or n == 0:
-        return AUCResult(math.nan, math.nan, math.nan, (math.nan, math.nan), level, m, n)
+        return AUCResult.undefined(level, m, n)
     aucs, v10, v01 = _placements(labels, [score])
     var = float(_covariance(v10, v01)[0, 0])
     auc = float(aucs[0])
