@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ from cohortlm.evaluation.gate import prose
 from cohortlm.evaluation.gate.policy import GatePolicy, load_policy
 from cohortlm.evaluation.gate.record import INSUFFICIENT_VERDICT, Decision, EndpointVerdict, SubgroupVerdict
 from cohortlm.evaluation.gate.rule import RuleResult, alpha_for_look, apply_policy
-from cohortlm.evaluation.gate.stats import EndpointStats, RuleInputs, endpoint_stats
+from cohortlm.evaluation.gate.stats import EndpointStats, ModelStats, RuleInputs, endpoint_stats
 from cohortlm.evaluation.subgroups import SubgroupInputs, paired_subgroup_stats
 
 __all__ = ["decide"]
@@ -162,48 +163,53 @@ def _verdict(
 def _endpoint_numbers(r: EndpointStats, out: RuleResult, i: int) -> EndpointVerdict:
     """The endpoint's numbers and flags, its verdict and reasons left empty."""
     t = r.test
-    candidate, champion = r.calibration_candidate, r.calibration_champion
     return EndpointVerdict(
         endpoint=r.endpoint,
         n=t.n_cases + t.n_controls,
-        n_cases=t.n_cases,
-        n_controls=t.n_controls,
-        primary=bool(out.primary[0, i]),
-        insufficient=bool(out.insufficient[0, i]),
-        auc_candidate=t.auc_a,
-        ci_auc_candidate=r.ci_auc_candidate,
-        auc_champion=t.auc_b,
-        ci_auc_champion=r.ci_auc_champion,
-        delta=t.delta,
-        ci_delta=t.ci_delta,
-        se_delta=t.se_delta,
-        z=t.z,
-        p_better=float(out.p_better[0, i]),
-        p_worse=float(out.p_worse[0, i]),
-        p_better_adjusted=float(out.p_better_adjusted[0, i]),
-        p_worse_adjusted=float(out.p_worse_adjusted[0, i]),
-        margin=float(out.margin[0, i]),
-        ni_lower=float(out.ni_lower[0, i]),
-        brier_candidate=r.brier_candidate,
-        brier_champion=r.brier_champion,
         brier_delta=r.brier_delta,
-        citl_candidate=candidate.citl,
-        ci_citl_candidate=candidate.citl_ci,
-        slope_candidate=candidate.slope,
-        ci_slope_candidate=candidate.slope_ci,
-        calibration_p_candidate=candidate.p_value,
-        citl_champion=champion.citl,
-        ci_citl_champion=champion.citl_ci,
-        slope_champion=champion.slope,
-        ci_slope_champion=champion.slope_ci,
-        calibration_p_champion=champion.p_value,
-        superior=bool(out.superior[0, i]),
-        worse=bool(out.worse[0, i]),
-        non_inferior=bool(out.non_inferior[0, i]),
-        calibration_ok=bool(out.calibration_ok[0, i]),
+        **{name: getattr(t, name) for name in _TEST_NUMBERS},
+        **_model_numbers("candidate", t.auc_a, r.candidate),
+        **_model_numbers("champion", t.auc_b, r.champion),
+        **{name: getattr(out, name)[0, i].item() for name in _RULE_NUMBERS},
         verdict="",
         reasons=(),
     )
+
+
+def _model_numbers(side: str, auc: float, own: ModelStats) -> dict[str, Any]:
+    """One model's figures under the record's names for its side (``auc_candidate``, ``citl_champion``)."""
+    cal = own.calibration
+    return {
+        f"auc_{side}": auc,
+        f"ci_auc_{side}": own.ci_auc,
+        f"brier_{side}": own.brier,
+        f"citl_{side}": cal.citl,
+        f"ci_citl_{side}": cal.citl_ci,
+        f"slope_{side}": cal.slope,
+        f"ci_slope_{side}": cal.slope_ci,
+        f"calibration_p_{side}": cal.p_value,
+    }
+
+
+#: What the record keeps of the paired test, under the test's own names.
+_TEST_NUMBERS = ("n_cases", "n_controls", "delta", "ci_delta", "se_delta", "z")
+
+#: What the rule finds per endpoint that the record keeps, under the rule's own names (row 0,
+#: the endpoint's column, as Python bools and floats).
+_RULE_NUMBERS = (
+    "primary",
+    "insufficient",
+    "p_better",
+    "p_worse",
+    "p_better_adjusted",
+    "p_worse_adjusted",
+    "margin",
+    "ni_lower",
+    "superior",
+    "worse",
+    "non_inferior",
+    "calibration_ok",
+)
 
 
 def _verdict_word(v: EndpointVerdict) -> str:

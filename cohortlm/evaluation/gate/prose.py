@@ -119,10 +119,10 @@ def calibration_reason(
             f"slope {_fmt(cal.slope, 2)} ({_fmt_ci(cal.slope_ci, 2)})"
         )
 
-    of_candidate, of_champion = one(r.calibration_candidate), one(r.calibration_champion)
+    of_candidate, of_champion = one(r.candidate.calibration), one(r.champion.calibration)
     both = f"calibration of {candidate}: {of_candidate}; of {champion}: {of_champion}"
-    brier = f"Brier {_fmt(r.brier_candidate, 4)} vs {_fmt(r.brier_champion, 4)}"
-    if not math.isfinite(r.brier_candidate):
+    brier = f"Brier {_fmt(r.candidate.brier, 4)} vs {_fmt(r.champion.brier, 4)}"
+    if not math.isfinite(r.candidate.brier):
         return f"{ep}: calibration not available (scores must be probabilities in [0, 1])."
     if policy.calibration == "none" or insufficient:
         return f"{ep}: {both}; {brier} (not judged)."

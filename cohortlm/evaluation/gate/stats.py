@@ -23,26 +23,22 @@ from cohortlm.evaluation.evaluate import endpoint_arrays
 from cohortlm.evaluation.stats.calibration import CalibrationResult, recalibration
 from cohortlm.evaluation.stats.delong import DeLongResult, DeLongWarning, auc_interval, delong_test
 
-__all__ = ["EndpointStats", "RuleInputs", "endpoint_stats", "no_calibration"]
+__all__ = ["EndpointStats", "ModelStats", "RuleInputs", "endpoint_stats"]
 
 
-def no_calibration(conf_level: float) -> CalibrationResult:
-    """The calibration of a model whose scores are no probabilities, or of one class only: all NaN."""
-    nan2 = (math.nan, math.nan)
-    return CalibrationResult(
-        citl=math.nan,
-        citl_ci=nan2,
-        se_citl=math.nan,
-        slope=math.nan,
-        slope_ci=nan2,
-        se_slope=math.nan,
-        lr_stat=math.nan,
-        p_value=math.nan,
-        observed=math.nan,
-        expected=math.nan,
-        conf_level=conf_level,
-        n=0,
-    )
+@dataclass(frozen=True)
+class ModelStats:
+    """One model's own figures on an endpoint (the paired test compares two of them).
+
+    Attributes:
+        ci_auc: Logit interval of its AUC.
+        brier: Its Brier score (NaN when its scores are no probabilities).
+        calibration: Its logistic recalibration.
+    """
+
+    ci_auc: tuple[float, float]
+    brier: float
+    calibration: CalibrationResult
 
 
 @dataclass(frozen=True)
@@ -53,28 +49,20 @@ class EndpointStats:
         endpoint: The endpoint's name.
         test: The paired one-sided DeLong test (``a`` the candidate, ``b`` the champion).
         why_undefined: Why the test is undefined (DeLong's warning), or "".
-        ci_auc_candidate: Logit interval of the candidate's AUC.
-        ci_auc_champion: Logit interval of the champion's AUC.
-        brier_candidate: The candidate's Brier score (NaN when its scores are no probabilities).
-        brier_champion: The champion's Brier score.
-        calibration_candidate: The candidate's logistic recalibration.
-        calibration_champion: The champion's logistic recalibration.
+        candidate: The candidate's own figures.
+        champion: The champion's own figures.
     """
 
     endpoint: str
     test: DeLongResult
     why_undefined: str
-    ci_auc_candidate: tuple[float, float]
-    ci_auc_champion: tuple[float, float]
-    brier_candidate: float
-    brier_champion: float
-    calibration_candidate: CalibrationResult
-    calibration_champion: CalibrationResult
+    candidate: ModelStats
+    champion: ModelStats
 
     @property
     def brier_delta(self) -> float:
         """Brier score of the candidate minus the champion's."""
-        return self.brier_candidate - self.brier_champion
+        return self.candidate.brier - self.champion.brier
 
 
 @dataclass(frozen=True)
@@ -110,12 +98,12 @@ class RuleInputs:
             auc_candidate=row([s.test.auc_a for s in stats]),
             auc_champion=row([s.test.auc_b for s in stats]),
             var_delta=row([s.test.var_delta for s in stats]),
-            brier_candidate=row([s.brier_candidate for s in stats]),
-            brier_champion=row([s.brier_champion for s in stats]),
-            citl=row([s.calibration_candidate.citl for s in stats]),
-            se_citl=row([s.calibration_candidate.se_citl for s in stats]),
-            slope=row([s.calibration_candidate.slope for s in stats]),
-            se_slope=row([s.calibration_candidate.se_slope for s in stats]),
+            brier_candidate=row([s.candidate.brier for s in stats]),
+            brier_champion=row([s.champion.brier for s in stats]),
+            citl=row([s.candidate.calibration.citl for s in stats]),
+            se_citl=row([s.candidate.calibration.se_citl for s in stats]),
+            slope=row([s.candidate.calibration.slope for s in stats]),
+            se_slope=row([s.candidate.calibration.se_slope for s in stats]),
         )
 
     def rows(self, start: int, stop: int) -> RuleInputs:
@@ -147,7 +135,7 @@ def _brier(y: NDArray[np.int8], s: NDArray[np.float64]) -> float:
 
 def _calibration(y: NDArray[np.int8], s: NDArray[np.float64], conf_level: float) -> CalibrationResult:
     if y.size == 0 or ((s < 0) | (s > 1)).any() or y.min() == y.max():
-        return no_calibration(conf_level)
+        return CalibrationResult.undefined(conf_level)
     return recalibration(y, s, conf_level=conf_level)
 
 
@@ -174,15 +162,18 @@ def endpoint_stats(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DeLongWarning)
         t = delong_test(y, s_candidate, s_champion, alternative="greater", conf_level=conf_level)
-    m, n = t.n_cases, t.n_controls
+
+    def own(s: NDArray[np.float64], auc: float, var_auc: float) -> ModelStats:
+        return ModelStats(
+            ci_auc=auc_interval(auc, var_auc, conf_level=conf_level, m=t.n_cases, n=t.n_controls),
+            brier=_brier(y, s),
+            calibration=_calibration(y, s, conf_level),
+        )
+
     return EndpointStats(
         endpoint=endpoint,
         test=t,
         why_undefined=str(caught[0].message) if caught else "",
-        ci_auc_candidate=auc_interval(t.auc_a, t.var_auc_a, conf_level=conf_level, m=m, n=n),
-        ci_auc_champion=auc_interval(t.auc_b, t.var_auc_b, conf_level=conf_level, m=m, n=n),
-        brier_candidate=_brier(y, s_candidate),
-        brier_champion=_brier(y, s_champion),
-        calibration_candidate=_calibration(y, s_candidate, conf_level),
-        calibration_champion=_calibration(y, s_champion, conf_level),
+        candidate=own(s_candidate, t.auc_a, t.var_auc_a),
+        champion=own(s_champion, t.auc_b, t.var_auc_b),
     )
