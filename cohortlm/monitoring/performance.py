@@ -36,8 +36,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from cohortlm.evaluation.stats.calibration import recalibration
-from cohortlm.evaluation.stats.delong import DeLongWarning, auc_ci
+from cohortlm.evaluation.stats.calibration import CalibrationResult, recalibration
+from cohortlm.evaluation.stats.delong import AUCResult, DeLongWarning, auc_ci
 
 MIN_CLASS = 10
 DEFAULT_CITL_TOLERANCE = 0.2
@@ -144,10 +144,7 @@ class EndpointReport:
     auc: float
     auc_ci_low: float
     auc_ci_high: float
-    citl: float
-    citl_ci: tuple[float, float]
-    slope: float
-    slope_ci: tuple[float, float]
+    calibration: CalibrationResult
     oe_ratio: float
     brier: float
     expected_auc: float
@@ -160,8 +157,19 @@ class EndpointReport:
     calibration_off: bool
     degraded: bool
 
+    @property
+    def citl(self) -> float:
+        """Calibration-in-the-large (0 is ideal)."""
+        return self.calibration.citl
+
+    @property
+    def slope(self) -> float:
+        """Calibration slope (1 is ideal)."""
+        return self.calibration.slope
+
     def to_dict(self) -> dict[str, Any]:
         f = _json_num
+        cal = self.calibration
         return {
             "n_predictions": self.n_predictions,
             "n_outcomes": self.n_outcomes,
@@ -169,10 +177,10 @@ class EndpointReport:
             "auc": f(self.auc),
             "auc_ci_low": f(self.auc_ci_low),
             "auc_ci_high": f(self.auc_ci_high),
-            "citl": f(self.citl),
-            "citl_ci": [f(self.citl_ci[0]), f(self.citl_ci[1])],
-            "slope": f(self.slope),
-            "slope_ci": [f(self.slope_ci[0]), f(self.slope_ci[1])],
+            "citl": f(cal.citl),
+            "citl_ci": [f(cal.citl_ci[0]), f(cal.citl_ci[1])],
+            "slope": f(cal.slope),
+            "slope_ci": [f(cal.slope_ci[0]), f(cal.slope_ci[1])],
             "oe_ratio": f(self.oe_ratio),
             "brier": f(self.brier),
             "expected_auc": f(self.expected_auc),
@@ -215,47 +223,40 @@ def endpoint_report(
     p = np.asarray(y_prob, dtype=float)
     m = int(y.sum())
     n_out = len(y)
-    nan2 = (math.nan, math.nan)
-    auc = lo = hi = se = math.nan
-    citl = slope = oe = brier = math.nan
-    citl_ci = slope_ci = nan2
-    enough = m >= MIN_CLASS and n_out - m >= MIN_CLASS
+    oe = brier = math.nan
     if n_out:
         brier = float(np.mean((p - y) ** 2))
         oe = float(m / p.sum()) if p.sum() > 0 else math.nan
+    # Too few cases or controls: no figures, so no alarm.
+    enough = m >= MIN_CLASS and n_out - m >= MIN_CLASS
+    res = AUCResult.undefined(0.95)
+    cal = CalibrationResult.undefined(1 - alpha)
     if enough:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeLongWarning)
             res = auc_ci(y.astype(int), p)
-        auc, (lo, hi), se = res.auc, res.ci, res.se
         cal = recalibration(y.astype(int), p, conf_level=1 - alpha)
-        citl, slope = cal.citl, cal.slope
-        citl_ci = (float(cal.citl_ci[0]), float(cal.citl_ci[1]))
-        slope_ci = (float(cal.slope_ci[0]), float(cal.slope_ci[1]))
     drop = p_drop = math.nan
     significant = calibration_off = False
     if enough and gate is not None and math.isfinite(gate.auc):
-        drop = gate.auc - auc
-        se_total = math.sqrt((gate.se if math.isfinite(gate.se) else 0.0) ** 2 + se**2)
+        drop = gate.auc - res.auc
+        se_total = math.sqrt((gate.se if math.isfinite(gate.se) else 0.0) ** 2 + res.se**2)
         if se_total > 0:
             p_drop = float(norm.sf(drop / se_total))
             significant = bool(drop > 0 and p_drop < alpha)
     if enough:
-        citl_out = citl_ci[0] > tolerance.citl or citl_ci[1] < -tolerance.citl
-        slope_out = slope_ci[0] > tolerance.slope_high or slope_ci[1] < tolerance.slope_low
+        citl_out = cal.citl_ci[0] > tolerance.citl or cal.citl_ci[1] < -tolerance.citl
+        slope_out = cal.slope_ci[0] > tolerance.slope_high or cal.slope_ci[1] < tolerance.slope_low
         calibration_off = bool(citl_out or slope_out)
     return EndpointReport(
         endpoint=endpoint,
         n_predictions=len(served),
         n_outcomes=n_out,
         n_cases=m,
-        auc=auc,
-        auc_ci_low=lo,
-        auc_ci_high=hi,
-        citl=citl,
-        citl_ci=(float(citl_ci[0]), float(citl_ci[1])),
-        slope=slope,
-        slope_ci=(float(slope_ci[0]), float(slope_ci[1])),
+        auc=res.auc,
+        auc_ci_low=res.ci[0],
+        auc_ci_high=res.ci[1],
+        calibration=cal,
         oe_ratio=oe,
         brier=brier,
         expected_auc=expected_auc(served),
