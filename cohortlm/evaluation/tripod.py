@@ -273,6 +273,19 @@ def _answered(ev: RunEvidence, detail: str, *paths: str) -> _Answer:
     return "partial", detail + " (the files that show it are not in this run folder)", ()
 
 
+def _answered_by(
+    item: str, *paths: str
+) -> Callable[[Callable[[RunEvidence], str]], Callable[[RunEvidence], str]]:
+    """Register the rule of an item the run answers with ``paths`` (see :func:`_answered`): the
+    decorated function says only how, from the evidence."""
+
+    def register(detail: Callable[[RunEvidence], str]) -> Callable[[RunEvidence], str]:
+        _RULES[item] = lambda ev: _answered(ev, detail(ev), *paths)
+        return detail
+
+    return register
+
+
 def _endpoint_list(ev: RunEvidence) -> str:
     if ev.study is None:
         return ", ".join(ev.endpoints)
@@ -301,14 +314,13 @@ def _synthetic_note(ev: RunEvidence) -> str:
     return "the run does not record whether the data is synthetic"
 
 
-@_rule("1")
-def _title(ev: RunEvidence) -> _Answer:
+@_answered_by("1", "report/index.html", "study.yaml")
+def _title(ev: RunEvidence) -> str:
     name = ev.study.name if ev.study else "the study"
-    detail = (
+    return (
         f"{name}: development and internal validation of {len(ev.models)} models predicting "
         f"{len(ev.endpoints)} binary endpoints ({', '.join(ev.endpoints)})"
     )
-    return _answered(ev, detail, "report/index.html", "study.yaml")
 
 
 @_rule("3a")
@@ -333,26 +345,13 @@ def _intended(ev: RunEvidence) -> _Answer:
     )
 
 
-@_rule("3c")
-def _inequalities(ev: RunEvidence) -> _Answer:
-    if ev.has("report/subgroups.csv"):
-        return (
-            "partial",
-            "performance per declared subgroup level is reported; "
-            "known inequalities are not stated by the run",
-            ev.cite("report/subgroups.csv"),
-        )
-    return "not answered", "no subgroups declared or reported; state known inequalities in the paper", ()
-
-
-@_rule("4")
-def _objectives(ev: RunEvidence) -> _Answer:
-    detail = (
+@_answered_by("4", "decision.json", "report/index.html#gate")
+def _objectives(ev: RunEvidence) -> str:
+    return (
         f"development of {len(ev.models)} models ({', '.join(ev.models)}) and their internal validation "
         f"on a held-out {ev.eval_split} split; a gate decides whether the candidate replaces the champion "
         f"({_verdict(ev)})"
     )
-    return _answered(ev, detail, "decision.json", "report/index.html#gate")
 
 
 @_rule("5a")
@@ -418,9 +417,9 @@ def _preparation(ev: RunEvidence) -> _Answer:
     return "not answered", "no validation report in this run folder", ()
 
 
-@_rule("8a")
-def _outcome(ev: RunEvidence) -> _Answer:
-    return _answered(ev, f"endpoint definitions: {_endpoint_list(ev)}", "study.yaml", "report/table1.md")
+@_answered_by("8a", "study.yaml", "report/table1.md")
+def _outcome(ev: RunEvidence) -> str:
+    return f"endpoint definitions: {_endpoint_list(ev)}"
 
 
 @_rule("9a")
@@ -434,14 +433,14 @@ def _choice(ev: RunEvidence) -> _Answer:
     )
 
 
-@_rule("9b")
-def _predictors(ev: RunEvidence) -> _Answer:
+@_answered_by("9b", "study.yaml")
+def _predictors(ev: RunEvidence) -> str:
     when = (
         f" at the prediction time ({ev.study.timestamp_column})"
         if ev.study and ev.study.timestamp_column
         else ""
     )
-    return _answered(ev, f"name, type, unit, range and description of each predictor{when}", "study.yaml")
+    return f"name, type, unit, range and description of each predictor{when}"
 
 
 @_rule("10")
@@ -456,25 +455,23 @@ def _sample_size(ev: RunEvidence) -> _Answer:
     )
 
 
-@_rule("12a")
-def _partition(ev: RunEvidence) -> _Answer:
+@_answered_by("12a", "outcome.json", "study.yaml")
+def _partition(ev: RunEvidence) -> str:
     seed = ev.study.split.seed if ev.study else "?"
-    detail = (
+    return (
         f"patient-level random split (seed {seed}): {_sizes(ev)}; thresholds chosen on "
         f"{ev.threshold_split}, performance measured on {ev.eval_split}"
     )
-    return _answered(ev, detail, "outcome.json", "study.yaml")
 
 
-@_rule("12c")
-def _models(ev: RunEvidence) -> _Answer:
+@_answered_by("12c", "report/metrics.json", "report/index.html")
+def _models(ev: RunEvidence) -> str:
     internal = (
         "a held-out test split, and bootstrap optimism correction of the regression"
         if {"internal_validation", "optimism"} & ev.metrics_keys
         else "a held-out test split (no resampling)"
     )
-    detail = f"models: {', '.join(ev.models)}; internal validation: {internal}"
-    return _answered(ev, detail, "report/metrics.json", "report/index.html")
+    return f"models: {', '.join(ev.models)}; internal validation: {internal}"
 
 
 @_rule("12e")
@@ -505,24 +502,12 @@ def _imbalance(ev: RunEvidence) -> _Answer:
     return "not applicable", "no class imbalance method was used", ()
 
 
-@_rule("14")
-def _fairness(ev: RunEvidence) -> _Answer:
-    if ev.has("report/subgroups.csv"):
-        return (
-            "partial",
-            "performance per declared subgroup level, and the gate refuses a candidate shown worse in one",
-            ev.cite("report/subgroups.csv", "decision.json"),
-        )
-    return "not answered", "no fairness approach: no subgroups declared", ()
-
-
-@_rule("15")
-def _output(ev: RunEvidence) -> _Answer:
-    detail = (
+@_answered_by("15", "report/table1.csv", "outcome.json")
+def _output(ev: RunEvidence) -> str:
+    return (
         f"a probability per endpoint; a decision at a threshold chosen by {ev.threshold_method} on "
         f"{ev.threshold_split} (or the spec's decision threshold), its source per row in Table 1"
     )
-    return _answered(ev, detail, "report/table1.csv", "outcome.json")
 
 
 @_rule("17")
@@ -573,17 +558,11 @@ def _specification(ev: RunEvidence) -> _Answer:
     )
 
 
-@_rule("23a")
-def _performance(ev: RunEvidence) -> _Answer:
+@_answered_by("23a", "report/table1.md", "report/roc.png", "report/subgroups.csv")
+def _performance(ev: RunEvidence) -> str:
     level = f"{ev.conf_level:.0%}"
     sub = "; per subgroup in report/subgroups.csv" if ev.has("report/subgroups.csv") else "; no subgroups"
-    return _answered(
-        ev,
-        f"AUC with {level} interval and threshold metrics per endpoint and model on {ev.eval_split}{sub}",
-        "report/table1.md",
-        "report/roc.png",
-        "report/subgroups.csv",
-    )
+    return f"AUC with {level} interval and threshold metrics per endpoint and model on {ev.eval_split}{sub}"
 
 
 @_rule("25")
@@ -695,6 +674,29 @@ _RULES.update({item: _fixed("not answered", detail) for item, detail in _NOT_ANS
 _RULES.update({item: _fixed("not applicable", detail) for item, detail in _NOT_APPLICABLE.items()})
 _RULES.update({item: _fixed("partial", *answer) for item, answer in _PARTIAL.items()})
 _RULES.update({item: _fixed("answered", *answer) for item, answer in _ANSWERED.items()})
+
+
+def _if_subgroups(detail: str, paths: tuple[str, ...], otherwise: str) -> Callable[[RunEvidence], _Answer]:
+    """The rule of an item the run answers in part when it reports subgroups, and not otherwise."""
+
+    def answer(ev: RunEvidence) -> _Answer:
+        if ev.has("report/subgroups.csv"):
+            return "partial", detail, ev.cite(*paths)
+        return "not answered", otherwise, ()
+
+    return answer
+
+
+_RULES["3c"] = _if_subgroups(
+    "performance per declared subgroup level is reported; known inequalities are not stated by the run",
+    ("report/subgroups.csv",),
+    "no subgroups declared or reported; state known inequalities in the paper",
+)
+_RULES["14"] = _if_subgroups(
+    "performance per declared subgroup level, and the gate refuses a candidate shown worse in one",
+    ("report/subgroups.csv", "decision.json"),
+    "no fairness approach: no subgroups declared",
+)
 
 
 def tripod_checklist(evidence: RunEvidence) -> list[ChecklistEntry]:
