@@ -98,28 +98,21 @@ def _data_steps(*, raw_data, study_yaml, feature_repo, split_override, pushgatew
     ).set_display_name("raw-cohort")
     spec = _resources(study_spec(study_yaml=study_yaml), "light")
     study = spec.outputs["spec"]
-    feats = _resources(featurise(raw=raw.output, study=study), "data")
+    cohort = _resources(featurise(raw=raw.output, study=study), "data").outputs["cohort"]
     checked = _resources(
-        validate(
-            cohort=feats.outputs["cohort"],
-            study=study,
-            pushgateway=pushgateway,
-            run_id=run_id,
-            job_id=job_id,
-        ),
-        "data",
+        validate(cohort=cohort, study=study, pushgateway=pushgateway, run_id=run_id, job_id=job_id), "data"
     )
     # It pushes this run's validation counts: it must run every time.
     checked.set_caching_options(enable_caching=False)
     store = _resources(
-        feature_store(cohort=feats.outputs["cohort"], study=study, feature_repo=feature_repo),
+        feature_store(cohort=cohort, study=study, feature_repo=feature_repo),
         "data",
     ).after(checked)
     splits = _resources(
         split(table=store.outputs["training_table"], study=study, split_override=split_override),
         "light",
     )
-    return study, feats.outputs["cohort"], checked.outputs["details"], splits.outputs["split_table"]
+    return study, cohort, checked.outputs["details"], splits.outputs["split_table"]
 
 
 def _on_gpu_pool(task: dsl.PipelineTask, gpu_type, gpu_count, node_selector, tolerations) -> None:
