@@ -19,12 +19,11 @@ import functools
 import json
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -40,14 +39,20 @@ from cohortlm.contracts import (
     scores_file,
 )
 from cohortlm.errors import DataError, SpecError
-from cohortlm.evaluation.evaluate import ThresholdPool
 from cohortlm.models.training import TrainingFigures
+from cohortlm.run.gate_inputs import (
+    GateInputs,
+    add_champion,
+    baseline_internal_validation,
+    decide_against_champion,
+    gate_inputs,
+    subgroup_rows,
+)
 from cohortlm.run.outcome import GateOutcome
 from cohortlm.yamlsafe import load_yaml_text
 
 if TYPE_CHECKING:
     from cohortlm.evaluation.gate import Decision
-    from cohortlm.evaluation.tripod import CohortSummary
     from cohortlm.models.llm.bases import BaseModel
     from cohortlm.run.profiles import Profile
 
@@ -316,220 +321,7 @@ def score_bundle_step(
 # ----------------------------------------------------------------------------- evaluate and gate
 
 
-def _load_scores(path: str, spec: StudySpec) -> pd.DataFrame:
-    df = read_table(path, what="scores table")
-    return df.set_index(spec.id_column)[spec.endpoint_names]
-
-
-def choose_candidate(
-    labels: pd.DataFrame,
-    scores: Mapping[str, pd.DataFrame],
-    contenders: Sequence[str],
-    split: pd.Series,
-    *,
-    gating_split: str = "test",
-    endpoints: Sequence[str] | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """The gate's candidate among several models, chosen without looking at the gating split.
-
-    The rule: the highest mean AUC over the endpoints on the validation split
-    (the test split when the policy gates on validation), ties to the first
-    contender. Choosing the best of several on the split the gate then judges
-    would bias the gate towards promotion (the winner's curse).
-
-    Returns:
-        ``(name, selection)``; ``selection`` is the decision record's field
-        (empty when there is one contender).
-    """
-    from sklearn.metrics import roc_auc_score
-
-    from cohortlm.evaluation.evaluate import endpoint_arrays
-
-    if len(contenders) == 1:
-        return contenders[0], {}
-    look_at = "test" if gating_split == "validation" else "validation"
-    rows = split.index[split == look_at]
-    eps = list(endpoints) if endpoints is not None else [str(c) for c in labels.columns]
-    means: dict[str, float | None] = {}
-    for name in contenders:
-        aucs = []
-        for ep in eps:
-            y, s = endpoint_arrays(labels, scores[name], ep, model=name, rows=rows)
-            if len(np.unique(y)) == 2:
-                aucs.append(float(roc_auc_score(y, s)))
-        means[name] = float(np.mean(aucs)) if aucs else None
-    ranked = [n for n in contenders if means[n] is not None]
-    if not ranked:
-        raise DataError(
-            f"cannot choose the candidate: no endpoint has both classes on the {look_at} split; "
-            "give the split more patients"
-        )
-    chosen = max(ranked, key=lambda n: (means[n], -list(contenders).index(n)))
-    return chosen, {
-        "rule": f"highest mean AUC over the endpoints on the {look_at} split",
-        "split": look_at,
-        "gating_split": gating_split,
-        "contenders": list(contenders),
-        "mean_auc": means,
-        "chosen": chosen,
-    }
-
-
-@dataclass
-class _GateInputs:
-    """What the gate judges: every model's scores on the patients all of them scored."""
-
-    table: pd.DataFrame  # the split table's rows of those patients, indexed by id
-    labels: pd.DataFrame
-    split: pd.Series
-    scores: dict[str, pd.DataFrame]
-    pairs: list[tuple[str, str]]
-    champion: str = "baseline"
-    champion_version: str | None = None
-    #: patients and cases per split, every split (the report and model card cite them)
-    cohort: CohortSummary | None = None
-    #: the baseline's out-of-fold training scores, pooled with validation for its thresholds
-    threshold_pool: ThresholdPool | None = None
-    #: the training rows (features and endpoint sources), for the baseline's internal validation
-    train: pd.DataFrame | None = None
-
-
-def _gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> _GateInputs:
-    """Labels, split and scores, restricted to the patients every model scored."""
-    from cohortlm.evaluation.comparisons import llm_pairs
-    from cohortlm.evaluation.tripod import cohort_summary
-
-    raw = read_table(split_table, what="split table")
-    labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
-    df = raw.set_index(spec.id_column)
-    model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
-    common = df.index[df["split"].isin(["validation", "test"])]
-    for frame in model_scores.values():
-        common = common.intersection(frame.index)
-    pairs = llm_pairs(list(model_scores))
-    if not pairs:
-        raise DataError("no fine-tuned model to gate: the scores hold no '<base>+qlora' with its '<base>'")
-    if "baseline" not in model_scores:
-        raise DataError("no champion to gate against: the baseline scores are missing")
-    train_ids = df.index[df["split"] == "train"]
-    oof = model_scores["baseline"]
-    pool_ids = train_ids.intersection(oof.index)
-    return _GateInputs(
-        table=df.loc[common],
-        labels=labels.loc[common],
-        split=df.loc[common, "split"],
-        scores={name: frame.loc[common] for name, frame in model_scores.items()},
-        pairs=pairs,
-        cohort=cohort_summary(raw, spec),
-        threshold_pool=(
-            ThresholdPool(labels.loc[pool_ids], {"baseline": oof.loc[pool_ids]}, "train (out-of-fold)")
-            if len(pool_ids)
-            else None
-        ),
-        train=df.loc[train_ids].reset_index(),
-    )
-
-
-def _add_champion(inputs: _GateInputs, spec: StudySpec, model_store: str) -> None:
-    """Score the bundle now serving (when one does) on this run's patients; it becomes the champion."""
-    from cohortlm.models.loaders import load_bundle
-    from cohortlm.store.registry import champion as find_champion
-
-    current = find_champion(model_store, spec.name) if model_store else None
-    if current is None:
-        return
-    predictor = load_bundle(current, spec=spec)
-    rows = inputs.table.reset_index()
-    probs = predictor.predict_proba(rows)
-    name = f"champion_{predictor.kind}_{predictor.version}"
-    inputs.scores[name] = pd.DataFrame(
-        probs[spec.endpoint_names].to_numpy(), index=inputs.split.index, columns=spec.endpoint_names
-    )
-    inputs.champion, inputs.champion_version = name, predictor.version
-
-
-def _decide(inputs: _GateInputs, spec: StudySpec, *, model_store: str, policy_path: str) -> Decision:
-    """Choose the candidate on validation, decide against the champion, count the look."""
-    from cohortlm.evaluation.gate import decide, load_policy
-
-    policy = load_policy(policy_path or None)
-    contenders = [f for _, f in inputs.pairs] + (["baseline"] if inputs.champion_version is not None else [])
-    candidate, selection = choose_candidate(
-        inputs.labels,
-        inputs.scores,
-        contenders,
-        inputs.split,
-        gating_split=policy.split,
-        endpoints=spec.endpoint_names,
-    )
-    # Every decision is a look at the test split; the store's ledger counts them (gate.decide).
-    look, digest = 1, ""
-    if model_store:
-        from cohortlm.store.registry import next_look, split_hash
-
-        digest = split_hash(inputs.split.index[inputs.split == policy.split])
-        look = next_look(model_store, spec.name, digest)
-    decision = decide(
-        inputs.labels,
-        inputs.scores[candidate],
-        inputs.scores[inputs.champion],
-        policy=policy,
-        candidate_name=candidate,
-        champion_name=inputs.champion,
-        split=inputs.split,
-        endpoints=spec.endpoint_names,
-        look=look,
-        split_hash=digest,
-        subgroups=_subgroup_levels(inputs, spec),
-    )
-    if selection:
-        figures = ", ".join(
-            f"{n} {v:.3f}" if v is not None else f"{n} -" for n, v in selection["mean_auc"].items()
-        )
-        reasons = (
-            f"Candidate {candidate}: {selection['rule']} among {len(contenders)} ({figures}); "
-            f"the {policy.split} split was not looked at to choose it.",
-            *decision.reasons,
-        )
-        decision = replace(decision, reasons=reasons, selection=selection)
-    if model_store:
-        from cohortlm.store.registry import record_look
-
-        record_look(
-            model_store,
-            spec.name,
-            split=digest,
-            candidate=candidate,
-            champion=inputs.champion,
-            promote=decision.promote,
-            look=look,
-            alpha_look=decision.alpha_look,
-        )
-    return decision
-
-
-def _subgroup_levels(inputs: _GateInputs, spec: StudySpec) -> pd.DataFrame | None:
-    """Each gated patient's level in every subgroup the study declares (None: it declares none)."""
-    from cohortlm.evaluation.subgroups import subgroup_levels
-
-    return subgroup_levels(inputs.table, spec) if spec.subgroups else None
-
-
-def _subgroup_table(
-    inputs: _GateInputs, spec: StudySpec, models: list[str], split: str
-) -> pd.DataFrame | None:
-    """``report/subgroups.csv``'s rows: every model in every declared subgroup level of ``split``."""
-    from cohortlm.evaluation.subgroups import subgroup_table
-
-    levels = _subgroup_levels(inputs, spec)
-    if levels is None:
-        return None
-    rows = inputs.split.index[inputs.split == split]
-    scores = {m: inputs.scores[m] for m in models}
-    return subgroup_table(inputs.labels, scores, levels, endpoints=spec.endpoint_names, rows=rows)
-
-
-def _write_threshold_pool(out: Path, inputs: _GateInputs, spec: StudySpec) -> None:
+def _write_threshold_pool(out: Path, inputs: GateInputs, spec: StudySpec) -> None:
     """``threshold_pool/``: the labels and out-of-fold scores pooled with validation for thresholds.
 
     ``cohortlm report RUN_DIR`` reads them back, so a re-rendered Table 1 chooses the
@@ -548,17 +340,8 @@ def _write_threshold_pool(out: Path, inputs: _GateInputs, spec: StudySpec) -> No
         )
 
 
-def _internal_validation(inputs: _GateInputs, spec: StudySpec) -> dict[str, Any] | None:
-    """The baseline's bootstrap optimism correction on the training rows (None without any)."""
-    from cohortlm.evaluation.optimism import internal_validation
-
-    if inputs.train is None or len(inputs.train) == 0:
-        return None
-    return internal_validation(inputs.train, spec)
-
-
 def _write_run_files(
-    out: Path, inputs: _GateInputs, spec: StudySpec, models: list[str], decision: Decision
+    out: Path, inputs: GateInputs, spec: StudySpec, models: list[str], decision: Decision
 ) -> None:
     """The run folder's data files, for people and ``cohortlm report`` (nothing here reads them back)."""
     (out / SCORES_DIR).mkdir(parents=True, exist_ok=True)
@@ -614,9 +397,9 @@ def evaluate_step(
     from cohortlm.evaluation.render import render_report
     from cohortlm.evaluation.report import compute_report
 
-    inputs = _gate_inputs(split_table, spec, scores)
-    _add_champion(inputs, spec, model_store)
-    decision = _decide(inputs, spec, model_store=model_store, policy_path=policy_path)
+    inputs = gate_inputs(split_table, spec, scores)
+    add_champion(inputs, spec, model_store)
+    decision = decide_against_champion(inputs, spec, model_store=model_store, policy_path=policy_path)
     # Legend order (and so colours): the baseline, each base zero-shot then fine-tuned, the champion.
     models: list[str] = ["baseline"] + [m for pair in inputs.pairs for m in pair]
     models += [m for m in inputs.scores if m not in models]
@@ -638,13 +421,13 @@ def evaluate_step(
             inputs.labels, inputs.scores, rows=gating, endpoints=spec.endpoint_names
         )
     decision = replace(decision, comparisons=family_records(families))
-    subgroups = _subgroup_table(inputs, spec, models, report.evaluation.eval_split or decision.policy.split)
+    subgroups = subgroup_rows(inputs, spec, models, report.evaluation.eval_split or decision.policy.split)
     report = replace(
         report,
         decision=decision,
         cohort=inputs.cohort,
         subgroups=subgroups,
-        internal_validation=_internal_validation(inputs, spec),
+        internal_validation=baseline_internal_validation(inputs, spec),
     )
     out = Path(out_dir)
     _write_run_files(out, inputs, spec, models, decision)
