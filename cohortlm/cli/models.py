@@ -69,6 +69,12 @@ def _load_data(data: Path | None, study: str) -> tuple[pd.DataFrame, StudySpec]:
     return table, spec
 
 
+def _report_bundle(path: Path, note: str) -> None:
+    """A bundle written: the note for people on stderr, its folder on stdout (what a script reads)."""
+    console.print(f"{note} -> {path}")
+    typer.echo(str(path))
+
+
 def _split_rows(table: pd.DataFrame, split: str) -> pd.DataFrame:
     if split == "all":
         return table
@@ -95,9 +101,7 @@ def train_baseline_cmd(
     train = _split_rows(table, "train")
     weight = None if class_weight == "none" else class_weight
     model = train_baseline(train, spec, class_weight=weight, seed=seed)
-    path = model.save(out)
-    console.print(f"baseline trained on {len(train):,} patients -> {path}")
-    typer.echo(str(path))
+    _report_bundle(model.save(out), f"baseline trained on {len(train):,} patients")
 
 
 @app.command("train-llm")
@@ -151,8 +155,7 @@ def train_llm_cmd(
         base_model=prof.base_model_or(base_model),
         resume=resume,
     )
-    console.print(f"LLM bundle ({prof.name} profile) -> {path}")
-    typer.echo(str(path))
+    _report_bundle(path, f"LLM bundle ({prof.name} profile)")
 
 
 @app.command("score")
