@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 
 from cohortlm.cli._app import app, bounded
-from cohortlm.cli.options import ModelStore
+from cohortlm.cli.options import ModelStore, VerifyKey
 
 
 @app.command()
@@ -56,12 +56,7 @@ def serve(
     enable_model_control: bool = typer.Option(
         False, "--enable-model-control", help="Keep the model load/unload routes (needs --auth-token-file)."
     ),
-    verify_key: Path | None = typer.Option(
-        None,
-        "--verify-key",
-        envvar="COHORTLM_VERIFY_KEY",
-        help="Public key (PEM): serve only bundles signed with its private key at promotion.",
-    ),
+    verify_key: VerifyKey = None,
     max_body_mb: float = typer.Option(
         16.0, "--max-body-mb", min=0.001, max=1024, help="Largest request body accepted, in MiB (413 above)."
     ),

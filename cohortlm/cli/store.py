@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from cohortlm.cli._app import app
-from cohortlm.cli.options import ModelStore
+from cohortlm.cli.options import ModelStore, SigningKey
 from cohortlm.contracts import BUNDLE_FILE
 
 
@@ -45,12 +45,7 @@ def promote(
     check: bool = typer.Option(
         True, "--check/--no-check", help="Load the bundle and predict a synthetic row before promoting."
     ),
-    signing_key: Path | None = typer.Option(
-        None,
-        "--signing-key",
-        envvar="COHORTLM_SIGNING_KEY",
-        help="Private key (PEM) to sign the promoted copy with (MANIFEST.sig).",
-    ),
+    signing_key: SigningKey = None,
 ) -> None:
     """Make BUNDLE the champion of its study in the local model store, atomically."""
     from cohortlm.store import registry
