@@ -192,23 +192,6 @@ BASE_MODEL_HELP = (
 )
 
 
-# The options of the commands that talk to a Kubeflow Pipelines server (submit, schedule).
-KfpHost = Annotated[
-    str,
-    typer.Option("--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."),
-]
-KfpToken = Annotated[
-    str | None,
-    typer.Option(
-        "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
-    ),
-]
-CaBundle = Annotated[Path | None, typer.Option("--ssl-ca-cert", help="CA bundle for the KFP endpoint.")]
-Experiment = Annotated[str, typer.Option("--experiment", help="KFP experiment name.")]
-RawData = Annotated[str, typer.Option("--raw-data", help="Raw data URI or path as the pipeline pods see it.")]
-SentStudy = Annotated[str, typer.Option("--study", help="Study name or YAML file (sent as study_yaml).")]
-
-
 @app.command()
 def run(
     study: str = typer.Option("ra_iorra", "--study", help="Study name or YAML file."),
@@ -410,6 +393,23 @@ def _parse_params(params: list[str]) -> dict[str, object]:
         except json.JSONDecodeError:
             parsed[key] = value
     return parsed
+
+
+# The options of the commands that talk to a Kubeflow Pipelines server (submit, schedule).
+KfpHost = Annotated[
+    str,
+    typer.Option("--host", help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.org/pipeline."),
+]
+KfpToken = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="KFP_TOKEN", help="Bearer token (or KFP_TOKEN); e.g. a service-account token."
+    ),
+]
+CaBundle = Annotated[Path | None, typer.Option("--ssl-ca-cert", help="CA bundle for the KFP endpoint.")]
+Experiment = Annotated[str, typer.Option("--experiment", help="KFP experiment name.")]
+RawData = Annotated[str, typer.Option("--raw-data", help="Raw data URI or path as the pipeline pods see it.")]
+SentStudy = Annotated[str, typer.Option("--study", help="Study name or YAML file (sent as study_yaml).")]
 
 
 @app.command()
