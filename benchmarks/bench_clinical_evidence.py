@@ -51,7 +51,7 @@ def _cohort(work: Path) -> pd.DataFrame:
 def main() -> dict[str, Any]:
     from cohortlm.cohort.study import load_study
     from cohortlm.evaluation.decision_curve import decision_curve, threshold_grid
-    from cohortlm.evaluation.evaluate import threshold_metrics
+    from cohortlm.evaluation.endpoint_metrics import threshold_metrics
     from cohortlm.evaluation.intervals import threshold_metric_intervals
     from cohortlm.evaluation.stats.calibration import calibration_summary
     from cohortlm.models.baseline import internal_validation, out_of_fold_proba, train_baseline

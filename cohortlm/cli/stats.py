@@ -256,7 +256,7 @@ def report_command(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write the ROC figure, Table 1 (Markdown + CSV), metrics.json and the gate decision in words."""
-    from cohortlm.evaluation.evaluate import THRESHOLD_METHODS
+    from cohortlm.evaluation.endpoint_metrics import THRESHOLD_METHODS
     from cohortlm.evaluation.render import write_report
 
     method: str | float

@@ -344,7 +344,7 @@ def plot_calibration(report: ReportData, *, labels: Mapping[str, str] | None = N
     """
     import numpy as np
 
-    from cohortlm.evaluation.evaluate import calibration_data
+    from cohortlm.evaluation.endpoint_metrics import calibration_data
     from cohortlm.evaluation.stats.calibration import smoothed_calibration
 
     ev = report.evaluation

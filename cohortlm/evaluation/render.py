@@ -75,7 +75,7 @@ def write_report(
     Args:
         run_dir: The run folder (layout in the module docstring).
         out_dir: Where to write; default ``RUN_DIR/report``.
-        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
+        threshold_method: See :func:`cohortlm.evaluation.endpoint_metrics.choose_threshold`.
 
     Returns:
         The paths written.

@@ -456,7 +456,7 @@ def compute_report(
         champion: Champion model name, for the gate.
         policy: Gate policy; the packaged default when None.
         decision: An existing decision record; computed when None and both names are given.
-        threshold_method: See :func:`cohortlm.evaluation.evaluate.choose_threshold`.
+        threshold_method: See :func:`cohortlm.evaluation.endpoint_metrics.choose_threshold`.
         profile: The run profile, when known (a smoke run's report says its AUCs mean nothing).
         threshold_pool: Out-of-fold scores pooled with validation to choose thresholds
             (:class:`cohortlm.evaluation.evaluate.ThresholdPool`); the study's declared

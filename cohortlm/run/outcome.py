@@ -230,7 +230,7 @@ class RocCurve:
 
     @classmethod
     def from_points(cls, endpoint: str, model: str, points: pd.DataFrame) -> RocCurve:
-        """From :func:`cohortlm.evaluation.evaluate.roc_points`' frame."""
+        """From :func:`cohortlm.evaluation.endpoint_metrics.roc_points`' frame."""
         return cls(
             endpoint=endpoint,
             model=model,

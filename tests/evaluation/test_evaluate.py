@@ -10,15 +10,14 @@ import pytest
 from sklearn.metrics import brier_score_loss, confusion_matrix, f1_score, roc_auc_score
 
 from cohortlm.errors import DataError, UsageError
-from cohortlm.evaluation.evaluate import (
-    TABLE1_COLUMNS,
+from cohortlm.evaluation.endpoint_metrics import (
     brier_score,
     calibration_data,
     choose_threshold,
-    evaluate,
     roc_points,
     threshold_metrics,
 )
+from cohortlm.evaluation.evaluate import TABLE1_COLUMNS, evaluate
 from cohortlm.evaluation.stats import DeLongWarning
 
 
