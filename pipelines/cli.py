@@ -330,12 +330,10 @@ def compile_cmd(
     pipeline's ``recipe`` parameter (JSON), which a run may change in the UI without a rebuild.
     Prints, per base model, the fine-tune task and the node pool it asks for.
     """
-    from kfp import compiler
-
     from cohortlm.cli.paths import check_output_file
     from cohortlm.models.llm.bases import parse_bases
     from cohortlm.run.profiles import resolve_recipe
-    from pipelines.train_evaluate_promote import train_evaluate_promote
+    from pipelines.train_evaluate_promote import compile_pipeline
 
     recipe = resolve_recipe(profile, overrides)
     check_output_file(out, "--out")
@@ -344,7 +342,7 @@ def compile_cmd(
         bases = parse_bases(base_model, profile_default=recipe.base_model)
         params["base_models"] = [b.item() for b in bases]
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(train_evaluate_promote, str(out), pipeline_parameters=params)
+    compile_pipeline(out, params)
     for line in fine_tune_plan(out):
         err_console.print(line, highlight=False, soft_wrap=True)
     typer.echo(str(out))

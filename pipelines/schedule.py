@@ -94,11 +94,10 @@ def schedule(
 ) -> None:
     """Create a recurring run of the pipeline on Kubeflow Pipelines (one run at a time, no catch-up)."""
     import kfp
-    from kfp import compiler
 
     from cohortlm.cohort.study import load_study
     from cohortlm.run.steps import study_text
-    from pipelines.train_evaluate_promote import DEFAULT_PUSHGATEWAY, train_evaluate_promote
+    from pipelines.train_evaluate_promote import DEFAULT_PUSHGATEWAY, compile_pipeline
 
     cron6 = kfp_cron(cron)
     arguments = schedule_arguments(
@@ -120,7 +119,7 @@ def schedule(
         exp = client.create_experiment(experiment, namespace=namespace)
         with tempfile.TemporaryDirectory(prefix="cohortlm-schedule-") as tmp:
             package = str(Path(tmp) / "pipeline.yaml")
-            compiler.Compiler().compile(train_evaluate_promote, package)
+            compile_pipeline(package)
             job = client.create_recurring_run(
                 experiment_id=exp.experiment_id,
                 job_name=name,

@@ -22,7 +22,10 @@ and the ConfigMap ``cohortlm-feature-store``. Every run ends in an exit handler
 that pushes its outcome to the Pushgateway, success or failure.
 """
 
-from typing import NamedTuple
+import ast
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from kfp import dsl, kubernetes
 from kfp.dsl import Artifact
@@ -399,3 +402,36 @@ def build_pipeline(*, base_parallelism: int = 0):
 
 
 train_evaluate_promote = build_pipeline()
+
+
+# The compiled file's header comment lists each parameter's default, written by kfp from a
+# protobuf Struct whose map order changes from one process to the next (the default toleration's
+# keys came out in a new order on each compile). The body is written with sorted keys; the header's
+# container defaults are rewritten the same way, so a compile is reproducible byte for byte.
+_HEADER_DEFAULT = re.compile(r"^(#\s+\S+: \S+ \[Default: )(.*)\]$")
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
+
+
+def compile_pipeline(path: str | Path, pipeline_parameters: dict[str, Any] | None = None) -> Path:
+    """Compile :func:`train_evaluate_promote` to IR YAML at ``path``, the same bytes on every compile."""
+    from kfp import compiler
+
+    path = Path(path)
+    compiler.Compiler().compile(train_evaluate_promote, str(path), pipeline_parameters=pipeline_parameters)
+    lines = path.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        match = _HEADER_DEFAULT.match(line)
+        if match and match.group(2).startswith(("[", "{")):
+            value = ast.literal_eval(match.group(2))
+            lines[i] = f"{match.group(1)}{_sorted_keys(value)}]"
+    path.write_text("\n".join(lines))
+    return path

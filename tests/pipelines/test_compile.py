@@ -197,3 +197,22 @@ def test_compile_refuses_a_bad_override_naming_it(tmp_path):
     assert res.returncode == 2
     assert "--set qlora.lora_rank: unknown key" in res.stderr and "lora_r" in res.stderr
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_the_compiled_file_is_the_same_bytes_on_every_compile(tmp_path):
+    """kfp writes the header's defaults in protobuf's map order, which changes between processes."""
+    exe = Path(sys.executable).with_name("cohortlm")
+    texts = []
+    for i in range(3):
+        out = tmp_path / f"pipeline{i}.yaml"
+        res = subprocess.run(
+            [str(exe), "compile", "--out", str(out)], capture_output=True, text=True, timeout=300
+        )
+        assert res.returncode == 0, res.stderr
+        texts.append(out.read_text())
+    assert texts[0] == texts[1] == texts[2]
+    header = [line for line in texts[0].splitlines() if line.startswith("#    gpu_tolerations:")]
+    assert header == [
+        "#    gpu_tolerations: list [Default: "
+        "[{'effect': 'NoSchedule', 'key': 'nvidia.com/gpu', 'operator': 'Exists'}]]"
+    ]
