@@ -30,7 +30,8 @@ from cohortlm.cohort.values import declared_keys, value_key
 from cohortlm.errors import DataError
 
 if TYPE_CHECKING:
-    from cohortlm.cohort.study import Feature, StudySpec
+    from cohortlm.cohort.study import StudySpec
+    from cohortlm.cohort.variables import Feature
 
 
 @dataclass

@@ -16,7 +16,8 @@ from typing import Literal
 
 import pandas as pd
 
-from cohortlm.cohort.study import Feature, StudySpec
+from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.variables import Feature
 from cohortlm.errors import DataError, SpecError
 
 #: The Feast entity every study's rows belong to.

@@ -32,7 +32,7 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class _FeatureLike(Protocol):
-    """What a subgroup reads of a feature (:class:`cohortlm.cohort.study.Feature`)."""
+    """What a subgroup reads of a feature (:class:`cohortlm.cohort.variables.Feature`)."""
 
     @property
     def name(self) -> str: ...

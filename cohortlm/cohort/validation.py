@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.cohort.rules import RULES
-from cohortlm.cohort.study import Feature, StudySpec
+from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.variables import Feature
 from cohortlm.errors import UsageError
 
 #: Prefix of the derived columns that carry rule and shape checks into GX.

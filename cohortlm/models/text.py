@@ -51,7 +51,8 @@ from typing import Any
 
 import pandas as pd
 
-from cohortlm.cohort.study import Endpoint, Feature, StudySpec
+from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.variables import Endpoint, Feature
 
 #: The default prompt version (the seed's wording); profiles choose theirs (``qlora.prompt_version``).
 PROMPT_VERSION = "1"

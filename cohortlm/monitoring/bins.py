@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cohortlm.cohort.study import Feature, StudySpec
+from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.variables import Feature
 
 FINE_BINS = 50
 MAX_INTEGER_BINS = 100

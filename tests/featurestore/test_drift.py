@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from cohortlm.cohort.features import drift_problems, expected_views, feature_service_name, storage_type
-from cohortlm.cohort.study import Feature
+from cohortlm.cohort.variables import Feature
 
 
 def test_feature_repo_matches_the_spec(ra_spec):
