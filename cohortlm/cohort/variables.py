@@ -159,11 +159,7 @@ class Endpoint:
 
 
 def parse_feature(source: str, i: int, raw: Any) -> Feature:
-    """The feature entry ``raw``, item ``i`` of the spec's ``features:`` list, every key checked.
-
-    Raises:
-        SpecError: naming ``source`` and the key that breaks a rule.
-    """
+    """The feature that item ``i`` of the spec's ``features:`` declares, every key checked."""
     key = f"features[{i}]"
     if not isinstance(raw, Mapping):
         raise spec_error(source, key, "must be a mapping with name and type")
@@ -345,10 +341,9 @@ def _check_binary_values(
 
 
 def parse_endpoint(source: str, i: int, raw: Any) -> Endpoint:
-    """The endpoint entry ``raw``, item ``i`` of the spec's ``endpoints:`` list, every key checked.
+    """The endpoint that item ``i`` of the spec's ``endpoints:`` declares, every key checked.
 
-    Raises:
-        SpecError: naming ``source`` and the key that breaks a rule.
+    Without ``operator`` and ``threshold`` the column is the outcome itself: 1 (or true) is a case.
     """
     key = f"endpoints[{i}]"
     if not isinstance(raw, Mapping):
