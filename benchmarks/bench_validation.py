@@ -18,11 +18,18 @@ Both give a count per expectation; the counts are compared so the speed is
 for the same answer.
 
     .venv/bin/python benchmarks/bench_validation.py --scaling [50 500 5000] [--rows 300]
+        [--baseline REV]
 
-validates synthetic wide cohorts (:func:`wide_cohort`) of each width and
-saves the table, wall and CPU seconds per feature, to
-``benchmarks/results/validation_scaling.json`` and ``.md``: the cost per
-feature must stay flat.
+validates synthetic wide cohorts (:func:`wide_cohort`) of each width, in two
+variants: *uniform* (features of a kind share their range, nothing missing)
+and *varied* (each numeric and integer feature has its own range and 5 % of its
+values missing: the worst case for checks that run many columns as one GX
+expectation, since no two ranges match and every null check runs per column).
+It saves the table (wall and CPU seconds, the report's expectations and the
+expectations GX ran) to ``benchmarks/results/validation_scaling.json`` and
+``.md``. With ``--baseline REV`` the same cohorts are validated, in the same
+run, by the ``cohortlm`` of git revision REV (exported to a temporary folder
+and imported in a child process), and the table gains its times and the ratio.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,32 +82,44 @@ def pandas_counts(df: pd.DataFrame, spec: StudySpec) -> dict[str, int | None]:
     return out
 
 
-def wide_cohort(n_features: int, *, rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, StudySpec]:
+def wide_cohort(
+    n_features: int, *, rows: int = 300, seed: int = 0, varied: bool = False
+) -> tuple[pd.DataFrame, StudySpec]:
     """A synthetic wide cohort that passes its spec: features in turn numeric, integer, binary, categorical.
 
     EHR-derived cohorts have hundreds to thousands of columns; this one has
-    ``n_features`` of them, an id and a 0/1 outcome.
+    ``n_features`` of them, an id and a 0/1 outcome. ``varied``: each numeric
+    and integer feature has its own maximum and 5 % of its values missing
+    (under its 10 % limit).
     """
     from cohortlm.cohort.study import study_from_dict
 
     rng = np.random.default_rng(seed)
     data: dict[str, Any] = {"patient_id": np.arange(rows)}
     features: list[dict[str, Any]] = []
+    own = 0
     for i in range(n_features):
         name = f"f{i}"
         kind = i % 4
+        if kind in (0, 1) and varied:
+            own += 1
         if kind == 0:
             data[name] = rng.normal(50, 10, rows).clip(0, 100)
-            features.append({"name": name, "type": "numeric", "min": 0, "max": 100, "max_missing": 0.1})
+            features.append({"name": name, "type": "numeric", "min": 0, "max": 100 + own, "max_missing": 0.1})
         elif kind == 1:
             data[name] = rng.integers(0, 10, rows)
-            features.append({"name": name, "type": "integer", "min": 0, "max": 10, "max_missing": 0.1})
+            features.append({"name": name, "type": "integer", "min": 0, "max": 10 + own, "max_missing": 0.1})
         elif kind == 2:
             data[name] = rng.integers(0, 2, rows)
             features.append({"name": name, "type": "binary"})
         else:
             data[name] = rng.choice(["a", "b", "c"], rows)
             features.append({"name": name, "type": "categorical", "categories": ["a", "b", "c"]})
+    if varied:
+        missing = np.arange(rows) < rows // 20
+        for f in features:
+            if f["type"] in ("numeric", "integer"):
+                data[f["name"]] = np.where(rng.permutation(missing), np.nan, data[f["name"]])
     data["outcome"] = rng.integers(0, 2, rows)
     spec = study_from_dict(
         {
@@ -134,36 +154,80 @@ def _build_cohort(folder: Path) -> Path:
     return path
 
 
-def scaling(widths: list[int], rows: int, out: Path) -> int:
-    """Validate wide cohorts of each width; print and save the table (wall and CPU seconds per feature)."""
-    from cohortlm.cohort.validation import CHUNK_COLUMNS, validate_table
+VARIANTS = ("uniform", "varied")
+
+
+def measure(widths: list[int], rows: int) -> list[dict[str, Any]]:
+    """Validate the wide cohorts of each width and variant: wall and CPU seconds, expectations."""
+    from cohortlm.cohort.validation import validate_table
 
     validate_table(*wide_cohort(4, rows=rows))  # GX imported and warmed up
     table = []
     for width in widths:
-        df, spec = wide_cohort(width, rows=rows)
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = validate_table(df, spec)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        row = {
-            "features": width,
-            "rows": rows,
-            "expectations": len(result.outcomes),
-            "success": result.success,
-            "wall_seconds": round(wall, 2),
-            "cpu_seconds": round(cpu, 2),
-            "wall_ms_per_feature": round(1000 * wall / width, 2),
-            "cpu_ms_per_feature": round(1000 * cpu / width, 2),
-            "cpu_ms_per_expectation": round(1000 * cpu / len(result.outcomes), 2),
-        }
-        table.append(row)
-        print(json.dumps(row), flush=True)
+        for variant in VARIANTS:
+            df, spec = wide_cohort(width, rows=rows, varied=variant == "varied")
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = validate_table(df, spec)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            row = {
+                "features": width,
+                "cohort": variant,
+                "rows": rows,
+                "expectations": len(result.outcomes),
+                # What GX ran: one per expectation where the code has no such count.
+                "gx_expectations_run": getattr(result, "gx_expectations", len(result.outcomes)),
+                "success": result.success,
+                "wall_seconds": round(wall, 2),
+                "cpu_seconds": round(cpu, 2),
+                "cpu_ms_per_feature": round(1000 * cpu / width, 2),
+            }
+            table.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return table
+
+
+def _baseline(rev: str, widths: list[int], rows: int) -> list[dict[str, Any]]:
+    """:func:`measure` with the ``cohortlm`` of git revision ``rev``, in a child process."""
+    import io
+    import tarfile
+
+    archive = subprocess.run(["git", "archive", rev, "cohortlm"], capture_output=True, check=True).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", *map(str, widths), "--rows", str(rows)],
+            env={**os.environ, "PYTHONPATH": tmp},
+            stdout=subprocess.PIPE,
+            check=True,
+            text=True,
+        )
+    return list(json.loads(child.stdout))
+
+
+def scaling(widths: list[int], rows: int, out: Path, baseline: str | None) -> int:
+    """Validate wide cohorts of each width (and with ``baseline``'s code); print and save the table."""
+    from cohortlm.cohort.validation_gx import CHUNK_COLUMNS, STACK_COLUMNS
+
+    base_rev = None
+    table = measure(widths, rows)
+    if baseline is not None:
+        base_rev = subprocess.run(
+            ["git", "rev-parse", "--short", baseline], capture_output=True, check=True, text=True
+        ).stdout.strip()
+        for row, old in zip(table, _baseline(base_rev, widths, rows), strict=True):
+            row["baseline"] = {k: old[k] for k in ("expectations", "success", "wall_seconds", "cpu_seconds")}
+            row["baseline_cpu_over_cpu"] = round(old["cpu_seconds"] / row["cpu_seconds"], 1)
     import great_expectations as gx
 
     report = {
         "benchmark": "validation_scaling",
-        "what": "validate_table on synthetic wide cohorts (numeric, integer, binary, categorical in turn)",
+        "what": "validate_table on synthetic wide cohorts (numeric, integer, binary, categorical in turn); "
+        "uniform: features of a kind share their range, nothing missing; varied: each numeric and "
+        "integer feature has its own range and 5 % missing values",
         "chunk_columns": CHUNK_COLUMNS,
+        "stack_columns": STACK_COLUMNS,
+        "baseline_revision": base_rev,
         "table": table,
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "great_expectations": gx.__version__,
@@ -173,23 +237,44 @@ def scaling(widths: list[int], rows: int, out: Path) -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    lines = [
-        "| features | expectations | wall s | CPU s | wall ms/feature | CPU ms/feature |",
-        "|---:|---:|---:|---:|---:|---:|",
-        *(
-            f"| {r['features']:,} | {r['expectations']:,} | {r['wall_seconds']} | {r['cpu_seconds']} "
-            f"| {r['wall_ms_per_feature']} | {r['cpu_ms_per_feature']} |"
-            for r in table
-        ),
-    ]
+    lines = _markdown_table(table)
     out.with_suffix(".md").write_text(
         f"# Validation scaling ({rows} rows, GX {gx.__version__}, {report['machine']})\n\n"
         + "\n".join(lines)
+        + (
+            f"\n\nBaseline: revision {base_rev}, same cohorts, same run, in a child process."
+            if base_rev
+            else ""
+        )
         + f"\n\nLoad average at the end: {report['load_average_1min_at_end']} "
         "(CPU seconds do not count other processes; wall seconds do).\n"
     )
     print("\n".join(lines))
-    return 0 if all(r["success"] for r in table) else 1
+    ok = all(r["success"] for r in table) and all(r.get("baseline", r)["success"] for r in table)
+    return 0 if ok else 1
+
+
+def _markdown_table(table: list[dict[str, Any]]) -> list[str]:
+    with_base = all("baseline" in r for r in table)
+    head = "| features | cohort | expectations | GX expectations run | wall s | CPU s | CPU ms/feature |"
+    rule = "|---:|---|---:|---:|---:|---:|---:|"
+    if with_base:
+        head += " baseline GX expectations | baseline wall s | baseline CPU s | CPU ratio |"
+        rule += "---:|---:|---:|---:|"
+    lines = [head, rule]
+    for r in table:
+        line = (
+            f"| {r['features']:,} | {r['cohort']} | {r['expectations']:,} | {r['gx_expectations_run']:,} "
+            f"| {r['wall_seconds']} | {r['cpu_seconds']} | {r['cpu_ms_per_feature']} |"
+        )
+        if with_base:
+            b = r["baseline"]
+            line += (
+                f" {b['expectations']:,} | {b['wall_seconds']} | {b['cpu_seconds']} "
+                f"| {r['baseline_cpu_over_cpu']}x |"
+            )
+        lines.append(line)
+    return lines
 
 
 def main() -> int:
@@ -206,13 +291,21 @@ def main() -> int:
         help="instead: validate wide cohorts of these widths (default 50 500 5000) and save the table",
     )
     parser.add_argument("--rows", type=int, default=300, help="rows of the wide cohorts (--scaling)")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="with --scaling: also time the cohortlm of git revision REV"
+    )
+    parser.add_argument("--measure", type=int, nargs="+", help=argparse.SUPPRESS)  # the baseline's child
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.rows)))
+        return 0
     if args.scaling is not None:
         out = args.out if args.out != Path("benchmarks/results/validation.json") else None
         return scaling(
             args.scaling or [50, 500, 5000],
             args.rows,
             out or Path("benchmarks/results/validation_scaling.json"),
+            args.baseline,
         )
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     spec = load_study(args.study)

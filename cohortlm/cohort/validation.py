@@ -10,6 +10,12 @@ numeric. Each of the study's ``rules`` (cross-column checks from
 as a derived boolean column and GX expects it to be ``False`` everywhere, so
 the report names the rule and the number of rows that break it.
 
+The report keeps one outcome per column and check; GX runs them as far fewer
+expectations (all presence checks as one, columns with the same check and
+dtype concatenated into one), and a failing column is checked on its own, so
+its outcome is the one a per-column expectation gives
+(:mod:`cohortlm.cohort.validation_gx`).
+
 Privacy: GX runs in an ephemeral context with analytics off and with
 ``partial_unexpected_count=0`` (no lists of unexpected values or indices).
 :class:`ValidationResult` keeps only names, counts and dtypes, and the reports
@@ -21,8 +27,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -34,21 +38,12 @@ import pandas as pd
 
 from cohortlm.cohort.rules import RULES
 from cohortlm.cohort.study import StudySpec
+from cohortlm.cohort.validation_gx import RESULT_FORMAT, Check, CheckResult, run_checks
 from cohortlm.cohort.variables import Feature
 from cohortlm.errors import UsageError
 
 #: Prefix of the derived columns that carry rule and shape checks into GX.
 DERIVED_PREFIX = "__cohortlm_check__"
-
-#: What GX returns per expectation: counts only. BASIC computes no index lists
-#: (SUMMARY does, and costs a third more per expectation); partial_unexpected_count=0
-#: keeps unexpected values out of the result; no rows.
-RESULT_FORMAT: dict[str, Any] = {
-    "result_format": "BASIC",
-    "partial_unexpected_count": 0,
-    "include_unexpected_rows": False,
-    "return_unexpected_index_query": False,
-}
 
 _NUMERIC_DTYPES = [
     "int8",
@@ -128,6 +123,9 @@ class ValidationResult:
         outcomes: one entry per expectation, in suite order.
         seconds: wall time of the GX validation (suite build and run).
         gx_version: the Great Expectations version used.
+        data_name: how reports name the data.
+        gx_expectations: the expectations GX ran: fewer than ``outcomes``, since
+            checks of many columns run as one (:mod:`cohortlm.cohort.validation_gx`).
     """
 
     study: str
@@ -138,6 +136,7 @@ class ValidationResult:
     seconds: float
     gx_version: str
     data_name: str = field(default="<memory>")
+    gx_expectations: int = 0
 
     @property
     def success(self) -> bool:
@@ -175,6 +174,7 @@ class ValidationResult:
             "n_columns": self.n_columns,
             "n_expectations": len(self.outcomes),
             "n_failed": len(self.failed),
+            "gx_expectations_run": self.gx_expectations,
             "seconds": round(self.seconds, 4),
             "great_expectations": self.gx_version,
             "result_format": RESULT_FORMAT,
@@ -184,14 +184,13 @@ class ValidationResult:
 
 @dataclass
 class _Planned:
-    """An expectation to run, or an outcome already known without GX."""
+    """A check for GX to run, or an outcome already known without GX."""
 
     name: str
     kind: str
     column: str | None
     description: str
-    gx_type: str
-    expectation: Any = None  # a gx Expectation, or None when decided up front
+    check: Check | None = None
     outcome: ExpectationOutcome | None = None
 
 
@@ -216,19 +215,13 @@ class _Planner:
     """Collects the planned expectations for one table and the derived columns they read."""
 
     def __init__(self, df: pd.DataFrame) -> None:
-        import great_expectations.expectations as gxe
-
-        self.gxe = gxe
         self.df = df
         self.plans: list[_Planned] = []
         self.derived: dict[str, np.ndarray] = {}
 
-    def add(self, name: str, kind: str, column: str | None, description: str, expectation: Any) -> None:
-        """Plan ``expectation`` for GX to run, tagged with ``name``."""
-        expectation.meta = {"cohortlm_name": name}
-        self.plans.append(
-            _Planned(name, kind, column, description, expectation.expectation_type, expectation)
-        )
+    def add(self, name: str, kind: str, column: str | None, description: str, check: Check) -> None:
+        """Plan ``check`` for GX to run, reported as ``name``."""
+        self.plans.append(_Planned(name, kind, column, description, check))
 
     def decided(
         self,
@@ -248,7 +241,6 @@ class _Planner:
                 kind,
                 column,
                 description,
-                gx_type,
                 outcome=ExpectationOutcome(
                     name, kind, column, description, gx_type, success, unexpected, len(self.df), note
                 ),
@@ -262,7 +254,7 @@ class _Planner:
             "exists",
             column,
             f"{role} column {column} is present",
-            self.gxe.ExpectColumnToExist(column=column),
+            Check("ExpectColumnToExist", column),
         )
         return column in self.df.columns
 
@@ -273,7 +265,7 @@ class _Planner:
             "type",
             column,
             f"{column} is {words}",
-            self.gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=allowed),
+            Check("ExpectColumnValuesToBeInTypeList", column, {"type_list": allowed}),
         )
         return _dtype_name(self.df[column]) in allowed
 
@@ -287,7 +279,7 @@ class _Planner:
             kind,
             column,
             description,
-            self.gxe.ExpectColumnValuesToBeInSet(column=col, value_set=[False]),
+            Check("ExpectColumnValuesToBeInSet", col, {"value_set": [False]}),
         )
 
 
@@ -313,21 +305,20 @@ def _plan(spec: StudySpec, df: pd.DataFrame) -> tuple[list[_Planned], dict[str, 
 
 def _plan_id(planner: _Planner, idc: str) -> None:
     """The id: present, never missing, unique."""
-    gxe = planner.gxe
     if planner.exists(idc, "id"):
         planner.add(
             f"not_null({idc})",
             "not_null",
             idc,
             f"every row has a {idc}",
-            gxe.ExpectColumnValuesToNotBeNull(column=idc),
+            Check("ExpectColumnValuesToNotBeNull", idc),
         )
         planner.add(
             f"unique({idc})",
             "unique",
             idc,
             f"{idc} is unique (one row per patient)",
-            gxe.ExpectColumnValuesToBeUnique(column=idc),
+            Check("ExpectColumnValuesToBeUnique", idc),
         )
 
 
@@ -340,7 +331,7 @@ def _plan_timestamp(planner: _Planner, tsc: str) -> None:
         "not_null",
         tsc,
         f"every row has a {tsc}",
-        planner.gxe.ExpectColumnValuesToNotBeNull(column=tsc),
+        Check("ExpectColumnValuesToNotBeNull", tsc),
     )
     values = planner.df[tsc]
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -357,7 +348,6 @@ def _plan_feature(planner: _Planner, f: Feature) -> None:
     c = f.name
     if not planner.exists(c, "feature"):
         return
-    gxe = planner.gxe
     if f.type in ("numeric", "integer"):
         _plan_number(planner, f)
     elif f.type == "binary":
@@ -367,7 +357,7 @@ def _plan_feature(planner: _Planner, f: Feature) -> None:
                 "binary",
                 c,
                 f"{c} is 0 or 1",
-                gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[0, 1]),
+                Check("ExpectColumnValuesToBeInSet", c, {"value_set": [0, 1]}),
             )
     else:
         if planner.type_check(c, _TEXT_DTYPES, "text (categorical)"):
@@ -377,7 +367,7 @@ def _plan_feature(planner: _Planner, f: Feature) -> None:
                 "in_set",
                 c,
                 f"{c} is one of {', '.join(cats)}",
-                gxe.ExpectColumnValuesToBeInSet(column=c, value_set=cats),
+                Check("ExpectColumnValuesToBeInSet", c, {"value_set": cats}),
             )
     limit = f"at most {f.max_missing:.0%} missing" if f.max_missing > 0 else "never missing"
     planner.add(
@@ -385,7 +375,7 @@ def _plan_feature(planner: _Planner, f: Feature) -> None:
         "not_null",
         c,
         f"{c} is {limit}",
-        gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=1.0 - f.max_missing),
+        Check("ExpectColumnValuesToNotBeNull", c, {"mostly": 1.0 - f.max_missing}),
     )
 
 
@@ -401,7 +391,7 @@ def _plan_number(planner: _Planner, f: Feature) -> None:
             "in_range",
             c,
             f"{c} lies between {lo} and {hi}",
-            planner.gxe.ExpectColumnValuesToBeBetween(column=c, min_value=f.min, max_value=f.max),
+            Check("ExpectColumnValuesToBeBetween", c, {"min_value": f.min, "max_value": f.max}),
         )
     if ok and f.type == "integer":
         v = planner.df[c].to_numpy(dtype=float, na_value=np.nan)
@@ -435,24 +425,6 @@ def _plan_rules(planner: _Planner, rule_names: Iterable[str]) -> None:
         planner.never_broken(rule.name, "rule", None, rule.description, f"rule__{rule.name}", rule.broken(df))
 
 
-def _ephemeral_context() -> Any:
-    """An in-memory GX context: nothing on disk, no analytics, no progress bars."""
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
-
-    config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-        analytics_enabled=False,
-        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-    )
-    return gx.get_context(project_config=config, mode="ephemeral")
-
-
 def validate_table(
     df: pd.DataFrame,
     spec: StudySpec,
@@ -481,12 +453,10 @@ def validate_table(
     # The caller's frame plus the derived check columns, in one concat (inserting
     # thousands of columns one by one copies the frame each time).
     work = pd.concat([df, pd.DataFrame(derived, index=df.index)], axis=1) if derived else df
-    by_name: dict[str, Any] = {}
-    for r in _run_suite(spec, plans, work):
-        by_name[str((r.expectation_config.meta or {}).get("cohortlm_name"))] = r
-    outcomes = [
-        p.outcome if p.outcome is not None else _gx_outcome(p, by_name.get(p.name), len(df)) for p in plans
-    ]
+    to_run = [p for p in plans if p.check is not None]
+    results, n_run = run_checks(spec.name, [p.check for p in to_run if p.check is not None], work)
+    by_plan = {id(p): r for p, r in zip(to_run, results, strict=True)}
+    outcomes = [p.outcome if p.outcome is not None else _gx_outcome(p, by_plan[id(p)]) for p in plans]
     return ValidationResult(
         study=spec.name,
         spec_hash=spec.spec_hash,
@@ -496,86 +466,22 @@ def validate_table(
         seconds=clock() - start,
         gx_version=gx.__version__,
         data_name=data_name,
+        gx_expectations=n_run,
     )
 
 
-#: Columns per GX batch. GX's column metrics look up their column among all the
-#: batch's columns (and its type checks read every column's dtype), so one batch
-#: of a wide table costs expectations x columns; batches of a few columns each
-#: keep the cost linear in the number of features.
-CHUNK_COLUMNS = 32
-
-
-def _chunks(plans: list[_Planned], columns: pd.Index) -> list[tuple[list[str], list[Any]]]:
-    """The GX expectations grouped by column, ``CHUNK_COLUMNS`` columns to a group.
-
-    Every expectation reads one column (a feature, the id, or a derived check
-    column), so a group's batch holds just those columns: an expectation sees
-    the same values, and a missing column is missing there too.
-    """
-    by_column: dict[str, list[Any]] = {}
-    for p in plans:
-        if p.expectation is not None:
-            by_column.setdefault(str(p.expectation.column), []).append(p.expectation)
-    groups: list[tuple[list[str], list[Any]]] = []
-    names = list(by_column)
-    for i in range(0, len(names), CHUNK_COLUMNS):
-        part = names[i : i + CHUNK_COLUMNS]
-        present = [c for c in part if c in columns]
-        groups.append((present, [e for c in part for e in by_column[c]]))
-    return groups
-
-
-def _run_suite(spec: StudySpec, plans: list[_Planned], work: pd.DataFrame) -> list[Any]:
-    """Run the planned GX expectations on ``work`` in an ephemeral context, GX's logging quiet.
-
-    Returns:
-        GX's expectation results (each tagged with its ``cohortlm_name`` in ``meta``).
-    """
-    import great_expectations as gx
-
-    gx_logger = logging.getLogger("great_expectations")
-    level = gx_logger.level
-    gx_logger.setLevel(logging.ERROR)
-    try:
-        context = _ephemeral_context()
-        source = context.data_sources.add_pandas(f"cohortlm_{spec.name}")
-        asset = source.add_dataframe_asset(name="table")
-        batch_definition = asset.add_batch_definition_whole_dataframe("whole_table")
-        results: list[Any] = []
-        for i, (columns, expectations) in enumerate(_chunks(plans, work.columns)):
-            # Given at construction: add_expectation compares each new expectation
-            # with every one already in the suite (quadratic); these are distinct.
-            suite = gx.ExpectationSuite(
-                name=f"{spec.name}_v{spec.version}_part{i}", expectations=expectations
-            )
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": work[columns]})
-            results.extend(batch.validate(suite, result_format=RESULT_FORMAT).results)
-        return results
-    finally:
-        gx_logger.setLevel(level)
-
-
-def _gx_outcome(p: _Planned, r: Any, n_rows: int) -> ExpectationOutcome:
-    """The outcome of planned expectation ``p`` from GX's result ``r`` (None when GX has none)."""
-    # The exception text may quote data: keep only that it failed.
-    failed = r is None or bool((r.exception_info or {}).get("raised_exception"))
-    res = {} if failed else (r.result or {})
-    unexpected = res.get("unexpected_count")
-    if failed:
-        element_count: int | None = n_rows
-    else:
-        element_count = int(res["element_count"]) if res.get("element_count") is not None else None
+def _gx_outcome(p: _Planned, r: CheckResult) -> ExpectationOutcome:
+    """The outcome of planned check ``p`` from GX's verdict ``r``."""
     return ExpectationOutcome(
         p.name,
         p.kind,
         p.column,
         p.description,
-        p.gx_type,
-        False if failed else bool(r.success),
-        None if unexpected is None else int(unexpected),
-        element_count,
-        note="Great Expectations could not evaluate it" if failed else None,
+        r.gx_type,
+        r.success,
+        r.unexpected_count,
+        r.element_count,
+        note="Great Expectations could not evaluate it" if r.raised else None,
     )
 
 
@@ -629,7 +535,8 @@ tr.bad {{ background: #fde8e8; }} td.n {{ text-align: right; }}
 <h1>Validation of {e(result.data_name)}: {verdict}</h1>
 <p>Study <code>{e(result.study)}</code> (spec {e(result.spec_hash[:12])}),
 {result.n_rows:,} rows, {result.n_columns} columns,
-{len(result.outcomes)} expectations, {len(result.failed)} failed,
+{len(result.outcomes)} expectations ({result.gx_expectations} run by Great Expectations,
+columns with the same check together), {len(result.failed)} failed,
 {result.seconds:.2f} s, Great Expectations {e(result.gx_version)}.
 Counts only: the report never lists values or identifiers.</p>
 <table><thead><tr><th></th><th>expectation</th><th>expects</th><th>rows breaking it</th>

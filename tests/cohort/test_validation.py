@@ -102,6 +102,7 @@ def test_cli_passes_and_writes_reports(cohort_file, tmp_path, capfd):
     data = json.loads((report / "validation.json").read_text())
     assert data["success"] is True and data["n_failed"] == 0
     assert data["result_format"]["partial_unexpected_count"] == 0
+    assert 0 < data["gx_expectations_run"] < data["n_expectations"]
     assert "passed" in (report / "validation.html").read_text()
 
 
