@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cohortlm.contracts import DECISION_FILE, OUTCOME_FILE
+from cohortlm.evaluation.cohort_counts import CohortSummary
 from cohortlm.evaluation.comparisons import family_records
 from cohortlm.evaluation.figures import plot_roc
 from cohortlm.evaluation.report import (
@@ -35,7 +36,6 @@ from cohortlm.evaluation.report_html import render_html
 from cohortlm.evaluation.tripod import (
     TRIPOD_FILE,
     ChecklistEntry,
-    CohortSummary,
     report_evidence,
     tripod_checklist,
     tripod_html,

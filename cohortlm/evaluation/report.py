@@ -74,6 +74,7 @@ from cohortlm.contracts import (
     scores_file,
 )
 from cohortlm.errors import DataError, SpecError, UsageError
+from cohortlm.evaluation.cohort_counts import CohortSummary
 from cohortlm.evaluation.comparisons import (
     FAMILIES,
     FAMILY_ALPHA,
@@ -82,7 +83,6 @@ from cohortlm.evaluation.comparisons import (
 from cohortlm.evaluation.evaluate import Evaluation, ThresholdPool, evaluate
 from cohortlm.evaluation.gate import Decision, GatePolicy, decide, load_policy
 from cohortlm.evaluation.intervals import THRESHOLD_METRICS
-from cohortlm.evaluation.tripod import CohortSummary
 
 __all__ = [
     "MIN_CASES",
@@ -168,7 +168,7 @@ class ReportData:
     profile: str | None = None
     #: the study spec, when known (the TRIPOD+AI checklist reads its definitions)
     study: StudySpec | None = None
-    #: patients and cases per split (:class:`cohortlm.evaluation.tripod.CohortSummary`), when known
+    #: patients and cases per split (:class:`cohortlm.evaluation.cohort_counts.CohortSummary`), when known
     cohort: CohortSummary | None = None
     #: per endpoint, model and declared subgroup level (:func:`cohortlm.evaluation.subgroups.subgroup_table`)
     subgroups: pd.DataFrame | None = None

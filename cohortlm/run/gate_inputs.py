@@ -23,8 +23,8 @@ from cohortlm.errors import DataError
 from cohortlm.evaluation.evaluate import ThresholdPool
 
 if TYPE_CHECKING:
+    from cohortlm.evaluation.cohort_counts import CohortSummary
     from cohortlm.evaluation.gate import Decision
-    from cohortlm.evaluation.tripod import CohortSummary
 
 
 def _load_scores(path: str, spec: StudySpec) -> pd.DataFrame:
@@ -107,8 +107,8 @@ class GateInputs:
 
 def gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> GateInputs:
     """Labels, split and scores, restricted to the patients every model scored."""
+    from cohortlm.evaluation.cohort_counts import cohort_summary
     from cohortlm.evaluation.comparisons import llm_pairs
-    from cohortlm.evaluation.tripod import cohort_summary
 
     raw = read_table(split_table, what="split table")
     labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())

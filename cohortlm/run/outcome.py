@@ -20,13 +20,13 @@ import pandas as pd
 
 from cohortlm.contracts import OUTCOME_FILE
 from cohortlm.errors import SpecError
+from cohortlm.evaluation.cohort_counts import CohortSummary
 from cohortlm.evaluation.decision_curve import DECISION_CURVE_COLUMNS, TREAT_ALL, TREAT_NONE
 from cohortlm.evaluation.evaluate import COUNT_COLUMNS, TABLE1_AUC_COLUMNS, Evaluation, serving_thresholds
 from cohortlm.evaluation.gate import Decision
 from cohortlm.evaluation.intervals import THRESHOLD_METRICS
 from cohortlm.evaluation.stats.calibration import CALIBRATION_COLUMNS
 from cohortlm.evaluation.subgroups import SUBGROUP_COLUMNS
-from cohortlm.evaluation.tripod import CohortSummary
 from cohortlm.models.training import TrainingFigures
 
 __all__ = ["OUTCOME_FILE", "OUTCOME_SCHEMA", "OUTCOME_SCHEMA_VERSION", "WINNERS", "GateOutcome", "RocCurve"]
@@ -354,7 +354,7 @@ class GateOutcome:
             first_champion: No champion serves yet (the baseline stands in for one).
             training: Training figures per fine-tuned model.
             recipe: The resolved recipe (:meth:`cohortlm.run.profiles.Profile.to_dict`).
-            cohort: Patients and cases per split (:func:`cohortlm.evaluation.tripod.cohort_summary`).
+            cohort: Patients and cases per split (:func:`cohortlm.evaluation.cohort_counts.cohort_summary`).
             subgroups: The subgroup table (:func:`cohortlm.evaluation.subgroups.subgroup_table`).
             internal_validation: The baseline's optimism correction
                 (:func:`cohortlm.models.baseline.internal_validation`).
