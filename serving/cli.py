@@ -86,7 +86,8 @@ def serve(
 
     log = None
     if prediction_log:
-        from serving.prediction_log import PredictionLog, read_pseudonym_key
+        from serving.log_writer import PredictionLog
+        from serving.prediction_log import read_pseudonym_key
 
         log = PredictionLog(prediction_log, read_pseudonym_key(pseudonym_key_file))
     run_server(

@@ -9,7 +9,7 @@ KServe's own ``request_predict_seconds`` and friends.
 ``cohortlm_requests_total``           counter    ``model_version``, ``status`` (HTTP code, "200", "400")
 ``cohortlm_predicted_probability``    histogram  ``endpoint``, ``model_version``
 ``cohortlm_model_info``               gauge      ``model_version``, ``kind``, ``study``; 1 while serving
-``cohortlm_prediction_log_dropped``   counter    ``reason`` (queue_full, write_failed): predictions not logged
+``cohortlm_prediction_log_dropped``   counter    ``reason`` (queue_full, write_failed, writer_died)
 ``cohortlm_prediction_log_written``   counter    predictions written to the prediction log
 ====================================  =========  ====================================================
 
@@ -66,7 +66,8 @@ PREDICTED_PROBABILITY = Histogram(
 )
 PREDICTION_LOG_DROPPED = Counter(
     "cohortlm_prediction_log_dropped",
-    "Predictions the prediction log could not keep (queue_full, write_failed); the predictions were served",
+    "Predictions the prediction log could not keep (queue_full, write_failed, writer_died); "
+    "the predictions were served",
     ["reason"],
 )
 PREDICTION_LOG_WRITTEN = Counter(

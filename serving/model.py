@@ -225,7 +225,7 @@ class CohortModel(Model):
         require_manifest: refuse unpromoted bundles (no MANIFEST.json).
         max_batch: the most instances one request may carry.
         verify_key: public key (PEM) every served bundle must be signed with, or None.
-        prediction_log: a :class:`serving.prediction_log.PredictionLog` to record every prediction in
+        prediction_log: a :class:`serving.log_writer.PredictionLog` to record every prediction in
             (pseudonymised, off the request's path), or None.
     """
 

@@ -10,11 +10,10 @@ No feature value is stored per patient: the server keeps only counts per
 feature bin and day (``feature_bins``; bins from the spec, :mod:`cohortlm.monitoring.bins`),
 which the monitor merges so that no reported group holds fewer than 10 patients.
 
-Writing stays off the request's path: :meth:`PredictionLog.record` puts the batch
-on a bounded queue (never blocking); a writer thread pseudonymises, bins and
-writes queued batches in one transaction. A full queue, or a database that is
-down, drops predictions and counts them in ``cohortlm_prediction_log_dropped_total``
-(by ``reason``); a prediction is never delayed or failed by the log.
+The server records predictions through :class:`serving.log_writer.PredictionLog`,
+off the request's path and out of the server's process: this module holds what is
+stored and how (the tables, :class:`LogStore`), and the packed form in which the
+server hands recorded requests to its writer process (:func:`pack`).
 
 Storage is SQLAlchemy 2: SQLite for a local ``cohortlm serve``
 (``sqlite:///path``), PostgreSQL through psycopg 3 on the cluster
@@ -29,14 +28,10 @@ import hmac
 import logging
 import math
 import os
-import queue
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -46,7 +41,6 @@ from sqlalchemy.engine import Connection, Engine
 from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
 from cohortlm.monitoring.bins import FeatureBins, spec_bins
-from serving.metrics import PREDICTION_LOG_DROPPED, PREDICTION_LOG_WRITTEN
 
 log = logging.getLogger("cohortlm.serving.prediction_log")
 
@@ -249,37 +243,51 @@ class LogStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    # -------------------------------------------------------------- writing (the server)
+    # -------------------------------------------------------------- writing (the writer process)
 
     def write(self, batch: Sequence[_Item], key: bytes, bins_of: Any) -> int:
-        """Write queued batches in one transaction; returns the predictions written.
+        """Write recorded requests in one transaction; returns the predictions written."""
+        return self.write_segments(pack(batch), key, bins_of)
 
-        The rows go through the driver's ``executemany`` as tuples, and each feature's
-        bins are counted once per (version, day) over the whole batch: the writer shares
-        the server's CPU and GIL, so its cost per prediction is kept small.
+    def write_segments(self, segments: Sequence[Segment], key: bytes, bins_of: Any) -> int:
+        """Write packed requests (:func:`pack`) in one transaction; returns the predictions written.
+
+        One row per prediction, in the order the requests were recorded, through the
+        driver's ``executemany``; each feature's bins are counted once per (version, day)
+        over the whole batch. ``bins_of(version, spec)`` gives a version's bins.
         """
         rows: list[tuple[Any, ...]] = []
-        groups: dict[tuple[str, str], list[_Item]] = {}
-        n = 0
-        for item in batch:
-            k, m = item.proba.shape
-            n += k
-            pseud = [pseudonym(key, i) if _present(i) else None for i in item.ids] if item.ids else [None] * k
-            probs = np.ascontiguousarray(item.proba, dtype="<f8").tobytes()
-            decs = np.ascontiguousarray(item.decisions, dtype=np.uint8).tobytes()
-            version, ts = item.version, item.ts
+        groups: dict[tuple[str, str], list[tuple[Segment, np.ndarray | None]]] = {}
+        for seg in segments:
+            k, m = seg.proba.shape
+            pseud = [pseudonym(key, i) if _present(i) else None for i in seg.ids] if seg.ids else [None] * k
+            probs = np.ascontiguousarray(seg.proba, dtype="<f8").tobytes()
+            decs = np.ascontiguousarray(seg.decisions, dtype=np.uint8).tobytes()
+            served_at = np.repeat(seg.ts, seg.sizes).tolist()
             rows += [
-                (pseud[r], version, ts, probs[r * m * 8 : (r + 1) * m * 8], decs[r * m : (r + 1) * m])
+                (
+                    pseud[r],
+                    seg.version,
+                    served_at[r],
+                    probs[r * m * 8 : (r + 1) * m * 8],
+                    decs[r * m : (r + 1) * m],
+                )
                 for r in range(k)
             ]
-            day = datetime.fromtimestamp(item.ts, UTC).strftime("%Y-%m-%d")
-            groups.setdefault((item.version, day), []).append(item)
-            time.sleep(0)  # yield the GIL: a request waiting on the event loop goes first
+            day_of_item = [datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d") for t in seg.ts.tolist()]
+            days = sorted(set(day_of_item))
+            for day in days:
+                mask = None if len(days) == 1 else np.repeat(np.array(day_of_item) == day, seg.sizes)
+                groups.setdefault((seg.version, day), []).append((seg, mask))
         bin_rows = []
-        for (version, day), items in groups.items():
-            bins: Mapping[str, FeatureBins] = bins_of(version, items[0].spec)
+        for (version, day), parts_of in groups.items():
+            bins: Mapping[str, FeatureBins] = bins_of(version, parts_of[0][0].spec)
             for name, b in bins.items():
-                parts = [i.columns[name] for i in items if name in i.columns]
+                parts = [
+                    seg.columns[name] if mask is None else seg.columns[name][mask]
+                    for seg, mask in parts_of
+                    if name in seg.columns
+                ]
                 if not parts:
                     continue
                 c = b.counts(np.concatenate(parts) if len(parts) > 1 else parts[0])
@@ -293,17 +301,14 @@ class LogStore:
                     }
                     for idx in np.flatnonzero(c)
                 ]
-                time.sleep(0)
         with self.engine.begin() as conn:
             if rows:
                 mark = "%s" if conn.dialect.name == "postgresql" else "?"
                 columns = "pseudonym, model_version, served_at, probabilities, decisions"
                 sql = f"INSERT INTO predictions ({columns}) VALUES ({', '.join([mark] * 5)})"
-                for start in range(0, len(rows), 512):  # in slices, yielding the GIL between them
-                    conn.exec_driver_sql(sql, rows[start : start + 512])
-                    time.sleep(0)
+                conn.exec_driver_sql(sql, rows)
             _upsert(conn, feature_bins, bin_rows, ["model_version", "day", "feature", "bin"], add="count")
-        return n
+        return len(rows)
 
     # -------------------------------------------------------------- outcomes
 
@@ -447,11 +452,12 @@ def _present(x: Any) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x)) and x != ""
 
 
-# ---------------------------------------------------------------------------- the writer
+# ---------------------------------------------------------------------------- the packed batches
 
 
-@dataclass(frozen=True)
-class _Item:
+class _Item(NamedTuple):
+    """One request's predictions as recorded: references to arrays the request computed anyway."""
+
     version: str
     spec: StudySpec
     endpoints: tuple[str, ...]
@@ -462,120 +468,64 @@ class _Item:
     columns: Mapping[str, np.ndarray]
 
 
-class PredictionLog:
-    """The server's side of the log: a bounded queue and one writer thread.
+class Segment(NamedTuple):
+    """Consecutive recorded requests of one version with the same feature columns, stacked.
 
-    Args:
-        url: the database URL.
-        key: the pseudonym key (:func:`read_pseudonym_key`).
-        max_queue: batches the queue holds before new ones are dropped (and counted).
-        max_batch: batches written in one transaction.
-        flush_interval: the longest a batch waits before it is written, in seconds.
+    ``ts`` and ``sizes`` hold one entry per request (its time, its rows); the rest one
+    entry per prediction. ``ids`` is None when no request of the segment carried ids.
+    ``spec`` is None on its way to a writer process that was sent the version's spec before.
     """
 
-    def __init__(
-        self,
-        url: str,
-        key: bytes,
-        *,
-        max_queue: int = 10_000,
-        max_batch: int = 256,
-        flush_interval: float = 0.5,
-    ):
-        # The server starts (and serves) even when the database is down: the tables are
-        # created by the writer once it answers, and what cannot be written is dropped and counted.
-        self.store = LogStore(url, create=False)
-        self._tables = False
-        try:
-            self.store.create_tables()
-            self._tables = True
-        except Exception as exc:
-            log.warning(
-                "prediction log %s not reachable at start (%s); predictions are dropped and counted "
-                "until it answers",
-                safe_url(url),
-                type(exc).__name__,
-            )
-        self._key = key
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
-        self.max_batch = max_batch
-        self.flush_interval = flush_interval
+    version: str
+    spec: StudySpec | None
+    ts: np.ndarray
+    sizes: np.ndarray
+    ids: list[Any] | None
+    proba: np.ndarray
+    decisions: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+def pack(items: Sequence[_Item]) -> list[Segment]:
+    """Stack recorded requests into segments: a few arrays per batch to pickle, not a few per request."""
+    segments: list[Segment] = []
+    run: list[_Item] = []
+    for item in items:
+        if run and (item.version != run[0].version or item.columns.keys() != run[0].columns.keys()):
+            segments.append(_stack(run))
+            run = []
+        run.append(item)
+    if run:
+        segments.append(_stack(run))
+    return segments
+
+
+def _stack(run: list[_Item]) -> Segment:
+    sizes = np.fromiter((len(i.proba) for i in run), dtype=np.int64, count=len(run))
+    ids: list[Any] | None = None
+    if any(i.ids for i in run):
+        ids = []
+        for i, k in zip(run, sizes.tolist(), strict=True):
+            ids += i.ids if i.ids and len(i.ids) == k else [None] * k
+    return Segment(
+        run[0].version,
+        run[0].spec,
+        np.fromiter((i.ts for i in run), dtype=np.float64, count=len(run)),
+        sizes,
+        ids,
+        np.concatenate([i.proba for i in run]),
+        np.concatenate([i.decisions for i in run]),
+        {name: np.concatenate([i.columns[name] for i in run]) for name in run[0].columns},
+    )
+
+
+class BinsCache:
+    """``bins_of(version, spec)`` for :meth:`LogStore.write_segments`: each version's bins, built once."""
+
+    def __init__(self) -> None:
         self._bins: dict[str, Mapping[str, FeatureBins]] = {}
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
 
-    def record(
-        self,
-        version: str,
-        spec: StudySpec,
-        endpoints: tuple[str, ...],
-        ids: list[Any] | None,
-        proba: np.ndarray,
-        decisions: np.ndarray,
-        columns: Mapping[str, np.ndarray],
-    ) -> bool:
-        """Queue one request's predictions; never blocks. False (and counted) when dropped."""
-        item = _Item(version, spec, endpoints, time.time(), ids, proba, decisions, columns)
-        try:
-            self._idle.clear()
-            self._queue.put_nowait(item)
-        except queue.Full:
-            PREDICTION_LOG_DROPPED.labels(reason="queue_full").inc(proba.shape[0])
-            return False
-        return True
-
-    def _bins_of(self, version: str, spec: StudySpec) -> Mapping[str, FeatureBins]:
+    def __call__(self, version: str, spec: StudySpec) -> Mapping[str, FeatureBins]:
         if version not in self._bins:
             self._bins[version] = spec_bins(spec)
         return self._bins[version]
-
-    def _run(self) -> None:
-        backoff = 0.0
-        while True:
-            try:
-                first = self._queue.get(timeout=self.flush_interval)
-            except queue.Empty:
-                if self._stop.is_set():
-                    self._idle.set()
-                    return
-                self._idle.set()
-                continue
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            n = sum(i.proba.shape[0] for i in batch)
-            try:
-                if not self._tables:
-                    self.store.create_tables()
-                    self._tables = True
-                self.store.write(batch, self._key, self._bins_of)
-                PREDICTION_LOG_WRITTEN.inc(n)
-                backoff = 0.0
-            except Exception as exc:  # the database is down or refused: drop and count, never raise
-                PREDICTION_LOG_DROPPED.labels(reason="write_failed").inc(n)
-                log.warning("prediction log: %d predictions dropped (%s)", n, type(exc).__name__)
-                backoff = min(max(backoff * 2, 0.5), 10.0)
-                self._stop.wait(backoff)
-            if self._queue.empty():
-                self._idle.set()
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued prediction is written (or dropped); False on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.empty() and self._idle.wait(0.05) and self._queue.empty():
-                return True
-        return False
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, stop the writer and release the database."""
-        self.flush(timeout)
-        self._stop.set()
-        self._thread.join(timeout)
-        self.store.close()

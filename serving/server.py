@@ -246,7 +246,7 @@ def serve(
         model_control: keep KServe's model load/unload routes (needs ``auth_token_file``).
         verify_key: public key (PEM) that must have signed the bundle; default ``$COHORTLM_VERIFY_KEY``.
         max_body_bytes: the largest request body accepted (default 16 MiB).
-        prediction_log: a :class:`serving.prediction_log.PredictionLog` recording every prediction, or None.
+        prediction_log: a :class:`serving.log_writer.PredictionLog` recording every prediction, or None.
         kserve_options: kserve ModelServer arguments named in :data:`KSERVE_OPTIONS`.
 
     Raises:

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from monitor_testlib import instances
 
+from serving.log_writer import PredictionLog
 from serving.model import load_served_bundle
-from serving.prediction_log import PredictionLog, read_pseudonym_key
+from serving.prediction_log import read_pseudonym_key
 
 EXE = Path(sys.executable).with_name("cohortlm")
 

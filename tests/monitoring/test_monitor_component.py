@@ -10,8 +10,8 @@ from monitor_testlib import instances
 
 from cohortlm.errors import UsageError
 from components.monitor.component import monitor
+from serving.log_writer import PredictionLog
 from serving.model import load_served_bundle
-from serving.prediction_log import PredictionLog
 
 
 def test_the_component_reports_and_pushes(promoted, small_cohort, tmp_path, gateway):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import threading
+import os
+import signal
 import time
 
 import numpy as np
@@ -11,9 +12,10 @@ import sqlalchemy as sa
 from monitor_testlib import instances
 
 from cohortlm.errors import UsageError
+from serving.log_writer import PredictionLog
 from serving.metrics import PREDICTION_LOG_DROPPED
 from serving.model import load_served_bundle
-from serving.prediction_log import LogStore, PredictionLog, engine_for, pseudonym, read_pseudonym_key
+from serving.prediction_log import LogStore, engine_for, pseudonym, read_pseudonym_key
 
 KEY = b"k" * 32
 
@@ -89,33 +91,30 @@ def test_predictions_are_logged_with_pseudonyms_and_bin_counts_only(log_url, bas
 def test_a_full_queue_drops_and_counts_without_blocking(tmp_path, baseline_bundle, small_cohort):
     served = load_served_bundle(baseline_bundle, require_manifest=False)
     log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", KEY, max_queue=2)
-    gate = threading.Event()
-    original = log.store.write
-
-    def slow_write(*args, **kwargs):
-        gate.wait(10)
-        return original(*args, **kwargs)
-
-    log.store.write = slow_write  # the writer stalls (a slow database)
-    rows = instances(small_cohort.iloc[:5], served.schema.spec)
-    before = _dropped("queue_full")
-    start = time.perf_counter()
-    for _ in range(10):
-        _feed(log, served, rows, None)
-    assert time.perf_counter() - start < 2.0  # never waits for the database
-    assert _dropped("queue_full") - before >= 5 * 5
-    gate.set()
+    os.kill(log.writer.pid, signal.SIGSTOP)  # the writer stalls (a slow database)
+    try:
+        rows = instances(small_cohort.iloc[:5], served.schema.spec)
+        before = _dropped("queue_full")
+        start = time.perf_counter()
+        for _ in range(10):
+            _feed(log, served, rows, None)
+        assert time.perf_counter() - start < 2.0  # never waits for the database
+        assert _dropped("queue_full") - before >= 5 * 5
+    finally:
+        os.kill(log.writer.pid, signal.SIGCONT)
+    assert log.flush(30)
     log.close()
 
 
-def test_a_database_that_is_down_drops_and_counts(tmp_path, baseline_bundle, small_cohort):
+def test_a_database_that_refuses_writes_drops_and_counts(tmp_path, baseline_bundle, small_cohort):
     served = load_served_bundle(baseline_bundle, require_manifest=False)
-    log = PredictionLog(f"sqlite:///{tmp_path / 'log.db'}", KEY, flush_interval=0.05)
-
-    def down(*args, **kwargs):
-        raise sa.exc.OperationalError("INSERT", {}, ConnectionRefusedError())
-
-    log.store.write = down
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = PredictionLog(url, KEY, flush_interval=0.05)
+    engine = engine_for(url)
+    with engine.begin() as conn:  # the table the writer inserts into no longer takes its rows
+        conn.execute(sa.text("DROP TABLE predictions"))
+        conn.execute(sa.text("CREATE TABLE predictions (x INTEGER)"))
+    engine.dispose()
     before = _dropped("write_failed")
     proba = _feed(log, served, instances(small_cohort.iloc[:7], served.schema.spec), None)
     assert np.isfinite(proba).all()

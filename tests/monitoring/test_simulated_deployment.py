@@ -24,8 +24,9 @@ from kfp_standin import kfp_api, run_posts
 from monitor_testlib import instances
 from services import free_port
 
+from serving.log_writer import PredictionLog
 from serving.monitor_simulation import build_champion, population
-from serving.prediction_log import PredictionLog, read_pseudonym_key
+from serving.prediction_log import read_pseudonym_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
