@@ -237,21 +237,35 @@ def scaling(widths: list[int], rows: int, out: Path, baseline: str | None) -> in
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    lines = _markdown_table(table)
-    out.with_suffix(".md").write_text(
-        f"# Validation scaling ({rows} rows, GX {gx.__version__}, {report['machine']})\n\n"
-        + "\n".join(lines)
-        + (
-            f"\n\nBaseline: revision {base_rev}, same cohorts, same run, in a child process."
-            if base_rev
-            else ""
-        )
-        + f"\n\nLoad average at the end: {report['load_average_1min_at_end']} "
-        "(CPU seconds do not count other processes; wall seconds do).\n"
-    )
-    print("\n".join(lines))
+    out.with_suffix(".md").write_text(scaling_markdown(report, rows))
+    print("\n".join(_markdown_table(table)))
     ok = all(r["success"] for r in table) and all(r.get("baseline", r)["success"] for r in table)
     return 0 if ok else 1
+
+
+def scaling_markdown(report: dict[str, Any], rows: int) -> str:
+    """``validation_scaling.md``: the table of ``report`` and what its columns mean."""
+    base = report.get("baseline_revision")
+    text = [
+        f"# Validation scaling ({rows} rows, GX {report['great_expectations']}, {report['machine']})",
+        "",
+        *_markdown_table(report["table"]),
+        "",
+        "*expectations*: rows of the report (one per column and check). *GX expectations run*: what",
+        "Great Expectations ran for them (checks shared by many columns run once on their stacked",
+        f"values, {report['stack_columns']} columns at most; a failing stack's columns run one by one).",
+        "*uniform*: features of a kind share their range, nothing missing. *varied*: each numeric and",
+        "integer feature has its own range and 5 % missing values, so their range and null checks run",
+        "per column: the worst case for stacking with a cohort that passes.",
+    ]
+    if base:
+        text += ["", f"Baseline: revision {base} (a GX expectation per report row), same cohorts, same run."]
+    text += [
+        "",
+        f"Load average at the end: {report['load_average_1min_at_end']} "
+        "(CPU seconds do not count other processes; wall seconds do).",
+    ]
+    return "\n".join(text) + "\n"
 
 
 def _markdown_table(table: list[dict[str, Any]]) -> list[str]:
