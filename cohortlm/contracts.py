@@ -17,6 +17,7 @@ RUN_FILE = "run.json"  # which models ran, the candidate and champion
 SUMMARY_FILE = "summary.json"  # the run's headline figures
 LABELS_FILE = "labels.parquet"  # the split's labels, one row per patient
 SCORES_DIR = "scores"  # scores/<model>.parquet, one table per model
+SUBGROUP_LEVELS_FILE = "subgroup_levels.parquet"  # each gated patient's level in every declared subgroup
 DECISION_FILE = "decision.json"  # the gate's decision (also kept beside a promoted version)
 OUTCOME_FILE = "outcome.json"  # the gate's outcome: decision, operating points, validation
 

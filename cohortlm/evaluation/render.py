@@ -24,6 +24,7 @@ from cohortlm.evaluation.figures import plot_roc
 from cohortlm.evaluation.report import (
     MIN_CASES,
     ReportData,
+    RunData,
     compute_report,
     read_run_dir,
     small_sample_endpoints,
@@ -96,6 +97,8 @@ def write_report(
         threshold_pool=run.threshold_pool,
     )
     report = replace(report, internal_validation=_outcome_internal_validation(Path(run_dir)))
+    if run.subgroup_levels is not None:
+        report = replace(report, subgroups=_subgroups(run, report, run.subgroup_levels))
     cohort = _outcome_cohort(Path(run_dir))
     if cohort is not None:
         report = replace(report, cohort=cohort)
@@ -107,6 +110,16 @@ def write_report(
         validation=run.validation,
         study_name=run.study.name if run.study is not None else None,
     )
+
+
+def _subgroups(run: RunData, report: ReportData, levels: pd.DataFrame) -> pd.DataFrame:
+    """``subgroups.csv``'s rows from the run folder, on the split the gate step reported them."""
+    from cohortlm.evaluation.subgroups import subgroup_table
+
+    split = report.evaluation.eval_split or (report.decision.policy.split if report.decision else "test")
+    rows = run.split.index[run.split == split]
+    scores = {m: run.scores[m] for m in report.models}
+    return subgroup_table(run.labels, scores, levels, endpoints=report.endpoints, rows=rows)
 
 
 def _outcome_internal_validation(run_dir: Path) -> dict[str, Any] | None:

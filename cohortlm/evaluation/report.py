@@ -24,6 +24,10 @@ Run folder layout (what the pipeline writes and ``cohortlm report RUN_DIR`` read
       threshold_pool/       optional: labels.parquet and scores/<model>.parquet of the patients pooled
                             with validation to choose thresholds (the regression's out-of-fold
                             training scores, written by the gate step)
+      subgroup_levels.parquet
+                            optional: each gated patient's level in every subgroup the study
+                            declares (levels such as ``>=65``, never the values); the report's
+                            subgroups.csv is computed from it
       decision.json         optional: the gate's Decision record (cohortlm.evaluation.gate). When it is
                             absent and run.json names a candidate and a champion, the report
                             computes the decision and writes it to report/decision.json.
@@ -70,6 +74,7 @@ from cohortlm.contracts import (
     RUN_FILE,
     SCORES_DIR,
     STUDY_FILE,
+    SUBGROUP_LEVELS_FILE,
     SUMMARY_FILE,
     scores_file,
 )
@@ -150,6 +155,8 @@ class RunData:
     validation: dict[str, Any] | None = None
     #: threshold_pool/: the out-of-fold training scores the gate step pooled for thresholds
     threshold_pool: ThresholdPool | None = None
+    #: subgroup_levels.parquet: each gated patient's level in every declared subgroup, by id
+    subgroup_levels: pd.DataFrame | None = None
 
 
 @dataclass
@@ -279,7 +286,19 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         run_info=_optional_json(root / SUMMARY_FILE),
         validation=_optional_json(root / "validation" / "validation.json"),
         threshold_pool=_read_threshold_pool(root, id_col),
+        subgroup_levels=_read_subgroup_levels(root, id_col),
     )
+
+
+def _read_subgroup_levels(root: Path, id_col: str) -> pd.DataFrame | None:
+    """``subgroup_levels.parquet`` by patient id, when the study declares subgroups."""
+    path = root / SUBGROUP_LEVELS_FILE
+    if not path.is_file():
+        return None
+    levels = _read_table(path.with_suffix(""), "the subgroup levels")
+    if id_col not in levels.columns:
+        raise DataError(f"{path}: no '{id_col}' column")
+    return levels.set_index(id_col)
 
 
 def _read_threshold_pool(root: Path, id_col: str) -> ThresholdPool | None:

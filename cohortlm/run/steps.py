@@ -35,6 +35,7 @@ from cohortlm.contracts import (
     RUN_FILE,
     SCORES_DIR,
     STUDY_FILE,
+    SUBGROUP_LEVELS_FILE,
     THRESHOLDS_FILE,
     scores_file,
 )
@@ -46,6 +47,7 @@ from cohortlm.run.gate_inputs import (
     baseline_internal_validation,
     decide_against_champion,
     gate_inputs,
+    subgroup_levels_of,
     subgroup_rows,
 )
 from cohortlm.run.outcome import GateOutcome
@@ -352,6 +354,9 @@ def _write_run_files(
     for name, frame in inputs.scores.items():
         table = frame.rename_axis(spec.id_column).reset_index()
         table.to_parquet(out / scores_file(name), index=False)
+    levels = subgroup_levels_of(inputs, spec)
+    if levels is not None:  # so that `cohortlm report RUN_DIR` re-renders subgroups.csv
+        levels.rename_axis(spec.id_column).reset_index().to_parquet(out / SUBGROUP_LEVELS_FILE, index=False)
     llms = [{"zero_shot": z, "fine_tuned": f} for z, f in inputs.pairs]
     run = {"candidate": decision.candidate, "champion": decision.champion, "models": models, "llms": llms}
     (out / RUN_FILE).write_text(json.dumps(run, indent=2))

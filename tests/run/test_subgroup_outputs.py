@@ -83,3 +83,21 @@ def test_the_decision_records_each_level_and_the_page_shows_them(gated: tuple[Ga
     assert any("subgroup level" in r for r in outcome.decision.reasons)
     page = (out / "report" / "index.html").read_text()
     assert "<section id='subgroups'>" in page and "age_band" in page
+
+
+def test_a_report_re_rendered_from_the_run_folder_has_the_same_subgroups(
+    gated: tuple[GateOutcome, Path], tmp_path: Path
+) -> None:
+    from cohortlm.contracts import SUBGROUP_LEVELS_FILE
+    from cohortlm.evaluation.render import write_report
+
+    _, out = gated
+    levels = pd.read_parquet(out / SUBGROUP_LEVELS_FILE)
+    assert list(levels.columns) == ["subject", "sex", "age_band", "diabetes"]  # levels, never values
+    assert set(levels["age_band"].dropna()) <= {"<65", ">=65"}
+    write_report(out, out_dir=tmp_path / "again")
+    assert (tmp_path / "again" / "subgroups.csv").read_bytes() == (
+        out / "report" / "subgroups.csv"
+    ).read_bytes()
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["subgroups"] == json.loads((out / "report" / "metrics.json").read_text())["subgroups"]
