@@ -21,6 +21,9 @@ SUBGROUP_LEVELS_FILE = "subgroup_levels.parquet"  # each gated patient's level i
 DECISION_FILE = "decision.json"  # the gate's decision (also kept beside a promoted version)
 OUTCOME_FILE = "outcome.json"  # the gate's outcome: decision, operating points, validation
 
+# A raw data folder (``cohortlm synth``, or the synthetic cohort ``cohortlm run`` makes without --data).
+PROVENANCE_FILE = "provenance.json"  # where the tables came from: the generator, n, seed; no patient data
+
 # A bundle (a trained model's folder).
 BUNDLE_FILE = "bundle.json"  # what the bundle is: study, model kind, features
 THRESHOLDS_FILE = "thresholds.json"  # the operating points the server applies per endpoint

@@ -22,13 +22,14 @@ without one is a flat table already (one row per patient) and is used as is.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from cohortlm.cohort.conform import conform_table
-from cohortlm.cohort.io import read_table
+from cohortlm.cohort.io import read_provenance, read_table
 from cohortlm.cohort.study import FEATURISER_NAMES, StudySpec
 from cohortlm.errors import DataError, UsageError
 
@@ -48,6 +49,8 @@ class FeaturiseResult:
     exclusions: dict[str, int] = field(default_factory=dict)
     #: what a person should know about the data (counts and column names only)
     notes: list[str] = field(default_factory=list)
+    #: where the input came from (:func:`data_provenance`), filled in by :func:`featurise`
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_included(self) -> int:
@@ -302,8 +305,19 @@ def check_input(raw: str | Path, spec: StudySpec, *, what: str = "--data") -> No
             )
 
 
+def data_provenance(raw: str | Path) -> dict[str, Any]:
+    """Whether ``raw`` is the synthetic cohort, as the data itself records it.
+
+    The generator writes a provenance file beside its tables, and a Parquet table derived
+    from them keeps the record in its metadata (:func:`cohortlm.cohort.io.read_provenance`).
+    Input with neither is taken as real data, ``{"synthetic": False}``, not as unknown:
+    only the generator writes the record, so data without one did not come from it. Unknown
+    (None) is left for tables written before the record existed, which carry nothing.
+    """
+    return read_provenance(raw) or {"synthetic": False}
+
+
 def featurise(raw: str | Path, spec: StudySpec) -> FeaturiseResult:
-    """Featurise ``raw`` with the study's featuriser, or read it as a flat table."""
-    if spec.featuriser is None:
-        return featurise_flat(raw, spec)
-    return FEATURISERS[spec.featuriser](raw, spec)
+    """Featurise ``raw`` with the study's featuriser, or read it as a flat table; with its provenance."""
+    featuriser = featurise_flat if spec.featuriser is None else FEATURISERS[spec.featuriser]
+    return replace(featuriser(raw, spec), provenance=data_provenance(raw))

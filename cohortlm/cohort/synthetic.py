@@ -50,13 +50,16 @@ Japanese RA cohort of the 2010s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cohortlm.cohort import indices
+from cohortlm.cohort.io import write_provenance
 
 #: The seed study: 15,004 patients of whom 3,139 have under two years of follow-up.
 REFERENCE_N = 15004
@@ -73,11 +76,24 @@ class SyntheticCohort:
     patients: pd.DataFrame
     visits: pd.DataFrame
     medications: pd.DataFrame
+    #: the generator's arguments (seed, shifts), recorded in the provenance
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def provenance(self) -> dict[str, Any]:
+        """What the folder's provenance file says: synthetic, this generator, n and settings."""
+        return {"synthetic": True, "generator": __name__, "n": len(self.patients), **self.settings}
 
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write ``patients.parquet``, ``visits.parquet`` and ``medications.parquet`` to ``out``."""
+        """Write ``patients.parquet``, ``visits.parquet`` and ``medications.parquet`` to ``out``.
+
+        Also :data:`~cohortlm.contracts.PROVENANCE_FILE` (:meth:`provenance`), which the
+        featurise step reads so that the run's outcome and model card say the data is
+        synthetic. Returns the tables' paths.
+        """
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
+        # First: tables without it would pass for a user's real data, which is the worse mistake.
+        write_provenance(folder, self.provenance())
         paths = {}
         for name in ("patients", "visits", "medications"):
             path = folder / f"{name}.parquet"
@@ -128,7 +144,8 @@ def generate_cohort(
     visits = _visits(rng, pid, traits, activity, haq_latent, last_step)
     patients = _patients(rng, pid, traits)
     medications = _medications(rng, pid, traits.baseline, last_step, treatment, escalation_step)
-    return SyntheticCohort(patients=patients, visits=visits, medications=medications)
+    settings = {"seed": seed, "age_shift": age_shift, "era_shift_years": era_shift_years}
+    return SyntheticCohort(patients=patients, visits=visits, medications=medications, settings=settings)
 
 
 @dataclass(frozen=True)
