@@ -397,6 +397,14 @@ def _interval_columns(points: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(metrics, key=lambda m: (rank.get(m, len(rank)), m))
 
 
+#: at the top of a card whose data is the synthetic cohort, where no reader can miss it
+_SYNTHETIC_NOTICE = (
+    "> **Synthetic data.** This model was trained and evaluated on the synthetic cohort, "
+    "not on real patients: its figures say nothing about real patients.",
+    "",
+)
+
+
 def model_card_markdown(card: Mapping[str, Any]) -> str:
     """``model_card.md``: the card for people, section by section."""
     m, data, perf = card["model"], card["training_data"], card["performance"]
@@ -407,6 +415,7 @@ def model_card_markdown(card: Mapping[str, Any]) -> str:
         f"(spec hash `{str(m['study_hash'])[:12]}`), created {m['created']}. This card is covered by the "
         "bundle's MANIFEST.json and signature.",
         "",
+        *(_SYNTHETIC_NOTICE if data.get("synthetic") else ()),
         "## Intended use",
         "",
         card["intended_use"]["text"],
