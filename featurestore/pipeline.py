@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 from cohortlm.cohort.features import EVENT_TIMESTAMP, OFFLINE_DATA_PATH, entity_frame, feature_service_name
-from cohortlm.cohort.io import read_table, write_table
+from cohortlm.cohort.io import read_provenance, read_table, write_table
 from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
 from cohortlm.run.steps import timed
@@ -89,11 +89,15 @@ def training_table(cohort: pd.DataFrame, spec: StudySpec, repo_dir: str | Path) 
 
 @timed
 def training_table_step(cohort: str, spec: StudySpec, feature_repo: str, out: str) -> dict[str, Any]:
-    """Pipeline step: featurised cohort file -> Feast -> training table file."""
+    """Pipeline step: featurised cohort file -> Feast -> training table file.
+
+    The training table keeps the cohort file's provenance (whether the data is synthetic)
+    for the split and gate steps.
+    """
     table = read_table(cohort, what="cohort")
     repo = feature_repo or tempfile.mkdtemp(prefix="feature-repo-")
     result = training_table(table, spec, repo)
-    write_table(result, out)
+    write_table(result, out, provenance=read_provenance(cohort))
     return {
         "rows": len(result),
         "feature_service": feature_service_name(spec),

@@ -34,7 +34,8 @@ class CohortSummary:
         period: First and last calendar year of the baselines (the spec's
             ``timestamp_column``) holding at least :data:`MIN_PERIOD_COUNT` of them,
             or None when the data has no dates.
-        synthetic: Whether the data is the synthetic cohort; None when not recorded.
+        synthetic: Whether the data is the synthetic cohort, as the split table's provenance
+            records it (:func:`cohortlm.cohort.io.read_provenance`); None when not recorded.
     """
 
     n: Mapping[str, int]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cohortlm.cohort.io import read_table
+from cohortlm.cohort.io import read_provenance, read_table
 from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import DataError
 from cohortlm.evaluation.evaluate import ThresholdPool
@@ -106,11 +106,16 @@ class GateInputs:
 
 
 def gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) -> GateInputs:
-    """Labels, split and scores, restricted to the patients every model scored."""
+    """Labels, split and scores, restricted to the patients every model scored.
+
+    The cohort summary says whether the data is synthetic as the split table's provenance
+    records it (None, not recorded, for a table written without one).
+    """
     from cohortlm.evaluation.cohort_counts import cohort_summary
     from cohortlm.evaluation.comparisons import llm_pairs
 
     raw = read_table(split_table, what="split table")
+    provenance = read_provenance(split_table)
     labels = spec.labels(raw).set_axis(raw[spec.id_column].to_numpy())
     df = raw.set_index(spec.id_column)
     model_scores = {name: _load_scores(path, spec) for name, path in scores.items()}
@@ -131,7 +136,7 @@ def gate_inputs(split_table: str, spec: StudySpec, scores: Mapping[str, str]) ->
         split=df.loc[common, "split"],
         scores={name: frame.loc[common] for name, frame in model_scores.items()},
         pairs=pairs,
-        cohort=cohort_summary(raw, spec),
+        cohort=cohort_summary(raw, spec, synthetic=provenance["synthetic"] if provenance else None),
         threshold_pool=(
             ThresholdPool(labels.loc[pool_ids], {"baseline": oof.loc[pool_ids]}, "train (out-of-fold)")
             if len(pool_ids)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import pandas as pd
 import yaml
 
-from cohortlm.cohort.io import read_table, write_table
+from cohortlm.cohort.io import read_provenance, read_table, write_table
 from cohortlm.cohort.study import StudySpec, study_from_dict
 from cohortlm.contracts import (
     DECISION_FILE,
@@ -100,12 +100,22 @@ def timed(step: Callable[_P, dict[str, Any]]) -> Callable[_P, dict[str, Any]]:
 
 @timed
 def featurise_step(raw: str, spec: StudySpec, out: str) -> dict[str, Any]:
-    """Raw registry folder (or flat file) -> one row per eligible patient."""
+    """Raw registry folder (or flat file) -> one row per eligible patient.
+
+    The cohort file keeps the input's provenance in its metadata
+    (:func:`~cohortlm.cohort.featurise.data_provenance`: the synthetic cohort says so, a
+    user's data is not synthetic), for the split and gate steps; ``synthetic`` reports it.
+    """
     from cohortlm.cohort.featurise import featurise
 
     result = featurise(raw, spec)
-    write_table(result.table, out)
-    return {"n_input": result.n_input, "n_included": result.n_included, **result.exclusions}
+    write_table(result.table, out, provenance=result.provenance)
+    return {
+        "n_input": result.n_input,
+        "n_included": result.n_included,
+        **result.exclusions,
+        "synthetic": bool(result.provenance["synthetic"]),
+    }
 
 
 @timed
@@ -137,13 +147,17 @@ def validate_step(cohort: str, spec: StudySpec, report_dir: str) -> dict[str, An
 def split_step(
     table: str, spec: StudySpec, out: str, *, split_override: Mapping[str, float] | None = None
 ) -> dict[str, Any]:
-    """Add the seeded patient-level ``split`` column; ``split_override`` replaces the spec's sizes."""
+    """Add the seeded patient-level ``split`` column; ``split_override`` replaces the spec's sizes.
+
+    The split table keeps ``table``'s provenance (whether the data is synthetic), which the
+    gate step reads.
+    """
     from cohortlm.cohort.split import split_table
 
     if split_override:
         spec = spec.with_split(split_override, source="split_override")
     df = split_table(read_table(table, what="training table"), spec)
-    write_table(df, out)
+    write_table(df, out, provenance=read_provenance(table))
     counts = df["split"].value_counts()
     return {k: int(counts.get(k, 0)) for k in ("train", "validation", "test")}
 
