@@ -87,7 +87,8 @@ def write_results(run: Path, variant: str, blocks: int, wall: float) -> None:
     import pandas as pd
 
     from cohortlm.evaluation.comparisons import FAMILIES
-    from cohortlm.evaluation.report import family_markdown, read_run_dir
+    from cohortlm.evaluation.report import family_markdown
+    from cohortlm.evaluation.run_folder import read_run_dir
 
     summary = json.loads((run / "summary.json").read_text())
     decision = json.loads((run / "decision.json").read_text())

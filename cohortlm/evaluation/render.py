@@ -24,9 +24,7 @@ from cohortlm.evaluation.figures import plot_roc
 from cohortlm.evaluation.report import (
     MIN_CASES,
     ReportData,
-    RunData,
     compute_report,
-    read_run_dir,
     small_sample_endpoints,
     small_sample_warnings,
     summary_markdown,
@@ -34,6 +32,7 @@ from cohortlm.evaluation.report import (
     table1_markdown,
 )
 from cohortlm.evaluation.report_html import render_html
+from cohortlm.evaluation.run_folder import RunData, read_run_dir
 from cohortlm.evaluation.tripod import (
     TRIPOD_FILE,
     ChecklistEntry,

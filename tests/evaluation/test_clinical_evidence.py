@@ -31,7 +31,8 @@ from cohortlm.evaluation.intervals import (
     wilson_interval,
 )
 from cohortlm.evaluation.optimism import _refit_all, bootstrap_optimism, fit_logistic, weighted_auc
-from cohortlm.evaluation.report import compute_report, read_run_dir
+from cohortlm.evaluation.report import compute_report
+from cohortlm.evaluation.run_folder import read_run_dir
 from cohortlm.evaluation.stats.calibration import (
     CALIBRATION_COLUMNS,
     calibration_summary,

@@ -14,7 +14,8 @@ from cohortlm.cli import main
 from cohortlm.errors import UsageError
 from cohortlm.evaluation.gate import Decision
 from cohortlm.evaluation.render import write_report
-from cohortlm.evaluation.report import decision_reasons, panel_layout, read_run_dir
+from cohortlm.evaluation.report import decision_reasons, panel_layout
+from cohortlm.evaluation.run_folder import read_run_dir
 from cohortlm.evaluation.stats import delong_test
 
 RA_ENDPOINTS = [

@@ -24,10 +24,10 @@ from cohortlm.evaluation.report import (
     MIN_CASES,
     compute_report,
     model_label,
-    read_run_dir,
     small_sample_endpoints,
     summary_markdown,
 )
+from cohortlm.evaluation.run_folder import read_run_dir
 
 
 def _report(root: Path, *, sizes=(300, 200, 1000), profile=None, rename=None):

@@ -83,7 +83,8 @@ def test_the_decision_record_holds_the_three_families_and_how_the_candidate_was_
 
 def test_every_panel_draws_five_curves_with_stable_colours(run):
     from cohortlm.evaluation.figures import plot_roc
-    from cohortlm.evaluation.report import compute_report, model_label, read_run_dir
+    from cohortlm.evaluation.report import compute_report, model_label
+    from cohortlm.evaluation.run_folder import read_run_dir
 
     data = read_run_dir(run)
     report = compute_report(
