@@ -73,7 +73,7 @@ def featurise(
     spec = load_study(study)
     with console.status("featurising"):
         result = run_featurise(raw, spec)
-    write_table(result.table, out)
+    write_table(result.table, out, provenance=result.provenance)  # Parquet keeps whether it is synthetic
     summary = {"patients in raw data": result.n_input}
     summary.update({f"excluded: {k}": v for k, v in result.exclusions.items()})
     summary["included"] = result.n_included

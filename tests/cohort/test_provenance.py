@@ -94,3 +94,20 @@ def test_write_refuses_a_record_without_the_synthetic_flag(tmp_path):
     with pytest.raises(DataError, match="synthetic"):
         write_provenance(tmp_path, {"synthetic": 1})
     assert not (tmp_path / "t.parquet").exists() and not (tmp_path / PROVENANCE_FILE).exists()
+
+
+def test_the_featurise_command_keeps_the_synthetic_record(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cohortlm.cohort.io import read_provenance
+
+    exe = str(Path(sys.executable).with_name("cohortlm"))
+    for args in (
+        ["synth", "--out", str(tmp_path / "raw"), "--n", "200"],
+        ["featurise", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "cohort.parquet")],
+    ):
+        res = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+    assert read_provenance(tmp_path / "cohort.parquet")["synthetic"] is True
