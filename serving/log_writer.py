@@ -3,12 +3,14 @@
 Pseudonymising, binning and writing the log's rows (:mod:`serving.prediction_log`)
 costs tens to hundreds of microseconds of CPU per prediction; done in a thread of
 the server, it competed for the GIL with request handling and showed at p50 and p99.
-So the request only appends references to its arrays to a queue
+So the request only appends references to what it computed anyway to a queue
 (:meth:`PredictionLog.record`, under a microsecond); a thread stacks the queue into a
-few arrays (:func:`serving.prediction_log.pack`) and sends them over a socket pair to
-a writer process, a fresh interpreter, which writes them in one transaction and
-answers with what it wrote and what it dropped. The server counts those in its
-metrics and waits on them to flush.
+few objects (:func:`serving.prediction_log.pack`; V1 instances as they came, not their
+30 checked columns, which the writer rebuilds) and sends them over a socket pair to a
+writer process, a fresh interpreter at a lower CPU priority, which writes a flush in
+one transaction and answers with what it wrote and what it dropped. The server counts
+those in its metrics and waits on them to flush. The server's share is a few
+microseconds per request, in chunks short enough not to hold the GIL for long.
 
 A full queue, a database that is down, or a writer that dies drops predictions and
 counts them in ``cohortlm_prediction_log_dropped_total`` (by ``reason``); a prediction
@@ -40,7 +42,8 @@ import numpy as np
 
 from cohortlm.cohort.study import StudySpec
 from serving.metrics import PREDICTION_LOG_DROPPED, PREDICTION_LOG_WRITTEN
-from serving.prediction_log import BinsCache, LogStore, Segment, _Item, pack, safe_url
+from serving.prediction_log import BinsCache, LogStore, Segment, _Item, pack, safe_url, with_columns
+from serving.validation import RequestSchema
 
 log = logging.getLogger("cohortlm.serving.prediction_log")
 
@@ -59,9 +62,9 @@ class PredictionLog:
 
     :meth:`record`, on the request's path, appends references to the request's arrays
     to a queue and returns. A thread stacks what was queued (:func:`pack`) every
-    ``flush_interval`` seconds and sends it to the writer process
-    (:mod:`serving.log_writer`), which pseudonymises, bins and writes it. Nothing a
-    request waits on takes a lock another thread holds for long.
+    ``flush_interval`` seconds and sends it to the writer process, which pseudonymises,
+    bins and writes it. Nothing a request waits on takes a lock another thread holds
+    for long.
 
     What is lost is counted in ``cohortlm_prediction_log_dropped_total`` by ``reason``:
     ``queue_full`` (more than ``max_queue`` requests waiting), ``write_failed`` (the
@@ -129,15 +132,21 @@ class PredictionLog:
         proba: np.ndarray,
         decisions: np.ndarray,
         columns: Mapping[str, np.ndarray],
+        instances: list[Mapping[str, Any]] | None = None,
     ) -> bool:
         """Queue one request's predictions; never blocks. False (and counted) when dropped.
 
-        The arrays are kept as they are (not copied): the request must not change them afterwards.
+        ``instances``: the request's V1 instances when they alone determine ``columns``
+        (no feature store lookup); the writer then checks them again instead of the server
+        stacking and pickling the columns. Nothing is copied: the request must not change
+        what it passes afterwards.
         """
         if len(self._queue) >= self.max_queue:
             self._queue_full.inc(len(proba))
             return False
-        self._queue.append(_Item(version, spec, endpoints, time.time(), ids, proba, decisions, columns))
+        self._queue.append(
+            _Item(version, spec, endpoints, time.time(), ids, proba, decisions, columns, instances)
+        )
         return True
 
     # -------------------------------------------------------------- the shipping thread
@@ -252,16 +261,11 @@ class WriterProcess:
     def __init__(self, url: str, key: bytes, on_ack: OnAck, on_lost: OnLost):
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[1])  # the writer imports the server's own code
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-        }
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY, str(theirs.fileno())],
+                [sys.executable, "-c", _ENTRY, str(theirs.fileno()), root],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
-                env=env,
             )
         finally:
             theirs.close()  # the writer's end lives in the writer only: its exit is an EOF here
@@ -371,8 +375,16 @@ class WriterProcess:
 
 #: the most predictions the writer puts in one transaction
 MAX_TRANSACTION = 4096
+#: seconds the writer waits for the next batch of a flush before it writes what it has: the
+#: server ships a flush in chunks a few milliseconds apart, and a transaction per flush, not
+#: per chunk, keeps the writer's CPU (each transaction adds to a few hundred bin counts) low
+GATHER = 0.05
 
-_ENTRY = "import sys; from serving.log_writer import writer_main; writer_main(int(sys.argv[1]))"
+#: the writer's command: ``serving`` from where the server's is, ahead of the working directory
+_ENTRY = (
+    "import sys; sys.path.insert(0, sys.argv[2]); "
+    "from serving.log_writer import writer_main; writer_main(int(sys.argv[1]))"
+)
 
 
 def writer_main(fd: int) -> None:
@@ -383,6 +395,9 @@ def writer_main(fd: int) -> None:
     lets the server stop it once the server has flushed. SIGTERM (a process group
     stopped by its supervisor) makes it write what it already received and exit.
     """
+    # Background work: where CPU is short, the server's requests go first; the queue absorbs
+    # the delay, and what it cannot hold is counted as dropped.
+    os.nice(10)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminating = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: terminating.set())
@@ -396,11 +411,11 @@ def writer_main(fd: int) -> None:
 
 
 def _receive(conn: Connection) -> tuple[list[tuple[Any, ...]], bool]:
-    """The batches waiting in the socket (at least one, up to :data:`MAX_TRANSACTION` predictions), and
-    whether the stream ended after them."""
+    """The batches of one flush (at least one; up to :data:`MAX_TRANSACTION` predictions, or until
+    none follows within :data:`GATHER` seconds), and whether the stream ended after them."""
     batches: list[tuple[Any, ...]] = []
     n = 0
-    while n < MAX_TRANSACTION and (not batches or conn.poll(0)):
+    while n < MAX_TRANSACTION and (not batches or conn.poll(GATHER)):
         try:
             message = conn.recv()
         except EOFError:  # the server stopped the log, or is gone
@@ -417,26 +432,31 @@ class _Writer:
         self.store = LogStore(url, create=False)
         self.key = key
         self.tables = False
-        self.specs: dict[str, Any] = {}  # each version's spec comes with its first batch only
+        self.specs: dict[str, StudySpec] = {}  # each version's spec comes with its first batch only
+        self.schemas: dict[str, RequestSchema] = {}
         self.bins = BinsCache()
         self.backoff = 0.0
 
-    def bins_of(self, version: str, _spec: Any) -> Any:
-        return self.bins(version, self.specs[version])
+    def _complete(self, segment: Segment) -> Segment:
+        """The segment with its version's spec and its feature columns."""
+        version = segment.version
+        if segment.spec is not None:
+            self.specs[version] = segment.spec
+        spec = self.specs[version]
+        if version not in self.schemas:
+            self.schemas[version] = RequestSchema(spec, max_batch=sys.maxsize)
+        return with_columns(segment._replace(spec=spec), self.schemas[version])
 
     def write(self, batches: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         """Write the batches in one transaction; the answer to send back for all of them."""
-        segments = []
-        for _kind, _seq, batch in batches:
-            self.specs.update((seg.version, seg.spec) for seg in batch if seg.spec is not None)
-            segments += batch
-        n = sum(len(seg.proba) for seg in segments)
+        n = sum(len(seg.proba) for _kind, _seq, batch in batches for seg in batch)
         seqs = [seq for _kind, seq, _batch in batches]
         try:
+            segments = [self._complete(seg) for _kind, _seq, batch in batches for seg in batch]
             if not self.tables:  # the database may have been down when the server started
                 self.store.create_tables()
                 self.tables = True
-            self.store.write_segments(segments, self.key, self.bins_of)
+            self.store.write_segments(segments, self.key, self.bins)
         except Exception as exc:  # the database is down or refused: dropped and counted by the server
             self.backoff = min(max(self.backoff * 2, 0.5), 10.0)
             return ("ack", seqs, 0, n, type(exc).__name__)

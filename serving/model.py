@@ -212,6 +212,7 @@ class _Batch:
     columns: Columns
     v2: InferRequest | None
     ids: list[Any] | None = None  # the study's id column when the request carried it (for the log only)
+    instances: list[Any] | None = None  # V1 instances that alone gave the columns (for the log only)
 
 
 class CohortModel(Model):
@@ -419,7 +420,8 @@ class CohortModel(Model):
             raise SafeInvalidInput(str(exc)) from None
         except FeatureStoreError as exc:
             raise SafeInferenceError(str(exc), status=503) from None
-        return _Batch(served, columns, None, self._v1_ids(served, payload["instances"]))
+        instances = payload["instances"] if self.prediction_log is not None and self.lookup is None else None
+        return _Batch(served, columns, None, self._v1_ids(served, payload["instances"]), instances)
 
     def _v1_ids(self, served: ServedBundle, instances: list[Any]) -> list[Any] | None:
         """The id column of each instance, for the prediction log only (never a feature, never echoed)."""
@@ -466,7 +468,14 @@ class CohortModel(Model):
         if self.prediction_log is not None:  # a queue put: never blocks, never fails the request
             ids = payload.ids if payload.ids is not None and len(payload.ids) == proba.shape[0] else None
             self.prediction_log.record(
-                served.version, served.schema.spec, served.endpoints, ids, proba, decisions, payload.columns
+                served.version,
+                served.schema.spec,
+                served.endpoints,
+                ids,
+                proba,
+                decisions,
+                payload.columns,
+                instances=payload.instances,
             )
         if payload.v2 is not None:
             return self._v2_response(payload.v2, served, proba, decisions)

@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from cohortlm.cohort.study import StudySpec
 from cohortlm.errors import UsageError
 from cohortlm.monitoring.bins import FeatureBins, spec_bins
+from serving.validation import RequestSchema
 
 log = logging.getLogger("cohortlm.serving.prediction_log")
 
@@ -247,10 +248,17 @@ class LogStore:
 
     def write(self, batch: Sequence[_Item], key: bytes, bins_of: Any) -> int:
         """Write recorded requests in one transaction; returns the predictions written."""
-        return self.write_segments(pack(batch), key, bins_of)
+        segments = [
+            with_columns(seg, RequestSchema(seg.spec, max_batch=len(seg.proba)))
+            if seg.instances is not None and seg.spec is not None
+            else seg
+            for seg in pack(batch)
+        ]
+        return self.write_segments(segments, key, bins_of)
 
     def write_segments(self, segments: Sequence[Segment], key: bytes, bins_of: Any) -> int:
-        """Write packed requests (:func:`pack`) in one transaction; returns the predictions written.
+        """Write packed requests (:func:`pack`, :func:`with_columns`) in one transaction; returns the
+        predictions written.
 
         One row per prediction, in the order the requests were recorded, through the
         driver's ``executemany``; each feature's bins are counted once per (version, day)
@@ -456,7 +464,12 @@ def _present(x: Any) -> bool:
 
 
 class _Item(NamedTuple):
-    """One request's predictions as recorded: references to arrays the request computed anyway."""
+    """One request's predictions as recorded: references to what the request computed anyway.
+
+    ``instances``, when given, are the request's V1 instances, which alone determine its
+    checked ``columns`` (no feature store involved): the writer process checks them again
+    (:func:`with_columns`), so the server neither stacks nor pickles 30 small arrays per request.
+    """
 
     version: str
     spec: StudySpec
@@ -466,13 +479,16 @@ class _Item(NamedTuple):
     proba: np.ndarray
     decisions: np.ndarray
     columns: Mapping[str, np.ndarray]
+    instances: list[Mapping[str, Any]] | None = None
 
 
 class Segment(NamedTuple):
-    """Consecutive recorded requests of one version with the same feature columns, stacked.
+    """Consecutive recorded requests of one version, stacked.
 
     ``ts`` and ``sizes`` hold one entry per request (its time, its rows); the rest one
     entry per prediction. ``ids`` is None when no request of the segment carried ids.
+    Either ``instances`` (V1, turned into ``columns`` by :func:`with_columns`) or
+    ``columns`` (the same feature columns for every request) holds the features.
     ``spec`` is None on its way to a writer process that was sent the version's spec before.
     """
 
@@ -484,20 +500,27 @@ class Segment(NamedTuple):
     proba: np.ndarray
     decisions: np.ndarray
     columns: dict[str, np.ndarray]
+    instances: list[Mapping[str, Any]] | None = None
 
 
 def pack(items: Sequence[_Item]) -> list[Segment]:
-    """Stack recorded requests into segments: a few arrays per batch to pickle, not a few per request."""
+    """Stack recorded requests into segments: a few objects per batch to pickle, not a few per request."""
     segments: list[Segment] = []
     run: list[_Item] = []
     for item in items:
-        if run and (item.version != run[0].version or item.columns.keys() != run[0].columns.keys()):
+        if run and not _same_kind(item, run[0]):
             segments.append(_stack(run))
             run = []
         run.append(item)
     if run:
         segments.append(_stack(run))
     return segments
+
+
+def _same_kind(item: _Item, first: _Item) -> bool:
+    if item.version != first.version or (item.instances is None) != (first.instances is None):
+        return False
+    return item.instances is not None or item.columns.keys() == first.columns.keys()
 
 
 def _stack(run: list[_Item]) -> Segment:
@@ -507,6 +530,12 @@ def _stack(run: list[_Item]) -> Segment:
         ids = []
         for i, k in zip(run, sizes.tolist(), strict=True):
             ids += i.ids if i.ids and len(i.ids) == k else [None] * k
+    instances: list[Mapping[str, Any]] | None = None
+    columns: dict[str, np.ndarray] = {}
+    if run[0].instances is not None:
+        instances = [inst for i in run if i.instances is not None for inst in i.instances]
+    else:
+        columns = {name: np.concatenate([i.columns[name] for i in run]) for name in run[0].columns}
     return Segment(
         run[0].version,
         run[0].spec,
@@ -515,8 +544,29 @@ def _stack(run: list[_Item]) -> Segment:
         ids,
         np.concatenate([i.proba for i in run]),
         np.concatenate([i.decisions for i in run]),
-        {name: np.concatenate([i.columns[name] for i in run]) for name in run[0].columns},
+        columns,
+        instances,
     )
+
+
+def with_columns(segment: Segment, schema: RequestSchema) -> Segment:
+    """The segment with its feature columns, from its V1 instances where it carries those.
+
+    The instances passed the server's checks (:meth:`RequestSchema.columns_from_instances`)
+    with the same spec, so they are not checked again, only converted as a check converts
+    a valid value: a number or a boolean to float, missing (absent, None or NaN) to NaN, or
+    to None for text. The columns are the ones the server predicted from.
+    """
+    if segment.instances is None:
+        return segment
+    columns: dict[str, np.ndarray] = {}
+    for rule in schema.rules:
+        values = [inst.get(rule.name) for inst in segment.instances]
+        if rule.type == "categorical":
+            columns[rule.name] = np.array([None if isinstance(v, float) else v for v in values], dtype=object)
+        else:
+            columns[rule.name] = np.array(values, dtype=float)  # None -> NaN
+    return segment._replace(columns=columns, instances=None)
 
 
 class BinsCache:

@@ -98,6 +98,10 @@ def test_shutdown_writes_every_logged_prediction(logged, small_cohort, ra_spec):
     server.stop()  # SIGTERM right after the last answer: some predictions are still queued
     assert server.proc.returncode == 0, server.log()
     assert _rows(db) == [pseudonym(KEY, pid) for pid in sent]
+    with sqlite3.connect(db) as conn:  # every feature binned once per prediction
+        query = "SELECT feature, SUM(count) FROM feature_bins GROUP BY feature"
+        counts = dict(conn.execute(query).fetchall())
+    assert set(counts) == {f.name for f in ra_spec.features} and set(counts.values()) == {len(sent)}
 
 
 def test_a_writer_that_dies_costs_only_its_unwritten_rows_and_serving_goes_on(logged, small_cohort, ra_spec):
