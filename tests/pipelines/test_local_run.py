@@ -197,34 +197,3 @@ def test_scores_cover_the_evaluation_splits(two_runs):
     endpoints = [c for c in ft.columns if c not in ("patient_id", "split")]
     assert len(endpoints) == 8
     assert ((ft[endpoints] > 0) & (ft[endpoints] < 1)).all().all()
-
-
-def test_a_users_own_flat_cohort_runs_with_no_code_change(tmp_path):
-    """A study spec and a flat CSV written by the user go through the same pipeline."""
-    import yaml
-    from flat_cohort import flat_cohort, hf_study
-
-    flat_cohort(n=300, seed=3).drop(columns=["ef_1y"]).to_csv(tmp_path / "hf.csv", index=False)
-    study = hf_study(endpoints=1)
-    (tmp_path / "hf.yaml").write_text(yaml.safe_dump(study))
-    res = _cohortlm(
-        "run",
-        "--study",
-        str(tmp_path / "hf.yaml"),
-        "--data",
-        str(tmp_path / "hf.csv"),
-        "--profile",
-        "smoke",
-        "--out",
-        str(tmp_path / "run"),
-        "--model-store",
-        str(tmp_path / "models"),
-        "--no-cache",
-        cwd=tmp_path,
-    )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    decision = json.loads((tmp_path / "run" / "decision.json").read_text())
-    assert [e["endpoint"] for e in decision["endpoints"]] == ["readmitted"]
-    assert (tmp_path / "run" / "report" / "roc.png").exists()
-    assert (tmp_path / "models" / "smoke-runs" / "hf_readmission").exists()
-    assert not (tmp_path / "models" / "hf_readmission").exists()
