@@ -42,17 +42,8 @@ from typing import Any
 
 import pandas as pd
 
+from cohortlm import contracts
 from cohortlm.cohort.study import StudySpec, load_study
-from cohortlm.contracts import (
-    DECISION_FILE,
-    LABELS_FILE,
-    RUN_FILE,
-    SCORES_DIR,
-    STUDY_FILE,
-    SUBGROUP_LEVELS_FILE,
-    SUMMARY_FILE,
-    scores_file,
-)
 from cohortlm.errors import DataError, SpecError, UsageError
 from cohortlm.evaluation.evaluate import ThresholdPool
 from cohortlm.evaluation.gate import Decision, GatePolicy
@@ -114,7 +105,7 @@ def read_run_dir(run_dir: str | Path) -> RunData:
     root = Path(run_dir)
     if not root.is_dir():
         raise UsageError(f"run folder not found: {root}")
-    study = load_study(root / STUDY_FILE) if (root / STUDY_FILE).is_file() else None
+    study = load_study(root / contracts.STUDY_FILE) if (root / contracts.STUDY_FILE).is_file() else None
     id_col = study.id_column if study is not None else DEFAULT_ID_COLUMN
     labels, split, endpoints = _read_labels(root, id_col, study)
     scores = _read_scores(root, id_col)
@@ -123,10 +114,12 @@ def read_run_dir(run_dir: str | Path) -> RunData:
     scores = {m: scores[m] for m in legend + sorted(m for m in scores if m not in legend)}
     for key in ("candidate", "champion"):
         if run.get(key) is not None and run[key] not in scores:
-            raise SpecError(f"{root / RUN_FILE}: {key} '{run[key]}' has no {scores_file(run[key])}")
+            raise SpecError(
+                f"{root / contracts.RUN_FILE}: {key} '{run[key]}' has no {contracts.scores_file(run[key])}"
+            )
     decision = None
-    if (root / DECISION_FILE).is_file():
-        decision = Decision.from_json((root / DECISION_FILE).read_text(encoding="utf-8"))
+    if (root / contracts.DECISION_FILE).is_file():
+        decision = Decision.from_json((root / contracts.DECISION_FILE).read_text(encoding="utf-8"))
     return RunData(
         labels=labels,
         split=split,
@@ -137,7 +130,7 @@ def read_run_dir(run_dir: str | Path) -> RunData:
         champion=run.get("champion"),
         policy=GatePolicy.from_yaml(root / "policy.yaml") if (root / "policy.yaml").is_file() else None,
         decision=decision,
-        run_info=_optional_json(root / SUMMARY_FILE),
+        run_info=_optional_json(root / contracts.SUMMARY_FILE),
         validation=_optional_json(root / "validation" / "validation.json"),
         threshold_pool=_read_threshold_pool(root, id_col),
         subgroup_levels=_read_subgroup_levels(root, id_col),
@@ -146,7 +139,7 @@ def read_run_dir(run_dir: str | Path) -> RunData:
 
 def _read_subgroup_levels(root: Path, id_col: str) -> pd.DataFrame | None:
     """``subgroup_levels.parquet`` by patient id, when the study declares subgroups."""
-    path = root / SUBGROUP_LEVELS_FILE
+    path = root / contracts.SUBGROUP_LEVELS_FILE
     if not path.is_file():
         return None
     levels = _read_table(path.with_suffix(""), "the subgroup levels")
@@ -158,12 +151,12 @@ def _read_subgroup_levels(root: Path, id_col: str) -> pd.DataFrame | None:
 def _read_threshold_pool(root: Path, id_col: str) -> ThresholdPool | None:
     """``threshold_pool/`` (labels and out-of-fold scores by patient id), when the run folder has it."""
     folder = root / "threshold_pool"
-    if not (folder / LABELS_FILE).is_file():
+    if not (folder / contracts.LABELS_FILE).is_file():
         return None
     labels = _read_table(folder / "labels", "the threshold pool's labels")
     if id_col not in labels.columns:
-        raise DataError(f"{folder / LABELS_FILE}: no '{id_col}' column")
-    scores = _read_scores(folder, id_col) if (folder / SCORES_DIR).is_dir() else {}
+        raise DataError(f"{folder / contracts.LABELS_FILE}: no '{id_col}' column")
+    scores = _read_scores(folder, id_col) if (folder / contracts.SCORES_DIR).is_dir() else {}
     return ThresholdPool(labels.set_index(id_col), scores, "train (out-of-fold)")
 
 
@@ -195,7 +188,7 @@ def _read_labels(
 
 def _read_scores(root: Path, id_col: str) -> dict[str, pd.DataFrame]:
     """``scores/<model>``: one table per model, by patient id."""
-    score_dir = root / SCORES_DIR
+    score_dir = root / contracts.SCORES_DIR
     files = (
         sorted(p for p in score_dir.glob("*") if p.suffix in (".parquet", ".csv"))
         if score_dir.is_dir()
@@ -216,14 +209,14 @@ def _read_scores(root: Path, id_col: str) -> dict[str, pd.DataFrame]:
 
 def _read_run_json(root: Path) -> dict[str, Any]:
     """``run.json`` (candidate, champion, legend order), or an empty record when there is none."""
-    if not (root / RUN_FILE).is_file():
+    if not (root / contracts.RUN_FILE).is_file():
         return {}
     try:
-        run = json.loads((root / RUN_FILE).read_text(encoding="utf-8"))
+        run = json.loads((root / contracts.RUN_FILE).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{root / RUN_FILE}: not valid JSON ({exc.msg})") from None
+        raise SpecError(f"{root / contracts.RUN_FILE}: not valid JSON ({exc.msg})") from None
     if not isinstance(run, dict):
-        raise SpecError(f"{root / RUN_FILE}: must be a JSON object")
+        raise SpecError(f"{root / contracts.RUN_FILE}: must be a JSON object")
     return run
 
 
