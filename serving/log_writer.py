@@ -2,15 +2,21 @@
 
 Pseudonymising, binning and writing the log's rows (:mod:`serving.prediction_log`)
 costs tens to hundreds of microseconds of CPU per prediction; done in a thread of
-the server, it competed for the GIL with request handling and showed at p50 and p99.
-So the request only appends references to what it computed anyway to a queue
-(:meth:`PredictionLog.record`, under a microsecond); a thread stacks the queue into a
-few objects (:func:`serving.prediction_log.pack`; V1 instances as they came, not their
-30 checked columns, which the writer rebuilds) and sends them over a socket pair to a
-writer process, a fresh interpreter at a lower CPU priority, which writes a flush in
-one transaction and answers with what it wrote and what it dropped. The server counts
-those in its metrics and waits on them to flush. The server's share is a few
-microseconds per request, in chunks short enough not to hold the GIL for long.
+the server, it would compete for the GIL with request handling and show at p50 and
+p99. So the request only encodes what it computed anyway as a pickle of plain values
+(its V1 instances as they came, its probabilities and decisions as bytes; a few
+microseconds) and
+appends it to a bounded queue (:meth:`PredictionLog.record`). A thread sends the
+queue every ``flush_interval`` over a socket pair to a writer process, a fresh
+interpreter at a lower CPU priority, which decodes, stacks
+(:func:`serving.prediction_log.pack`), rebuilds the checked columns, pseudonymises,
+bins and writes a flush in one transaction, and answers with what it wrote and what
+it dropped; the server counts those in its metrics and waits on them to flush.
+
+The work is done where it costs the requests least: a few microseconds inside each
+request, always the same, rather than a thread of the server that holds the GIL in
+bursts (each burst delays the requests it meets, which shows at p99), and the rest
+in another process.
 
 A full queue, a database that is down, or a writer that dies drops predictions and
 counts them in ``cohortlm_prediction_log_dropped_total`` (by ``reason``); a prediction
@@ -26,6 +32,7 @@ import atexit
 import contextlib
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -42,7 +49,7 @@ import numpy as np
 
 from cohortlm.cohort.study import StudySpec
 from serving.metrics import PREDICTION_LOG_DROPPED, PREDICTION_LOG_WRITTEN
-from serving.prediction_log import BinsCache, LogStore, Segment, _Item, pack, safe_url, with_columns
+from serving.prediction_log import BinsCache, LogStore, _Item, pack, safe_url, with_columns
 from serving.validation import RequestSchema
 
 log = logging.getLogger("cohortlm.serving.prediction_log")
@@ -53,18 +60,13 @@ OnAck = Callable[[int, int, "str | None"], None]
 OnLost = Callable[[int, "int | None"], None]
 
 
-#: the shipping thread's pause between chunks, in seconds
-_PAUSE = 0.0005
-
-
 class PredictionLog:
     """The server's side of the log: a bounded queue, a shipping thread, and a writer process.
 
-    :meth:`record`, on the request's path, appends references to the request's arrays
-    to a queue and returns. A thread stacks what was queued (:func:`pack`) every
-    ``flush_interval`` seconds and sends it to the writer process, which pseudonymises,
-    bins and writes it. Nothing a request waits on takes a lock another thread holds
-    for long.
+    :meth:`record`, on the request's path, encodes the request (:func:`_encode`) and
+    appends it to a queue. A thread sends what was queued every ``flush_interval``
+    seconds to the writer process, which decodes, pseudonymises, bins and writes it.
+    Nothing a request waits on takes a lock another thread holds for long.
 
     What is lost is counted in ``cohortlm_prediction_log_dropped_total`` by ``reason``:
     ``queue_full`` (more than ``max_queue`` requests waiting), ``write_failed`` (the
@@ -75,9 +77,7 @@ class PredictionLog:
         url: the database URL.
         key: the pseudonym key (:func:`read_pseudonym_key`).
         max_queue: requests the queue holds before new ones are dropped (and counted).
-        max_batch: requests stacked and sent to the writer at a time. The shipping thread
-            holds the GIL while it stacks them (a few microseconds per request), so a chunk
-            stays short; the writer writes what it has received in one transaction.
+        max_batch: requests sent to the writer in one message.
         flush_interval: the longest a request waits before it is sent to the writer, in seconds.
     """
 
@@ -87,7 +87,7 @@ class PredictionLog:
         key: bytes,
         *,
         max_queue: int = 10_000,
-        max_batch: int = 64,
+        max_batch: int = 1024,
         flush_interval: float = 0.5,
     ):
         # The server starts (and serves) even when the database is down: the tables are
@@ -109,7 +109,8 @@ class PredictionLog:
         self.max_queue = max_queue
         self.max_batch = max_batch
         self.flush_interval = flush_interval
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[tuple[int, bytes]] = deque()  # (predictions, the encoded request)
+        self._specs: dict[str, StudySpec] = {}
         self._queue_full = PREDICTION_LOG_DROPPED.labels(reason="queue_full")
         self._state = threading.Condition()
         self._shipping = False
@@ -134,19 +135,25 @@ class PredictionLog:
         columns: Mapping[str, np.ndarray],
         instances: list[Mapping[str, Any]] | None = None,
     ) -> bool:
-        """Queue one request's predictions; never blocks. False (and counted) when dropped.
+        """Queue one request's predictions; never blocks, never raises. False (and counted) when dropped.
 
         ``instances``: the request's V1 instances when they alone determine ``columns``
-        (no feature store lookup); the writer then checks them again instead of the server
-        stacking and pickling the columns. Nothing is copied: the request must not change
-        what it passes afterwards.
+        (no feature store lookup); they are passed on as they came and the writer rebuilds
+        the columns (:func:`serving.prediction_log.with_columns`), else the columns go as lists.
         """
+        k = len(proba)
         if len(self._queue) >= self.max_queue:
-            self._queue_full.inc(len(proba))
+            self._queue_full.inc(k)
             return False
-        self._queue.append(
-            _Item(version, spec, endpoints, time.time(), ids, proba, decisions, columns, instances)
-        )
+        if version not in self._specs:
+            self._specs[version] = spec
+        try:
+            blob = _encode(time.time(), version, ids, proba, decisions, columns, instances)
+        except Exception as exc:  # never the request's failure; the type only
+            PREDICTION_LOG_DROPPED.labels(reason="write_failed").inc(k)
+            log.warning("prediction log: %d predictions dropped (%s)", k, type(exc).__name__)
+            return False
+        self._queue.append((k, blob))
         return True
 
     # -------------------------------------------------------------- the shipping thread
@@ -194,21 +201,12 @@ class PredictionLog:
             with self._state:
                 self._shipping = True
             try:
-                items = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-                n = sum(len(i.proba) for i in items)
-                try:
-                    batch = pack(items)
-                except Exception as exc:  # never the shipping thread's end; the type only
-                    PREDICTION_LOG_DROPPED.labels(reason="write_failed").inc(n)
-                    log.warning("prediction log: %d predictions dropped (%s)", n, type(exc).__name__)
-                    continue
-                self.writer.send(batch, n)
+                chunk = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                self.writer.send([blob for _k, blob in chunk], sum(k for k, _blob in chunk), self._specs)
             finally:
                 with self._state:
                     self._shipping = False
                     self._state.notify_all()
-            if self._queue:
-                time.sleep(_PAUSE)  # hand the GIL to the requests between chunks
 
     # -------------------------------------------------------------- flush and close
 
@@ -238,7 +236,7 @@ class PredictionLog:
         self.writer.stop(max(deadline - time.monotonic(), 1.0))
         self._thread.join(5)  # a send blocked on a hung writer fails once the writer is gone
         if self._queue:
-            n = sum(len(i.proba) for i in list(self._queue))
+            n = sum(k for k, _blob in list(self._queue))
             self._queue.clear()
             PREDICTION_LOG_DROPPED.labels(reason="write_failed").inc(n)
             log.warning("prediction log: %d predictions not written before shutdown", n)
@@ -277,7 +275,7 @@ class WriterProcess:
         self._send_lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
         self._seq = 0
-        self._versions: frozenset[str] = frozenset()
+        self._versions: set[str] = set()
         self.alive = True
         self._send(("open", url, key))
         self._receiver = threading.Thread(target=self._receive, name="prediction-log-acks", daemon=True)
@@ -292,8 +290,9 @@ class WriterProcess:
         with self._lock:
             return sum(self._in_flight.values())
 
-    def send(self, batch: list[Segment], n: int) -> bool:
-        """Send one packed batch of ``n`` predictions; False (and counted as lost) when the writer is gone.
+    def send(self, blobs: list[bytes], n: int, specs: Mapping[str, StudySpec]) -> bool:
+        """Send encoded requests holding ``n`` predictions, after the spec of each version the
+        writer has not been sent yet; False (and counted as lost) when the writer is gone.
 
         Blocks while the socket is full (a writer behind a slow database): only the
         shipping thread calls this, never a request.
@@ -309,12 +308,11 @@ class WriterProcess:
         if lost:
             self._on_lost(lost, self.process.poll())
             return False
-        # a version's spec is pickled once per writer, not once per batch (~100 us each)
-        known = self._versions
-        self._versions = known | {segment.version for segment in batch}
-        return self._send(
-            ("batch", seq, [seg._replace(spec=None) if seg.version in known else seg for seg in batch])
-        )
+        for version, spec in list(specs.items()):  # a spec is pickled once per writer (~100 us)
+            if version not in self._versions:
+                self._versions.add(version)
+                self._send(("spec", version, spec))
+        return self._send(("batch", seq, n, blobs))
 
     def _send(self, message: tuple[Any, ...]) -> bool:
         try:
@@ -410,9 +408,57 @@ def writer_main(fd: int) -> None:
         sys.exit(1)
 
 
-def _receive(conn: Connection) -> tuple[list[tuple[Any, ...]], bool]:
+def _encode(
+    ts: float,
+    version: str,
+    ids: list[Any] | None,
+    proba: np.ndarray,
+    decisions: np.ndarray,
+    columns: Mapping[str, np.ndarray],
+    instances: list[Mapping[str, Any]] | None,
+) -> bytes:
+    """One request as the writer receives it: a pickle of plain values (~3 us for a V1 instance).
+
+    Its arrays go as bytes and its feature columns as lists: pickling a numpy array costs
+    several microseconds, which the request would pay.
+    """
+    features = None if instances is not None else {n: (c.dtype.char, c.tolist()) for n, c in columns.items()}
+    return pickle.dumps(
+        (
+            ts,
+            version,
+            ids,
+            proba.shape,
+            np.asarray(proba, dtype="<f8").tobytes(),
+            np.asarray(decisions, dtype=np.bool_).tobytes(),
+            instances,
+            features,
+        ),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def _decode(blob: bytes, specs: Mapping[str, StudySpec]) -> _Item:
+    """The request :func:`_encode` encoded, as the writer's :func:`serving.prediction_log.pack` takes it."""
+    ts, version, ids, shape, proba, decisions, instances, features = pickle.loads(blob)
+    columns = {} if features is None else {n: np.array(v, dtype=dt) for n, (dt, v) in features.items()}
+    return _Item(
+        version,
+        specs[version],
+        (),
+        ts,
+        ids,
+        np.frombuffer(proba, dtype="<f8").reshape(shape),
+        np.frombuffer(decisions, dtype=np.bool_).reshape(shape),
+        columns,
+        instances,
+    )
+
+
+def _receive(conn: Connection, specs: dict[str, StudySpec]) -> tuple[list[tuple[Any, ...]], bool]:
     """The batches of one flush (at least one; up to :data:`MAX_TRANSACTION` predictions, or until
-    none follows within :data:`GATHER` seconds), and whether the stream ended after them."""
+    none follows within :data:`GATHER` seconds), and whether the stream ended after them; the
+    specs that come before them are kept in ``specs``."""
     batches: list[tuple[Any, ...]] = []
     n = 0
     while n < MAX_TRANSACTION and (not batches or conn.poll(GATHER)):
@@ -420,39 +466,38 @@ def _receive(conn: Connection) -> tuple[list[tuple[Any, ...]], bool]:
             message = conn.recv()
         except EOFError:  # the server stopped the log, or is gone
             return batches, True
+        if message[0] == "spec":
+            specs[message[1]] = message[2]
+            continue
         batches.append(message)
-        n += sum(len(seg.proba) for seg in message[2])
+        n += message[2]
     return batches, False
 
 
 class _Writer:
-    """The writer process's state: its store, the versions' specs and bins, the back-off."""
+    """The writer process's state: its store, the versions' specs, schemas and bins, the back-off."""
 
     def __init__(self, url: str, key: bytes):
         self.store = LogStore(url, create=False)
         self.key = key
         self.tables = False
-        self.specs: dict[str, StudySpec] = {}  # each version's spec comes with its first batch only
+        self.specs: dict[str, StudySpec] = {}  # each version's spec comes before its first batch
         self.schemas: dict[str, RequestSchema] = {}
         self.bins = BinsCache()
         self.backoff = 0.0
 
-    def _complete(self, segment: Segment) -> Segment:
-        """The segment with its version's spec and its feature columns."""
-        version = segment.version
-        if segment.spec is not None:
-            self.specs[version] = segment.spec
-        spec = self.specs[version]
+    def _schema(self, version: str) -> RequestSchema:
         if version not in self.schemas:
-            self.schemas[version] = RequestSchema(spec, max_batch=sys.maxsize)
-        return with_columns(segment._replace(spec=spec), self.schemas[version])
+            self.schemas[version] = RequestSchema(self.specs[version], max_batch=sys.maxsize)
+        return self.schemas[version]
 
     def write(self, batches: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         """Write the batches in one transaction; the answer to send back for all of them."""
-        n = sum(len(seg.proba) for _kind, _seq, batch in batches for seg in batch)
-        seqs = [seq for _kind, seq, _batch in batches]
+        n = sum(k for _kind, _seq, k, _blobs in batches)
+        seqs = [seq for _kind, seq, _k, _blobs in batches]
         try:
-            segments = [self._complete(seg) for _kind, _seq, batch in batches for seg in batch]
+            items = [_decode(blob, self.specs) for _kind, _seq, _k, blobs in batches for blob in blobs]
+            segments = [with_columns(seg, self._schema(seg.version)) for seg in pack(items)]
             if not self.tables:  # the database may have been down when the server started
                 self.store.create_tables()
                 self.tables = True
@@ -472,7 +517,7 @@ def _serve_batches(conn: Connection, url: str, key: bytes, terminating: threadin
                 if terminating.is_set():
                     return
                 continue
-            batches, stop = _receive(conn)
+            batches, stop = _receive(conn, writer.specs)
             if batches:
                 answer = writer.write(batches)
                 with contextlib.suppress(OSError):  # the server is gone: what it sent is written all the same

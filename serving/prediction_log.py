@@ -11,9 +11,9 @@ feature bin and day (``feature_bins``; bins from the spec, :mod:`cohortlm.monito
 which the monitor merges so that no reported group holds fewer than 10 patients.
 
 The server records predictions through :class:`serving.log_writer.PredictionLog`,
-off the request's path and out of the server's process: this module holds what is
-stored and how (the tables, :class:`LogStore`), and the packed form in which the
-server hands recorded requests to its writer process (:func:`pack`).
+mostly out of the server's process: this module holds what is stored and how (the
+tables, :class:`LogStore`), and the stacked form in which the writer process writes
+the requests it receives (:func:`pack`, :func:`with_columns`).
 
 Storage is SQLAlchemy 2: SQLite for a local ``cohortlm serve``
 (``sqlite:///path``), PostgreSQL through psycopg 3 on the cluster
@@ -248,12 +248,7 @@ class LogStore:
 
     def write(self, batch: Sequence[_Item], key: bytes, bins_of: Any) -> int:
         """Write recorded requests in one transaction; returns the predictions written."""
-        segments = [
-            with_columns(seg, RequestSchema(seg.spec, max_batch=len(seg.proba)))
-            if seg.instances is not None and seg.spec is not None
-            else seg
-            for seg in pack(batch)
-        ]
+        segments = [with_columns(seg, RequestSchema(seg.spec)) for seg in pack(batch)]
         return self.write_segments(segments, key, bins_of)
 
     def write_segments(self, segments: Sequence[Segment], key: bytes, bins_of: Any) -> int:
@@ -464,11 +459,11 @@ def _present(x: Any) -> bool:
 
 
 class _Item(NamedTuple):
-    """One request's predictions as recorded: references to what the request computed anyway.
+    """One request's predictions: what :func:`pack` stacks.
 
     ``instances``, when given, are the request's V1 instances, which alone determine its
-    checked ``columns`` (no feature store involved): the writer process checks them again
-    (:func:`with_columns`), so the server neither stacks nor pickles 30 small arrays per request.
+    checked ``columns`` (no feature store involved; :func:`with_columns` rebuilds them), and
+    ``columns`` is then empty.
     """
 
     version: str
@@ -489,11 +484,10 @@ class Segment(NamedTuple):
     entry per prediction. ``ids`` is None when no request of the segment carried ids.
     Either ``instances`` (V1, turned into ``columns`` by :func:`with_columns`) or
     ``columns`` (the same feature columns for every request) holds the features.
-    ``spec`` is None on its way to a writer process that was sent the version's spec before.
     """
 
     version: str
-    spec: StudySpec | None
+    spec: StudySpec
     ts: np.ndarray
     sizes: np.ndarray
     ids: list[Any] | None

@@ -10,7 +10,7 @@ import time
 import numpy as np
 from serving_testlib import patient_instance
 
-from serving.log_writer import PredictionLog
+from serving.log_writer import PredictionLog, _decode, _encode
 from serving.metrics import PREDICTION_LOG_DROPPED, PREDICTION_LOG_WRITTEN
 from serving.model import load_served_bundle
 from serving.prediction_log import _Item, pack, with_columns
@@ -79,3 +79,25 @@ def test_the_writer_rebuilds_the_columns_the_server_checked_from_v1_instances(sm
             assert rebuilt[name].tolist() == column.tolist(), name
         else:
             np.testing.assert_array_equal(rebuilt[name], column, err_msg=name)
+
+
+def test_a_request_reaches_the_writer_as_it_was_recorded(baseline_bundle, small_cohort, ra_spec):
+    served = load_served_bundle(baseline_bundle, require_manifest=False)
+    rows = [patient_instance(small_cohort, ra_spec, i) for i in range(3)]
+    columns = served.schema.columns_from_instances(rows)
+    columns["bmi"][1] = np.nan
+    proba = served.predictor.predict_columns(columns)
+    for ids, instances in ((["P1", None, ""], None), (None, rows)):
+        blob = _encode(12.5, served.version, ids, proba, proba >= 0.5, columns, instances)
+        item = _decode(blob, {served.version: ra_spec})
+        assert (item.version, item.spec, item.ts, item.ids) == (served.version, ra_spec, 12.5, ids)
+        np.testing.assert_array_equal(item.proba, proba)
+        np.testing.assert_array_equal(item.decisions, proba >= 0.5)
+        assert item.instances == instances
+        if instances is None:
+            assert list(item.columns) == list(columns)
+            for name, column in columns.items():
+                assert item.columns[name].dtype == column.dtype
+                np.testing.assert_array_equal(item.columns[name], column, err_msg=name)  # NaN == NaN
+        else:
+            assert item.columns == {}
