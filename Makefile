@@ -43,8 +43,10 @@ services:
 
 # Tests run in $(WORKERS) processes (pytest-xdist), a test file per process at a time
 # (--dist loadfile), so a module's fixture (a smoke pipeline run, a server) is built once.
+# Files are handed out in collection order (--no-loadscope-reorder; xdist would otherwise
+# put the files with most tests first), which tests/conftest.py starts with the longest.
 WORKERS ?= 2
-XDIST := -n $(WORKERS) --dist loadfile
+XDIST := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The whole suite, services and pipeline runs included: what CI runs (.ci/run).
 test: venv services lint typecheck

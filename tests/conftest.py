@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 #: The longest test files, longest first (pytest --durations on 2 cores). They are handed out
-#: first, so that the two test processes of `make test` (xdist, a file per process at a time)
+#: first (the Makefile keeps xdist to this order), so that the two test processes of `make test`
 #: end together instead of one waiting while the other runs a pipeline it picked up last.
 LONGEST_FIRST = (
     "tests/pipelines/test_local_run.py",  # two smoke pipeline runs
