@@ -28,9 +28,10 @@ else): two ``cohortlm serve`` of the same bundle, the prediction log off and on 
 ``--pseudonym-key-file``; each request carries the patient id beside the features), at 1 and
 4 clients, in alternating rounds (off, on, off, on, ...; ``--rounds``) so that load drift on
 a shared machine hits both alike; the median p50 and p99 of the rounds, and their ratio
-(target: on within 1.1x of off). A third server logs to a PostgreSQL URL nobody listens on:
-every request must still answer 200, and ``cohortlm_prediction_log_dropped_total`` counts
-the dropped predictions.
+(target: on within 1.1x of off). Each round also gives the CPU time the server process
+spent per request (``/proc/<pid>/stat``), and with the log on that of its writer process.
+A third server logs to a PostgreSQL URL nobody listens on: every request must still
+answer 200, and ``cohortlm_prediction_log_dropped_total`` counts the dropped predictions.
 
 With ``--flood N`` (``--flood-only`` skips everything else and writes
 ``benchmarks/results/serving_flood.json``): N bad requests (structural V1/V2
@@ -405,6 +406,26 @@ def _metric(port: int, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (``/proc/<pid>/stat``), without its children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the log's writer process of a server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
 def _log_compare(
     args: argparse.Namespace, work: Path, procs: list[subprocess.Popen], body: bytes, version: str, n: int
 ) -> None:
@@ -425,17 +446,31 @@ def _log_compare(
         ],
     }
     # the database-down server must start even though the database is unreachable at start
+    pids: dict[str, int] = {}
     for name in ("off", "on"):
         procs.append(_start_server(work, bundle, ports[name], extra[name], name.replace(" ", "-")))
         _wait_ready(f"http://127.0.0.1:{ports[name]}/v2/health/ready", procs[-1])
+        pids[name] = procs[-1].pid
     tool = "wrk" if shutil.which("wrk") else "python keep-alive client"
     urls = {k: f"http://127.0.0.1:{p}/v1/models/ra_iorra:predict" for k, p in ports.items()}
 
-    def load(url: str, clients: int) -> dict[str, Any]:
+    def load(name: str, clients: int) -> dict[str, Any]:
+        """One round; with the CPU time the server process (and, logging, its writer) spent per request."""
+        writers = _child_pids(pids[name])
+        before = _cpu_seconds(pids[name]), sum(_cpu_seconds(p) for p in writers)
         if tool == "wrk":
-            return _wrk(url, body, clients=clients, duration=args.duration, workdir=work)
-        return _python_load(url, body, clients=clients, duration=args.duration)
+            out = _wrk(urls[name], body, clients=clients, duration=args.duration, workdir=work)
+        else:
+            out = _python_load(urls[name], body, clients=clients, duration=args.duration)
+        server_s = _cpu_seconds(pids[name]) - before[0]
+        writer_s = sum(_cpu_seconds(p) for p in writers) - before[1]
+        out["server_cpu_us_per_request"] = round(server_s / max(out["requests"], 1) * 1e6, 1)
+        if writers:
+            out["writer_cpu_us_per_request"] = round(writer_s / max(out["requests"], 1) * 1e6, 1)
+        out["load_average_1min"] = round(os.getloadavg()[0], 2)
+        return out
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     for name in ("off", "on"):
         req = urllib.request.Request(urls[name], data=body, headers={"Content-Type": "application/json"})
         for _ in range(100):
@@ -445,14 +480,17 @@ def _log_compare(
         rounds: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
         for _ in range(args.rounds):
             for name in ("off", "on"):
-                rounds[name].append(load(urls[name], clients))
+                rounds[name].append(load(name, clients))
                 print(f"{clients} client(s) log {name:3s} {rounds[name][-1]}", flush=True)
         entry: dict[str, Any] = {"rounds": rounds}
         for name in ("off", "on"):
             entry[name] = {
                 q: float(np.median([r[q] for r in rounds[name]]))
-                for q in ("p50_ms", "p99_ms", "throughput_rps")
+                for q in ("p50_ms", "p99_ms", "throughput_rps", "server_cpu_us_per_request")
             }
+        entry["on"]["writer_cpu_us_per_request"] = float(
+            np.median([r.get("writer_cpu_us_per_request", np.nan) for r in rounds["on"]])
+        )
         entry["ratio_p50_on_vs_off"] = round(entry["on"]["p50_ms"] / entry["off"]["p50_ms"], 3)
         entry["ratio_p99_on_vs_off"] = round(entry["on"]["p99_ms"] / entry["off"]["p99_ms"], 3)
         entry["within_1.1x"] = entry["ratio_p50_on_vs_off"] <= 1.1 and entry["ratio_p99_on_vs_off"] <= 1.1
@@ -484,6 +522,7 @@ def _log_compare(
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "load_tool": tool,
