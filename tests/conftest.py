@@ -31,7 +31,16 @@ LONGEST_FIRST = (
 )
 
 
+#: Fixtures that start a real server on 127.0.0.1: a test that asks for one is a `service` test,
+#: whatever its file says, so `make check` (-m "not service") never starts one.
+SERVER_FIXTURES = frozenset({"start_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook deselects by -m
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.service)
     rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
 
     def place(item: pytest.Item) -> int:

@@ -199,6 +199,7 @@ def test_compile_refuses_a_bad_override_naming_it(tmp_path):
     assert not (tmp_path / "x.yaml").exists()
 
 
+@pytest.mark.slow  # three compiles in three processes
 def test_the_compiled_file_is_the_same_bytes_on_every_compile(tmp_path):
     """kfp writes the header's defaults in protobuf's map order, which changes between processes."""
     exe = Path(sys.executable).with_name("cohortlm")
