@@ -111,11 +111,40 @@ def test_outcomes_do_not_depend_on_how_checks_are_run(monkeypatch):
         "in_set(f15)": 1,
         "type(f27)": None,  # all missing: float
         "not_null(f27)": 120,
-        # GX 1.24 matches none of the type list's names to these pandas dtypes.
-        "type(f7)": None,
-        "type(f11)": None,
-        "type(f13)": None,
-        "type(f19)": None,
     }
     assert one_stack.outcome("not_null(f12)").unexpected_count == 6
     assert one_stack.outcome("exists(f0)").gx_type == "expect_table_columns_to_match_set"
+
+
+def _as_extension_dtypes(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as pandas reads a table that an R or Arrow writer typed: nullable and categorical dtypes."""
+    out = df.copy()
+    for name, kind in zip(df.columns[1:9], ("Float64", "Int64", "boolean", "category") * 2, strict=True):
+        out[name] = out[name].astype(kind) if kind != "boolean" else out[name].astype(bool).astype(kind)
+    out["f7"] = out["f7"].astype("string")  # text as pandas' string dtype instead of a category
+    out.loc[out.index[0], ["f0", "f1"]] = pd.NA  # missing values, under the features' 10 % limit
+    return out
+
+
+def test_pandas_extension_dtypes_are_checked_like_numpy_dtypes():
+    df, spec = wide_cohort(8, rows=120, seed=4)
+    plain, typed = validate_table(df, spec), validate_table(_as_extension_dtypes(df), spec)
+    assert typed.success, typed.summary()
+    assert [o.name for o in typed.outcomes] == [o.name for o in plain.outcomes]
+    assert typed.outcome("type(f3)").note == "pandas category: its dtype name checked by cohortlm"
+
+    broken = _as_extension_dtypes(df)
+    broken.loc[broken.index[1:3], "f1"] = 500  # Int64 out of range
+    broken.loc[broken.index[1:4], "f0"] = pd.NA  # Float64 missing: 4 of 120, under the 10 % limit
+    broken.loc[broken.index[1:9], "f4"] = -1.0  # Float64 out of range
+    broken["f3"] = broken["f3"].cat.add_categories(["z"])
+    broken.loc[broken.index[:5], "f3"] = "z"  # a category outside the study's levels
+    broken.loc[broken.index[:6], "f7"] = "zz"  # a string outside them
+    result = validate_table(broken, spec)
+    failed = {o.name: o.unexpected_count for o in result.failed}
+    assert failed == {"in_range(f1)": 2, "in_range(f4)": 8, "in_set(f3)": 5, "in_set(f7)": 6}
+    assert result.outcome("not_null(f0)").unexpected_count == 4
+
+    numbers_as_text = _as_extension_dtypes(df)
+    numbers_as_text["f5"] = numbers_as_text["f5"].astype("string")
+    assert validate_table(numbers_as_text, spec).outcome("type(f5)").success is False
