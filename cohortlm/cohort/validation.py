@@ -25,6 +25,7 @@ or identifier can reach a report, a log line or an exit message.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -205,7 +206,8 @@ _TYPE_CHECK_GX = "expect_column_values_to_be_in_type_list"
 _CATEGORY_NOTE = "pandas category: its dtype name checked by cohortlm"
 
 
-def _gx_type_names(allowed: list[str]) -> list[str]:
+@functools.cache
+def _gx_type_names(allowed: tuple[str, ...]) -> tuple[str, ...]:
     """``allowed`` plus the class name GX matches for each pandas extension dtype in it.
 
     GX resolves a type name through numpy, then ``pandas.<name>``: ``Int64``, ``string``
@@ -219,7 +221,7 @@ def _gx_type_names(allowed: list[str]) -> list[str]:
             continue
         if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(dtype, pd.CategoricalDtype):
             names.append(type(dtype).__name__)
-    return list(dict.fromkeys(names))
+    return tuple(dict.fromkeys(names))
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -288,7 +290,7 @@ class _Planner:
             # dtype with categories never meets: its name decides, here.
             self.decided(name, "type", column, description, _TYPE_CHECK_GX, ok, note=_CATEGORY_NOTE)
             return ok
-        type_list = _gx_type_names(allowed)
+        type_list = list(_gx_type_names(tuple(allowed)))
         self.add(
             name,
             "type",
