@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from serving_testlib import http_json, patient_instance
 
-from serving.log_writer import WRITER_NICE
+from serving.log_writer import WRITER_NICE, WRITER_POLICY
 from serving.prediction_log import pseudonym
 
 KEY = b"c2VjcmV0LWtleS1mb3ItdGhlLXByZWRpY3Rpb24tbG9n"
@@ -92,7 +92,8 @@ def _exited(pid: int) -> bool:
 def test_shutdown_writes_every_logged_prediction(logged, small_cohort, ra_spec):
     server, db = logged()
     writer = Path(f"/proc/{_writer_pid(server.proc.pid)}/stat").read_text().rsplit(")", 1)[1].split()
-    assert int(writer[16]) == WRITER_NICE  # background work: requests go first
+    # background work: requests go first (stat fields 19 and 41: niceness, scheduling policy)
+    assert (int(writer[16]), int(writer[38])) == (WRITER_NICE, WRITER_POLICY)
     ids = [f"P{i:06d}" for i in range(120)]
     for start in range(0, len(ids), 8):  # 15 requests of 1 to 8 instances
         chunk = ids[start : start + 1 + (start // 8) % 8]
