@@ -284,8 +284,9 @@ class _Planner:
     def type_check(self, column: str, allowed: list[str], words: str) -> bool:
         """Plan that ``column`` has one of the ``allowed`` dtypes; whether it has."""
         name, description = f"type({column})", f"{column} is {words}"
-        ok = _dtype_name(self.df[column]) in allowed
-        if isinstance(self.df[column].dtype, pd.CategoricalDtype):
+        series = self.df[column]
+        ok = _dtype_name(series) in allowed
+        if isinstance(series.dtype, pd.CategoricalDtype):
             # GX compares a categorical dtype with its type names by equality, which a
             # dtype with categories never meets: its name decides, here.
             self.decided(name, "type", column, description, _TYPE_CHECK_GX, ok, note=_CATEGORY_NOTE)

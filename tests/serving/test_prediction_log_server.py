@@ -62,6 +62,11 @@ def _metric(server, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+def _stat(pid: int | str) -> list[str]:
+    """``/proc/PID/stat`` from its third field on (the state), split after the command's name."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _writer_pid(server_pid: int, timeout: float = 30.0) -> int:
     """The server's writer process (its child running serving.log_writer)."""
     deadline = time.monotonic() + timeout
@@ -70,11 +75,10 @@ def _writer_pid(server_pid: int, timeout: float = 30.0) -> int:
             if not entry.isdigit():
                 continue
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(_stat(entry)[1])
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
             if ppid == server_pid and b"serving.log_writer" in cmdline:
                 return int(entry)
         time.sleep(0.1)
@@ -83,7 +87,7 @@ def _writer_pid(server_pid: int, timeout: float = 30.0) -> int:
 
 def _exited(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = _stat(pid)[0]
     except OSError:
         return True
     return state == "Z"
@@ -91,7 +95,7 @@ def _exited(pid: int) -> bool:
 
 def test_shutdown_writes_every_logged_prediction(logged, small_cohort, ra_spec):
     server, db = logged()
-    writer = Path(f"/proc/{_writer_pid(server.proc.pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    writer = _stat(_writer_pid(server.proc.pid))
     # background work: requests go first (stat fields 19 and 41: niceness, scheduling policy)
     assert (int(writer[16]), int(writer[38])) == (WRITER_NICE, WRITER_POLICY)
     ids = [f"P{i:06d}" for i in range(120)]
